@@ -1,0 +1,1 @@
+"""pytest hooks for privacy-checks (filled in below)."""
