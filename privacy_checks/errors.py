@@ -13,6 +13,23 @@ class TargetError(PrivacyChecksError):
     """The target could not be driven (unreachable, unexpected status, timeout, refused host)."""
 
 
+class UnexpectedStatus(TargetError):
+    """The target answered, but not with a status the step expects."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PollTimeout(TargetError):
+    """A polled condition never held within its timeout (e.g. a request that never completes)."""
+
+    def __init__(self, message: str, last_status: int | None, last_body: str) -> None:
+        super().__init__(message)
+        self.last_status = last_status
+        self.last_body = last_body
+
+
 class StoreError(PrivacyChecksError):
     """A data store could not be swept."""
 

@@ -1,1 +1,242 @@
-"""pytest hooks for privacy-checks (filled in below)."""
+"""pytest hooks and fixtures for privacy-checks. Thin: every piece of logic lives elsewhere.
+
+Loaded into every pytest run of the environment through the `pytest11` entry point, so
+nothing here may start a process or open a file until a test asks for a fixture.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from . import outcomes
+from .errors import PrivacyChecksError
+
+_RUN = pytest.StashKey["object"]()
+_CHECK_ID = "check"
+_FAMILIES = ("ccpa", "ccpa_regs", "gdpr", "gpc")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("privacy-checks", "privacy-checks: prove privacy promises against a live target")
+    group.addoption("--target", default=os.environ.get("PRIVACY_CHECKS_TARGET"), metavar="PROFILE",
+                    help="target profile (YAML); default: start the built-in demo target")
+    group.addoption("--demo-flaw", action="append", default=[], metavar="NAME",
+                    help="switch a flaw on in the demo target (repeatable); also PRIVACY_CHECKS_DEMO_FLAWS=a,b")
+    group.addoption("--demo-fault", action="append", default=[], metavar="NAME",
+                    help="switch a fault on in the demo target (repeatable)")
+    group.addoption("--ledger", default=None, metavar="URL",
+                    help="SQLAlchemy URL of the ledger (default: PRIVACY_CHECKS_LEDGER or "
+                         "sqlite:///.privacy-checks/ledger.sqlite)")
+    group.addoption("--privacy-seed", default=os.environ.get("PRIVACY_CHECKS_SEED", "privacy-checks"),
+                    help="seed for synthetic subjects (tokens also take a per-run nonce)")
+    group.addoption("--lease-seconds", type=float, default=float(os.environ.get("PRIVACY_CHECKS_LEASE", 600)),
+                    help="how long this run's lease on its subjects lasts without renewal")
+    group.addoption("--fail-not-verified", action="store_true", default=False,
+                    help="make 'not verified' (a mandatory right the profile cannot drive) fail the run")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for family in _FAMILIES:
+        config.addinivalue_line("markers", f"{family}(*clauses): the {family} clauses this check enforces")
+    config.addinivalue_line("markers", f"{_CHECK_ID}(id): the check's stable id, e.g. ccpa.delete.no-residual-data")
+    config.addinivalue_line("markers", "read_only: the check creates no subject and changes nothing on the target")
+    flaws = list(config.getoption("demo_flaw") or [])
+    flaws += [f for f in os.environ.get("PRIVACY_CHECKS_DEMO_FLAWS", "").split(",") if f.strip()]
+    if flaws:
+        from .demo.flaws import parse_flaws
+
+        try:
+            flaws = sorted(parse_flaws(flaws))
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if config.getoption("target"):
+            raise pytest.UsageError("--demo-flaw switches flaws in the built-in demo target; "
+                                    "it cannot be combined with --target")
+    from .runtime import RunContext
+
+    worker = getattr(config, "workerinput", None)
+    config.stash[_RUN] = RunContext(
+        target_path=config.getoption("target"), flaws=flaws, faults=list(config.getoption("demo_fault") or []),
+        ledger_url=config.getoption("ledger"), seed=str(config.getoption("privacy_seed")),
+        lease_seconds=float(config.getoption("lease_seconds")),
+        sink_control_url=(worker or {}).get("privacy_checks_sink"))
+
+
+def pytest_configure_node(node) -> None:  # pragma: no cover - only with pytest-xdist
+    # The controller runs the capture sink so every worker's target delivers to one place.
+    node.workerinput["privacy_checks_sink"] = node.config.stash[_RUN].sink_url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(_RUN, None)
+    if run is not None:
+        run.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = []
+    for item in items:
+        refs = []
+        for family in _FAMILIES:
+            for mark in item.iter_markers(name=family):
+                from .clauses import validate_marker
+
+                try:
+                    refs += validate_marker(family, mark.args)
+                except ValueError as exc:
+                    problems.append(f"{item.nodeid}: {exc}")
+        check = item.get_closest_marker(_CHECK_ID)
+        if check is not None:
+            try:
+                outcomes.validate_check_id(check.args[0] if check.args else "")
+            except ValueError as exc:
+                problems.append(f"{item.nodeid}: {exc}")
+        elif refs:
+            problems.append(f"{item.nodeid}: a check citing a clause needs a stable id: @pytest.mark.check('...')")
+        if refs:
+            from .clauses import allure_labels
+
+            labels = allure_labels(refs)
+            for kind in ("epic", "feature", "story", "severity"):
+                values = labels.get(kind)
+                for value in values if isinstance(values, list | tuple) else [values] if values else []:
+                    item.add_marker(pytest.mark.allure_label(value, label_type=kind))
+            for url, name in labels.get("links", []):
+                item.add_marker(pytest.mark.allure_link(url, name=name, link_type="link"))
+            if check is not None:
+                item.add_marker(pytest.mark.allure_label(check.args[0], label_type="tag"))
+    if problems:
+        raise pytest.UsageError("privacy-checks: invalid check markers:\n  " + "\n  ".join(problems))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    rep = yield
+    if call.excinfo is None or rep.when != "call":
+        return rep
+    kind = outcomes.outcome_for_exception(call.excinfo.value)
+    message = str(call.excinfo.value)
+    if isinstance(call.excinfo.value, outcomes.PromiseBroken | PrivacyChecksError):
+        # The message names where the promise broke; a traceback into the framework would
+        # only bury it.
+        rep.longrepr = f"{kind.upper()}: {message}"
+    if kind == outcomes.NOT_VERIFIED and item.config.getoption("fail_not_verified"):
+        rep.outcome = "failed"
+        rep.privacy_outcome = outcomes.NOT_VERIFIED
+    elif kind in (outcomes.NOT_APPLICABLE, outcomes.NOT_VERIFIED):
+        rep.outcome = "skipped"
+        path, lineno = item.reportinfo()[:2]
+        rep.longrepr = (str(path), (lineno or 0) + 1, f"{kind}: {message}")
+        rep.privacy_outcome = kind
+    elif kind == outcomes.ERROR:
+        rep.privacy_outcome = outcomes.ERROR
+    item.user_properties.append(("privacy_outcome", getattr(rep, "privacy_outcome", kind)))
+    return rep
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    kind = getattr(report, "privacy_outcome", None)
+    if kind == outcomes.ERROR:
+        return "error", "E", "ERROR"
+    if kind == outcomes.NOT_APPLICABLE:
+        return "not applicable", "n", "NOT APPLICABLE"
+    if kind == outcomes.NOT_VERIFIED:
+        return "not verified", "V", "NOT VERIFIED"
+    return None
+
+
+def _run(request: pytest.FixtureRequest):
+    return request.config.stash[_RUN]
+
+
+@pytest.fixture(scope="session")
+def privacy_run(request: pytest.FixtureRequest):
+    """The run: lazily starts the demo (or loads --target), the ledger and the capture sink."""
+    return _run(request)
+
+
+@pytest.fixture(scope="session")
+def privacy_profile(privacy_run):
+    return privacy_run.profile
+
+
+@pytest.fixture(scope="session")
+def privacy_target(privacy_run):
+    return privacy_run.target
+
+
+@pytest.fixture(scope="session")
+def privacy_ledger(privacy_run):
+    return privacy_run.ledger
+
+
+@pytest.fixture(scope="session")
+def capture_sink(privacy_run):
+    return privacy_run.capture
+
+
+@pytest.fixture
+def subject_factory(privacy_run, request: pytest.FixtureRequest):
+    """Create subjects through the target's `create_subject`; each is removed at teardown."""
+    created = []
+
+    def create(role: str = "subject", **overrides):
+        subject = privacy_run.create_subject(request.node.nodeid, role=role, **overrides)
+        created.append(subject)
+        return subject
+
+    yield create
+    errors = []
+    for subject in reversed(created):
+        try:
+            privacy_run.remove_subject(subject)
+        except Exception as exc:  # noqa: BLE001 - the ledger keeps it for `privacy-checks cleanup`
+            errors.append(f"{subject.describe()}: {exc}")
+    if errors:
+        pytest.fail("could not remove subjects (they stay in the ledger for cleanup):\n" + "\n".join(errors),
+                    pytrace=False)
+
+
+@pytest.fixture
+def subject(subject_factory):
+    return subject_factory("subject")
+
+
+@pytest.fixture
+def control_subject(subject_factory):
+    return subject_factory("control")
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest, privacy_run):
+    """The check's evidence record; attached to the reports when the test ends."""
+    from .evidence import Evidence
+
+    mark = request.node.get_closest_marker(_CHECK_ID)
+    record = Evidence(mark.args[0] if mark else request.node.nodeid)
+    request.node.privacy_evidence = record
+    yield record
+    from .report.attach import attach_evidence
+
+    attach_evidence(request.node, record)
+
+
+@pytest.fixture(scope="module")
+def deletion_procedure(request: pytest.FixtureRequest, privacy_run):
+    """Run the deletion procedure once per suite module; each test judges one promise of it."""
+    from .evidence import Evidence
+    from .flows.deletion import run_deletion
+
+    start = len(privacy_run.created)
+    record = Evidence(f"{request.module.__name__}.deletion-procedure")
+    outcome = run_deletion(privacy_run, test_id=request.node.nodeid, evidence=record)
+    outcome.evidence = record
+    yield outcome
+    errors = privacy_run.remove_created_since(start)
+    if errors:
+        import warnings
+
+        warnings.warn("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors),
+                      stacklevel=1)

@@ -1,0 +1,404 @@
+"""Residual-data sweep: cost against the database's own scan speed.
+
+Builds N rows over four tables (eleven text columns, JSON in one), plants the canaries of
+``--subjects`` subjects at random rows in every form, then on SQLite and PostgreSQL measures
+the floor (one pass reading every text column once), the sweep (1 and all subjects; exact forms
+and all forms), every canary OR-ed against every column, and naive Python iteration.
+
+    python benchmarks/sweep.py                       # 1M rows, 50 subjects, both databases
+    python benchmarks/sweep.py --rows 100000 --db sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from pg import start_throwaway_cluster  # noqa: E402
+
+from privacy_checks.observe.forms import MARKER, Matcher, Needle  # noqa: E402
+from privacy_checks.observe.stores import StoreSpec, sweep, text_expression  # noqa: E402
+
+# table -> (share of rows, text columns); "payload" is JSON.
+TABLES: dict[str, tuple[float, list[str]]] = {
+    "accounts": (0.1, ["full_name", "email", "address"]),
+    "orders": (0.2, ["shipping_name", "notes", "status"]),
+    "events": (0.4, ["kind", "payload", "user_agent"]),
+    "messages": (0.3, ["subject", "body"]),
+}
+JSON_COLUMNS = {("events", "payload")}
+
+WORDS = (
+    "order shipped delivered refund invoice please thanks customer support ticket account password "
+    "reset update address street avenue road city spring summer autumn winter blue green red package "
+    "tracking number warehouse delay apologies weekend monday friday payment card expired renewed plan "
+    "premium basic trial upgrade downgrade cancel subscription newsletter weekly offer discount coupon "
+    "receipt attached question answer review stars product quality size colour return exchange label"
+).split()
+FIRST = (
+    "Ada Grace Alan Edsger Barbara Donald Ken Dennis Margaret Radia Frances John Niklaus Tony Leslie".split()
+)
+LAST = "Lovelace Hopper Turing Dijkstra Liskov Knuth Thompson Ritchie Hamilton Perlman Allen Backus Wirth Hoare Lamport".split()
+AGENTS = [
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "curl/8.5.0",
+]
+KINDS = ["login", "logout", "page_view", "search", "checkout", "api_call"]
+STATUSES = ["pending", "paid", "shipped", "delivered", "refunded", "cancelled"]
+B32 = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+def make_subjects(count: int, rng: random.Random) -> list[dict[str, str]]:
+    subjects = []
+    for i in range(count):
+        canary = MARKER + "".join(rng.choice(B32) for _ in range(10))
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        subjects.append(
+            {
+                "id": f"s{i:03d}",
+                "full_name": f"{first} {last} {canary}",
+                "email": f"{first.lower()}.{canary}@example.com",
+                "username": f"{first.lower()}_{canary}",
+                "phone": f"+1-555-01{i % 100:02d}",
+                "canary": canary,
+            }
+        )
+    return subjects
+
+
+def needles_of(subjects: list[dict[str, str]]) -> list[Needle]:
+    out = []
+    for s in subjects:
+        for f in ("full_name", "email", "username"):
+            out.append(Needle(s["id"], f, s[f]))
+        out.append(Needle(s["id"], "phone", s["phone"], weak=True))
+    return out
+
+
+def words(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choices(WORDS, k=n))
+
+
+def filler(rng: random.Random, table: str, column: str, i: int) -> str | None:
+    if column in ("full_name", "shipping_name"):
+        return f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+    if column == "email":
+        return f"{rng.choice(FIRST).lower()}.{rng.choice(LAST).lower()}{i}@example.org"
+    if column == "address":
+        return f"{rng.randint(1, 999)} {rng.choice(WORDS).title()} {rng.choice(['Street', 'Road', 'Avenue'])}"
+    if column == "notes":
+        return words(rng, rng.randint(3, 12)) if rng.random() < 0.7 else None
+    if column == "status":
+        return rng.choice(STATUSES)
+    if column == "kind":
+        return rng.choice(KINDS)
+    if column == "payload":
+        return json.dumps(
+            {"path": "/" + "/".join(rng.choices(WORDS, k=2)), "ms": rng.randint(1, 900), "q": words(rng, 2)}
+        )
+    if column == "user_agent":
+        return rng.choice(AGENTS)
+    if column == "subject":
+        return words(rng, rng.randint(2, 6)).capitalize()
+    if column == "body":
+        return words(rng, rng.randint(10, 30))
+    raise AssertionError(column)
+
+
+def plan_plants(subjects, sizes, rng):
+    """{(table, row id): {column: value}} and the hits a sweep must report."""
+    text_cells = [(t, c) for t, (_, cols) in TABLES.items() for c in cols if c not in ("payload",)]
+    plants: dict[tuple[str, int], dict[str, str]] = {}
+    expected: set[tuple[str, str, str, str, str, int]] = set()
+
+    def put(subject, field, form, table, column, value):
+        while True:
+            row = rng.randint(1, sizes[table])
+            cell = plants.setdefault((table, row), {})
+            if column not in cell:
+                break
+        cell[column] = value
+        expected.add((subject["id"], field, form, table, column, row))
+
+    for s in subjects:
+        name, email = s["full_name"], s["email"]
+        put(s, "full_name", "exact", "accounts", "full_name", name)
+        put(s, "email", "exact", "accounts", "email", email)
+        put(
+            s, "username", "exact", "events", "payload", json.dumps({"path": "/login", "user": s["username"]})
+        )
+        put(
+            s,
+            "email",
+            "casefold",
+            "messages",
+            "body",
+            f"{words(rng, 5)} reply to {email.upper()} {words(rng, 5)}",
+        )
+        put(
+            s,
+            "full_name",
+            "urlencoded",
+            "events",
+            "user_agent",
+            f"GET /search?name={urllib.parse.quote_plus(name)}&x=1",
+        )
+        token = base64.b64encode(json.dumps({"sub": email, "exp": 1700000000}).encode()).decode()
+        put(s, "email", "base64", "orders", "notes", f"{words(rng, 3)} token={token} {words(rng, 2)}")
+        for kind in ("md5", "sha1", "sha256"):
+            table, column = rng.choice(text_cells)
+            put(s, "email", kind, table, column, hashlib.new(kind, email.encode()).hexdigest())
+        table, column = rng.choice(text_cells)
+        put(s, "phone", "exact", table, column, s["phone"])
+    return plants, expected
+
+
+def generate(table: str, size: int, plants, seed: int):
+    rng = random.Random(f"{seed}-{table}")
+    cols = TABLES[table][1]
+    for i in range(1, size + 1):
+        row = [filler(rng, table, c, i) for c in cols]
+        planted = plants.get((table, i))
+        if planted:
+            row = [planted.get(c, v) for c, v in zip(cols, row, strict=True)]
+        yield (i, *row)
+
+
+def sizes_for(rows: int) -> dict[str, int]:
+    return {t: max(1, int(rows * share)) for t, (share, _) in TABLES.items()}
+
+
+def build_sqlite(path: Path, sizes, plants, seed: int) -> str:
+    conn = sqlite3.connect(path)
+    for table, (_, cols) in TABLES.items():
+        decl = ", ".join(f"{c} {'JSON' if (table, c) in JSON_COLUMNS else 'TEXT'}" for c in cols)
+        conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, {decl})")
+        marks = ", ".join("?" * (len(cols) + 1))
+        conn.executemany(f"INSERT INTO {table} VALUES ({marks})", generate(table, sizes[table], plants, seed))
+    conn.commit()
+    conn.close()
+    return f"sqlite:///{path}"
+
+
+def build_postgres(url: str, sizes, plants, seed: int) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for table, (_, cols) in TABLES.items():
+            decl = ", ".join(f"{c} {'JSONB' if (table, c) in JSON_COLUMNS else 'TEXT'}" for c in cols)
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+            conn.exec_driver_sql(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, {decl})")
+            raw = conn.connection.driver_connection
+            with raw.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+                for row in generate(table, sizes[table], plants, seed):
+                    copy.write_row(row)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
+    engine.dispose()
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    result = fn()  # warm-up: the page cache and the server's buffers, as a repeated sweep would see them
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def floor_query(engine: sa.Engine) -> Callable[[], int]:
+    """Per table, one query reading every text column of every row once, matching nothing."""
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    queries = []
+    for table in meta.sorted_tables:
+        texts = [text_expression(engine.dialect, c) for c in table.columns if c.name != "id"]
+        total = sa.func.length(sa.func.coalesce(texts[0], ""))
+        for t in texts[1:]:
+            total = total + sa.func.length(sa.func.coalesce(t, ""))
+        queries.append(sa.select(sa.func.count()).select_from(table).where(total < 0))
+
+    def run() -> int:
+        with engine.connect() as conn:
+            return sum(conn.execute(q).scalar_one() for q in queries)
+
+    return run
+
+
+def or_every_canary(engine: sa.Engine, needles: list[Needle]) -> Callable[[], int]:
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    canaries = sorted(
+        {n.value.split("@")[0].split(".")[-1].split("_")[-1].split()[-1] for n in needles if not n.weak}
+    )
+    queries = []
+    for table in meta.sorted_tables:
+        preds = [
+            text_expression(engine.dialect, c).like(f"%{canary}%")
+            for c in table.columns
+            if c.name != "id"
+            for canary in canaries
+        ]
+        queries.append(sa.select(sa.func.count()).select_from(table).where(sa.or_(*preds)))
+
+    def run() -> int:
+        with engine.connect() as conn:
+            return sum(conn.execute(q).scalar_one() for q in queries)
+
+    return run
+
+
+def naive_python(engine: sa.Engine, needles: list[Needle]) -> Callable[[], int]:
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    matcher = Matcher(needles)
+
+    def run() -> int:
+        found = 0
+        with engine.connect() as conn:
+            for table in meta.sorted_tables:
+                cols = [text_expression(engine.dialect, c) for c in table.columns if c.name != "id"]
+                for row in conn.execute(sa.select(*cols)).yield_per(10000):
+                    for value in row:
+                        if value is not None and matcher.find(
+                            value if isinstance(value, str) else json.dumps(value)
+                        ):
+                            found += 1
+        return found
+
+    return run
+
+
+def recall(result, expected, subject_ids) -> tuple[int, int, list]:
+    got = {
+        (h.subject_id, h.field, h.form, h.table_or_path, h.column_or_line, h.row_key["id"])
+        for h in result.hits
+        if h.row_key
+    }
+    want = {e for e in expected if e[0] in subject_ids}
+    return len(want & got), len(want), sorted(want - got)[:5]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--subjects", type=int, default=50)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--db", default="sqlite,postgres")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--skip-slow", action="store_true", help="skip the OR-every-canary and naive Python rows")
+    ap.add_argument("--workdir", help="where to build the databases (default: a temporary directory)")
+    args = ap.parse_args(argv)
+
+    rng = random.Random(args.seed)
+    subjects = make_subjects(args.subjects, rng)
+    sizes = sizes_for(args.rows)
+    plants, expected = plan_plants(subjects, sizes, rng)
+    all_needles = needles_of(subjects)
+    one_needles = needles_of(subjects[:1])
+    n_text_cols = sum(len(cols) for _, cols in TABLES.values())
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="pcq-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    stops = []
+    print(
+        f"{args.rows} rows over {len(TABLES)} tables, {n_text_cols} text columns; {args.subjects} subjects; "
+        f"median of {args.repeat} after a warm-up; {os.cpu_count()} CPUs"
+    )
+    rows_out = []
+    failed = False
+    try:
+        for db in args.db.split(","):
+            t0 = time.perf_counter()
+            if db == "sqlite":
+                url = build_sqlite(workdir / "bench.db", sizes, plants, args.seed)
+            elif db == "postgres":
+                url, stop = start_throwaway_cluster(workdir)
+                stops.append(stop)
+                build_postgres(url, sizes, plants, args.seed)
+            else:
+                raise SystemExit(f"unknown --db {db!r}")
+            print(f"[{db}] built in {time.perf_counter() - t0:.1f}s", flush=True)
+            engine = sa.create_engine(url)
+            store = [StoreSpec(name="bench", url=url)]
+            floor, _ = timed(floor_query(engine), args.repeat)
+            cases: list[tuple[str, Callable[[], object], int, str]] = []
+            for label, needles, forms in (
+                ("sweep exact, 1 subject", one_needles, ["exact"]),
+                (f"sweep exact, {args.subjects} subjects", all_needles, ["exact"]),
+                ("sweep all forms, 1 subject", one_needles, None),
+                (f"sweep all forms, {args.subjects} subjects", all_needles, None),
+            ):
+                cases.append(
+                    (
+                        label,
+                        lambda n=needles, f=forms, s=store: sweep(s, n, forms=f, timeout_s=600),
+                        args.repeat,
+                        "sweep",
+                    )
+                )
+            if not args.skip_slow:
+                cases.append(
+                    (
+                        f"OR of {args.subjects} canaries x every column",
+                        or_every_canary(engine, all_needles),
+                        max(1, args.repeat // 2),
+                        "",
+                    )
+                )
+                cases.append(("naive Python iteration (all forms)", naive_python(engine, all_needles), 1, ""))
+            rows_out.append((db, "floor (read every text column once)", floor, ""))
+            for label, fn, repeat, kind in cases:
+                seconds, result = timed(fn, repeat)
+                note = ""
+                if kind == "sweep":
+                    needles = one_needles if "1 subject" in label else all_needles
+                    ids = {n.subject_id for n in needles}
+                    forms = ("exact",) if "exact" in label else None
+                    exp = {e for e in expected if forms is None or e[2] in forms}
+                    ok, want, missing = recall(result, exp, ids)
+                    note = f"recall {ok}/{want}, {len(result.hits)} hits"
+                    if result.unswept:
+                        note += f", unswept {result.unswept}"
+                    if ok != want:
+                        failed = True
+                        note += f" MISSING {missing}"
+                rows_out.append((db, label, seconds, note))
+                print(f"  {label}: {seconds:.3f}s {note}", flush=True)
+            engine.dispose()
+    finally:
+        for stop in stops:
+            stop()
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print(f"{'db':9} {'measurement':44} {'seconds':>8} {'rows/s':>11} {'x floor':>8}  notes")
+    floors = {db: s for db, label, s, _ in rows_out if label.startswith("floor")}
+    for db, label, seconds, note in rows_out:
+        print(
+            f"{db:9} {label:44} {seconds:8.3f} {args.rows / seconds:11,.0f} {seconds / floors[db]:8.2f}  {note}"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

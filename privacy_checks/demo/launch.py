@@ -1,0 +1,103 @@
+"""Start and stop the demo target as a real subprocess on a free loopback port.
+
+The demo runs in its own process group with a fresh data directory, so stopping it can
+never leave a worker thread or child behind, and a killed test run cannot corrupt it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from ..errors import PrivacyChecksError
+
+READY = "privacy-checks demo ready"
+
+
+@dataclass
+class DemoProcess:
+    flaws: list[str] = field(default_factory=list)
+    sink_url: str = "http://127.0.0.1:9"
+    data_dir: str | None = None
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    faults: list[str] = field(default_factory=list)
+    start_timeout: float = 30.0
+    url: str = ""
+    http_url: str = ""
+    proc: subprocess.Popen | None = None
+    _tmp: tempfile.TemporaryDirectory | None = None
+
+    def start(self) -> DemoProcess:
+        if self.data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="privacy-checks-demo-")
+            self.data_dir = self._tmp.name
+        argv = [sys.executable, "-m", "privacy_checks.demo", "--host", "127.0.0.1", "--port", "0",
+                "--data-dir", self.data_dir, "--admin-token", self.admin_token, "--sink-url", self.sink_url]
+        for flaw in self.flaws:
+            argv += ["--flaw", flaw]
+        for fault in self.faults:
+            argv += ["--fault", fault]
+        env = {k: v for k, v in os.environ.items() if k != "PRIVACY_CHECKS_DEMO_FLAWS"}
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True, env=env)
+        line = self._wait_ready()
+        parts = dict(p.split("=", 1) for p in line.split()[3:] if "=" in p)
+        self.url = parts["url"]
+        self.http_url = parts.get("http", "")
+        return self
+
+    def _wait_ready(self) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + self.start_timeout
+        try:
+            while time.monotonic() < deadline:
+                if not sel.select(timeout=0.2):
+                    if self.proc.poll() is not None:
+                        break
+                    continue
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                if line.startswith(READY):
+                    return line.strip()
+        finally:
+            sel.close()
+        err = ""
+        if self.proc.poll() is not None and self.proc.stderr is not None:
+            err = self.proc.stderr.read().strip()
+        self.stop()
+        raise PrivacyChecksError(f"the demo target did not start within {self.start_timeout:.0f} s"
+                                 + (f": {err.splitlines()[-1]}" if err else ""))
+
+    def env(self) -> dict[str, str]:
+        return {"PRIVACY_CHECKS_DEMO_URL": self.url, "PRIVACY_CHECKS_DEMO_HTTP_URL": self.http_url,
+                "PRIVACY_CHECKS_DEMO_DATA": self.data_dir or "",
+                "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": self.admin_token}
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+        if proc is not None:
+            for stream in (proc.stdout, proc.stderr):
+                if stream:
+                    stream.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

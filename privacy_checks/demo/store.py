@@ -1,0 +1,117 @@
+"""The demo's three SQLite stores, behind one connection and one lock.
+
+search.sqlite and analytics.sqlite are ATTACHed to app.sqlite so that one transaction covers
+every store a request touches. WAL mode lets the framework read the files while we write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+APP_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    -- AUTOINCREMENT: a deleted user's id must never come back as someone else
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    full_name TEXT, email TEXT NOT NULL, username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,
+    company TEXT, department TEXT, phone TEXT, postal_address TEXT, chat_username TEXT,
+    ip_address TEXT, custom_field TEXT,
+    opted_out INTEGER NOT NULL DEFAULT 0, limited INTEGER NOT NULL DEFAULT 0,
+    objected INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users(lower(email));
+CREATE TABLE IF NOT EXISTS activity (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, course TEXT, note TEXT,
+    ip_address TEXT, created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS activity_user ON activity(user_id);
+CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, user_id INTEGER NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS privacy_requests (
+    id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
+    received_at TEXT NOT NULL, due_at TEXT NOT NULL, acknowledged_at TEXT, completed_at TEXT,
+    extended_until TEXT, extension_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS privacy_requests_status ON privacy_requests(status);
+-- kept apart from privacy_requests because a correction's new values are personal data
+CREATE TABLE IF NOT EXISTS verifications (
+    request_id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, code_hash TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, payload TEXT
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, subject TEXT NOT NULL, body TEXT,
+    code TEXT, request_id TEXT, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbound_queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER, request_id TEXT, recipient TEXT NOT NULL,
+    path TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0, created_at TEXT NOT NULL
+);
+-- who has received a user's data: deletion notices go to exactly these recipients
+CREATE TABLE IF NOT EXISTS deliveries (
+    user_id INTEGER NOT NULL, recipient TEXT NOT NULL, PRIMARY KEY (user_id, recipient)
+);
+"""
+
+SEARCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS search.documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, title TEXT, body TEXT
+);
+CREATE INDEX IF NOT EXISTS search.documents_user ON documents(user_id);
+"""
+
+ANALYTICS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS analytics.events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER, email TEXT, event TEXT NOT NULL,
+    course TEXT, ip_address TEXT, created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS analytics.events_user ON events(user_id);
+"""
+
+
+class Store:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            data_dir / "app.sqlite", timeout=10, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("ATTACH DATABASE ? AS search", (str(data_dir / "search.sqlite"),))
+        self._conn.execute("ATTACH DATABASE ? AS analytics", (str(data_dir / "analytics.sqlite"),))
+        for schema in ("main", "search", "analytics"):
+            self._conn.execute(f"PRAGMA {schema}.journal_mode=WAL")
+            # deleted rows are overwritten with zeros, not left readable in free pages
+            self._conn.execute(f"PRAGMA {schema}.secure_delete=ON")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        with self._lock:
+            self._conn.executescript(APP_SCHEMA + SEARCH_SCHEMA + ANALYTICS_SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._conn
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database files so deleted rows do not linger in -wal files."""
+        with self._lock:
+            for schema in ("main", "search", "analytics"):
+                self._conn.execute(f"PRAGMA {schema}.wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

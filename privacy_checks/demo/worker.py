@@ -1,0 +1,68 @@
+"""The demo's background work: webhook delivery to the sink and verified privacy requests."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import threading
+import traceback
+import urllib.error
+import urllib.request
+
+from .app import DemoApp
+
+DELIVERY_TIMEOUT = 5.0
+BATCH = 50
+
+
+class Worker(threading.Thread):
+    def __init__(self, app: DemoApp, sink_url: str | None, log: logging.Logger, interval: float = 0.05) -> None:
+        super().__init__(name="privacy-checks-demo-worker", daemon=True)
+        self.app = app
+        self.sink_url = sink_url.rstrip("/") if sink_url else None
+        self.log = log
+        self.interval = interval
+        self._stopping = threading.Event()
+        # an empty ProxyHandler: HTTP(S)_PROXY in the environment must not divert loopback deliveries
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._drain()
+                self.app.process_pending_requests()
+                # deletion notices just queued go out now rather than a tick later
+                self._drain()
+            except Exception as exc:  # noqa: BLE001 - one bad row must not stop all deliveries
+                self.log.error("worker error %s", type(exc).__name__)
+                traceback.print_exc()
+            self._stopping.wait(self.interval)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stopping.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def _drain(self) -> None:
+        if self.sink_url is None:
+            return
+        while not self._stopping.is_set():
+            rows = self.app.due_deliveries(BATCH)
+            for row in rows:
+                if self._stopping.is_set():
+                    return
+                self.app.delivery_done(row, self._post(row["path"], row["payload"]))
+            if len(rows) < BATCH:
+                return
+
+    def _post(self, path: str, payload: str) -> bool:
+        request = urllib.request.Request(
+            f"{self.sink_url}{path}", data=payload.encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with self._opener.open(request, timeout=DELIVERY_TIMEOUT) as response:
+                response.read()
+                return 200 <= response.status < 300
+        except (urllib.error.URLError, http.client.HTTPException, OSError):
+            return False

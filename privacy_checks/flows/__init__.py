@@ -1,0 +1,1 @@
+"""Multi-stage procedures (control, request, barrier, verdict) that the suites share."""

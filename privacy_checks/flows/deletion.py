@@ -1,0 +1,301 @@
+"""The deletion procedure shared by the CCPA and GDPR suites.
+
+Order matters and is the point of the module:
+1. the subject and a control act, so data reaches stores and recipients;
+2. positive control: the sweep finds the subject in every store that must hold it, and the
+   recipients' captures show its deliveries (otherwise an absence would prove nothing);
+3. the deletion is requested through the target's own interface and polled to completion;
+4. barrier: a new subject, created after the deletion, acts; we wait until its data is
+   visible in every store and at every recipient where the deleted subject was seen, so a
+   pipeline that has not caught up cannot pass for one that forgot;
+5. sweep again and judge: residual data, the account, the recipients, the control.
+Each suite test then judges one promise from the recorded outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ..errors import PollTimeout, PrivacyChecksError, TargetError, UnexpectedStatus
+from ..observe import sinks as sink_obs
+from ..observe.stores import sweep
+from ..retention import exceptions_from_profile, split_allowed
+from ..runtime import store_specs
+
+
+@dataclass
+class StoreVerdict:
+    store: str
+    seen_before: list[str] = field(default_factory=list)
+    barrier_seen: bool | None = None
+    verdict: str = "passed"  # passed | failed | error | no subject data
+    message: str = ""
+
+
+@dataclass
+class DeletionOutcome:
+    error: str | None = None
+    request_id: str | None = None
+    requested_at: datetime | None = None
+    completed_at: datetime | None = None
+    completion_failure: str | None = None
+    stores: dict[str, StoreVerdict] = field(default_factory=dict)
+    residual: list = field(default_factory=list)
+    weak_residual: list = field(default_factory=list)
+    allowed: list = field(default_factory=list)
+    unswept: list = field(default_factory=list)
+    account_problems: list[str] = field(default_factory=list)
+    recipients_before: dict[str, str] = field(default_factory=dict)  # sink -> role
+    notices: dict[str, str] = field(default_factory=dict)  # sink -> capture summary
+    missing_notices: list[str] = field(default_factory=list)
+    shared_after: list[str] = field(default_factory=list)
+    isolation_problems: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+
+def _locations(hits) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for h in hits:
+        out.setdefault(h.store, []).append(f"{h.table_or_path}.{h.column_or_line}")
+    return out
+
+
+def describe_hit(hit) -> str:
+    where = (f"{hit.store}: table {hit.table_or_path}, column {hit.column_or_line}"
+             + (f", row {hit.row_key}" if hit.row_key else "")
+             if hit.location_kind == "table" else f"{hit.store}: file {hit.table_or_path}, line {hit.column_or_line}")
+    return f"{where}: field {hit.field} ({hit.form}) {hit.excerpt}"
+
+
+def run_deletion(run, *, test_id: str, evidence, subject=None, control=None) -> DeletionOutcome:
+    """Run the whole procedure; never raises for a broken promise (the outcome records it)."""
+    out = DeletionOutcome()
+    try:
+        _run(run, test_id, evidence, out, subject, control)
+    except PrivacyChecksError as exc:
+        out.error = str(exc)
+    return out
+
+
+def _run(run, test_id: str, evidence, out: DeletionOutcome, subject, control) -> None:
+    target, profile = run.target, run.profile
+    propagation = float(profile.timeouts.get("propagation", 30))
+    specs = store_specs(profile)
+    must_hold = {s["name"] for s in profile.stores if s.get("expect_subject", True)}
+    exceptions = exceptions_from_profile(profile)
+    capture = run.capture
+
+    subject = subject or run.create_subject(test_id, role="subject")
+    control = control or run.create_subject(test_id, role="control")
+    for s in (subject, control):
+        if target.has_operation("activity"):
+            target.run("activity", s)
+    evidence.stage("subjects created", subject=subject.canary, control=control.canary)
+
+    # -- 2. positive control ------------------------------------------------------------------
+    def seen():
+        res = sweep(specs, subject.needles(subject.strong_fields()) + control.needles(control.strong_fields()))
+        mine = _locations([h for h in res.hits if h.subject_id == subject.id])
+        missing = sorted(must_hold - set(mine))
+        return res, mine, missing
+
+    deadline = time.monotonic() + propagation
+    res, mine, missing = seen()
+    while missing and time.monotonic() < deadline:
+        time.sleep(0.5)
+        res, mine, missing = seen()
+    if missing:
+        raise _control_failed(f"positive control failed: the subject {subject.canary} was never seen in store(s) "
+                              f"{', '.join(missing)} within {propagation:.0f} s, so an absence there would prove "
+                              "nothing (is the store declared correctly, and does create/activity reach it?)")
+    for name in sorted({s.name for s in specs}):
+        out.stores[name] = StoreVerdict(name, seen_before=sorted(set(mine.get(name, []))))
+    evidence.stage("positive control: stores", seen={k: sorted(set(v)) for k, v in mine.items()})
+
+    sinks = profile.sinks
+
+    def recipients(needles, since=0):
+        caps = capture.captures(since)
+        return {h.sink: h.role for h in sink_obs.find_in_captures(caps, needles, sinks)}
+
+    def sinks_caught_up():
+        mine_r = recipients(subject.needles(subject.strong_fields()))
+        ctrl_r = recipients(control.needles(control.strong_fields()))
+        return mine_r if mine_r and set(ctrl_r) <= set(mine_r) else None
+
+    if sinks:
+        out.recipients_before = sink_obs.wait_for(sinks_caught_up, timeout=propagation) or recipients(
+            subject.needles(subject.strong_fields()))
+        evidence.stage("positive control: recipients", received=out.recipients_before)
+
+    # -- 3. the deletion request --------------------------------------------------------------
+    seq_before = capture.last_seq()
+    out.requested_at = datetime.now(UTC)
+    try:
+        result = target.run("delete", subject)
+        out.completed_at = datetime.now(UTC)
+    except PollTimeout as exc:
+        # Never completing is a broken promise, not an inability to check.
+        out.completion_failure = str(exc)
+        out.request_id = subject.captured.get("request_id")
+        _record_request(run, subject, out, status=f"open (last status {exc.last_status})")
+        run.ledger.update_subject(subject.id, state="awaiting_request")
+        return
+    out.request_id = subject.captured.get("request_id")
+    _record_request(run, subject, out, status="completed")
+    run.ledger.update_subject(subject.id, state="deleted")
+    evidence.stage("deletion requested", request_id=out.request_id, operation_seconds=round(result.elapsed, 2))
+
+    # -- 4. barrier ---------------------------------------------------------------------------
+    barrier = run.create_subject(test_id, role="control")
+    if target.has_operation("activity"):
+        target.run("activity", barrier)
+    held = {name for name, v in out.stores.items() if v.seen_before}
+
+    def barrier_visible():
+        res = sweep(specs, barrier.needles(barrier.strong_fields()))
+        return set(_locations(res.hits))
+
+    deadline = time.monotonic() + propagation
+    visible = barrier_visible()
+    while not held <= visible and time.monotonic() < deadline:
+        time.sleep(0.5)
+        visible = barrier_visible()
+    for name, verdict in out.stores.items():
+        if name in held:
+            verdict.barrier_seen = name in visible
+    blind = sorted(held - visible)
+    if blind:
+        raise _control_failed(f"barrier failed: a write made after the deletion never became visible in store(s) "
+                              f"{', '.join(blind)} within {propagation:.0f} s; their absence verdict cannot be made")
+    if out.recipients_before:
+        got = sink_obs.wait_for(
+            lambda: set(out.recipients_before) <= set(recipients(barrier.needles(barrier.strong_fields()), seq_before)),
+            timeout=propagation)
+        if not got:
+            late = sorted(set(out.recipients_before) - set(recipients(barrier.needles(), seq_before)))
+            raise _control_failed(f"barrier failed: recipient(s) {', '.join(late)} never received a delivery made "
+                                  f"after the deletion (observer blind: the control was never delivered)")
+    evidence.stage("barrier seen", stores=sorted(held), recipients=sorted(out.recipients_before))
+
+    # -- 5. judge -----------------------------------------------------------------------------
+    final = sweep(specs, subject.needles() + control.needles(control.strong_fields()))
+    out.unswept = [f"{u.store}: {u.where}: {u.reason}" for u in final.unswept]
+    gone_hits = [h for h in final.hits if h.subject_id == subject.id]
+    bad, out.allowed = split_allowed(gone_hits, exceptions)
+    out.residual = [h for h in bad if not h.weak]
+    out.weak_residual = [h for h in bad if h.weak]
+    for h in out.residual:
+        v = out.stores.setdefault(h.store, StoreVerdict(h.store))
+        v.verdict = "failed"
+    for v in out.stores.values():
+        if v.verdict != "failed" and not v.seen_before:
+            v.verdict = "no subject data"
+            v.message = "the subject was never seen here, before or after the deletion"
+    evidence.stage("sweep after deletion", residual=[describe_hit(h) for h in out.residual],
+                   weak=[describe_hit(h) for h in out.weak_residual],
+                   allowed=[f"{describe_hit(h)} — allowed: {e.describe()}" for h, e in out.allowed],
+                   unswept=out.unswept)
+    for h in out.residual:
+        evidence.finding(kind="residual data", store=h.store, location=h.table_or_path, column=h.column_or_line,
+                         row=h.row_key, field=h.field, form=h.form, excerpt=h.excerpt)
+
+    _judge_account(target, subject, out)
+    _judge_recipients(run, subject, out, seq_before, propagation, evidence)
+    _judge_isolation(target, specs, control, out)
+
+
+def _control_failed(message: str):
+    from ..outcomes import ControlFailed
+
+    return ControlFailed(message)
+
+
+def _record_request(run, subject, out: DeletionOutcome, status: str) -> None:
+    if not out.request_id:
+        return
+    run.ledger.record_request(run_id=run.run_id, subject_id=subject.id, target=run.profile.name, regime="ccpa",
+                              kind="delete", request_id=str(out.request_id), received_at=out.requested_at,
+                              status=status)
+
+
+def _judge_account(target, subject, out: DeletionOutcome) -> None:
+    op = target.profile.operation("read_subject")
+    if op is not None:
+        try:
+            res = target.run("read_subject", subject, dict(subject.captured))
+            cond = op.get("gone_when")
+            if cond and not target.condition("read_subject", cond, res.last):
+                out.account_problems.append(f"reading the deleted subject still answers {res.last.status} and "
+                                            f"does not satisfy gone_when ({cond})")
+        except UnexpectedStatus as exc:
+            out.account_problems.append(f"reading the deleted subject gave an unexpected answer: {exc}")
+    if target.has_operation("login"):
+        try:
+            target.run("login", subject, {})
+            out.account_problems.append("logging in as the deleted subject still succeeds")
+        except UnexpectedStatus:
+            pass  # refused, as it should be
+
+
+def _judge_recipients(run, subject, out: DeletionOutcome, seq_before: int, propagation: float, evidence) -> None:
+    from ..conditions import compile_condition
+
+    sinks = {s["name"]: s for s in run.profile.sinks}
+    needles = subject.needles(subject.strong_fields())
+    for name in sorted(out.recipients_before):
+        cond = sinks[name].get("deletion_notice") if name in sinks else None
+        if not cond:
+            out.missing_notices.append(f"{name}: the profile declares no deletion_notice condition for this "
+                                       "recipient, so its notice cannot be recognised")
+            continue
+        condition = compile_condition(cond)
+
+        def notice(name=name, condition=condition):
+            for cap in run.capture.captures(seq_before):
+                sink = sink_obs.classify(cap.path, run.profile.sinks)
+                if sink and sink["name"] == name and condition.evaluate(cap.context()):
+                    if sink_obs.find_in_captures([cap], needles, run.profile.sinks) or _mentions_ids(cap, subject):
+                        return cap
+            return None
+
+        cap = sink_obs.wait_for(notice, timeout=propagation)
+        if cap is None:
+            out.missing_notices.append(f"{name} ({out.recipients_before[name]}) received the subject's data but no "
+                                       f"deletion notice within {propagation:.0f} s")
+        else:
+            out.notices[name] = f"{cap.method} {cap.path} at {cap.received_at}"
+    # Anything but a notice that still carries the subject after the request is sharing it on.
+    for cap in run.capture.captures(seq_before):
+        sink = sink_obs.classify(cap.path, run.profile.sinks)
+        cond = (sink or {}).get("deletion_notice")
+        if cond and compile_condition(cond).evaluate(cap.context()):
+            continue
+        for hit in sink_obs.find_in_captures([cap], needles, run.profile.sinks):
+            out.shared_after.append(f"{hit.where()}: field {hit.field} ({hit.form})")
+    evidence.stage("recipients told", notices=out.notices, missing=out.missing_notices, shared_after=out.shared_after)
+
+
+def _mentions_ids(cap, subject) -> bool:
+    ids = [str(v) for k, v in subject.captured.items() if k.endswith("id") and v is not None]
+    text = cap.body + " " + cap.path
+    return any(f'"{i}"' in text or f": {i}" in text or f"/{i}" in text for i in ids)
+
+
+def _judge_isolation(target, specs, control, out: DeletionOutcome) -> None:
+    op = target.profile.operation("read_subject")
+    if op is not None:
+        try:
+            res = target.run("read_subject", control, dict(control.captured))
+            cond = op.get("gone_when")
+            if cond and target.condition("read_subject", cond, res.last):
+                out.isolation_problems.append(f"the control subject {control.canary} is gone too "
+                                              f"(read_subject answered {res.last.status})")
+        except TargetError as exc:
+            out.isolation_problems.append(f"the control subject {control.canary} cannot be read: {exc}")
+    seen = {h.store for h in sweep(specs, control.needles(control.strong_fields())).hits}
+    for name, verdict in out.stores.items():
+        if verdict.seen_before and name not in seen:
+            out.isolation_problems.append(f"the control subject {control.canary} vanished from store {name}")

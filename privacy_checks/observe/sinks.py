@@ -1,0 +1,234 @@
+"""Capture of what a target sends to third parties.
+
+`CaptureServer` is an HTTP server the framework runs in the controller process, so that
+pytest-xdist workers share it: it records every request the target sends (method, path,
+headers, body, arrival time), answers with scripted responses, and catches requests to
+undeclared paths too. Workers read the captures through its control endpoint with
+`CaptureClient`; a single process uses the same client, so there is one code path.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ..errors import PrivacyChecksError
+
+CONTROL_PREFIX = "/__privacy_checks__"
+_MAX_BODY = 2_000_000
+
+
+@dataclass
+class Capture:
+    seq: int
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: str
+    received_at: str
+    scheme: str = "http"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    @property
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    def context(self) -> dict[str, Any]:
+        """The names a profile's `deletion_notice` condition can use."""
+        return {"method": self.method, "path": self.path, "headers": self.headers, "json": self.json,
+                "text": self.body, "status": None}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *_args) -> None:  # the captures are the log
+        pass
+
+    def _read_body(self) -> str:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(min(length, _MAX_BODY)) if length else b""
+        return raw.decode("utf-8", "replace")
+
+    def _handle(self) -> None:
+        path, _, query = self.path.partition("?")
+        if path.startswith(CONTROL_PREFIX):
+            return self._control(path[len(CONTROL_PREFIX):], query)
+        body = self._read_body()
+        self.server.record(self.command, path, query, dict(self.headers), body)
+        status, payload = self.server.response_for(path)
+        self._send(status, payload)
+
+    def _control(self, path: str, query: str) -> None:
+        if path == "/captures":
+            since = 0
+            for part in query.split("&"):
+                if part.startswith("since="):
+                    since = int(part[6:] or 0)
+            self._send(200, {"captures": [c.to_dict() for c in self.server.since(since)],
+                             "last": self.server.last_seq()})
+        elif path == "/responses" and self.command == "POST":
+            self.server.responses.update(json.loads(self._read_body() or "{}"))
+            self._send(200, {"ok": True})
+        elif path == "/health":
+            self._send(200, {"ok": True})
+        else:
+            self._send(404, {"error": "unknown control path"})
+
+    def _send(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr) -> None:
+        super().__init__(addr, _Handler)
+        self._captures: list[Capture] = []
+        self._lock = threading.Lock()
+        self.responses: dict[str, dict] = {}
+
+    def record(self, method: str, path: str, query: str, headers: dict, body: str) -> None:
+        with self._lock:
+            self._captures.append(Capture(len(self._captures) + 1, method, path, query, headers, body,
+                                          datetime.now(UTC).isoformat()))
+
+    def since(self, seq: int) -> list[Capture]:
+        with self._lock:
+            return list(self._captures[seq:])
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return len(self._captures)
+
+    def response_for(self, path: str) -> tuple[int, Any]:
+        best = ""
+        for prefix in self.responses:
+            if path.startswith(prefix) and len(prefix) > len(best):
+                best = prefix
+        if best:
+            spec = self.responses[best]
+            return int(spec.get("status", 200)), spec.get("json", {"ok": True})
+        return 200, {"ok": True}
+
+
+class CaptureServer:
+    """The capture sink; `url` is what the target is told to send to."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, advertised_url: str | None = None) -> None:
+        try:
+            self._server = _Server((host, port))
+        except OSError as exc:
+            raise PrivacyChecksError(f"capture sink cannot bind {host}:{port}: {exc.strerror or exc}") from None
+        self.host, self.port = self._server.server_address[:2]
+        self.url = advertised_url or f"http://{self.host}:{self.port}"
+        self.control_url = f"http://{self.host}:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="privacy-checks-sink", daemon=True)
+        self._thread.start()
+
+    def set_responses(self, responses: dict[str, dict]) -> None:
+        self._server.responses.update(responses)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class CaptureClient:
+    """Reads captures from a CaptureServer (in this process or the xdist controller)."""
+
+    def __init__(self, control_url: str, *, timeout: float = 5.0) -> None:
+        import requests
+
+        self.control_url = control_url.rstrip("/")
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.trust_env = False
+
+    def captures(self, since: int = 0) -> list[Capture]:
+        import requests
+
+        url = f"{self.control_url}{CONTROL_PREFIX}/captures?since={since}"
+        try:
+            resp = self._session.get(url, timeout=self.timeout)
+            resp.raise_for_status()
+        except requests.RequestException as exc:
+            raise PrivacyChecksError(f"capture sink at {self.control_url} is not answering: {exc}") from None
+        return [Capture(**c) for c in resp.json()["captures"]]
+
+    def last_seq(self) -> int:
+        caps = self._session.get(f"{self.control_url}{CONTROL_PREFIX}/captures?since=999999999",
+                                 timeout=self.timeout).json()
+        return int(caps["last"])
+
+    def set_responses(self, responses: dict[str, dict]) -> None:
+        self._session.post(f"{self.control_url}{CONTROL_PREFIX}/responses", json=responses, timeout=self.timeout)
+
+
+@dataclass
+class SinkHit:
+    sink: str
+    role: str
+    capture: Capture
+    subject_id: str
+    field: str
+    form: str
+    excerpt: str
+
+    def where(self) -> str:
+        return f"{self.sink} ({self.role}) {self.capture.method} {self.capture.path} at {self.capture.received_at}"
+
+
+def classify(path: str, sinks: list[dict]) -> dict | None:
+    """The declared sink a captured path belongs to (longest path prefix), or None."""
+    best = None
+    for sink in sinks:
+        prefix = sink.get("path")
+        if prefix and path.startswith(prefix) and (best is None or len(prefix) > len(best["path"])):
+            best = sink
+    return best
+
+
+def find_in_captures(captures: list[Capture], needles, sinks: list[dict]) -> list[SinkHit]:
+    """Every needle found in a capture (path, query, headers or body), with its sink."""
+    from .forms import match_text
+
+    hits = []
+    for cap in captures:
+        sink = classify(cap.path, sinks)
+        name, role = (sink["name"], sink["role"]) if sink else ("UNDECLARED", "undeclared")
+        text = "\n".join([cap.path, cap.query, json.dumps(cap.headers), cap.body])
+        for m in match_text(text, needles):
+            hits.append(SinkHit(name, role, cap, m.needle.subject_id, m.needle.field, m.form,
+                                getattr(m, "excerpt", "") or ""))
+    return hits
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.2):
+    """Poll `predicate` until it returns something truthy or `timeout` passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)

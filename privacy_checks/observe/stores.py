@@ -1,0 +1,626 @@
+"""Residual-data sweep: find subjects' values, in any form, in every table and file of a store.
+
+SQL stores are searched inside their own engine: per table one statement whose predicates are a
+few fixed substrings per column (the canary marker, its base64 renderings) plus IN-lists of hash
+digests and weak values, so its cost tracks the engine's scan speed whatever the number of
+subjects. Only the candidate rows (primary key and text columns) come back, and
+``forms.Matcher`` decides exactly which needle and form each one holds.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import gzip
+import json
+import os
+import re
+import time
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine.reflection import Inspector
+
+from privacy_checks.errors import StoreError
+from privacy_checks.observe.forms import (
+    MARKER,
+    Match,
+    Matcher,
+    Needle,
+    base64_cores,
+    check_forms,
+    excerpt,
+    hash_digests,
+)
+
+__all__ = [
+    "Hit",
+    "StoreSpec",
+    "SweepResult",
+    "Timing",
+    "Unswept",
+    "sweep",
+    "text_expression",
+]
+
+_SYSTEM_SCHEMAS = {"information_schema", "mysql", "performance_schema", "sys"}
+# Types that cannot hold a canary: not swept and not reported.
+_NOT_TEXT = (sa.Integer, sa.Numeric, sa.Boolean, sa.Date, sa.DateTime, sa.Time, sa.Interval, sa.Uuid)
+_FETCH_BATCH = 1000
+_FILE_PIECE = 1 << 20  # a line longer than this is read in pieces
+_PIECE_OVERLAP = 512  # longer than any form of a canary-bearing value we expect
+
+
+@dataclass
+class StoreSpec:
+    """A place to sweep: a SQLAlchemy ``url`` or a list of file ``files`` globs (exactly one).
+
+    Table and column filters are ``fnmatch`` patterns, compared case-insensitively against both
+    ``table`` and ``schema.table`` (columns: ``table.column`` and ``schema.table.column``).
+    """
+
+    name: str
+    url: str | None = None
+    schemas: list[str] | None = None
+    include_tables: list[str] | None = None
+    exclude_tables: list[str] = field(default_factory=list)
+    exclude_columns: list[str] = field(default_factory=list)
+    files: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.files is None):
+            raise ValueError(f"store {self.name!r}: give exactly one of url or files")
+
+
+@dataclass(frozen=True)
+class Hit:
+    store: str
+    location_kind: str  # "table" | "file"
+    table_or_path: str
+    column_or_line: str | int
+    row_key: dict[str, Any] | None
+    subject_id: str
+    field: str
+    form: str
+    weak: bool
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class Unswept:
+    store: str
+    where: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Timing:
+    store: str
+    where: str | None  # None: the whole store
+    seconds: float
+    candidates: int = 0
+
+
+@dataclass
+class SweepResult:
+    hits: list[Hit] = field(default_factory=list)
+    unswept: list[Unswept] = field(default_factory=list)
+    timings: list[Timing] = field(default_factory=list)
+    empty_globs: list[tuple[str, str]] = field(default_factory=list)  # (store, glob)
+
+
+def sweep(
+    stores: Sequence[StoreSpec],
+    needles: Sequence[Needle],
+    *,
+    timeout_s: float = 60,
+    forms: Collection[str] | None = None,
+) -> SweepResult:
+    """Search every store for every needle in every form (or only ``forms``).
+
+    ``timeout_s`` bounds each statement (and each connection attempt). A store that cannot be
+    reached raises ``StoreError``; a table, column or file that cannot be read is listed in
+    ``unswept``. Nothing is written anywhere.
+    """
+    plan = _Plan(list(needles), check_forms(forms))
+    result = SweepResult()
+    for store in stores:
+        t0 = time.perf_counter()
+        if store.url is not None:
+            _sweep_sql(store, plan, timeout_s, result)
+        else:
+            _sweep_files(store, plan, result)
+        result.timings.append(Timing(store.name, None, time.perf_counter() - t0))
+    return result
+
+
+class _Plan:
+    """What to look for, computed once per sweep."""
+
+    def __init__(self, needles: list[Needle], forms: tuple[str, ...]):
+        self.forms = forms
+        self.matcher = Matcher(needles, forms)
+        strong = [n for n in self.matcher.needles if not n.weak]
+        anchored = [n for n in strong if MARKER in n.value.lower()]
+        self.marker = bool(anchored) and bool({"exact", "casefold", "urlencoded"} & set(forms))
+        self.case_insensitive = "casefold" in forms
+        self.marker_cores = base64_cores(MARKER.encode("ascii")) if anchored and "base64" in forms else []
+        # Rare: a strong value without a canary. Searched for on its own, at a cost per needle.
+        self.unanchored: list[tuple[str, bool]] = []
+        for n in strong:
+            if MARKER in n.value.lower():
+                continue
+            if {"exact", "casefold"} & set(forms):
+                self.unanchored.append((n.value, self.case_insensitive))
+            if "base64" in forms:
+                self.unanchored += [(core, False) for core in base64_cores(n.value.encode("utf-8"))]
+        digests: set[str] = set()
+        for n in strong:
+            digests |= {d for d, kind in hash_digests(n.value).items() if kind in forms}
+        # Whole-value comparison against both cases keeps the column bare (no lower() per row).
+        self.digests = sorted(digests | {d.upper() for d in digests})
+        self.weak_values = (
+            sorted({n.value for n in self.matcher.needles if n.weak}) if "exact" in forms else []
+        )
+        self.prefilter = self._file_prefilter()
+
+    def _file_prefilter(self) -> re.Pattern[bytes] | None:
+        parts = []
+        if self.marker:
+            parts.append(b"(?i:" + re.escape(MARKER.encode()) + b")")
+        parts += [re.escape(c.encode()) for c in self.marker_cores]
+        if self.digests:
+            parts.append(rb"[0-9A-Fa-f]{32}")
+        parts += [
+            (b"(?i:" + re.escape(v.encode()) + b")") if ci else re.escape(v.encode())
+            for v, ci in self.unanchored
+        ]
+        parts += [re.escape(v.encode()) for v in self.weak_values]
+        return re.compile(b"|".join(parts)) if parts else None
+
+
+# --- SQL stores -------------------------------------------------------------------------------
+
+
+def _redacted(url: sa.URL | str) -> str:
+    if isinstance(url, sa.URL):
+        return url.render_as_string(hide_password=True)
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
+
+
+def _scrub(message: str, url: sa.URL | None) -> str:
+    message = message.strip().splitlines()[0] if message.strip() else message
+    if url is not None and url.password:
+        message = message.replace(str(url.password), "***")
+    return message
+
+
+def _engine(store: StoreSpec, timeout_s: float) -> tuple[Engine, sa.URL]:
+    try:
+        url = sa.make_url(store.url)
+    except Exception as e:  # noqa: BLE001 - any parse failure is the user's URL
+        raise StoreError(f"store {store.name!r}: invalid URL {_redacted(store.url or '')}: {e}") from None
+    try:
+        if url.get_backend_name() == "sqlite":
+            return _sqlite_engine(store, url), url
+        connect_args: dict[str, Any] = {}
+        if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
+            connect_args["connect_timeout"] = max(1, int(timeout_s))
+        return sa.create_engine(url, connect_args=connect_args, poolclass=sa.pool.NullPool), url
+    except Exception as e:  # noqa: BLE001 - unknown dialect, missing driver
+        raise StoreError(
+            f"store {store.name!r}: cannot use {_redacted(url)}: {type(e).__name__}: {_scrub(str(e), url)}"
+        ) from None
+
+
+def _sqlite_engine(store: StoreSpec, url: sa.URL) -> Engine:
+    import sqlite3
+
+    database = url.database or ""
+    if database in ("", ":memory:"):
+        raise StoreError(f"store {store.name!r}: {_redacted(url)} names no database file")
+    if database.startswith("file:"):
+        target = database + ("&" if "?" in database else "?") + "mode=ro"
+    else:
+        target = "file:" + os.path.abspath(database) + "?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        # mode=ro: a misspelt path fails instead of creating an empty database that sweeps clean.
+        return sqlite3.connect(target, uri=True, check_same_thread=False)
+
+    return sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.NullPool)
+
+
+@contextmanager
+def _statement_timeout(conn: Connection, seconds: float) -> Iterator[None]:
+    """Bound one statement: the server's statement_timeout, or SQLite's progress handler."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")
+        yield
+    elif name == "sqlite":
+        raw = conn.connection.driver_connection
+        deadline = time.monotonic() + seconds
+        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 100_000)
+        try:
+            yield
+        finally:
+            raw.set_progress_handler(None, 0)
+    else:
+        yield
+
+
+@dataclass
+class _Column:
+    name: str
+    kind: str  # text | cast | binary
+    type_: sa.types.TypeEngine
+    column: sa.ColumnClause = field(init=False)  # bound per statement, in _query_table
+
+
+def _classify(dialect: Dialect, type_: sa.types.TypeEngine) -> str | None:
+    """ "text"/"cast"/"binary"; None for types that cannot hold a canary; "unsupported" otherwise."""
+    if isinstance(type_, sa.JSON) or isinstance(type_, sa.Enum):
+        return "cast"
+    if isinstance(type_, sa.String):
+        return "text"
+    if isinstance(type_, sa.LargeBinary | sa.BINARY | sa.VARBINARY):
+        return "binary"
+    if isinstance(type_, _NOT_TEXT):
+        return None
+    if dialect.name == "postgresql":
+        # Everything has a text output function there: arrays, tsvector, xml, hstore, inet…
+        return "cast"
+    if dialect.name == "sqlite" and isinstance(type_, sa.types.NullType):
+        # No declared type: BLOB affinity, holds anything.
+        return "cast"
+    return "unsupported"
+
+
+def text_expression(dialect: Dialect, column: sa.ColumnElement, kind: str | None = None) -> sa.ColumnElement:
+    """The column as text, as the sweep reads it (also used by the benchmark's floor)."""
+    kind = kind or _classify(dialect, column.type) or "cast"
+    if kind == "text":
+        return column
+    if kind == "binary":
+        if dialect.name == "postgresql":
+            # 'escape' keeps printable ASCII as is and never fails on invalid UTF-8.
+            return sa.func.encode(column, "escape")
+        return sa.cast(column, sa.Text)
+    return sa.cast(column, sa.Text)
+
+
+def _contains(
+    dialect: Dialect, col: _Column, text: sa.ColumnElement, pattern: str, ci: bool
+) -> sa.ColumnElement:
+    like = "%" + pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if dialect.name == "sqlite":
+        if col.kind == "binary":
+            # LIKE stops at the first NUL byte of a blob; instr() compares bytes.
+            variants = {pattern, pattern.lower(), pattern.upper()} if ci else {pattern}
+            checks = [sa.func.instr(col.column, sa.cast(sa.literal(v), sa.LargeBinary)) > 0 for v in variants]
+            return sa.or_(text.like(like, escape="\\"), *checks) if ci else sa.or_(*checks)
+        # SQLite's LIKE is ASCII case-insensitive already; a case-sensitive pattern
+        # (base64) merely lets a few more candidates through to the exact match in Python.
+        return text.like(like, escape="\\")
+    if ci:
+        if dialect.name == "postgresql":
+            return text.ilike(like, escape="\\")
+        return sa.func.lower(text).like(like.lower(), escape="\\")
+    return text.like(like, escape="\\")
+
+
+def _in_list(dialect: Dialect, text: sa.ColumnElement, values: list[str], key: str) -> sa.ColumnElement:
+    if dialect.name == "postgresql":
+        # One array parameter instead of a placeholder per value and per column.
+        param = sa.bindparam(key, values, type_=sa.ARRAY(sa.Text), literal_execute=True)
+        return text == sa.any_(param)
+    if dialect.name == "sqlite":
+        param = sa.bindparam(key, json.dumps(values), type_=sa.Text)
+        return text.in_(sa.select(sa.column("value")).select_from(sa.func.json_each(param)).scalar_subquery())
+    return text.in_(values)
+
+
+def _predicate(dialect: Dialect, col: _Column, plan: _Plan) -> sa.ColumnElement | None:
+    text = text_expression(dialect, col.column, col.kind)
+    preds: list[sa.ColumnElement] = []
+    if plan.marker:
+        preds.append(_contains(dialect, col, text, MARKER, plan.case_insensitive))
+    preds += [_contains(dialect, col, text, core, False) for core in plan.marker_cores]
+    preds += [_contains(dialect, col, text, value, ci) for value, ci in plan.unanchored]
+    if plan.digests:
+        preds.append(_in_list(dialect, text, plan.digests, "pcq_digests"))
+    if plan.weak_values:
+        preds.append(_in_list(dialect, text, plan.weak_values, "pcq_weak"))
+    return sa.or_(*preds) if preds else None
+
+
+def _selected(dialect: Dialect, col: _Column) -> sa.ColumnElement:
+    if col.kind == "binary" and dialect.name != "postgresql":
+        return col.column  # bytes, decoded leniently in Python: a CAST could fail on invalid UTF-8
+    return text_expression(dialect, col.column, col.kind)
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _matches(patterns: Sequence[str], *names: str) -> bool:
+    return any(fnmatch.fnmatchcase(n.lower(), p.lower()) for p in patterns for n in names)
+
+
+def _sweep_sql(store: StoreSpec, plan: _Plan, timeout_s: float, result: SweepResult) -> None:
+    engine, url = _engine(store, timeout_s)
+    try:
+        try:
+            conn = engine.connect()
+        except Exception as e:  # noqa: BLE001 - whatever the driver raises, the store is unreachable
+            orig = getattr(e, "orig", e)
+            raise StoreError(
+                f"store {store.name!r}: cannot connect to {_redacted(url)}: {_scrub(str(orig), url)}"
+            ) from None
+        with conn:
+            if conn.dialect.name in ("mysql", "mariadb"):
+                conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+            conn.commit()
+            tables = _tables(conn, store, result)
+            conn.rollback()  # reflection autobegan a transaction; each table gets its own
+            for schema, table, columns, key in tables:
+                where = table if schema is None else f"{schema}.{table}"
+                t0 = time.perf_counter()
+                n = _sweep_table(conn, store, plan, timeout_s, schema, table, columns, key, result)
+                result.timings.append(Timing(store.name, where, time.perf_counter() - t0, n))
+    finally:
+        engine.dispose()
+
+
+def _tables(conn: Connection, store: StoreSpec, result: SweepResult) -> list[tuple]:
+    """(schema, table, text columns, key columns) of every table to sweep."""
+    out: list[tuple] = []
+    dialect = conn.dialect
+    inspector: Inspector = sa.inspect(conn)
+    default = inspector.default_schema_name
+    if store.schemas is not None:
+        schemas = list(store.schemas)
+    else:
+        schemas = [
+            s
+            for s in inspector.get_schema_names()
+            if s.lower() not in _SYSTEM_SCHEMAS and not s.lower().startswith("pg_")
+        ]
+    kinds = sa.engine.reflection.ObjectKind.TABLE | sa.engine.reflection.ObjectKind.MATERIALIZED_VIEW
+    for schema_name in schemas:
+        schema = None if schema_name == default else schema_name
+        try:
+            all_columns = inspector.get_multi_columns(schema=schema, kind=kinds)
+            try:
+                pks = inspector.get_multi_pk_constraint(schema=schema, kind=kinds)
+            except NotImplementedError:
+                pks = {}
+        except Exception as e:  # noqa: BLE001 - a schema we cannot read is reported, not fatal
+            result.unswept.append(
+                Unswept(store.name, f"schema {schema_name}", _scrub(str(getattr(e, "orig", e)), None))
+            )
+            conn.rollback()
+            continue
+        for (_, table), reflected in sorted(all_columns.items(), key=lambda kv: kv[0][1]):
+            qualified = f"{schema_name}.{table}"
+            if store.include_tables is not None and not _matches(store.include_tables, table, qualified):
+                continue
+            if _matches(store.exclude_tables, table, qualified):
+                continue
+            columns: list[_Column] = []
+            for c in reflected:
+                name = c["name"]
+                if _matches(store.exclude_columns, f"{table}.{name}", f"{qualified}.{name}"):
+                    continue
+                kind = _classify(dialect, c["type"])
+                if kind is None:
+                    continue
+                if kind == "unsupported":
+                    where = f"{table if schema is None else qualified}.{name}"
+                    result.unswept.append(
+                        Unswept(store.name, where, f"unsupported column type {c['type']!r}")
+                    )
+                    continue
+                columns.append(_Column(name, kind, c["type"]))
+            if not columns:
+                continue
+            key = (pks.get((schema, table)) or {}).get("constrained_columns") or []
+            if not key and dialect.name in ("sqlite", "postgresql"):
+                # No primary key: the physical row address still lets a reader find the row.
+                key = ["rowid" if dialect.name == "sqlite" else "ctid"]
+            out.append((schema, table, columns, key))
+    return out
+
+
+def _sweep_table(
+    conn: Connection,
+    store: StoreSpec,
+    plan: _Plan,
+    timeout_s: float,
+    schema: str | None,
+    table: str,
+    columns: list[_Column],
+    key: list[str],
+    result: SweepResult,
+) -> int:
+    where = table if schema is None else f"{schema}.{table}"
+    attempts = [columns]
+    plain = [c for c in columns if c.kind == "text"]
+    if len(plain) < len(columns):
+        # A cast the dialect rejects should cost the odd column, not the whole table.
+        attempts.append(plain)
+    error = ""
+    for attempt in attempts:
+        if not attempt:
+            break
+        try:
+            n = _query_table(conn, store, plan, timeout_s, schema, table, attempt, key, result)
+        except sa.exc.DBAPIError as e:
+            conn.rollback()
+            error = _scrub(str(e.orig), None)
+            if (
+                "permission denied" in error.lower()
+                or "timeout" in error.lower()
+                or "interrupt" in error.lower()
+            ):
+                break
+            continue
+        for c in columns:
+            if c not in attempt:
+                result.unswept.append(
+                    Unswept(store.name, f"{where}.{c.name}", f"cannot read as text: {error}")
+                )
+        return n
+    if "interrupt" in error.lower():
+        error = f"timed out after {timeout_s:g}s ({error})"
+    result.unswept.append(Unswept(store.name, where, error or "no readable text column"))
+    return 0
+
+
+def _query_table(
+    conn: Connection,
+    store: StoreSpec,
+    plan: _Plan,
+    timeout_s: float,
+    schema: str | None,
+    table: str,
+    columns: list[_Column],
+    key: list[str],
+    result: SweepResult,
+) -> int:
+    dialect = conn.dialect
+    for c in columns:
+        c.column = sa.column(c.name, c.type_)
+    text_names = {c.name for c in columns}
+    key_columns = [sa.column(k) for k in key if k not in ("rowid", "ctid") and k not in text_names]
+    source = sa.table(table, *[c.column for c in columns], *key_columns, schema=schema)
+    keys: list[sa.ColumnElement] = [
+        sa.cast(sa.literal_column(k), sa.Text).label(k)
+        if k == "ctid"
+        else sa.literal_column(k).label(k)
+        if k == "rowid"
+        else source.c[k]
+        for k in key
+    ]
+    preds = [p for p in (_predicate(dialect, c, plan) for c in columns) if p is not None]
+    if not preds:
+        return 0
+    query = sa.select(*keys, *[_selected(dialect, c).label(f"pcq_{i}") for i, c in enumerate(columns)])
+    query = query.select_from(source).where(sa.or_(*preds))
+    where = table if schema is None else f"{schema}.{table}"
+    hits: list[Hit] = []
+    candidates = 0
+    with conn.begin(), _statement_timeout(conn, timeout_s):
+        # Per statement: Connection.execution_options() would stick to the connection and turn
+        # the next SET into a server-side cursor.
+        rows = conn.execute(query, execution_options={"stream_results": True, "yield_per": _FETCH_BATCH})
+        for row in rows:
+            candidates += 1
+            row_key = dict(zip(key, row[: len(key)], strict=True)) if key else None
+            for i, c in enumerate(columns):
+                text = _as_text(row[len(key) + i])
+                if text is None:
+                    continue
+                for m in _dedup(plan.matcher.find(text)):
+                    hits.append(_hit(store.name, "table", where, c.name, row_key, m, text))
+    result.hits += hits
+    return candidates
+
+
+def _dedup(matches: list[Match]) -> list[Match]:
+    """One hit per needle and form in a cell or line: the first occurrence."""
+    seen: dict[tuple[Needle, str], Match] = {}
+    for m in matches:
+        seen.setdefault((m.needle, m.form), m)
+    return list(seen.values())
+
+
+def _hit(store: str, kind: str, where: str, col: str | int, key, m: Match, text: str) -> Hit:
+    return Hit(
+        store=store,
+        location_kind=kind,
+        table_or_path=where,
+        column_or_line=col,
+        row_key=key,
+        subject_id=m.needle.subject_id,
+        field=m.needle.field,
+        form=m.form,
+        weak=m.needle.weak,
+        excerpt=excerpt(text, m.start, m.end),
+    )
+
+
+# --- file stores ------------------------------------------------------------------------------
+
+
+def _sweep_files(store: StoreSpec, plan: _Plan, result: SweepResult) -> None:
+    for pattern in store.files or []:
+        paths = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        if not paths:
+            result.empty_globs.append((store.name, pattern))
+            continue
+        for path in paths:
+            t0 = time.perf_counter()
+            n = _sweep_file(store, plan, path, result)
+            result.timings.append(Timing(store.name, path, time.perf_counter() - t0, n))
+
+
+def _pieces(stream) -> Iterator[tuple[int, bytes]]:
+    """(line number, piece): whole lines, or overlapping pieces of a line too long to hold."""
+    number = 1
+    tail = b""
+    while True:
+        piece = stream.readline(_FILE_PIECE)
+        if not piece:
+            return
+        yield number, tail + piece
+        if piece.endswith(b"\n"):
+            number += 1
+            tail = b""
+        else:
+            # Keep the end of this piece so a value split across pieces is still whole once.
+            tail = piece[-_PIECE_OVERLAP:]
+
+
+def _sweep_file(store: StoreSpec, plan: _Plan, path: str, result: SweepResult) -> int:
+    if os.path.isdir(path):
+        result.unswept.append(Unswept(store.name, path, "is a directory"))
+        return 0
+    candidates = 0
+    hits: list[Hit] = []
+    seen: set[tuple[int, Needle, str]] = set()
+    try:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b" or path.endswith(".gz")
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw) if gz else raw
+            for number, piece in _pieces(stream):
+                if plan.prefilter is None or not plan.prefilter.search(piece):
+                    continue
+                candidates += 1
+                text = piece.decode("utf-8", errors="replace").rstrip("\r\n")
+                for m in _dedup(plan.matcher.find(text)):
+                    if (number, m.needle, m.form) in seen:
+                        continue
+                    seen.add((number, m.needle, m.form))
+                    hits.append(_hit(store.name, "file", path, number, None, m, text))
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        # Hits before the failure stand; the rest of the file is unknown.
+        result.unswept.append(Unswept(store.name, path, f"unreadable: {type(e).__name__}: {e}"))
+    result.hits += hits
+    return candidates

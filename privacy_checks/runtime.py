@@ -1,0 +1,197 @@
+"""One run of the suites: the profile, the target, the ledger, the capture sink, subjects.
+
+Everything here is created lazily, the first time a test asks for it, so that the plugin
+(loaded into every pytest run through its entry point) costs nothing elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import PrivacyChecksError, TargetError
+
+DEMO_PROFILE = "demo.yaml"
+
+
+def store_specs(profile) -> list:
+    """The profile's stores as the sweep's StoreSpecs (keys the sweep does not know dropped)."""
+    from .observe.stores import StoreSpec
+
+    keys = ("name", "url", "schemas", "include_tables", "exclude_tables", "exclude_columns", "files")
+    return [StoreSpec(**{k: v for k, v in s.items() if k in keys and v is not None}) for s in profile.stores]
+
+
+def demo_profile_path() -> Path:
+    return Path(str(resources.files("privacy_checks.profiles").joinpath(DEMO_PROFILE)))
+
+
+class RunContext:
+    def __init__(self, *, target_path: str | None, flaws: list[str], faults: list[str] | None = None,
+                 ledger_url: str | None, seed: str, lease_seconds: float,
+                 sink_control_url: str | None = None, run_label: str = "") -> None:
+        self.target_path = target_path
+        self.flaws = flaws
+        self.faults = faults or []
+        self.ledger_url = ledger_url
+        self.seed = seed
+        self.lease_seconds = lease_seconds
+        self._sink_control_url = sink_control_url
+        self._lock = threading.RLock()
+        self._capture_server = None
+        self._capture = None
+        self.demo = None
+        self._profile = None
+        self._target = None
+        self._ledger = None
+        self.run_id: str | None = None
+        self._factory = None
+        self._heartbeat: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.startup_error: str | None = None
+        self.created: list = []
+        from .subjects import new_run_nonce
+
+        self.nonce = new_run_nonce()
+
+    # -- capture sink -------------------------------------------------------------------------
+    @property
+    def capture(self):
+        from .observe.sinks import CaptureClient, CaptureServer
+
+        with self._lock:
+            if self._capture is None:
+                if self._sink_control_url is None:
+                    self._capture_server = CaptureServer()
+                    self._sink_control_url = self._capture_server.control_url
+                self._capture = CaptureClient(self._sink_control_url)
+            return self._capture
+
+    @property
+    def sink_url(self) -> str:
+        self.capture  # noqa: B018 - starts the sink on first use
+        return self._sink_control_url  # type: ignore[return-value]
+
+    # -- profile and target -------------------------------------------------------------------
+    @property
+    def profile(self):
+        from .profile import load_profile
+
+        with self._lock:
+            if self.startup_error:
+                raise PrivacyChecksError(self.startup_error)
+            if self._profile is None:
+                try:
+                    if self.target_path:
+                        self._profile = load_profile(self.target_path)
+                    else:
+                        self._profile = load_profile(demo_profile_path(), env={**os.environ, **self._start_demo()})
+                except PrivacyChecksError as exc:
+                    # Remember it: every later test gets the same one-line error, not a retry.
+                    self.startup_error = str(exc)
+                    raise
+            return self._profile
+
+    def _start_demo(self) -> dict[str, str]:
+        from .demo.launch import DemoProcess
+
+        self.demo = DemoProcess(flaws=list(self.flaws), faults=list(self.faults), sink_url=self.sink_url).start()
+        return self.demo.env()
+
+    @property
+    def target(self):
+        from .target import Target
+
+        with self._lock:
+            if self._target is None:
+                profile = self.profile
+                stores = {s["name"]: s for s in profile.stores}
+                self._target = Target(profile, stores=stores)
+            return self._target
+
+    # -- ledger -------------------------------------------------------------------------------
+    @property
+    def ledger(self):
+        from .ledger import Ledger
+
+        with self._lock:
+            if self._ledger is None:
+                self._ledger = Ledger(self.ledger_url)
+                self.run_id = self._ledger.start_run(self.profile.name, seed=self.seed, nonce=self.nonce,
+                                                     lease_seconds=self.lease_seconds)
+                self._heartbeat = threading.Thread(target=self._renew, name="privacy-checks-lease", daemon=True)
+                self._heartbeat.start()
+            return self._ledger
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                self._ledger.renew_lease(self.run_id, self.lease_seconds)
+            except Exception:  # noqa: BLE001 - a missed renewal only shortens the lease
+                pass
+
+    # -- subjects -----------------------------------------------------------------------------
+    @property
+    def factory(self):
+        from .subjects import SubjectFactory
+
+        with self._lock:
+            if self._factory is None:
+                spec = self.profile.subject or {}
+                self._factory = SubjectFactory(seed=self.seed, nonce=self.nonce, locale=spec.get("locale", "en_US"),
+                                               email_domain=spec.get("email_domain", "example.com"),
+                                               fields=spec.get("fields"), strategies=spec.get("strategies"))
+            return self._factory
+
+    def create_subject(self, test_id: str, role: str = "subject", **overrides: Any):
+        """Build a subject, write the intent to the ledger, then create it on the target."""
+        subject = self.factory.build(test_id, role=role)
+        subject.fields.update(overrides)
+        ledger = self.ledger
+        ledger.record_intent(self.run_id, self.profile.name, subject)
+        try:
+            self.target.run("create_subject", subject)
+        except TargetError:
+            ledger.update_subject(subject.id, state="orphaned", captured=subject.captured)
+            raise
+        ledger.update_subject(subject.id, state="created", captured=subject.captured)
+        self.created.append(subject)
+        return subject
+
+    def remove_created_since(self, index: int) -> list[str]:
+        """Remove every subject created after `created[index]`; return what could not be removed."""
+        errors = []
+        for subject in reversed(self.created[index:]):
+            try:
+                self.remove_subject(subject)
+            except Exception as exc:  # noqa: BLE001 - the ledger keeps it for `privacy-checks cleanup`
+                errors.append(f"{subject.describe()}: {exc}")
+        del self.created[index:]
+        return errors
+
+    def remove_subject(self, subject) -> None:
+        """Teardown: remove a subject the run created, unless a pending request keeps it."""
+        row = self.ledger.subject(subject.id)
+        if row is None or row["state"] in ("cleaned", "awaiting_request"):
+            return
+        op = "cleanup" if self.target.has_operation("cleanup") else "delete"
+        if row["state"] != "deleted":
+            self.target.run(op, subject)
+        self.ledger.update_subject(subject.id, state="cleaned")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ledger is not None and self.run_id:
+            try:
+                self._ledger.finish_run(self.run_id)
+            finally:
+                self._ledger.close()
+        if self._target is not None:
+            self._target.close()
+        if self.demo is not None:
+            self.demo.stop()
+        if self._capture_server is not None:
+            self._capture_server.stop()

@@ -1,0 +1,188 @@
+"""Synthetic subjects: per-field strategies, canaries and the category table.
+
+A subject is a fictitious person whose free-text fields each carry a canary: the shared
+marker plus a token derived from the seed, the test id and a per-run nonce. The token is
+deterministic for a given (seed, test id, nonce, index) so a failing run can be replayed,
+and the nonce is fresh for every run so that leftovers of an earlier run can never satisfy
+this run's checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .observe.forms import MARKER, Needle
+
+# Fields the MediaPRO policy lists for registered users and LMS users ("What specific
+# information is collected?"), each with the strategy that fills it.
+DEFAULT_STRATEGIES: dict[str, str] = {
+    "full_name": "canary",
+    "email": "email",
+    "username": "canary",
+    "password": "password",
+    "company": "canary",
+    "department": "canary",
+    "phone": "phone",
+    "postal_address": "canary",
+    "chat_username": "canary",
+    "ip_address": "ip",
+    "custom_field": "canary",
+    "geolocation": "geolocation",
+}
+
+# Strategies whose values are not unique enough to prove presence on their own.
+WEAK_STRATEGIES = {"phone", "ip", "weak", "choice", "fixed"}
+
+# Documentation ranges (RFC 5737); never routed, so never somebody's address.
+_DOC_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
+
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+@cache
+def category_table() -> dict[str, dict[str, Any]]:
+    import yaml
+
+    text = resources.files("privacy_checks.data").joinpath("field_categories.yaml").read_text()
+    return yaml.safe_load(text)["fields"]
+
+
+def new_run_nonce() -> str:
+    return secrets.token_hex(6)
+
+
+def canary_token(seed: str, test_id: str, nonce: str, index: int) -> str:
+    digest = hashlib.sha256(f"{seed}|{test_id}|{nonce}|{index}".encode()).digest()
+    # 10 base32 characters = 50 bits: collisions across every run a company will ever make
+    # are negligible, and the token stays short enough for length-limited columns.
+    body = base64.b32encode(digest).decode().lower()[:10]
+    return MARKER + body
+
+
+@dataclass
+class Subject:
+    """One synthetic person, as created (or about to be created) on the target."""
+
+    id: str
+    test_id: str
+    canary: str
+    fields: dict[str, str]
+    strategies: dict[str, str]
+    role: str = "subject"  # subject | control | decoy
+    captured: dict[str, Any] = field(default_factory=dict)
+
+    def needles(self, fields: list[str] | None = None) -> list[Needle]:
+        wanted = fields if fields is not None else list(self.fields)
+        out = []
+        for name in wanted:
+            value = self.fields.get(name)
+            if not value:
+                continue
+            out.append(Needle(self.id, name, value, self.strategies.get(name) in WEAK_STRATEGIES))
+        return out
+
+    def strong_fields(self) -> list[str]:
+        return [f for f in self.fields if self.strategies.get(f) not in WEAK_STRATEGIES]
+
+    def categories(self, field_name: str) -> list[str]:
+        return list(category_table().get(field_name, {}).get("categories", []))
+
+    def is_sensitive(self, field_name: str) -> bool:
+        return bool(category_table().get(field_name, {}).get("sensitive", False))
+
+    def template_context(self) -> dict[str, Any]:
+        return {"id": self.id, "canary": self.canary, **self.fields}
+
+    def describe(self) -> str:
+        return f"{self.role} {self.canary} ({self.test_id})"
+
+
+class SubjectFactory:
+    """Builds subjects for one run; each call gets the next index so tokens never repeat."""
+
+    def __init__(self, *, seed: str, nonce: str, locale: str = "en_US", email_domain: str = "example.com",
+                 fields: list[str] | None = None, strategies: dict[str, dict] | None = None) -> None:
+        self.seed = str(seed)
+        self.nonce = nonce
+        self.locale = locale
+        self.email_domain = email_domain
+        self.fields = list(fields) if fields else [f for f in DEFAULT_STRATEGIES if f != "geolocation"]
+        self.overrides = strategies or {}
+        self._count = 0
+
+    def _strategy(self, name: str) -> tuple[str, dict]:
+        spec = dict(self.overrides.get(name) or {})
+        return spec.pop("strategy", None) or DEFAULT_STRATEGIES.get(name, "canary"), spec
+
+    def build(self, test_id: str, role: str = "subject") -> Subject:
+        from faker import Faker
+
+        index = self._count
+        self._count += 1
+        token = canary_token(self.seed, test_id, self.nonce, index)
+        fake = Faker(self.locale)
+        # Faker's own seeding: the same (seed, test, nonce, index) gives the same person.
+        fake.seed_instance(int.from_bytes(hashlib.sha256(token.encode()).digest()[:8], "big"))
+        first, last = fake.first_name(), fake.last_name()
+        values: dict[str, str] = {}
+        strategies: dict[str, str] = {}
+        for name in self.fields:
+            strategy, spec = self._strategy(name)
+            strategies[name] = strategy
+            values[name] = self._value(name, strategy, spec, fake, first, last, token)
+        return Subject(id=str(uuid.UUID(bytes=hashlib.sha256(token.encode()).digest()[:16])),
+                       test_id=test_id, canary=token, fields=values, strategies=strategies, role=role)
+
+    def _value(self, name: str, strategy: str, spec: dict, fake, first: str, last: str, token: str) -> str:
+        rnd = int.from_bytes(hashlib.sha256(f"{token}|{name}".encode()).digest()[:8], "big")
+        if strategy == "email":
+            local = f"{first}.{last}".lower().replace(" ", "").replace("'", "")
+            return f"{local}.{token}@{spec.get('domain', self.email_domain)}"
+        if strategy == "password":
+            # Long, mixed classes so common password policies accept it; the canary proves
+            # whether it is ever stored or sent in a recoverable form.
+            return f"Pw-{token}-9!Xq"
+        if strategy == "phone":
+            # NANP numbers 555-0100..0199 are reserved for fiction in every area code.
+            area = 201 + rnd % 700
+            return f"+1{area}555{100 + (rnd >> 10) % 100:04d}"
+        if strategy == "ip":
+            net = _DOC_NETS[rnd % len(_DOC_NETS)]
+            return str(net.network_address + 1 + (rnd >> 8) % 254)
+        if strategy == "geolocation":
+            # Distinctive trailing digits make stored coordinates findable by value.
+            lat = 37.0 + (rnd % 10_000) / 100_000
+            lon = -122.0 - ((rnd >> 16) % 10_000) / 100_000
+            return f"{lat:.5f}7391,{lon:.5f}7391"
+        if strategy in ("choice", "weak"):
+            choices = spec.get("choices") or ["Engineering", "Sales", "Finance"]
+            return str(choices[rnd % len(choices)])
+        if strategy == "fixed":
+            return str(spec.get("value", ""))
+        return self._canary_text(name, fake, first, last, token)
+
+    @staticmethod
+    def _canary_text(name: str, fake, first: str, last: str, token: str) -> str:
+        if name == "full_name":
+            return f"{first} {last} {token}"
+        if name == "username":
+            return f"{first.lower()}_{token}"
+        if name == "chat_username":
+            return f"@{last.lower()}_{token}"
+        if name == "company":
+            return f"{fake.company()} {token}"
+        if name == "department":
+            return f"Training {token}"
+        if name == "postal_address":
+            return f"{fake.street_address()} {token}, {fake.city()}, CA 9{fake.numerify('####')}"
+        if name == "custom_field":
+            return f"note {token} {fake.word()}"
+        return f"{name} {token}"

@@ -1,0 +1,480 @@
+"""A live target: runs the operations a profile declares, with safety rails.
+
+Every HTTP call has a timeout; retries happen only where repeating cannot change the
+target twice (a connection that failed before the request was sent; idempotent methods on
+502/503/504; 429 honouring Retry-After within the step's budget). Any URL whose host is not
+allowed is refused, redirects included, and credentials only ever go to the host they were
+configured for. Every exchange is recorded as redacted evidence.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+from .errors import PollTimeout, TargetError, UnexpectedStatus
+from .evidence import Exchange, redact_headers, redact_text
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+_MAX_REDIRECTS = 5
+
+
+def _retry_class():
+    from urllib3.util.retry import Retry
+
+    class BudgetRetry(Retry):
+        """Retry that never sleeps longer than the caller's budget for a Retry-After."""
+
+        max_retry_after: float = 5.0
+
+        def new(self, **kw):  # keep the budget across urllib3's copies
+            obj = super().new(**kw)
+            obj.max_retry_after = self.max_retry_after
+            return obj
+
+        def sleep_for_retry(self, response) -> bool:
+            retry_after = self.get_retry_after(response)
+            if retry_after:
+                time.sleep(min(retry_after, self.max_retry_after))
+                return True
+            return False
+
+    return BudgetRetry
+
+
+def host_allowed(host: str, allowed: list[str]) -> bool:
+    host = (host or "").lower().strip("[]")
+    for pattern in allowed:
+        pattern = pattern.lower()
+        if pattern.startswith("*.") and (host.endswith(pattern[1:]) and host != pattern[2:]):
+            return True
+        if host == pattern:
+            return True
+    return False
+
+
+def lookup(data: Any, dotted: str) -> Any:
+    """Follow a dotted path (numeric segments index lists); missing parts give None."""
+    cur = data
+    for part in dotted.split(".") if dotted else []:
+        if isinstance(cur, dict):
+            cur = cur.get(part)
+        elif isinstance(cur, list) and part.lstrip("-").isdigit():
+            idx = int(part)
+            cur = cur[idx] if -len(cur) <= idx < len(cur) else None
+        else:
+            return None
+        if cur is None:
+            return None
+    return cur
+
+
+@dataclass
+class StepResult:
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    text: str = ""
+    url: str = ""
+    method: str = ""
+    rows: list[dict] = field(default_factory=list)
+
+    def context(self) -> dict[str, Any]:
+        return {"status": self.status, "headers": self.headers, "json": self.json, "text": self.text,
+                "url": self.url, "method": self.method, "path": urlsplit(self.url).path if self.url else None,
+                "rows": self.rows}
+
+
+@dataclass
+class OperationResult:
+    name: str
+    captured: dict[str, Any]
+    last: StepResult
+    exchanges: list[Exchange]
+    started_at: datetime
+    finished_at: datetime
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class Adapter:
+    """Base class for systems a recipe can't express.
+
+    A profile names a subclass with ``adapter: package.module:ClassName``. Each method
+    mirrors an operation, receives the subject and the values captured so far, and returns
+    a dict of newly captured values. Raise ``TargetError`` with a clear message on failure;
+    an operation the adapter does not implement falls back to the profile's recipe.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    def create_subject(self, subject, captured: dict) -> dict:
+        raise NotImplementedError
+
+    def read_subject(self, subject, captured: dict) -> dict:
+        raise NotImplementedError
+
+    def delete(self, subject, captured: dict) -> dict:
+        raise NotImplementedError
+
+
+class Target:
+    def __init__(self, profile, *, recorder: Callable[[Exchange], None] | None = None,
+                 stores: dict | None = None) -> None:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        self.profile = profile
+        self.name = profile.name
+        self.base_url = profile.base_url.rstrip("/") + "/"
+        self.allowed_hosts = list(profile.allowed_hosts)
+        self.recorder = recorder
+        self.exchanges: list[Exchange] = []
+        self.stores = stores or {}
+        self.request_timeout = float(profile.timeouts.get("request", 10))
+        self.operation_timeout = float(profile.timeouts.get("operation", 120))
+        self.session = requests.Session()
+        self.session.trust_env = False  # a proxy from the environment would be a host we did not allow
+        tls = profile.tls or {}
+        if tls.get("verify") is False:
+            self.session.verify = False
+        elif tls.get("ca_bundle"):
+            self.session.verify = tls["ca_bundle"]
+        retry = _retry_class()(
+            total=None, connect=2, read=1, status=2, other=0, redirect=0,
+            allowed_methods=IDEMPOTENT, status_forcelist=(429, 502, 503, 504),
+            backoff_factor=0.2, backoff_max=2.0, respect_retry_after_header=True, raise_on_status=False)
+        retry.max_retry_after = min(5.0, self.request_timeout)
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self._auth_host = (urlsplit(self.base_url).hostname or "").lower()
+        self._oauth_tokens: dict[str, tuple[str, float]] = {}
+        self.adapter = None
+        if profile.adapter:
+            mod_name, _, cls_name = profile.adapter.partition(":")
+            try:
+                cls = getattr(importlib.import_module(mod_name), cls_name)
+            except (ImportError, AttributeError) as exc:
+                raise TargetError(f"{profile.name}: adapter {profile.adapter!r} cannot be loaded: {exc}") from None
+            self.adapter = cls(self)
+
+    # -- templates ----------------------------------------------------------------------------
+    def render(self, value: Any, ctx: dict, *, url_encode: bool = False) -> Any:
+        if isinstance(value, dict):
+            return {k: self.render(v, ctx) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.render(v, ctx) for v in value]
+        if not isinstance(value, str):
+            return value
+        whole = _TEMPLATE.fullmatch(value.strip())
+        if whole and not url_encode:
+            # A lone placeholder keeps its type, so a captured integer id stays an integer.
+            return self._resolve(whole.group(1), ctx)
+
+        def sub(m: re.Match) -> str:
+            v = self._resolve(m.group(1), ctx)
+            text = "" if v is None else str(v)
+            return quote(text, safe="") if url_encode else text
+
+        return _TEMPLATE.sub(sub, value)
+
+    def _resolve(self, expr: str, ctx: dict) -> Any:
+        if expr == "uuid":
+            return str(uuid.uuid4())
+        if expr == "now":
+            return datetime.now(UTC).isoformat()
+        root, _, rest = expr.partition(".")
+        if root not in ctx:
+            raise TargetError(f"template '{{{{ {expr} }}}}': unknown name {root!r} (use subject., captured., uuid, now)")
+        value = lookup(ctx[root], rest) if rest else ctx[root]
+        if value is None:
+            raise TargetError(f"template '{{{{ {expr} }}}}' has no value (was it captured by an earlier step?)")
+        return value
+
+    # -- operations ---------------------------------------------------------------------------
+    def has_operation(self, name: str) -> bool:
+        return self.profile.operation(name) is not None or (
+            self.adapter is not None and type(self.adapter).__dict__.get(name) is not None)
+
+    def run(self, name: str, subject=None, captured: dict | None = None, *,
+            extra_headers: dict | None = None, params: dict | None = None) -> OperationResult:
+        """Run operation `name` for `subject`; captured values are merged into `captured`."""
+        captured = captured if captured is not None else (subject.captured if subject is not None else {})
+        started = datetime.now(UTC)
+        first_exchange = len(self.exchanges)
+        if self.adapter is not None and type(self.adapter).__dict__.get(name) is not None:
+            try:
+                new = getattr(self.adapter, name)(subject, captured) or {}
+            except NotImplementedError:
+                new = None
+            if new is not None:
+                captured.update(new)
+                return OperationResult(name, captured, StepResult(), self.exchanges[first_exchange:],
+                                       started, datetime.now(UTC))
+        op = self.profile.operation(name)
+        if op is None:
+            raise TargetError(f"{self.name}: the profile declares no operation {name!r}")
+        deadline = time.monotonic() + self.operation_timeout
+        last = StepResult()
+        for index, step in enumerate(op.get("steps", [])):
+            ctx = {"subject": subject.template_context() if subject is not None else {},
+                   "captured": captured, "params": params or {}}
+            where = f"operation {name!r} step {index + 1}"
+            if "sql" in step:
+                last = self._sql_step(step, ctx, where)
+            elif "command" in step:
+                last = self._command_step(step, ctx, where)
+            else:
+                last = self._http_step(step, ctx, where, deadline, subject, captured, extra_headers or {})
+            for key, source in (step.get("capture") or {}).items():
+                value = self._capture(source, last)
+                if value is None:
+                    raise TargetError(f"{where} ({last.method} {last.url}): capture {key!r} from {source!r} "
+                                      f"found nothing (status {last.status}); body: {redact_text(last.text)[:300]}")
+                captured[key] = value
+        return OperationResult(name, captured, last, self.exchanges[first_exchange:], started, datetime.now(UTC))
+
+    def condition(self, name: str, source: str, result: StepResult) -> bool:
+        from .conditions import compile_condition
+
+        return bool(compile_condition(source).evaluate(result.context()))
+
+    # -- step kinds ---------------------------------------------------------------------------
+    def _http_step(self, step: dict, ctx: dict, where: str, deadline: float, subject, captured: dict,
+                   extra_headers: dict) -> StepResult:
+        method = step["method"].upper()
+        path = self.render(step["path"], ctx, url_encode=True)
+        url = urljoin(self.base_url, path.lstrip("/")) if not re.match(r"^https?://", path) else path
+        query = {k: self.render(v, ctx) for k, v in (step.get("query") or {}).items()}
+        headers = {k: str(self.render(v, ctx)) for k, v in (step.get("headers") or {}).items()}
+        headers.update(extra_headers)
+        body_kwargs: dict[str, Any] = {}
+        if "json" in step:
+            body_kwargs["json"] = self.render(step["json"], ctx)
+        elif "form" in step:
+            body_kwargs["data"] = self.render(step["form"], ctx)
+        auth_name = step.get("auth")
+        expect = step.get("expect") or [200, 201, 202, 204]
+        timeout = float(step.get("timeout", self.request_timeout))
+        poll = step.get("poll")
+        poll_deadline = time.monotonic() + float(poll.get("timeout", 30)) if poll else 0.0
+        while True:
+            auth_headers = self._auth_headers(auth_name, subject, captured, where) if auth_name else {}
+            result = self.request(method, url, params=query, headers={**headers, **auth_headers},
+                                  timeout=timeout, where=where, deadline=deadline,
+                                  follow_redirects=step.get("follow_redirects", True), **body_kwargs)
+            if result.status not in expect:
+                raise UnexpectedStatus(f"{where} ({method} {result.url}): expected status {expect}, got "
+                                       f"{result.status}; body: {redact_text(result.text)[:300]}", result.status)
+            if not poll:
+                return result
+            if self.condition(where, poll["until"], result):
+                return result
+            if time.monotonic() >= min(poll_deadline, deadline):
+                body = redact_text(result.text)[:300]
+                raise PollTimeout(
+                    f"{where} ({method} {result.url}): condition {poll['until']!r} still false after "
+                    f"{poll.get('timeout', 30)} s; last status {result.status}, last body: {body}",
+                    result.status, body)
+            time.sleep(float(poll.get("interval", 1.0)))
+
+    def request(self, method: str, url: str, *, where: str = "request", timeout: float | None = None,
+                deadline: float | None = None, follow_redirects: bool = True, **kwargs: Any) -> StepResult:
+        """One exchange (following allowed redirects by hand), recorded as evidence."""
+        import requests
+
+        timeout = timeout or self.request_timeout
+        for _hop in range(_MAX_REDIRECTS + 1):
+            host = urlsplit(url).hostname or ""
+            if not host_allowed(host, self.allowed_hosts):
+                raise TargetError(f"{where}: refused to contact {url}: host {host!r} is not in allowed_hosts "
+                                  f"{self.allowed_hosts}")
+            headers = dict(kwargs.pop("headers", None) or {})
+            if host.lower() != self._auth_host:
+                # Credentials were configured for the target's host only.
+                headers = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "cookie")}
+            if deadline is not None and time.monotonic() > deadline:
+                raise TargetError(f"{where}: the operation's time budget ({self.operation_timeout:.0f} s) ran out "
+                                  f"before {method} {url}")
+            started = datetime.now(UTC)
+            t0 = time.monotonic()
+            try:
+                resp = self.session.request(method, url, headers=headers, timeout=(min(5.0, timeout), timeout),
+                                            allow_redirects=False, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                raise TargetError(f"{where}: TLS failure talking to {url}: certificate not trusted for {host} "
+                                  f"or handshake failed ({_short(exc)})") from None
+            except requests.exceptions.Timeout:
+                raise TargetError(f"{where}: {method} {url} timed out after {timeout:.0f} s") from None
+            except requests.exceptions.ConnectionError as exc:
+                raise TargetError(f"{where}: cannot reach {url} ({_short(exc)})") from None
+            except requests.exceptions.RequestException as exc:
+                raise TargetError(f"{where}: {method} {url} failed: {_short(exc)}") from None
+            exchange = Exchange.from_response(resp, started=started, elapsed=time.monotonic() - t0)
+            self.exchanges.append(exchange)
+            if self.recorder:
+                self.recorder(exchange)
+            if follow_redirects and resp.is_redirect and resp.headers.get("Location"):
+                url = urljoin(resp.url, resp.headers["Location"])
+                if resp.status_code in (301, 302, 303) and method != "HEAD":
+                    method = "GET"
+                    kwargs.pop("json", None)
+                    kwargs.pop("data", None)
+                kwargs["headers"] = headers
+                continue
+            return _step_result(resp)
+        raise TargetError(f"{where}: more than {_MAX_REDIRECTS} redirects starting at {url}")
+
+    def _auth_headers(self, name: str, subject, captured: dict, where: str) -> dict[str, str]:
+        if name == "none":
+            return {}
+        spec = (self.profile.auth or {}).get(name)
+        if spec is None:
+            raise TargetError(f"{where}: auth {name!r} is not declared in the profile")
+        ctx = {"subject": subject.template_context() if subject is not None else {}, "captured": captured}
+        kind = spec.get("type")
+        if kind == "bearer":
+            token_tpl = spec["token"]
+            if "captured." in token_tpl and not _has_capture(token_tpl, captured) and self.has_operation("login"):
+                # Act as the subject: log in once and keep the token it captured.
+                self.run("login", subject, captured)
+            return {"Authorization": f"Bearer {self.render(token_tpl, ctx)}"}
+        if kind == "header":
+            return {spec["name"]: str(self.render(spec["value"], ctx))}
+        if kind == "basic":
+            import base64
+
+            raw = f"{self.render(spec['username'], ctx)}:{self.render(spec['password'], ctx)}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+        if kind == "oauth2_client_credentials":
+            return {"Authorization": f"Bearer {self._oauth_token(name, spec, where)}"}
+        raise TargetError(f"{where}: auth {name!r} has unknown type {kind!r}")
+
+    def _oauth_token(self, name: str, spec: dict, where: str) -> str:
+        token, expires = self._oauth_tokens.get(name, ("", 0.0))
+        if token and time.monotonic() < expires - 30:
+            return token
+        data = {"grant_type": "client_credentials"}
+        for key in ("scope", "audience"):
+            if spec.get(key):
+                data[key] = spec[key]
+        token_host = (urlsplit(spec["token_url"]).hostname or "").lower()
+        if not host_allowed(token_host, self.allowed_hosts):
+            raise TargetError(f"{where}: token_url host {token_host!r} is not in allowed_hosts")
+        import requests
+
+        try:
+            resp = self.session.post(spec["token_url"], data=data, auth=(spec["client_id"], spec["client_secret"]),
+                                     timeout=(5.0, self.request_timeout), allow_redirects=False)
+        except requests.exceptions.RequestException as exc:
+            raise TargetError(f"{where}: cannot obtain an OAuth2 token from {spec['token_url']}: {_short(exc)}") from None
+        self.exchanges.append(Exchange.from_response(resp, started=datetime.now(UTC), elapsed=0.0))
+        if resp.status_code != 200:
+            raise TargetError(f"{where}: OAuth2 token endpoint {spec['token_url']} answered {resp.status_code}")
+        body = resp.json()
+        self._oauth_tokens[name] = (body["access_token"], time.monotonic() + float(body.get("expires_in", 300)))
+        return body["access_token"]
+
+    def _sql_step(self, step: dict, ctx: dict, where: str) -> StepResult:
+        import sqlalchemy as sa
+
+        store = self.stores.get(step["store"])
+        if store is None:
+            raise TargetError(f"{where}: SQL step names store {step['store']!r}, which the profile does not declare")
+        params = {k: self.render(v, ctx) for k, v in (step.get("params") or {}).items()}
+        try:
+            engine = sa.create_engine(store["url"])
+            with engine.begin() as conn:
+                res = conn.execute(sa.text(step["sql"]), params)
+                rows = [dict(r) for r in res.mappings().all()] if res.returns_rows else []
+            engine.dispose()
+        except sa.exc.SQLAlchemyError as exc:
+            raise TargetError(f"{where}: SQL on store {step['store']!r} failed: {_short(exc)}") from None
+        return StepResult(status=0, rows=rows, json=rows[0] if rows else None, method="SQL", url=step["store"])
+
+    def _command_step(self, step: dict, ctx: dict, where: str) -> StepResult:
+        argv = [str(self.render(a, ctx)) for a in step["command"]]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=float(step["timeout"]), check=False)
+        except subprocess.TimeoutExpired:
+            raise TargetError(f"{where}: command {argv[0]!r} did not finish within {step['timeout']} s") from None
+        except OSError as exc:
+            raise TargetError(f"{where}: command {argv[0]!r} could not start: {exc}") from None
+        if proc.returncode != 0:
+            raise TargetError(f"{where}: command {argv[0]!r} exited {proc.returncode}: {proc.stderr[-300:]}")
+        result = StepResult(status=proc.returncode, text=proc.stdout, method="COMMAND", url=argv[0])
+        try:
+            result.json = json.loads(proc.stdout)
+        except ValueError:
+            pass
+        return result
+
+    def _capture(self, source: str, result: StepResult) -> Any:
+        if source == "status":
+            return result.status
+        if source.startswith("json."):
+            return lookup(result.json, source[5:])
+        if source.startswith("row."):
+            return lookup(result.rows[0] if result.rows else None, source[4:])
+        if source.startswith("header."):
+            name = source[7:].lower()
+            return next((v for k, v in result.headers.items() if k.lower() == name), None)
+        if source.startswith("cookie."):
+            return _cookie(result, source[7:])
+        if source.startswith("regex:"):
+            m = re.search(source[6:], result.text or "")
+            return (m.group(1) if m.groups() else m.group(0)) if m else None
+        raise TargetError(f"unknown capture source {source!r}")
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _cookie(result: StepResult, name: str) -> str | None:
+    raw = result.headers.get("Set-Cookie") or ""
+    m = re.search(rf"(?:^|[,;]\s*){re.escape(name)}=([^;,]*)", raw)
+    return m.group(1) if m else None
+
+
+def _has_capture(template: str, captured: dict) -> bool:
+    return all(lookup(captured, m.group(1).partition(".")[2]) is not None
+               for m in _TEMPLATE.finditer(template) if m.group(1).startswith("captured."))
+
+
+def _step_result(resp) -> StepResult:
+    try:
+        body = resp.json() if resp.content else None
+    except ValueError:
+        body = None
+    return StepResult(status=resp.status_code, headers=dict(resp.headers), json=body, text=resp.text,
+                      url=resp.url, method=resp.request.method)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    # urllib3 wraps the real reason in layers of reprs; the last clause is what a user needs.
+    m = re.search(r"\] ([^'\]]+)'?\)*$", text) or re.search(r"(Failed to establish a new connection: .*?)'", text)
+    text = m.group(1) if m else text
+    return redact_headers_in_text(text)[:300]
+
+
+def redact_headers_in_text(text: str) -> str:
+    return re.sub(r"(?i)(authorization|cookie)[=:]\s*\S+", r"\1: [REDACTED]", text)
+
+
+__all__ = ["Adapter", "Target", "OperationResult", "StepResult", "host_allowed", "lookup", "redact_headers",
+           "TargetError"]
