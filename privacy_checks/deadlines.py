@@ -152,8 +152,8 @@ def california_state_holidays(year: int) -> dict[date, str]:
 
     CalHR's list is narrower than Gov. Code §6700, which also names Lincoln Day, Admission Day,
     Columbus Day, Native American Day (4th Friday of September), Juneteenth (added by AB 1655,
-    2022) and others: those are not paid state-office holidays, and CalHR's published lists we
-    could check (2013, 2014, 2024) omit them, Juneteenth and Native American Day included. We
+    2022) and others: those are not paid state-office holidays. CalHR's 2013 and 2014 lists and the
+    State's 2024 list (as republished) omit them, Juneteenth and Native American Day included. We
     could not confirm a CalHR list for 2026 or 2027, so they are left out; a business that closes
     on them adds them with ``load_holidays``.
 
@@ -466,6 +466,28 @@ class RequestRecord:
     def __post_init__(self) -> None:
         if self.type not in REQUEST_TYPES:
             raise ValueError(f"request {self.id}: unknown type {self.type!r}; known: {', '.join(REQUEST_TYPES)}")
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, object]) -> RequestRecord:
+        """A request from a ledger row (``request_id``, ``kind`` and ISO 8601 text for the times)."""
+        rid = str(row.get("request_id") or row.get("id"))
+        times: dict[str, datetime | None] = {}
+        for name in ("received_at", "acknowledged_at", "completed_at", "extended_until", "extension_notice_at"):
+            raw = row.get(name)
+            if raw is None or isinstance(raw, datetime):
+                times[name] = raw
+                continue
+            try:
+                times[name] = datetime.fromisoformat(str(raw))
+            except ValueError:
+                raise InvalidRequestDates(f"request {rid}: {name} {raw!r} is not an ISO 8601 time") from None
+        return cls(
+            id=rid,
+            type=str(row.get("kind") or row.get("type")),
+            extension_reason=row.get("extension_reason"),  # type: ignore[arg-type]
+            status=str(row.get("status") or "open"),
+            **times,  # type: ignore[arg-type]
+        )
 
     @property
     def claims_extension(self) -> bool:

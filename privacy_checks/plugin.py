@@ -33,6 +33,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seed for synthetic subjects (tokens also take a per-run nonce)")
     group.addoption("--lease-seconds", type=float, default=float(os.environ.get("PRIVACY_CHECKS_LEASE", 600)),
                     help="how long this run's lease on its subjects lasts without renewal")
+    group.addoption("--privacy-results", default="reports/privacy-results.json", metavar="PATH",
+                    help="where to write the per-check results (JSON); empty to switch off")
     group.addoption("--fail-not-verified", action="store_true", default=False,
                     help="make 'not verified' (a mandatory right the profile cannot drive) fail the run")
 
@@ -54,14 +56,59 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.getoption("target"):
             raise pytest.UsageError("--demo-flaw switches flaws in the built-in demo target; "
                                     "it cannot be combined with --target")
+    from .report import pytest_hooks as report_hooks
     from .runtime import RunContext
 
+    # Reports (Allure defaults, compliance report, waivers, JUnit mapping) live in their own
+    # hook module so this file stays wiring only.
+    if not config.pluginmanager.is_registered(report_hooks):
+        config.pluginmanager.register(report_hooks, "privacy_checks.report")
+    _CONFIG[:] = [config]
     worker = getattr(config, "workerinput", None)
     config.stash[_RUN] = RunContext(
         target_path=config.getoption("target"), flaws=flaws, faults=list(config.getoption("demo_fault") or []),
         ledger_url=config.getoption("ledger"), seed=str(config.getoption("privacy_seed")),
         lease_seconds=float(config.getoption("lease_seconds")),
         sink_control_url=(worker or {}).get("privacy_checks_sink"))
+
+
+_RESULTS = pytest.StashKey["object"]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    path = session.config.getoption("privacy_results")
+    if path and not hasattr(session.config, "workerinput"):
+        from .report.results import Results
+
+        session.config.stash[_RESULTS] = Results(path=session.config.rootpath / path)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    check_id = getattr(report, "privacy_check_id", None)
+    results = _CONFIG[0].stash.get(_RESULTS, None) if _CONFIG else None
+    if not check_id or results is None:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed) or (
+            report.when == "teardown" and report.failed):
+        from .report.results import CheckResult, message_of, outcome_of
+
+        results.add(CheckResult(check_id=check_id, nodeid=report.nodeid, outcome=outcome_of(report),
+                                message=message_of(report), clauses=list(getattr(report, "privacy_clauses", [])),
+                                duration_s=round(report.duration, 3), finished_at=str(report.stop)))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    results = session.config.stash.get(_RESULTS, None)
+    if results is not None:
+        run = session.config.stash.get(_RUN, None)
+        if run is not None and run._profile is not None:
+            results.target = {"name": run.profile.name, "base_url": run.profile.base_url, "flaws": run.flaws,
+                              "seed": run.seed, "nonce": run.nonce}
+        results.write()
+
+
+_CONFIG: list = []
 
 
 def pytest_configure_node(node) -> None:  # pragma: no cover - only with pytest-xdist
@@ -114,6 +161,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     rep = yield
+    check = item.get_closest_marker(_CHECK_ID)
+    if check is not None and check.args:
+        rep.privacy_check_id = check.args[0]
+        rep.privacy_clauses = [m.name + ":" + str(a) for m in item.iter_markers() if m.name in _FAMILIES
+                               for a in m.args]
     if call.excinfo is None or rep.when != "call":
         return rep
     kind = outcomes.outcome_for_exception(call.excinfo.value)

@@ -181,7 +181,7 @@ def _load(path: Path, env: Mapping[str, str]) -> tuple[Profile | None, list[str]
     except OSError as exc:
         return None, [f"{fname}: cannot read: {exc.strerror or exc}"]
     try:
-        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader: tags cannot build Python objects
     except yaml.MarkedYAMLError as exc:
         return None, [f"{fname}: {_yaml_problem(exc)}"]
     except yaml.YAMLError as exc:

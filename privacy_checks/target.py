@@ -154,7 +154,7 @@ class Target:
         elif tls.get("ca_bundle"):
             self.session.verify = tls["ca_bundle"]
         retry = _retry_class()(
-            total=None, connect=2, read=1, status=2, other=0, redirect=0,
+            total=None, connect=2, read=0, status=2, other=0, redirect=0,
             allowed_methods=IDEMPOTENT, status_forcelist=(429, 502, 503, 504),
             backoff_factor=0.2, backoff_max=2.0, respect_retry_after_header=True, raise_on_status=False)
         retry.max_retry_after = min(5.0, self.request_timeout)
@@ -321,6 +321,8 @@ class Target:
             except requests.exceptions.Timeout:
                 raise TargetError(f"{where}: {method} {url} timed out after {timeout:.0f} s") from None
             except requests.exceptions.ConnectionError as exc:
+                if "timed out" in str(exc):
+                    raise TargetError(f"{where}: {method} {url} timed out after {timeout:.0f} s") from None
                 raise TargetError(f"{where}: cannot reach {url} ({_short(exc)})") from None
             except requests.exceptions.RequestException as exc:
                 raise TargetError(f"{where}: {method} {url} failed: {_short(exc)}") from None

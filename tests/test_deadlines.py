@@ -47,7 +47,10 @@ def at(y, m, d, hh=12, mm=0, ss=0, tz=UTC):
     return datetime(y, m, d, hh, mm, ss, tzinfo=tz)
 
 
-def req(type="access", received=at(2025, 11, 30), **kw):
+DEFAULT_RECEIVED = at(2025, 11, 30)
+
+
+def req(type="access", received=DEFAULT_RECEIVED, **kw):
     return RequestRecord(id="r1", type=type, received_at=received, **kw)
 
 
@@ -593,3 +596,20 @@ def test_unknown_type_and_regime():
         req(type="erase")
     with pytest.raises(ValueError, match="unknown regime 'lgpd'"):
         judge(req(), now=at(2026, 1, 1), regime="lgpd")
+
+
+def test_request_from_a_ledger_row():
+    row = {"request_id": "del-7", "kind": "delete", "received_at": "2025-11-30T12:00:00+00:00",
+           "acknowledged_at": None, "completed_at": "2026-01-17T09:00:00+00:00", "extended_until": None,
+           "extension_notice_at": None, "extension_reason": None, "status": "completed"}
+    j = judge(RequestRecord.from_row(row), now=at(2026, 2, 1))
+    assert (j.outcome, j.days_late) == ("failed", 3)
+
+
+def test_ledger_row_with_bad_or_naive_time():
+    with pytest.raises(InvalidRequestDates, match="request del-7: completed_at 'yesterday' is not an ISO 8601 time"):
+        RequestRecord.from_row({"request_id": "del-7", "kind": "delete", "received_at": "2026-01-01T00:00:00Z",
+                                "completed_at": "yesterday"})
+    naive = RequestRecord.from_row({"request_id": "del-8", "kind": "delete", "received_at": "2026-01-01T00:00:00"})
+    with pytest.raises(InvalidRequestDates, match="request del-8: received_at .* has no time zone"):
+        judge(naive, now=at(2026, 2, 1))

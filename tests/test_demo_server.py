@@ -326,6 +326,22 @@ def test_opt_out_and_gpc_stop_partner_sharing(demo_proc: Callable[..., Demo], si
         "plan": "standard", "price_cents": 4900, "service_level": "full"}
 
 
+def test_limit_and_objection_restrict_the_partner(demo_proc: Callable[..., Demo], sink: Sink) -> None:
+    demo = demo_proc()
+    bob, cy = demo.signup(), demo.signup()
+    for person, kind in ((bob, "limit"), (cy, "object")):
+        answer = demo.call("POST", "/api/privacy-requests", token=person["token"], json={"type": kind})
+        assert answer.status_code == 202 and answer.json()["status"] == "completed"
+        demo.call("POST", f"/api/users/{person['id']}/activity", token=person["token"], json={"course": "c"})
+        sink.wait_for("/crm/contacts", person["email"], count=2)
+    time.sleep(0.2)
+    enrolled = [c.payload for c in sink.at("/partner/leads", bob["email"]) if c.payload["event"] == "enrol"]
+    assert len(enrolled) == 1 and "phone" not in enrolled[0] and "custom_field" not in enrolled[0]
+    assert [c for c in sink.at("/partner/leads", cy["email"]) if c.payload["event"] == "enrol"] == []
+    me = demo.call("GET", f"/api/users/{bob['id']}").json()
+    assert me["limited"] is True and me["opted_out"] is False
+
+
 def test_access_export_json_and_csv(demo_proc: Callable[..., Demo]) -> None:
     demo = demo_proc()
     ada = demo.signup()
@@ -380,3 +396,65 @@ def test_sigterm_stops_every_process(demo_proc: Callable[..., Demo]) -> None:
         os.killpg(demo.proc.pid, 0)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+# ---- every flaw changes what it says (flaws that do not interfere share one process) -------
+
+def test_retention_and_disclosure_flaws(demo_proc: Callable[..., Demo], sink: Sink) -> None:
+    demo = demo_proc("keep_in_search_index", "keep_in_analytics", "no_downstream_delete", "pii_in_logs",
+                     "plaintext_password", "sells_data", "shares_with_undeclared")
+    ada = demo.signup()
+    demo.call("POST", f"/api/users/{ada['id']}/activity", token=ada["token"], json={"course": "c1"})
+    sink.wait_for("/databroker/purchase", ada["email"])
+    sink.wait_for("/adtech/audience", ada["email"], count=2)
+    sink.wait_for("/partner/leads", ada["email"], count=2)
+    log = (demo.data / "logs" / "app.log").read_text()
+    assert ada["email"] in log and ada["full_name"] in log
+    with sqlite3.connect(f"file:{demo.data / 'app.sqlite'}?mode=ro", uri=True) as db:
+        (stored,) = db.execute("SELECT password_hash FROM users WHERE id = ?", (ada["id"],)).fetchone()
+    assert stored == ada["password"]
+
+    demo.verified_request(ada, "delete")
+    hits = demo.rows_containing(ada["email"])
+    assert ("search.sqlite", "documents") in hits and ("analytics.sqlite", "events") not in hits
+    digest = __import__("hashlib").sha256(ada["email"].lower().encode()).hexdigest()
+    assert ("analytics.sqlite", "events") in demo.rows_containing(digest)
+    time.sleep(0.3)
+    assert not [c for c in sink.received if c.path.endswith("/deletions")]
+
+
+def test_discriminate_flaw(demo_proc: Callable[..., Demo]) -> None:
+    demo = demo_proc("discriminate")
+    ada = demo.signup(gpc=True)
+    assert demo.call("GET", f"/api/price?user_id={ada['id']}").json() == {
+        "plan": "standard", "price_cents": 6900, "service_level": "reduced"}
+
+
+def test_deletion_hits_the_control_subject(demo_proc: Callable[..., Demo]) -> None:
+    demo = demo_proc("delete_hits_other_subject")
+    ada = demo.signup()
+    control = demo.signup()
+    demo.verified_request(ada, "delete")
+    assert demo.call("GET", f"/api/users/{control['id']}").status_code == 404
+
+
+def test_choice_flaws(demo_proc: Callable[..., Demo], sink: Sink) -> None:
+    demo = demo_proc("ignore_opt_out", "ignore_gpc", "ignore_limit", "ignore_objection",
+                     "opt_out_requires_verification", "insecure_cookies", "no_hsts", "plaintext_http")
+    ada, bob, cy = demo.signup(), demo.signup(), demo.signup(gpc=True)
+    assert ada["login"].headers["Set-Cookie"] == f"session={ada['token']}; Path=/"
+    assert "Strict-Transport-Security" not in ada["login"].headers
+    assert cy["created"]["opted_out"] is False
+    plain = requests.get(f"{demo.http_url}/.well-known/gpc.json", allow_redirects=False, timeout=TIMEOUT)
+    assert plain.status_code == 200
+
+    opt_out = demo.call("POST", "/api/privacy-requests", token=ada["token"], json={"type": "opt_out"})
+    assert opt_out.json()["status"] == "verifying"
+    demo.verified_request(ada, "opt_out")
+    for person, kind in ((bob, "limit"), (cy, "object")):
+        answer = demo.call("POST", "/api/privacy-requests", token=person["token"], json={"type": kind})
+        assert answer.json()["status"] == "completed"
+    for person in (ada, bob, cy):
+        demo.call("POST", f"/api/users/{person['id']}/activity", token=person["token"], json={"course": "c"})
+        sink.wait_for("/partner/leads", person["email"], count=2)
+    assert sink.at("/partner/leads", bob["email"])[-1].payload["phone"] == bob["phone"]

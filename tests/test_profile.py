@@ -65,12 +65,13 @@ def test_demo_profile_loads_with_defaults():
     assert profile.auth["subject"]["token"] == "{{ captured.token }}"
     assert profile.operation("delete")["steps"][0]["expect"] == [202]
     assert profile.operation("no_such_operation") is None
-    assert [s["name"] for s in profile.stores] == ["app", "search", "analytics", "logs"]
-    assert profile.stores[0]["url"] == "sqlite:////tmp/x/app.sqlite"
-    assert [s["role"] for s in profile.sinks] == ["service_provider", "service_provider", "third_party"]
+    # The demo profile grows with the demo; only what this module guarantees is pinned here.
+    assert profile.store("app")["url"] == "sqlite:////tmp/x/app.sqlite"
+    assert profile.store("logs")["files"] == ["/tmp/x/logs/*.log*"]
+    assert all(s["role"] in ("service_provider", "third_party", "sale") for s in profile.sinks)
     assert profile.subject["ip_header"] == "X-Forwarded-For"
-    assert profile.not_offered == {}
-    assert profile.retention_exceptions == []
+    assert isinstance(profile.not_offered, dict)
+    assert all("legal_basis" in e for e in profile.retention_exceptions)
     assert profile.adapter is None
     assert profile.path == DEMO.absolute()
 

@@ -1,0 +1,1 @@
+"""pytest hooks for the reports (Allure defaults, compliance report, waivers, JUnit mapping)."""

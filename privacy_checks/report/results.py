@@ -1,0 +1,66 @@
+"""Per-check results of a run, gathered on the controller (so pytest-xdist runs agree).
+
+Written as `privacy-results.json`: the input of the compliance report and of the
+framework's own tests, which assert exactly which checks fail for each demo flaw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+@dataclass
+class CheckResult:
+    check_id: str
+    nodeid: str
+    outcome: str
+    message: str
+    clauses: list[str]
+    duration_s: float
+    finished_at: str
+
+
+@dataclass
+class Results:
+    path: Path
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    checks: list[CheckResult] = field(default_factory=list)
+    target: dict = field(default_factory=dict)
+
+    def add(self, result: CheckResult) -> None:
+        self.checks.append(result)
+
+    def write(self) -> Path | None:
+        if not self.checks:
+            return None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"started_at": self.started_at, "finished_at": datetime.now(UTC).isoformat(),
+                "target": self.target, "checks": [asdict(c) for c in self.checks]}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+        os.replace(tmp, self.path)  # never a half-written file, even on Ctrl-C
+        return self.path
+
+
+def outcome_of(report) -> str:
+    kind = getattr(report, "privacy_outcome", None)
+    if kind:
+        return kind
+    if report.passed:
+        return "passed"
+    if report.skipped:
+        return "skipped"
+    return "failed" if report.when == "call" else "error"
+
+
+def message_of(report) -> str:
+    if report.passed:
+        return ""
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    text = str(report.longrepr or "")
+    return text[-4000:]

@@ -1,0 +1,54 @@
+"""Shared helpers for the framework's own tests: run the suites for real against the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class SuiteRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    results: dict[str, dict]  # check id -> {outcome, message, nodeid}
+
+    def outcomes(self) -> dict[str, str]:
+        return {k: v["outcome"] for k, v in self.results.items()}
+
+    def failing(self) -> set[str]:
+        return {k for k, v in self.results.items() if v["outcome"] != "passed"}
+
+    def message(self, check_id: str) -> str:
+        return self.results[check_id]["message"]
+
+
+def run_suites(tmp_path: Path, *paths: str, flaws: tuple[str, ...] = (), args: tuple[str, ...] = (),
+               env: dict | None = None, timeout: float = 600) -> SuiteRun:
+    """Run `pytest <paths>` in a subprocess, as a user would, and read its per-check results."""
+    results = tmp_path / "privacy-results.json"
+    argv = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider",
+            f"--privacy-results={results}", f"--ledger=sqlite:///{tmp_path / 'ledger.sqlite'}", *args]
+    for flaw in flaws:
+        argv += ["--demo-flaw", flaw]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})})
+    data = json.loads(results.read_text()) if results.exists() else {"checks": []}
+    return SuiteRun(proc.returncode, proc.stdout, proc.stderr,
+                    {c["check_id"]: c for c in data["checks"]})
+
+
+@pytest.fixture
+def suite_runner(tmp_path):
+    def run(*paths, **kwargs):
+        return run_suites(tmp_path, *paths, **kwargs)
+
+    return run

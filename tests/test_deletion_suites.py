@@ -1,0 +1,38 @@
+"""The deletion suites pass on the clean demo and fail — naming where — with each flaw on."""
+
+import pytest
+
+SUITES = ("suites/ccpa/test_right_to_delete.py", "suites/gdpr/test_right_to_erasure.py")
+RESIDUAL = {"ccpa.delete.no-residual-data", "gdpr.erasure.no-residual-data"}
+NOTIFIED = {"ccpa.delete.recipients-notified", "gdpr.erasure.recipients-notified"}
+INTACT = {"ccpa.delete.others-intact", "gdpr.erasure.others-intact"}
+
+
+def test_clean_demo_passes_every_deletion_check(suite_runner):
+    run = suite_runner(*SUITES)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert len(run.results) == 9
+    assert set(run.outcomes().values()) == {"passed"}, run.outcomes()
+
+
+@pytest.mark.parametrize(("flaw", "expected", "where"), [
+    ("soft_delete", RESIDUAL, "app: table users, column email"),
+    ("keep_in_search_index", RESIDUAL, "search: table documents, column body"),
+    ("pii_in_logs", RESIDUAL, "logs: file "),
+    ("keep_in_analytics", RESIDUAL, "analytics: table events, column email"),
+    ("no_downstream_delete", NOTIFIED, "no deletion notice"),
+    ("delete_hits_other_subject", INTACT, "is gone too"),
+])
+def test_each_deletion_flaw_fails_exactly_its_checks_naming_where(suite_runner, flaw, expected, where):
+    run = suite_runner(*SUITES, flaws=(flaw,))
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert run.failing() == expected, run.outcomes()
+    for check in expected:
+        assert run.results[check]["outcome"] == "failed"
+        assert where in run.message(check), run.message(check)
+
+
+def test_analytics_kept_as_a_hash_is_reported_as_the_hash_form(suite_runner):
+    run = suite_runner(SUITES[0], flaws=("keep_in_analytics",))
+    message = run.message("ccpa.delete.no-residual-data")
+    assert "field email (sha256)" in message, message
