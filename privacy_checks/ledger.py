@@ -233,6 +233,11 @@ class Ledger:
             rows = conn.execute(self.subjects.select().where(self.subjects.c.run_id == run_id)).mappings().all()
         return [_subject_row(r) for r in rows]
 
+    def subjects_for(self, target: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(self.subjects.select().where(self.subjects.c.target == target)).mappings().all()
+        return [_subject_row(r) for r in rows]
+
     def orphans(self, target: str) -> list[dict]:
         """Subjects of `target` left by runs whose lease has expired, still on the target."""
         with self.engine.connect() as conn:

@@ -166,7 +166,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         rep.privacy_check_id = check.args[0]
         rep.privacy_clauses = [m.name + ":" + str(a) for m in item.iter_markers() if m.name in _FAMILIES
                                for a in m.args]
-    if call.excinfo is None or rep.when != "call":
+    if call.excinfo is not None and check is not None and rep.when == "setup" and isinstance(
+            call.excinfo.value, PrivacyChecksError):
+        # A fixture could not reach the target or load the profile: one line says which.
+        rep.longrepr = f"ERROR: {call.excinfo.value}"
+        item.user_properties.append(("privacy_outcome", outcomes.ERROR))
+    if call.excinfo is None or rep.when != "call" or check is None:
         return rep
     kind = outcomes.outcome_for_exception(call.excinfo.value)
     message = str(call.excinfo.value)

@@ -152,6 +152,10 @@ class Target:
         if tls.get("verify") is False:
             self.session.verify = False
         elif tls.get("ca_bundle"):
+            import os
+
+            if not os.path.exists(tls["ca_bundle"]):
+                raise TargetError(f"{profile.name}: tls.ca_bundle {tls['ca_bundle']} does not exist")
             self.session.verify = tls["ca_bundle"]
         retry = _retry_class()(
             total=None, connect=2, read=0, status=2, other=0, redirect=0,
@@ -324,7 +328,7 @@ class Target:
                 if "timed out" in str(exc):
                     raise TargetError(f"{where}: {method} {url} timed out after {timeout:.0f} s") from None
                 raise TargetError(f"{where}: cannot reach {url} ({_short(exc)})") from None
-            except requests.exceptions.RequestException as exc:
+            except (requests.exceptions.RequestException, OSError) as exc:
                 raise TargetError(f"{where}: {method} {url} failed: {_short(exc)}") from None
             exchange = Exchange.from_response(resp, started=started, elapsed=time.monotonic() - t0)
             self.exchanges.append(exchange)

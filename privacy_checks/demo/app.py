@@ -110,6 +110,10 @@ def check_password(stored: str, password: str) -> bool:
         return hmac.compare_digest(stored.encode(), password.encode())
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -569,8 +573,8 @@ class DemoApp:
         with self.store.reading() as db:
             return db.execute(
                 "SELECT id, user_id, recipient, path, payload, attempts FROM outbound_queue "
-                "WHERE next_attempt_at <= ? ORDER BY id LIMIT ?",
-                (time.time(), limit),
+                "WHERE next_attempt_ms <= ? ORDER BY id LIMIT ?",
+                (_now_ms(), limit),
             ).fetchall()
 
     def delivery_done(self, row: sqlite3.Row, ok: bool) -> None:
@@ -588,8 +592,8 @@ class DemoApp:
                 db.execute("DELETE FROM outbound_queue WHERE id = ?", (row["id"],))
             else:
                 db.execute(
-                    "UPDATE outbound_queue SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ?",
-                    (time.time() + 0.1 * 2 ** row["attempts"], row["id"]),
+                    "UPDATE outbound_queue SET attempts = attempts + 1, next_attempt_ms = ? WHERE id = ?",
+                    (_now_ms() + 100 * 2 ** row["attempts"], row["id"]),
                 )
         if not ok and row["attempts"] + 1 >= MAX_DELIVERY_ATTEMPTS:
             self.log.warning("delivery abandoned queue_id=%s recipient=%s", row["id"], row["recipient"])

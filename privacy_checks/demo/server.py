@@ -453,7 +453,9 @@ class DemoServer:
         for handler in list(self.log.handlers):
             handler.close()
             self.log.removeHandler(handler)
-        self.store.close()
+        # a worker stuck in a delivery timeout still holds the connection; process exit closes it
+        if not self.worker.is_alive():
+            self.store.close()
 
     @property
     def url(self) -> str:

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS outbound_queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER, request_id TEXT, recipient TEXT NOT NULL,
     path TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL DEFAULT 0, created_at TEXT NOT NULL
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL
 );
 -- who has received a user's data: deletion notices go to exactly these recipients
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -107,10 +107,14 @@ class Store:
             yield self._conn
 
     def checkpoint(self) -> None:
-        """Fold the WAL into the database files so deleted rows do not linger in -wal files."""
+        """Copy committed deletions from the WAL into the database files soon, not at some later autocheckpoint.
+
+        PASSIVE because the framework holds read snapshots while it sweeps: a blocking checkpoint
+        would stall every request behind the store lock until the sweep finished.
+        """
         with self._lock:
             for schema in ("main", "search", "analytics"):
-                self._conn.execute(f"PRAGMA {schema}.wal_checkpoint(TRUNCATE)")
+                self._conn.execute(f"PRAGMA {schema}.wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         with self._lock:
