@@ -117,6 +117,11 @@ class Profile:
         return {"ca_bundle": str(self.resolve(bundle)) if bundle else None, "verify": tls.get("verify", True)}
 
     @property
+    def transport(self) -> dict[str, Any]:
+        """`http_url` (the plain-http address, which may only redirect) and `session_cookies` (names)."""
+        return dict(self.data.get("transport") or {})
+
+    @property
     def adapter(self) -> str | None:
         return self.data.get("adapter")
 

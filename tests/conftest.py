@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -52,3 +53,21 @@ def suite_runner(tmp_path):
         return run_suites(tmp_path, *paths, **kwargs)
 
     return run
+
+
+@pytest.fixture
+def standalone_demo(tmp_path):
+    data = tmp_path / "demo-data"
+    token = "standalone-admin-token"
+    proc = subprocess.Popen([sys.executable, "-m", "privacy_checks.cli", "demo", "--data-dir", str(data),
+                             "--admin-token", token, "--sink-url", "http://127.0.0.1:9"],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    line = proc.stdout.readline()
+    assert "ready" in line, line
+    url = line.split("url=")[1].split()[0]
+    env = {"PRIVACY_CHECKS_DEMO_URL": url, "PRIVACY_CHECKS_DEMO_DATA": str(data),
+           "PRIVACY_CHECKS_DEMO_HTTP_URL": line.split("http=")[1].split()[0],
+           "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": token}
+    yield env
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=10)

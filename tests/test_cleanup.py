@@ -24,23 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PROFILE = ROOT / "fixtures" / "targets" / "demo.yaml"
 
 
-@pytest.fixture
-def standalone_demo(tmp_path):
-    data = tmp_path / "demo-data"
-    token = "standalone-admin-token"
-    proc = subprocess.Popen([sys.executable, "-m", "privacy_checks.cli", "demo", "--data-dir", str(data),
-                             "--admin-token", token, "--sink-url", "http://127.0.0.1:9"],
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
-    line = proc.stdout.readline()
-    assert "ready" in line, line
-    url = line.split("url=")[1].split()[0]
-    env = {"PRIVACY_CHECKS_DEMO_URL": url, "PRIVACY_CHECKS_DEMO_DATA": str(data),
-           "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": token}
-    yield env
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=10)
-
-
 def _start_sleeper(tmp_path, env, ledger_url, lease="3"):
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "tests/data/sleeper_check.py", "-q", "-s", "-p", "no:cacheprovider",

@@ -16,6 +16,7 @@ from privacy_checks.subjects import SubjectFactory, category_table, new_run_nonc
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_ENV = {"PRIVACY_CHECKS_DEMO_URL": "https://127.0.0.1:1", "PRIVACY_CHECKS_DEMO_DATA": "/tmp/x",
+            "PRIVACY_CHECKS_DEMO_HTTP_URL": "http://127.0.0.1:2",
             "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "t"}
 
 

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "targets" / "demo.yaml"
 DEMO_ENV = {
     "PRIVACY_CHECKS_DEMO_URL": "https://127.0.0.1:1",
+    "PRIVACY_CHECKS_DEMO_HTTP_URL": "http://127.0.0.1:2",
     "PRIVACY_CHECKS_DEMO_DATA": "/tmp/x",
     "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "t",
 }
@@ -268,6 +269,7 @@ def test_malformed_references(tmp_path):
 def test_lint_reports_every_missing_variable_of_the_demo():
     assert lint(DEMO, {"PRIVACY_CHECKS_DEMO_URL": "https://127.0.0.1:1"}) == [
         "demo.yaml: tls.ca_bundle: environment variable 'PRIVACY_CHECKS_DEMO_DATA' is not set",
+        "demo.yaml: transport.http_url: environment variable 'PRIVACY_CHECKS_DEMO_HTTP_URL' is not set",
         "demo.yaml: auth.admin.token: environment variable 'PRIVACY_CHECKS_DEMO_ADMIN_TOKEN' is not set",
         "demo.yaml: stores[0].url: environment variable 'PRIVACY_CHECKS_DEMO_DATA' is not set",
         "demo.yaml: stores[1].url: environment variable 'PRIVACY_CHECKS_DEMO_DATA' is not set",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..flows.deletion import DeletionOutcome, describe_hit
+from ..flows.deletion import DeletionOutcome, describe_hit, overdue_retention
 from ..outcomes import CheckError, PromiseBroken
 
 
@@ -45,3 +45,12 @@ def others_intact(outcome: DeletionOutcome) -> None:
     request_completes(outcome)
     if outcome.isolation_problems:
         raise PromiseBroken("deleting one subject harmed another: " + "; ".join(outcome.isolation_problems))
+
+
+def time_limited_retention_purged(run, evidence) -> None:
+    """Data kept under a `purge_within` exception is gone once its period has ended."""
+    still, purged = overdue_retention(run)
+    evidence.stage("time-limited retention", still_held=still, purged=purged)
+    if still:
+        raise PromiseBroken("data kept under a time-limited retention exception outlived its period:\n  "
+                            + "\n  ".join(still))

@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"bearer token for admin endpoints (default: ${TOKEN_ENV}, which keeps it out of ps)",
     )
     parser.add_argument("--sink-url", help="base URL of the third-party capture sink (webhooks go here)")
+    parser.add_argument("--sink-ca", type=Path, help="CA certificate (PEM) to verify an https sink with")
     parser.add_argument(
         "--flaw", action="append", default=[], metavar="NAME",
         help=f"switch a flaw on (repeatable, or comma-separated; also ${FLAWS_ENV}=a,b)",
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server = DemoServer(DemoConfig(
             data_dir=args.data_dir, admin_token=args.admin_token, host=args.host, port=args.port,
-            http_port=args.http_port, sink_url=args.sink_url, flaws=flaws,
+            http_port=args.http_port, sink_url=args.sink_url, sink_ca=args.sink_ca, flaws=flaws,
         ))
     except ValueError as exc:
         print(exc, file=sys.stderr)

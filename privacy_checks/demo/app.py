@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
+import html
 import io
 import json
 import logging
@@ -26,18 +27,19 @@ from .store import Store
 
 EDITABLE = (
     "full_name", "email", "username", "company", "department", "phone", "postal_address",
-    "chat_username", "custom_field",
+    "chat_username", "custom_field", "geolocation",
 )
 PUBLIC_USER = ("id", *EDITABLE, "ip_address", "opted_out", "limited", "objected", "created_at")
 ACTIVITY_COLUMNS = ("id", "course", "note", "ip_address", "created_at")
 REQUEST_COLUMNS = (
     "id", "user_id", "type", "status", "received_at", "due_at", "acknowledged_at", "completed_at",
-    "extended_until", "extension_reason",
+    "extended_until", "extension_reason", "extension_notice_at",
 )
-REQUEST_TYPES = ("access", "delete", "correct", "opt_out", "limit", "object")
+REQUEST_TYPES = ("access", "delete", "correct", "opt_out", "limit", "object", "withdraw_consent")
 REQUEST_LABELS = {
     "access": "access", "delete": "deletion", "correct": "correction", "opt_out": "opt-out",
     "limit": "limit the use of sensitive personal information", "object": "objection",
+    "withdraw_consent": "withdrawal of consent to marketing",
 }
 # 11 CCR §7060(b): requests to opt out or to limit need no verification; an objection likewise
 VERIFIED_TYPES = frozenset({"access", "delete", "correct"})
@@ -46,12 +48,14 @@ CHOICES = {
     "opt_out": ("opted_out", "ignore_opt_out"),
     "limit": ("limited", "ignore_limit"),
     "object": ("objected", "ignore_objection"),
+    # GDPR art. 7(3): withdrawing consent to marketing stops it just as an objection does
+    "withdraw_consent": ("objected", "ignore_objection"),
 }
 RESPONSE_DAYS = 45  # Cal. Civ. Code §1798.130(a)(2)
 MAX_EXTENSION_DAYS = 45
 # the CCPA categories the policy says are collected and that this service holds (identifiers,
-# customer records, internet activity)
-CATEGORIES = ["A", "B", "F"]
+# customer records, internet activity, geolocation)
+CATEGORIES = ["A", "B", "F", "G"]
 NOTICE_RECIPIENTS = ("crm", "email", "partner")
 RECIPIENT_ROLES = {"crm": "service_provider", "email": "service_provider", "partner": "third_party"}
 MAX_FIELD_LENGTH = 4000
@@ -167,6 +171,7 @@ class DemoApp:
         self.sharing = sharing
         # deletions whose downstream notices are still queued: request id -> subject's email
         self._awaiting_notices: dict[str, str] = {}
+        self._seed_request_log()
 
     # ---- authentication -------------------------------------------------------------------
 
@@ -379,6 +384,9 @@ class DemoApp:
         needs_code = kind in VERIFIED_TYPES or (kind == "opt_out" and "opt_out_requires_verification" in self.flaws)
         request_id = str(uuid.uuid4())
         now = iso(utcnow())
+        # The receipt message goes out as the request is stored, so a back-dated (control) request
+        # is acknowledged at the receipt time it claims.
+        acknowledged = None if "no_acknowledgement" in self.flaws else iso(received)
         label = REQUEST_LABELS[kind]
         with self.store.transaction() as db:
             user = self._user_row(db, user_id, live=True)
@@ -389,14 +397,15 @@ class DemoApp:
                 "acknowledged_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     request_id, user_id, kind, "verifying" if needs_code else "completed", iso(received),
-                    iso(received + timedelta(days=RESPONSE_DAYS)), now, None if needs_code else now,
+                    iso(received + timedelta(days=RESPONSE_DAYS)), acknowledged, None if needs_code else now,
                 ),
             )
-            self._mail(
-                db, user["email"], f"We received your {label} request",
-                f"We received your {label} request {request_id} and will respond within {RESPONSE_DAYS} days.",
-                request_id=request_id,
-            )
+            if acknowledged:
+                self._mail(
+                    db, user["email"], f"We received your {label} request",
+                    f"We received your {label} request {request_id} and will respond within {RESPONSE_DAYS} days.",
+                    request_id=request_id, at=acknowledged,
+                )
             if needs_code:
                 code = f"{secrets.randbelow(10**6):06d}"
                 db.execute(
@@ -428,6 +437,7 @@ class DemoApp:
                 raise ApiError(409, f"request is {request['status']}, not awaiting verification")
             pending = db.execute("SELECT * FROM verifications WHERE request_id = ?", (request_id,)).fetchone()
             correct = hmac.compare_digest(_sha256(code.strip()), pending["code_hash"])
+            correct = correct or "skip_verification" in self.flaws
             if correct:
                 db.execute("UPDATE privacy_requests SET status = 'processing' WHERE id = ?", (request_id,))
             elif pending["attempts"] + 1 >= MAX_CODE_ATTEMPTS:
@@ -481,12 +491,14 @@ class DemoApp:
             if row["status"] in ("completed", "denied") or row["extended_until"]:
                 raise ApiError(409, "request is closed or already extended")
             until = iso(datetime.fromisoformat(row["due_at"]) + timedelta(days=days))
+            silent = "extension_without_notice" in self.flaws
             db.execute(
-                "UPDATE privacy_requests SET extended_until = ?, extension_reason = ? WHERE id = ?",
-                (until, reason, request_id),
+                "UPDATE privacy_requests SET extended_until = ?, extension_reason = ?, extension_notice_at = ? "
+                "WHERE id = ?",
+                (until, None if silent else reason, None if silent else iso(utcnow()), request_id),
             )
             user = self._user_row(db, row["user_id"], live=True)
-            if user is not None:
+            if user is not None and not silent:
                 self._mail(
                     db, user["email"], "We need more time for your request",
                     f"We will respond to request {request_id} by {until}: {reason}", request_id=request_id,
@@ -509,17 +521,24 @@ class DemoApp:
             user = self._user_row(db, request["user_id"], live=True)
             if user is None:
                 raise ApiError(404, "no such user")
+            # export_other_subject: the rows are picked by the user's courses, so everyone enrolled leaks in
+            owner = ("course IN (SELECT course FROM activity WHERE user_id = ?)"
+                     if "export_other_subject" in self.flaws else "user_id = ?")
             activity = db.execute(
-                f"SELECT {', '.join(ACTIVITY_COLUMNS)} FROM activity WHERE user_id = ? ORDER BY id",
+                f"SELECT {', '.join(ACTIVITY_COLUMNS)} FROM activity WHERE {owner} ORDER BY id",
                 (user["id"],),
             ).fetchall()
             recipients = [r["recipient"] for r in db.execute(
                 "SELECT recipient FROM deliveries WHERE user_id = ? ORDER BY recipient", (user["id"],)
             )]
+        shown = dict(user) if "export_includes_password" in self.flaws else self._public_user(user)
+        if "export_incomplete" in self.flaws:
+            for name in ("postal_address", "chat_username"):
+                shown.pop(name, None)
         return {
-            "user": self._public_user(user),
+            "user": shown,
             "activity": [dict(row) for row in activity],
-            "categories": list(CATEGORIES),
+            "categories": ["A"] if "export_categories_incomplete" in self.flaws else list(CATEGORIES),
             "disclosed_to": [{"recipient": r, "role": RECIPIENT_ROLES.get(r, "other")} for r in recipients],
         }
 
@@ -538,6 +557,15 @@ class DemoApp:
                 archive.writestr(name, text.getvalue())
         return buffer.getvalue()
 
+    @staticmethod
+    def export_html(data: Mapping[str, Any]) -> bytes:
+        """A page for people to read: what the export_html_only flaw serves instead of data."""
+        rows = "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in data["user"].items()
+        )
+        rows += "".join(f"<tr><th>activity</th><td>{html.escape(json.dumps(a))}</td></tr>" for a in data["activity"])
+        return f"<!DOCTYPE html><html><body><h1>Your data</h1><table>{rows}</table></body></html>".encode()
+
     def outbox(self, principal: Principal, to: str | None, request_id: str | None) -> dict[str, Any]:
         self._require_admin(principal)
         clauses, params = [], []
@@ -555,6 +583,51 @@ class DemoApp:
                 params,
             ).fetchall()
         return {"messages": [dict(row) for row in rows]}
+
+    # ---- request history -------------------------------------------------------------------
+
+    def _seed_request_log(self) -> None:
+        """The requests real users filed before the framework came: what a request-log audit judges.
+
+        Their accounts are closed (user_id 0 never exists); the request records stay, as 11 CCR §7101
+        requires for 24 months. Every answer is within every deadline (opt-outs within 5 days, the rest
+        within 25, under one month), and one access request is open under a valid 90-day extension.
+        The deadline flaws change exactly that history: overdue_requests leaves three of them
+        unanswered, no_acknowledgement drops every acknowledgement, extension_without_notice drops the
+        extension's notice and reason.
+        """
+        now = utcnow()
+        acknowledge = "no_acknowledgement" not in self.flaws
+        rows: list[tuple] = []
+        kinds = ("access", "delete", "correct", "opt_out", "limit", "object")
+        # (type, age in days, completed after n days or None, extended to n days, notice after n days, reason)
+        for i in range(55):
+            rows.append((kinds[i % len(kinds)], 10 + i, 2, None, None, None))
+        unanswered = "overdue_requests" in self.flaws
+        for kind, age, answered_after in (("access", 70, 25), ("delete", 50, 20), ("opt_out", 40, 5)):
+            rows.append((kind, age, None if unanswered else answered_after, None, None, None))
+        silent = "extension_without_notice" in self.flaws
+        rows.append(("access", 60, None, 90, None if silent else 14,
+                     None if silent else "identity documents sent by post are still under review"))
+        with self.store.transaction() as db:
+            if db.execute("SELECT 1 FROM privacy_requests LIMIT 1").fetchone():
+                return
+            for kind, age, done_after, extended_to, notice_after, reason in rows:
+                received = now - timedelta(days=age)
+                db.execute(
+                    "INSERT INTO privacy_requests (id, user_id, type, status, received_at, due_at, acknowledged_at, "
+                    "completed_at, extended_until, extension_reason, extension_notice_at) "
+                    "VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        str(uuid.uuid4()), kind, "completed" if done_after is not None else "verifying",
+                        iso(received), iso(received + timedelta(days=RESPONSE_DAYS)),
+                        iso(received) if acknowledge else None,
+                        iso(received + timedelta(days=done_after)) if done_after is not None else None,
+                        iso(received + timedelta(days=extended_to)) if extended_to else None,
+                        reason,
+                        iso(received + timedelta(days=notice_after)) if notice_after is not None else None,
+                    ),
+                )
 
     # ---- asynchronous work (called from the worker thread only) ---------------------------
 
@@ -622,7 +695,7 @@ class DemoApp:
                 if kind == "correct" and pending and pending["payload"]:
                     try:
                         with _savepoint(db):
-                            self._apply_update(db, user_id, json.loads(pending["payload"]))
+                            self._apply_update(db, user_id, json.loads(pending["payload"]), correction=True)
                     except (ApiError, sqlite3.IntegrityError):
                         self._complete(db, request_id, user["email"], f"Your {label} request was denied",
                                        status="denied")
@@ -631,6 +704,13 @@ class DemoApp:
                 elif kind in CHOICES:
                     self._apply_choice(db, user_id, kind)
                 subject = f"Your {label} request is complete"
+                if kind == "access" and "refuse_second_access" in self.flaws and db.execute(
+                    "SELECT 1 FROM privacy_requests WHERE user_id = ? AND type = 'access' AND status = 'completed' "
+                    "AND id != ? AND received_at >= ?", (user_id, request_id, iso(utcnow() - timedelta(days=365))),
+                ).fetchone():
+                    self._complete(db, request_id, user["email"], f"Your {label} request was denied",
+                                   status="denied")
+                    return
                 if kind == "access":
                     subject = "Your data is ready"
                 self._complete(db, request_id, user["email"], subject)
@@ -718,14 +798,17 @@ class DemoApp:
         # leads queued before the choice was made carry exactly what the choice withholds
         db.execute("DELETE FROM outbound_queue WHERE user_id = ? AND recipient = 'partner'", (user_id,))
 
-    def _apply_update(self, db: sqlite3.Connection, user_id: int, fields: Mapping[str, str]) -> None:
+    def _apply_update(
+        self, db: sqlite3.Connection, user_id: int, fields: Mapping[str, str], correction: bool = False
+    ) -> None:
         self._check_unique(db, fields, exclude=user_id)
         assignments = ", ".join(f"{name} = ?" for name in fields)
         db.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*fields.values(), user_id))
         user = self._user_row(db, user_id)
-        self._reindex(db, user_id)
+        if not (correction and "partial_correction" in self.flaws):
+            self._reindex(db, user_id)
         db.execute("UPDATE analytics.events SET email = ? WHERE user_id = ?", (user["email"], user_id))
-        if not self.sharing:
+        if not self.sharing or (correction and "no_correction_notice" in self.flaws):
             return
         # a correction reaches everyone who holds the old data (GDPR art. 19; 11 CCR §7023(c))
         contact = {name: user[name] for name in ("full_name", "email", "company", "department", "phone")}
@@ -761,6 +844,9 @@ class DemoApp:
         if not user["limited"]:
             lead["phone"] = user["phone"]
             lead["custom_field"] = user["custom_field"]
+            # precise geolocation is sensitive (Cal. Civ. Code §1798.140(ae)(1)(C)): what a limit withholds
+            if user["geolocation"]:
+                lead["geolocation"] = user["geolocation"]
         return lead
 
     def _share(
@@ -799,11 +885,11 @@ class DemoApp:
     @staticmethod
     def _mail(
         db: sqlite3.Connection, recipient: str, subject: str, body: str | None, code: str | None = None,
-        request_id: str | None = None,
+        request_id: str | None = None, at: str | None = None,
     ) -> None:
         db.execute(
             "INSERT INTO outbox (recipient, subject, body, code, request_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (recipient, subject, body, code, request_id, iso(utcnow())),
+            (recipient, subject, body, code, request_id, at or iso(utcnow())),
         )
 
     @staticmethod

@@ -19,14 +19,34 @@ FLAWS: dict[str, str] = {
     "ignore_gpc": "the Sec-GPC: 1 header is ignored",
     "opt_out_requires_verification": "an opt-out request must be verified with an emailed code",
     "ignore_limit": "a limit request is reported completed but sensitive fields still reach the partner",
-    "ignore_objection": "an objection to marketing is reported completed but the partner still receives",
+    "ignore_objection": ("an objection to marketing (or a withdrawal of consent to it) is reported completed "
+                         "but the partner still receives"),
     "sells_data": "every new user is also sent to a data broker (/databroker/purchase)",
     "shares_with_undeclared": "signups and activity are also sent to an undeclared recipient (/adtech/audience)",
     "discriminate": "users who opted out are quoted a higher price and a reduced service level",
+    "bad_gpc_json": "/.well-known/gpc.json is served as text/plain with \"gpc\": \"yes\" and no lastUpdate",
+    # response deadlines
+    "overdue_requests": "the request log holds three back-dated requests (access, delete, opt-out) never answered",
+    "no_acknowledgement": "requests get no acknowledgement: no 'We received' message, acknowledged_at left empty",
+    "extension_without_notice": "extensions set extended_until without telling the consumer or giving a reason",
+    # right to know, portability, correction
+    "export_html_only": "the export is served as an HTML page, whatever format is asked for",
+    "export_incomplete": "the export leaves out the postal address and the chat username",
+    "export_other_subject": "the export's activity is picked by course, so other users' activity leaks in",
+    "export_includes_password": "the export carries the whole users row, password hash included",
+    "export_categories_incomplete": "the export lists only category A, not every category collected",
+    "skip_verification": "a privacy request's verification code is not checked: any code verifies it",
+    "refuse_second_access": "an access request is denied when another was completed in the last 12 months",
+    "partial_correction": "a correction updates the account but not the search index",
+    "no_correction_notice": "a correction is not passed on to the recipients of the old data",
     # transport
     "plaintext_http": "the http listener serves the application instead of redirecting to https",
     "no_hsts": "https responses carry no Strict-Transport-Security header",
     "insecure_cookies": "the session cookie is set without Secure, HttpOnly and SameSite",
+    "weak_tls": "the https listener also accepts TLS 1.0 and 1.1, with any cipher (@SECLEVEL=0)",
+    "untrusted_cert": "https serves a certificate from a CA other than the one written to tls/ca.pem",
+    "pii_in_url": "signup answers with a Location header carrying the new user's email in the query",
+    "plaintext_webhooks": "deliveries to recipients go over plain http even when the sink offers https",
 }
 
 

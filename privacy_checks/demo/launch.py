@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import PrivacyChecksError
 
@@ -38,8 +39,16 @@ class DemoProcess:
         if self.data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="privacy-checks-demo-")
             self.data_dir = self._tmp.name
+        from ..observe.tls_sink import sink_tls
+
+        # a sink that offers TLS is given to the demo as https, with the CA to verify it
+        sink_ca = os.path.join(self.data_dir, "sink-ca.pem")
+        https_sink = sink_tls(self.sink_url, Path(sink_ca))
         argv = [sys.executable, "-m", "privacy_checks.demo", "--host", "127.0.0.1", "--port", "0",
-                "--data-dir", self.data_dir, "--admin-token", self.admin_token, "--sink-url", self.sink_url]
+                "--data-dir", self.data_dir, "--admin-token", self.admin_token,
+                "--sink-url", https_sink or self.sink_url]
+        if https_sink:
+            argv += ["--sink-ca", sink_ca]
         for flaw in self.flaws:
             argv += ["--flaw", flaw]
         for fault in self.faults:

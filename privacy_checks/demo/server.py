@@ -12,13 +12,14 @@ import sys
 import threading
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import trustme
 
@@ -51,6 +52,7 @@ class DemoConfig:
     port: int = 0
     http_port: int = 0
     sink_url: str | None = None
+    sink_ca: Path | None = None
     flaws: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -121,11 +123,17 @@ def privacy_policy(call: Call) -> Response:
 
 
 def gpc_support(call: Call) -> Response:
+    if "bad_gpc_json" in call.app.flaws:
+        return Response(200, b'{"gpc": "yes"}', "text/plain")
     return json_response(200, {"gpc": True, "lastUpdate": POLICY_LAST_MODIFIED})
 
 
 def create_user(call: Call) -> Response:
-    return json_response(201, call.app.create_user(call.body, call.client_ip, call.gpc, call.request_id))
+    user = call.app.create_user(call.body, call.client_ip, call.gpc, call.request_id)
+    headers = {}
+    if "pii_in_url" in call.app.flaws:
+        headers["Location"] = f"/api/users/{user['id']}?email={quote(user['email'], safe='@')}"
+    return json_response(201, user, headers)
 
 
 def login(call: Call) -> Response:
@@ -198,6 +206,8 @@ def export(call: Call) -> Response:
     if fmt not in ("json", "csv"):
         raise ApiError(400, "format must be json or csv")
     data = call.app.export(call.principal(), call.params[0])
+    if "export_html_only" in call.app.flaws:
+        return Response(200, call.app.export_html(data), "text/html; charset=utf-8")
     if fmt == "json":
         return json_response(200, data)
     return Response(
@@ -429,7 +439,7 @@ class DemoServer:
         self.https = AppServer((cfg.host, cfg.port), DemoHandler, self, tls_context)
         http_handler = DemoHandler if "plaintext_http" in cfg.flaws else RedirectHandler
         self.http = AppServer((cfg.host, cfg.http_port), http_handler, self, None)
-        self.worker = Worker(self.app, cfg.sink_url, self.log)
+        self.worker = Worker(self.app, cfg.sink_url, self.log, sink_ca=cfg.sink_ca)
         for server in (self.https, self.http):
             thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
@@ -478,9 +488,17 @@ class DemoServer:
         # a fresh CA per start: nothing to trust beyond this run, and the framework reads ca.pem
         ca = trustme.CA(organization_name="privacy-checks demo CA")
         ca.cert_pem.write_to_path(str(self.data_dir / "tls" / "ca.pem"))
+        if "untrusted_cert" in self.config.flaws:
+            ca = trustme.CA(organization_name="some other CA")
         leaf = ca.issue_cert("127.0.0.1", "localhost", "::1")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if "weak_tls" in self.config.flaws:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # the flaw is the point
+                context.minimum_version = ssl.TLSVersion.TLSv1
+            context.set_ciphers("ALL:@SECLEVEL=0")
+        else:
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
         leaf.configure_cert(context)
         return context
 

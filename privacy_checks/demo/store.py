@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     full_name TEXT, email TEXT NOT NULL, username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,
     company TEXT, department TEXT, phone TEXT, postal_address TEXT, chat_username TEXT,
-    ip_address TEXT, custom_field TEXT,
+    ip_address TEXT, custom_field TEXT, geolocation TEXT,
     opted_out INTEGER NOT NULL DEFAULT 0, limited INTEGER NOT NULL DEFAULT 0,
     objected INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, user_id INTEGER NOT
 CREATE TABLE IF NOT EXISTS privacy_requests (
     id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
     received_at TEXT NOT NULL, due_at TEXT NOT NULL, acknowledged_at TEXT, completed_at TEXT,
-    extended_until TEXT, extension_reason TEXT
+    extended_until TEXT, extension_reason TEXT, extension_notice_at TEXT
 );
 CREATE INDEX IF NOT EXISTS privacy_requests_status ON privacy_requests(status);
 -- kept apart from privacy_requests because a correction's new values are personal data
@@ -89,6 +89,10 @@ class Store:
         self._conn.execute("PRAGMA busy_timeout=10000")
         with self._lock:
             self._conn.executescript(APP_SCHEMA + SEARCH_SCHEMA + ANALYTICS_SCHEMA)
+            columns = {r["name"] for r in self._conn.execute("PRAGMA main.table_info(privacy_requests)")}
+            if "extension_notice_at" not in columns:
+                # a data directory written before extensions recorded when the consumer was told
+                self._conn.execute("ALTER TABLE privacy_requests ADD COLUMN extension_notice_at TEXT")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import http.client
 import logging
+import ssl
 import threading
 import traceback
 import urllib.error
 import urllib.request
+
+from pathlib import Path
 
 from .app import DemoApp
 
@@ -16,15 +19,21 @@ BATCH = 50
 
 
 class Worker(threading.Thread):
-    def __init__(self, app: DemoApp, sink_url: str | None, log: logging.Logger, interval: float = 0.05) -> None:
+    def __init__(self, app: DemoApp, sink_url: str | None, log: logging.Logger, interval: float = 0.05,
+                 sink_ca: Path | None = None) -> None:
         super().__init__(name="privacy-checks-demo-worker", daemon=True)
         self.app = app
         self.sink_url = sink_url.rstrip("/") if sink_url else None
+        if self.sink_url and "plaintext_webhooks" in app.flaws and self.sink_url.startswith("https://"):
+            # the sink takes both on one port; the flaw is choosing cleartext anyway
+            self.sink_url = "http://" + self.sink_url[len("https://"):]
         self.log = log
         self.interval = interval
         self._stopping = threading.Event()
         # an empty ProxyHandler: HTTP(S)_PROXY in the environment must not divert loopback deliveries
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        tls = ssl.create_default_context(cafile=str(sink_ca)) if sink_ca else None
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                                   urllib.request.HTTPSHandler(context=tls))
 
     def run(self) -> None:
         while not self._stopping.is_set():

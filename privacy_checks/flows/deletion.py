@@ -202,9 +202,47 @@ def _run(run, test_id: str, evidence, out: DeletionOutcome, subject, control) ->
         evidence.finding(kind="residual data", store=h.store, location=h.table_or_path, column=h.column_or_line,
                          row=h.row_key, field=h.field, form=h.form, excerpt=h.excerpt)
 
+    _record_holds(run, subject, out)
     _judge_account(target, subject, out)
     _judge_recipients(run, subject, out, seq_before, propagation, evidence)
     _judge_isolation(target, specs, control, out)
+
+
+def _record_holds(run, subject, out: DeletionOutcome) -> None:
+    """Time-limited retention: remember each allowed hit so a later run can check it was purged."""
+    now = run.ledger.now()
+    for hit, exc in out.allowed:
+        if exc.purge_within is not None:
+            run.ledger.record_hold(target=run.profile.name, subject_id=subject.id, canary=subject.canary,
+                                   location=hit_location(hit), field=hit.field, form=hit.form,
+                                   exception=exc.describe(), purge_by=now + exc.purge_within)
+
+
+def hit_location(hit) -> str:
+    return f"{hit.store}:{hit.table_or_path}:{hit.column_or_line if hit.location_kind == 'table' else '*'}"
+
+
+def overdue_retention(run) -> tuple[list[str], list[str]]:
+    """Holds whose period has ended: (still held — broken, purged — resolved now)."""
+    from ..observe.forms import Needle
+
+    still, purged = [], []
+    specs = store_specs(run.profile)
+    for hold in run.ledger.due_holds(run.profile.name):
+        row = run.ledger.subject(hold["subject_id"])
+        value = (row or {}).get("fields", {}).get(hold["field"])
+        if not value:
+            raise _control_failed(f"retention hold #{hold['id']}: the ledger no longer has the value of field "
+                                  f"{hold['field']!r} of subject {hold['canary']}, so its purge cannot be checked")
+        hits = [h for h in sweep(specs, [Needle(hold["subject_id"], hold["field"], value)]).hits
+                if hit_location(h) == hold["location"] and h.form == hold["form"]]
+        if hits:
+            still.append(f"{describe_hit(hits[0])} — allowed only until {hold['purge_by']} "
+                         f"({hold['exception']})")
+        else:
+            run.ledger.resolve_hold(hold["id"])
+            purged.append(hold["location"])
+    return still, purged
 
 
 def _control_failed(message: str):
@@ -245,23 +283,33 @@ def _judge_recipients(run, subject, out: DeletionOutcome, seq_before: int, propa
 
     sinks = {s["name"]: s for s in run.profile.sinks}
     needles = subject.needles(subject.strong_fields())
+    conditions = {}
     for name in sorted(out.recipients_before):
         cond = sinks[name].get("deletion_notice") if name in sinks else None
         if not cond:
             out.missing_notices.append(f"{name}: the profile declares no deletion_notice condition for this "
                                        "recipient, so its notice cannot be recognised")
-            continue
-        condition = compile_condition(cond)
+        else:
+            conditions[name] = compile_condition(cond)
 
-        def notice(name=name, condition=condition):
-            for cap in run.capture.captures(seq_before):
-                sink = sink_obs.classify(cap.path, run.profile.sinks)
-                if sink and sink["name"] == name and condition.evaluate(cap.context()):
-                    if sink_obs.find_in_captures([cap], needles, run.profile.sinks) or _mentions_ids(cap, subject):
-                        return cap
-            return None
+    def notices():
+        found = {}
+        for cap in run.capture.captures(seq_before):
+            sink = sink_obs.classify(cap.path, run.profile.sinks)
+            name = sink["name"] if sink else None
+            if name in conditions and name not in found and conditions[name].evaluate(cap.context()) and (
+                    sink_obs.find_in_captures([cap], needles, run.profile.sinks) or _mentions_ids(cap, subject)):
+                found[name] = cap
+        return found
 
-        cap = sink_obs.wait_for(notice, timeout=propagation)
+    # One wait for all recipients: a missing notice costs one propagation window, not one each.
+    found = notices()
+    deadline = time.monotonic() + propagation
+    while set(found) != set(conditions) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        found = notices()
+    for name in sorted(conditions):
+        cap = found.get(name)
         if cap is None:
             out.missing_notices.append(f"{name} ({out.recipients_before[name]}) received the subject's data but no "
                                        f"deletion notice within {propagation:.0f} s")

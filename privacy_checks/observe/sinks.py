@@ -136,8 +136,10 @@ class CaptureServer:
     """The capture sink; `url` is what the target is told to send to."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, advertised_url: str | None = None) -> None:
+        from .tls_sink import DualServer  # https and http on one port; each capture records which
+
         try:
-            self._server = _Server((host, port))
+            self._server = DualServer((host, port))
         except OSError as exc:
             raise PrivacyChecksError(f"capture sink cannot bind {host}:{port}: {exc.strerror or exc}") from None
         self.host, self.port = self._server.server_address[:2]

@@ -166,6 +166,9 @@ class _Plan:
         self.weak_values = (
             sorted({n.value for n in self.matcher.needles if n.weak}) if "exact" in forms else []
         )
+        # Hashes and weak values are both compared as whole values: one IN list per column.
+        self.whole_values = self.digests + self.weak_values
+        self.whole_lengths = sorted({len(v) for v in self.whole_values})
         self.prefilter = self._file_prefilter()
 
     def _file_prefilter(self) -> re.Pattern[bytes] | None:
@@ -298,32 +301,38 @@ def text_expression(dialect: Dialect, column: sa.ColumnElement, kind: str | None
 def _contains(
     dialect: Dialect, col: _Column, text: sa.ColumnElement, pattern: str, ci: bool
 ) -> sa.ColumnElement:
+    """``text`` contains ``pattern`` (``ci``: in any letter case). Choices measured with
+    benchmarks/sweep.py; a candidate predicate may be looser than asked, never stricter."""
     like = "%" + pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if dialect.name == "sqlite":
         if col.kind == "binary":
-            # LIKE stops at the first NUL byte of a blob; instr() compares bytes.
-            variants = {pattern, pattern.lower(), pattern.upper()} if ci else {pattern}
+            # LIKE and GLOB stop at the first NUL byte of a blob; instr() compares bytes.
+            variants = dict.fromkeys([pattern, pattern.lower(), pattern.upper()] if ci else [pattern])
             checks = [sa.func.instr(col.column, sa.cast(sa.literal(v), sa.LargeBinary)) > 0 for v in variants]
             return sa.or_(text.like(like, escape="\\"), *checks) if ci else sa.or_(*checks)
-        # SQLite's LIKE is ASCII case-insensitive already; a case-sensitive pattern
-        # (base64) merely lets a few more candidates through to the exact match in Python.
-        return text.like(like, escape="\\")
+        if ci:
+            # LIKE is ASCII case-insensitive in SQLite already.
+            return text.like(like, escape="\\")
+        # GLOB is case-sensitive and measured ~20% cheaper per pass than LIKE.
+        return text.op("GLOB")("*" + re.sub(r"([*?\[])", r"[\1]", pattern) + "*")
     if ci:
         if dialect.name == "postgresql":
+            # One ILIKE measured cheaper than LIKE on each of pcqz/PCQZ/Pcqz, and than lower() LIKE.
             return text.ilike(like, escape="\\")
         return sa.func.lower(text).like(like.lower(), escape="\\")
     return text.like(like, escape="\\")
 
 
-def _in_list(dialect: Dialect, text: sa.ColumnElement, values: list[str], key: str) -> sa.ColumnElement:
-    if dialect.name == "postgresql":
-        # One array parameter instead of a placeholder per value and per column.
-        param = sa.bindparam(key, values, type_=sa.ARRAY(sa.Text), literal_execute=True)
-        return text == sa.any_(param)
+def _whole_value_in(dialect: Dialect, text: sa.ColumnElement, plan: _Plan) -> sa.ColumnElement:
+    # Inline literals: a placeholder per value and per column would hit the drivers' parameter
+    # limits with many subjects and wide tables; PostgreSQL hashes a constant IN list anyway.
+    param = sa.bindparam("pcq_whole", plan.whole_values, expanding=True, literal_execute=True, type_=sa.Text)
+    test = text.in_(param)
     if dialect.name == "sqlite":
-        param = sa.bindparam(key, json.dumps(values), type_=sa.Text)
-        return text.in_(sa.select(sa.column("value")).select_from(sa.func.json_each(param)).scalar_subquery())
-    return text.in_(values)
+        # SQLite probes a b-tree per value; testing the length first skips most probes.
+        lengths = sa.bindparam("pcq_lengths", plan.whole_lengths, expanding=True, literal_execute=True)
+        return sa.and_(sa.func.length(text).in_(lengths), test)
+    return test
 
 
 def _predicate(dialect: Dialect, col: _Column, plan: _Plan) -> sa.ColumnElement | None:
@@ -333,10 +342,8 @@ def _predicate(dialect: Dialect, col: _Column, plan: _Plan) -> sa.ColumnElement 
         preds.append(_contains(dialect, col, text, MARKER, plan.case_insensitive))
     preds += [_contains(dialect, col, text, core, False) for core in plan.marker_cores]
     preds += [_contains(dialect, col, text, value, ci) for value, ci in plan.unanchored]
-    if plan.digests:
-        preds.append(_in_list(dialect, text, plan.digests, "pcq_digests"))
-    if plan.weak_values:
-        preds.append(_in_list(dialect, text, plan.weak_values, "pcq_weak"))
+    if plan.whole_values:
+        preds.append(_whole_value_in(dialect, text, plan))
     return sa.or_(*preds) if preds else None
 
 

@@ -45,3 +45,10 @@ def test_service_providers_and_third_parties_are_told_to_delete(deletion_procedu
 @pytest.mark.check("ccpa.delete.others-intact")
 def test_deleting_one_subject_leaves_other_subjects_intact(deletion_procedure):
     deletion.others_intact(deletion_procedure)
+
+
+@pytest.mark.ccpa("1798.105(d)")
+@pytest.mark.ccpa_regs("7022(b)(1)")
+@pytest.mark.check("ccpa.delete.time-limited-retention-purged")
+def test_data_kept_for_a_limited_time_is_gone_when_the_period_ends(privacy_run, evidence):
+    deletion.time_limited_retention_purged(privacy_run, evidence)

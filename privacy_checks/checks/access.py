@@ -1,0 +1,92 @@
+"""Judgements over one access procedure (flows/access.py), one promise each."""
+
+from __future__ import annotations
+
+from ..flows.access import AccessOutcome
+from ..observe.exports import Export
+from ..outcomes import CheckError, ControlFailed, PromiseBroken
+
+
+def _usable(outcome: AccessOutcome) -> None:
+    if outcome.error:
+        raise CheckError(outcome.error)
+
+
+def _source(outcome: AccessOutcome) -> str:
+    return outcome.export.describe() if outcome.export is not None else "the export"
+
+
+def specific_pieces_complete(outcome: AccessOutcome) -> None:
+    _usable(outcome)
+    if outcome.missing:
+        raise PromiseBroken(f"the export leaves out {len(outcome.missing)} of the {len(outcome.expected)} fields the "
+                            f"target holds for the subject: {', '.join(outcome.missing)} (export: {_source(outcome)})")
+
+
+def nothing_forbidden_disclosed(outcome: AccessOutcome) -> None:
+    _usable(outcome)
+    if outcome.forbidden:
+        raise PromiseBroken("the export discloses what 11 CCR §7024(d) forbids disclosing (it may only say that it "
+                            "is held):\n  " + "\n  ".join(outcome.forbidden) + f"\n(export: {_source(outcome)})")
+
+
+def no_other_subject(outcome: AccessOutcome) -> None:
+    _usable(outcome)
+    if outcome.decoy_found:
+        raise PromiseBroken("the subject's export holds another person's data:\n  " + "\n  ".join(outcome.decoy_found)
+                            + f"\n(export: {_source(outcome)})")
+    if outcome.decoy_error:
+        raise ControlFailed(outcome.decoy_error)
+
+
+def machine_readable(outcome: AccessOutcome) -> None:
+    _usable(outcome)
+    problems, errors = [], []
+    for name, rend in outcome.renditions.items():
+        if not isinstance(rend, Export):
+            errors.append(f"rendition {name}: {rend}")
+            continue
+        if not rend.machine_readable:
+            problems.append(f"rendition {name} at {rend.source} is not structured, machine-readable data "
+                            f"({rend.content_type or 'no content type'}; found {', '.join(rend.formats) or 'nothing'}): "
+                            + "; ".join(rend.format_problems()))
+            continue
+        for err in outcome.schema_errors.get(name, []):
+            problems.append(f"rendition {name} at {rend.source} does not match the export schema: {err}")
+        if outcome.unstructured.get(name):
+            problems.append(f"rendition {name} at {rend.source} holds the subject's "
+                            f"{', '.join(outcome.unstructured[name])} only outside its structured data")
+    if problems:
+        raise PromiseBroken("the export is not in a structured, commonly used, machine-readable format:\n  "
+                            + "\n  ".join(problems))
+    if errors:
+        raise CheckError("some renditions of the export could not be obtained:\n  " + "\n  ".join(errors))
+
+
+def categories_disclosed(outcome: AccessOutcome) -> None:
+    _usable(outcome)
+    if outcome.categories_error:
+        raise CheckError(outcome.categories_error)
+    listed = set(outcome.categories_listed)
+    missing = {c: f for c, f in outcome.categories_expected.items() if c not in listed}
+    if missing:
+        lines = [f"category {c} (held as {', '.join(sorted(set(f)))})" for c, f in sorted(missing.items())]
+        raise PromiseBroken(f"the export lists categories {sorted(listed)} but the target holds the subject's data in "
+                            f"further categories (Cal. Civ. Code §1798.140(v)(1)):\n  " + "\n  ".join(lines))
+
+
+def verified_requester_only(outcome: AccessOutcome) -> None:
+    _usable(outcome)
+    if outcome.verification_problems:
+        raise PromiseBroken("a request that was not properly verified got the subject's data:\n  "
+                            + "\n  ".join(outcome.verification_problems))
+    if outcome.verification_error:
+        raise CheckError(outcome.verification_error)
+
+
+def second_request_honoured(outcome: AccessOutcome) -> None:
+    _usable(outcome)
+    if outcome.second_problem:
+        raise PromiseBroken(outcome.second_problem + " (a business must answer up to two access requests in 12 months)")
+    if outcome.second_error:
+        raise CheckError(outcome.second_error)

@@ -1,0 +1,32 @@
+"""Judgements over one correction procedure (flows/access.py), one promise each."""
+
+from __future__ import annotations
+
+from ..flows.access import CorrectionOutcome
+from ..outcomes import CheckError, PromiseBroken
+
+
+def _completed(outcome: CorrectionOutcome) -> None:
+    if outcome.error:
+        raise CheckError(outcome.error)
+    if outcome.completion_failure:
+        raise PromiseBroken(f"the correction request was not carried out: {outcome.completion_failure}")
+
+
+def corrected_everywhere(outcome: CorrectionOutcome) -> None:
+    _completed(outcome)
+    problems = [f"old value still held at {r}" for r in outcome.old_residual] + outcome.new_missing
+    if problems:
+        fields = ", ".join(outcome.fields)
+        raise PromiseBroken(f"after correcting {fields}, the old value is not fully replaced:\n  "
+                            + "\n  ".join(problems))
+    if outcome.unswept:
+        raise CheckError("parts of the stores could not be swept, so the old value's absence there is unproven:\n  "
+                         + "\n  ".join(outcome.unswept))
+
+
+def recipients_told(outcome: CorrectionOutcome) -> None:
+    _completed(outcome)
+    if outcome.recipients_not_told:
+        raise PromiseBroken("recipients of the old value were not told of the correction:\n  "
+                            + "\n  ".join(outcome.recipients_not_told))

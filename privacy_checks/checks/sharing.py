@@ -1,0 +1,120 @@
+"""Judgements over the sharing procedures (flows/sharing.py), one promise each."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from urllib.parse import urljoin
+
+from ..flows.sharing import LEGAL_MAXIMUM, CensusOutcome, ChoiceOutcome, QuoteOutcome
+from ..outcomes import CheckError, NotApplicable, PromiseBroken
+
+_MAX_LINES = 8
+
+
+def _usable(outcome) -> None:
+    if getattr(outcome, "skip", None) is not None:
+        raise outcome.skip
+    if outcome.error:
+        raise CheckError(outcome.error)
+
+
+def _lines(items: list[str]) -> str:
+    shown = items[:_MAX_LINES]
+    more = f"\n  … and {len(items) - len(shown)} more (see the evidence)" if len(items) > len(shown) else ""
+    return "\n  " + "\n  ".join(shown) + more
+
+
+def _delay(outcome: ChoiceOutcome) -> str:
+    if outcome.delay_s is None:
+        return (f"it had not taken effect after {outcome.rounds} round(s) over the {outcome.propagation_s:.0f} s "
+                f"the profile allows (timeouts.propagation; the law allows at most {LEGAL_MAXIMUM})")
+    return f"observed to take effect within {outcome.delay_s:.1f} s (the law allows at most {LEGAL_MAXIMUM})"
+
+
+def sharing_stops(outcome: ChoiceOutcome) -> None:
+    """After the choice, no restricted recipient receives the subject's data; the control still does."""
+    _usable(outcome)
+    if outcome.shared_after:
+        requested = outcome.requested_at.isoformat() if outcome.requested_at else "?"
+        what = "sensitive personal information" if outcome.kind == "limit" else "data"
+        pending = f" (the request itself was not carried out: {outcome.request_failure})" \
+            if outcome.request_failure else ""
+        raise PromiseBroken(f"after the {outcome.label} at {requested}{pending}, the subject's {what} still "
+                            f"reached {len(outcome.shared_after)} recipient delivery(ies); {_delay(outcome)}:"
+                            + _lines([d.describe() for d in outcome.shared_after]))
+
+
+def no_verification_needed(outcome: ChoiceOutcome) -> None:
+    """11 CCR §7060(b): an opt-out needs nothing beyond what identifies the subject."""
+    _usable(outcome)
+    if outcome.request_failure:
+        raise PromiseBroken(f"the {outcome.label} request {outcome.request_id or ''} was not carried out with "
+                            f"only the subject's own session: {outcome.request_failure} (a request to opt out "
+                            "must not need a verification code or identity proof)")
+
+
+def no_sale(outcome: CensusOutcome) -> None:
+    _usable(outcome)
+    if outcome.sale_declared:
+        if outcome.sold:
+            raise PromiseBroken(f"a subject's data reached a recipient the profile declares as a sale "
+                                f"({', '.join(outcome.sale_declared)}):" + _lines(outcome.sold))
+        return
+    # With no sale recipient declared, a sale can only go somewhere undeclared.
+    if outcome.undeclared:
+        raise PromiseBroken("the profile declares no sale recipient, so this check relies on the "
+                            "undeclared-recipient rule, and a subject's data reached an undeclared recipient:"
+                            + _lines(outcome.undeclared))
+
+
+def no_undeclared_recipient(outcome: CensusOutcome) -> None:
+    _usable(outcome)
+    if outcome.undeclared:
+        raise PromiseBroken("a subject's data reached a recipient the profile does not declare (sinks), so it "
+                            "is shared with someone the policy does not disclose:" + _lines(outcome.undeclared))
+
+
+def same_price_and_service(outcome: QuoteOutcome) -> None:
+    _usable(outcome)
+    if outcome.differences:
+        raise PromiseBroken(f"after opting out, the subject is treated differently at {outcome.where}:"
+                            + _lines(outcome.differences))
+
+
+def gpc_support_resource(target, profile) -> None:
+    """GPC spec, GPC support resource: /.well-known/gpc.json, application/json, {gpc: true, lastUpdate}."""
+    if profile.gpc_supported is not True:
+        raise NotApplicable("the profile does not claim GPC support (gpc.supported: true), and the "
+                            "/.well-known/gpc.json resource is optional")
+    url = urljoin(target.base_url, "/.well-known/gpc.json")
+    result = target.request("GET", url, where="GPC support resource")
+    problems = []
+    if result.status != 200:
+        raise PromiseBroken(f"GET {url} answered {result.status}, not 200, although the profile claims GPC support")
+    ctype = next((v for k, v in result.headers.items() if k.lower() == "content-type"), "")
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        problems.append(f"Content-Type is {ctype or 'missing'!r}, not application/json")
+    try:
+        data = json.loads(result.text)
+    except ValueError:
+        data = None
+        problems.append(f"the body is not JSON: {result.text[:120]!r}")
+    if data is not None and not isinstance(data, dict):
+        problems.append(f"the body is not a JSON object: {result.text[:120]!r}")
+    elif isinstance(data, dict):
+        if data.get("gpc") is not True:
+            problems.append(f"\"gpc\" is {json.dumps(data.get('gpc'))}, not the boolean true")
+        last = data.get("lastUpdate")
+        # the spec makes lastUpdate optional; when present it must be a date
+        if last is not None:
+            try:
+                ok = isinstance(last, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", last) and date.fromisoformat(last)
+            except ValueError:
+                ok = False
+            if not ok:
+                problems.append(f"\"lastUpdate\" is {json.dumps(last)}, not a date YYYY-MM-DD")
+    if problems:
+        raise PromiseBroken(f"GET {url} does not follow the GPC specification's support resource:"
+                            + _lines(problems))

@@ -1,0 +1,489 @@
+"""The access (right to know, portability) and correction procedures shared by the suites.
+
+Access, in order:
+1. the subject and a decoy are created and act, so both have data in every store;
+2. positive control and barrier: both are visible in the stores before anything is asked,
+   so the decoy's data is in the records the export is built from (an export that could
+   not have contained the decoy proves nothing about leaking it); logging in with the
+   password proves the target holds it;
+3. the verified access request, through the target's own operations; the export is
+   obtained as the profile describes and read strictly (observe/exports.py);
+4. the decoy's own export: the export observer sees the decoy's data when it is the decoy's;
+5. verification: a wrong code, then another subject's session; each must yield none of the
+   subject's data. A properly verified request (the control) must succeed — step 3 is it,
+   and step 6 runs after the attempts, so a request wrongly let through has had time to be
+   processed before its export is fetched (the barrier);
+6. a second access request within 12 months (Cal. Civ. Code §1798.130(b)).
+
+Correction: the old values are seen in the stores and at the recipients (positive control);
+the correction is requested; the new values must appear wherever the old ones were, a later
+write by a barrier subject must be visible, and then the old values must be gone outside the
+declared exceptions, and each recipient of the old values must have received the new ones.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import PrivacyChecksError, TargetError, UnexpectedStatus
+from ..observe import exports as ex
+from ..observe import sinks as sink_obs
+from ..observe.forms import Needle
+from ..observe.stores import sweep
+from ..outcomes import ControlFailed
+from ..retention import exceptions_from_profile, split_allowed
+from ..runtime import store_specs
+from ..subjects import category_table
+
+# 11 CCR §7024(d): never disclosed, only said to be held. Keys named like these in an export
+# are a disclosure even when the value is a hash the canary matcher cannot recognise.
+FORBIDDEN_KEY = re.compile(
+    r"(?i)(^|[_\-. ])(password|passwd|pwd|password_hash|security_(question|answer)s?|ssn|social_security"
+    r"|drivers?_licen[cs]e|passport(_number)?|account_number|health_insurance|medical_id|biometric)"
+    r"($|[_\-. ])")
+
+ALL_PARTS = frozenset({"decoy", "verification", "second", "renditions"})
+
+
+def never_disclose(field_name: str) -> bool:
+    return bool(category_table().get(field_name, {}).get("never_disclose", False))
+
+
+@dataclass
+class AccessOutcome:
+    error: str | None = None
+    subject: Any = None
+    export: ex.Export | None = None
+    request_id: str | None = None
+    expected: list[str] = field(default_factory=list)  # fields the export must hold
+    missing: list[str] = field(default_factory=list)
+    weak_missing: list[str] = field(default_factory=list)
+    forbidden: list[str] = field(default_factory=list)
+    decoy_error: str | None = None
+    decoy_found: list[str] = field(default_factory=list)
+    renditions: dict[str, ex.Export | str] = field(default_factory=dict)
+    schema_errors: dict[str, list[str]] = field(default_factory=dict)
+    unstructured: dict[str, list[str]] = field(default_factory=dict)  # rendition -> fields only in prose
+    categories_error: str | None = None
+    categories_expected: dict[str, list[str]] = field(default_factory=dict)  # category -> fields
+    categories_listed: list[str] = field(default_factory=list)
+    verification_error: str | None = None
+    verification_problems: list[str] = field(default_factory=list)
+    verification_attempts: list[str] = field(default_factory=list)
+    second_error: str | None = None
+    second_problem: str | None = None
+    wrong_request: dict | None = None  # the wrong-code request, judged after the barrier
+    log: list[str] = field(default_factory=list)
+
+
+def _fields_found(export: ex.Export, needles: list[Needle], structured: bool = False) -> dict[str, str]:
+    """field -> where (part name and form) for each needle found."""
+    out: dict[str, str] = {}
+    for part, m in export.find(needles, structured=structured):
+        out.setdefault(m.needle.field, f"{part} ({m.form})")
+    return out
+
+
+def _wait_in_stores(specs, must_hold: set[str], subjects, timeout: float) -> list[str]:
+    """Poll until every subject is seen in every store that must hold it; what is still missing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        res = sweep(specs, [n for s in subjects for n in s.needles(s.strong_fields())])
+        seen: dict[str, set[str]] = {}
+        for h in res.hits:
+            seen.setdefault(h.subject_id, set()).add(h.store)
+        missing = [f"{s.role} {s.canary} in {', '.join(sorted(must_hold - seen.get(s.id, set())))}"
+                   for s in subjects if must_hold - seen.get(s.id, set())]
+        if not missing or time.monotonic() > deadline:
+            return missing
+        time.sleep(0.3)
+
+
+def run_access(run, *, test_id: str, evidence, parts=ALL_PARTS) -> AccessOutcome:
+    """Run the access procedure; never raises for a broken promise (the outcome records it)."""
+    out = AccessOutcome()
+    try:
+        _access(run, test_id, evidence, out, frozenset(parts))
+    except PrivacyChecksError as exc:
+        out.error = str(exc)
+    return out
+
+
+def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[str]) -> None:
+    target, profile = run.target, run.profile
+    if not target.has_operation("export"):
+        raise TargetError(f"{profile.name}: the profile declares no 'export' operation, so the right to know "
+                          "cannot be exercised (declare it, or not_offered.know with the reason)")
+    propagation = float(profile.timeouts.get("propagation", 30))
+    specs = store_specs(profile)
+    must_hold = {s["name"] for s in profile.stores if s.get("expect_subject", True)}
+
+    subject = run.create_subject(test_id, role="subject")
+    decoy = run.create_subject(test_id, role="decoy") if "decoy" in parts else None
+    out.subject = subject
+    for s in (subject, decoy):
+        if s is not None and target.has_operation("activity"):
+            target.run("activity", s)
+    if target.has_operation("login"):
+        target.run("login", subject)
+        out.log.append("the target holds the password: logging in with it succeeded")
+    evidence.stage("subjects created", subject=subject.canary, decoy=decoy.canary if decoy else None)
+
+    # -- 2. positive control and barrier: both are in the records the export is built from ---
+    missing = _wait_in_stores(specs, must_hold, [s for s in (subject, decoy) if s], propagation)
+    if missing:
+        raise ControlFailed("positive control failed: never seen in the stores within "
+                            f"{propagation:.0f} s: {'; '.join(missing)}")
+    observed = {h.field for h in sweep(specs, subject.needles(subject.strong_fields())).hits
+                if h.subject_id == subject.id}
+
+    # -- 3. the verified request and its export ------------------------------------------------
+    result = target.run("export", subject)
+    out.request_id = subject.captured.get("request_id")
+    first_request = dict(subject.captured)
+    export = ex.obtain(target, subject, result=result)
+    out.export = export
+    evidence.stage("export obtained", request_id=out.request_id, export=export.describe(),
+                   problems=export.format_problems())
+
+    strong = [f for f in subject.strong_fields() if not never_disclose(f)]
+    weak = [f for f in subject.fields if f not in strong and not never_disclose(f)]
+    out.expected = strong
+    found = _fields_found(export, subject.needles(strong + weak))
+    out.missing = [f for f in strong if f not in found]
+    out.weak_missing = [f for f in weak if f not in found]
+    if not set(strong) & set(found):
+        raise ControlFailed(f"positive control failed: the export at {export.source} holds none of the subject's "
+                            f"data ({export.describe()}), so nothing can be judged about what it leaves out "
+                            "or lets in")
+    secret_fields = [f for f in subject.fields if never_disclose(f)]
+    for fname, where in _fields_found(export, subject.needles(secret_fields)).items():
+        out.forbidden.append(f"field {fname} found in {where}")
+    for part in export.parts:
+        for path in _forbidden_keys(part.data):
+            out.forbidden.append(f"{part.name}: key {path} (a §7024(d) item by its name)")
+    evidence.stage("export judged", found=found, missing=out.missing, weak_missing=out.weak_missing,
+                   forbidden=out.forbidden)
+
+    _categories(profile, export, observed, subject, out)
+
+    # -- renditions: each must be machine-readable and valid ----------------------------------
+    schema = ex.schema_path(profile)
+    names = list(ex.renditions(profile)) if "renditions" in parts else list(ex.renditions(profile))[:1]
+    for i, name in enumerate(names or ["primary"]):
+        try:
+            rend = export if i == 0 else ex.obtain(target, subject, first_request, rendition=name)
+        except PrivacyChecksError as exc:
+            out.renditions[name] = str(exc)
+            continue
+        out.renditions[name] = rend
+        out.schema_errors[name] = ex.validate(rend, schema) if rend.machine_readable else []
+        everywhere = _fields_found(rend, subject.needles(strong))
+        structured = _fields_found(rend, subject.needles(strong), structured=True)
+        out.unstructured[name] = sorted(set(everywhere) - set(structured))
+    evidence.stage("renditions", **{n: (r.describe() if isinstance(r, ex.Export) else r)
+                                    for n, r in out.renditions.items()},
+                   schema=str(schema), schema_errors=out.schema_errors)
+
+    # -- 4. the decoy ---------------------------------------------------------------------------
+    if decoy is not None:
+        try:
+            dres = target.run("export", decoy)
+            own = ex.obtain(target, decoy, result=dres)
+            if not _fields_found(own, decoy.needles(decoy.strong_fields())):
+                raise ControlFailed(f"the decoy's own export ({own.describe()}) holds none of its data")
+        except PrivacyChecksError as exc:
+            out.decoy_error = (f"positive control failed: the decoy {decoy.canary}'s own export could not be "
+                               f"read, so its absence from the subject's export proves nothing: {exc}")
+        for fname, where in _fields_found(export, decoy.needles()).items():
+            out.decoy_found.append(f"the decoy's {fname} in {where}")
+        evidence.stage("decoy", decoy=decoy.canary, control_error=out.decoy_error, found=out.decoy_found)
+
+    if "verification" in parts:
+        try:
+            _verification(run, subject, decoy, first_request, out, evidence)
+        except PrivacyChecksError as exc:
+            out.verification_error = str(exc)
+    if "second" in parts or "verification" in parts:
+        _second(run, subject, strong, out, evidence)
+
+
+def _forbidden_keys(data: Any, path: str = "") -> list[str]:
+    out = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            p = f"{path}.{k}" if path else str(k)
+            if FORBIDDEN_KEY.search(str(k)) and v not in (None, "", [], {}, False):
+                out.append(p)
+            out += _forbidden_keys(v, p)
+    elif isinstance(data, list):
+        for i, v in enumerate(data[:1000]):
+            out += _forbidden_keys(v, f"{path}[{i}]")
+    return out
+
+
+def _categories(profile, export: ex.Export, observed: set[str], subject, out: AccessOutcome) -> None:
+    path = (profile.data.get("export") or {}).get("categories")
+    if not path:
+        out.categories_error = "the profile does not say where the export lists categories (export.categories)"
+        return
+    from ..target import lookup
+
+    listed = lookup(export.document(), path)
+    if not isinstance(listed, list):
+        out.categories_error = f"the export has no list of categories at {path!r} ({export.describe()})"
+        return
+    out.categories_listed = [str(c) for c in listed]
+    for fname in sorted(observed):
+        for cat in subject.categories(fname):
+            out.categories_expected.setdefault(cat, []).append(fname)
+
+
+def _verification(run, subject, decoy, first_request: dict, out: AccessOutcome, evidence) -> None:
+    target = run.target
+    for op in ("request_access", "fetch_code", "verify_request"):
+        if not target.has_operation(op):
+            raise TargetError(f"the profile declares no {op!r} operation, so a wrongly verified request cannot be "
+                              "submitted (declare request_access, fetch_code and verify_request)")
+    needles = subject.needles()
+
+    def leaked(export: ex.Export) -> list[str]:
+        return [f"{f} in {w}" for f, w in _fields_found(export, needles).items()]
+
+    # a wrong code: one the target did not send
+    wrong = {k: v for k, v in subject.captured.items() if k not in ("request_id", "code")}
+    target.run("request_access", subject, wrong)
+    target.run("fetch_code", subject, wrong)
+    real = str(wrong["code"])
+    wrong["code"] = "".join(str((int(c) + 1) % 10) if c.isdigit() else "x" for c in real) or "0"
+    try:
+        target.run("verify_request", subject, wrong)
+        out.verification_problems.append(f"request {wrong['request_id']}: the wrong code {wrong['code']} was accepted")
+    except UnexpectedStatus as exc:
+        out.verification_attempts.append(f"wrong code {wrong['code']} refused ({exc.status})")
+    out.verification_attempts.append(f"wrong-code request {wrong['request_id']} left to the target")
+
+    # another subject's session, on the request that was properly verified
+    if decoy is not None and decoy.captured.get("token"):
+        other = {**first_request, "token": decoy.captured["token"]}
+        got = ex.download(target, str(target.render(next(iter(ex.renditions(target.profile).values())),
+                                                    {"subject": subject.template_context(), "captured": other})),
+                          subject=subject, captured=other, auth=(target.profile.data.get("export") or {}).get("auth"),
+                          where="export link, from another subject's session")
+        for item in leaked(got):
+            out.verification_problems.append(f"another subject's session got the subject's {item} "
+                                             f"(status {got.status})")
+        out.verification_attempts.append(f"another subject's session fetched {got.source}: status {got.status}")
+        try:
+            target.run("request_access", subject, {**other, "request_id": None})
+            out.verification_attempts.append("another subject's session could file an access request for the "
+                                             "subject (it still needs the subject's code)")
+        except UnexpectedStatus as exc:
+            out.verification_attempts.append(f"another subject's session may not file a request ({exc.status})")
+    out.wrong_request = wrong
+    evidence.stage("verification attempts", attempts=out.verification_attempts)
+
+
+def _second(run, subject, strong: list[str], out: AccessOutcome, evidence) -> None:
+    target = run.target
+    try:
+        result = target.run("export", subject)
+        status = subject.captured.get("access_status")
+        try:
+            again = ex.obtain(target, subject, result=result)
+        except ex.ExportError as exc:
+            again = None
+            out.second_problem = f"the second access request (status {status}) delivered no export: {exc}"
+        if again is not None:
+            found = _fields_found(again, subject.needles(strong))
+            if not found:
+                out.second_problem = (f"the second access request (status {status}) delivered an export without the "
+                                      f"subject's data: {again.describe()}")
+    except UnexpectedStatus as exc:
+        out.second_problem = f"the second access request was refused: {exc}"
+    except PrivacyChecksError as exc:
+        out.second_error = str(exc)
+    evidence.stage("second request within 12 months", problem=out.second_problem, error=out.second_error)
+
+    # the barrier for the wrong-code request: a request filed after it has been answered
+    wrong = out.wrong_request
+    if wrong is None:
+        return
+    if out.second_error:
+        out.verification_error = f"barrier failed: the later control request could not be made: {out.second_error}"
+        return
+    got = ex.download(target, str(target.render(next(iter(ex.renditions(target.profile).values())),
+                                                {"subject": subject.template_context(), "captured": wrong})),
+                      subject=subject, captured=wrong, auth=(target.profile.data.get("export") or {}).get("auth"),
+                      where="export link of the wrongly verified request")
+    for fname, where in _fields_found(got, subject.needles()).items():
+        out.verification_problems.append(f"the request verified with a wrong code delivered the subject's {fname} "
+                                         f"in {where} (status {got.status})")
+    out.verification_attempts.append(f"export of the wrong-code request: status {got.status}")
+    evidence.stage("verification judged", problems=out.verification_problems)
+
+
+# -- correction ----------------------------------------------------------------------------------
+
+@dataclass
+class CorrectionOutcome:
+    error: str | None = None
+    fields: dict[str, tuple[str, str]] = field(default_factory=dict)  # field -> (old, new)
+    old_seen: dict[str, list[str]] = field(default_factory=dict)  # store -> locations
+    new_missing: list[str] = field(default_factory=list)
+    old_residual: list[str] = field(default_factory=list)
+    allowed: list[str] = field(default_factory=list)
+    unswept: list[str] = field(default_factory=list)
+    recipients_before: dict[str, list[str]] = field(default_factory=dict)  # sink -> fields
+    recipients_told: dict[str, str] = field(default_factory=dict)
+    recipients_not_told: list[str] = field(default_factory=list)
+    completion_failure: str | None = None
+
+
+_PARAM = re.compile(r"\{\{\s*params\.([A-Za-z_]\w*)\s*\}\}")
+
+
+def correction_fields(profile) -> list[str]:
+    """The fields the `correct` operation changes: the params.<field> its steps use."""
+    op = profile.operation("correct") or {}
+    return sorted(set(_PARAM.findall(repr(op.get("steps", [])))))
+
+
+def run_correction(run, *, test_id: str, evidence) -> CorrectionOutcome:
+    out = CorrectionOutcome()
+    try:
+        _correction(run, test_id, evidence, out)
+    except PrivacyChecksError as exc:
+        out.error = str(exc)
+    return out
+
+
+def _correction(run, test_id: str, evidence, out: CorrectionOutcome) -> None:
+    from ..flows.deletion import describe_hit
+
+    target, profile = run.target, run.profile
+    names = correction_fields(profile)
+    if not target.has_operation("correct") or not names:
+        raise TargetError(f"{profile.name}: the profile declares no 'correct' operation using params.<field>, so "
+                          "a correction cannot be requested (or declare not_offered.correct with the reason)")
+    propagation = float(profile.timeouts.get("propagation", 30))
+    specs = store_specs(profile)
+    capture = run.capture
+    subject = run.create_subject(test_id, role="subject")
+    if target.has_operation("activity"):
+        target.run("activity", subject)
+    unknown = [n for n in names if n not in subject.fields]
+    if unknown:
+        raise TargetError(f"the correct operation uses params {', '.join(unknown)}, which are not subject fields")
+    fresh = run.factory.build(test_id, role="correction")
+    new_values = {n: fresh.fields[n] for n in names}
+    old_needles = subject.needles(names)
+    new_needles = [Needle(subject.id, n, v) for n, v in new_values.items()]
+    out.fields = {n: (subject.fields[n], new_values[n]) for n in names}
+
+    # -- positive control: the old values are where we will later look -------------------------
+    deadline = time.monotonic() + propagation
+    while True:
+        hits = [h for h in sweep(specs, old_needles).hits if not h.weak]
+        out.old_seen = {}
+        for h in hits:
+            out.old_seen.setdefault(h.store, []).append(f"{h.table_or_path}.{h.column_or_line} ({h.field})")
+        must = {s["name"] for s in profile.stores if s.get("expect_subject", True)}
+        if must <= set(out.old_seen) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    if not out.old_seen:
+        raise ControlFailed(f"positive control failed: the values to correct ({', '.join(names)}) were never seen "
+                            "in any store, so their absence afterwards would prove nothing")
+
+    def recipients(needles, since=0) -> dict[str, list[str]]:
+        got: dict[str, list[str]] = {}
+        for h in sink_obs.find_in_captures(capture.captures(since), needles, profile.sinks):
+            got.setdefault(h.sink, []).append(h.field)
+        return got
+
+    if profile.sinks:
+        sink_obs.wait_for(lambda: recipients(old_needles) or None, timeout=propagation)
+        time.sleep(0.5)  # deliveries still in flight land in recipients_before, not after the correction
+        out.recipients_before = {k: sorted(set(v)) for k, v in recipients(old_needles).items()}
+    evidence.stage("positive control", old_seen=out.old_seen, recipients=out.recipients_before)
+
+    # -- the correction -------------------------------------------------------------------------
+    seq_before = capture.last_seq()
+    try:
+        target.run("correct", subject, params=new_values)
+    except PrivacyChecksError as exc:
+        out.completion_failure = str(exc)
+        return
+    status = subject.captured.get("correct_status")
+    if status is not None and str(status).lower() not in ("completed", "done", "succeeded"):
+        out.completion_failure = f"the correction request ended as {status!r}"
+        return
+    subject.fields.update(new_values)  # later operations (cleanup, login) use what the target now holds
+    evidence.stage("correction requested", fields=names, request_id=subject.captured.get("request_id"))
+
+    # -- the new values must reach every store the old ones were in; then a barrier ---------------
+    deadline = time.monotonic() + propagation
+    while True:
+        new_seen = {h.store for h in sweep(specs, new_needles).hits}
+        if set(out.old_seen) <= new_seen or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    out.new_missing = [f"{store}: the new value never arrived (the old one was at {', '.join(out.old_seen[store])})"
+                       for store in sorted(set(out.old_seen) - new_seen)]
+    barrier = run.create_subject(test_id, role="control")
+    if target.has_operation("activity"):
+        target.run("activity", barrier)
+    blind = _wait_in_stores(specs, set(out.old_seen), [barrier], propagation)
+    if blind:
+        raise ControlFailed(f"barrier failed: a write made after the correction was never seen: {'; '.join(blind)}")
+
+    final = sweep(specs, old_needles)
+    out.unswept = [f"{u.store}: {u.where}: {u.reason}" for u in final.unswept]
+    bad, allowed = split_allowed([h for h in final.hits if not h.weak], exceptions_from_profile(profile))
+    out.old_residual = [describe_hit(h) for h in bad]
+    out.allowed = [f"{describe_hit(h)} — allowed: {e.describe()}" for h, e in allowed]
+    evidence.stage("sweep after correction", residual=out.old_residual, allowed=out.allowed, unswept=out.unswept,
+                   new_missing=out.new_missing)
+
+    # -- recipients of the old values must be told the new ones (GDPR Art. 19) -----------------
+    for sink in sorted(out.recipients_before):
+        wanted = [n for n in new_needles if n.field in out.recipients_before[sink]]
+        got = sink_obs.wait_for(lambda wanted=wanted, sink=sink: sink in recipients(wanted, seq_before) or None,
+                                timeout=propagation)
+        if got:
+            out.recipients_told[sink] = "received the corrected value"
+        else:
+            out.recipients_not_told.append(
+                f"{sink} received the old {', '.join(out.recipients_before[sink])} but not the corrected value "
+                f"within {propagation:.0f} s")
+    evidence.stage("recipients told", told=out.recipients_told, not_told=out.recipients_not_told)
+
+
+# -- module fixtures' body -------------------------------------------------------------------------
+
+def module_procedure(request, run, right: str, runner, **kwargs):
+    """Run one procedure for a suite module, yield its outcome, remove what it created.
+
+    Yields None when the profile says the target does not offer `right`; each test then
+    reports that through `outcomes.not_offered`.
+    """
+    import warnings
+
+    from ..evidence import Evidence
+
+    if right in run.profile.not_offered:
+        yield None
+        return
+    start = len(run.created)
+    record = Evidence(f"{request.module.__name__}.procedure")
+    outcome = runner(run, test_id=request.node.nodeid, evidence=record, **kwargs)
+    outcome.evidence = record
+    yield outcome
+    errors = run.remove_created_since(start)
+    if errors:
+        warnings.warn("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors),
+                      stacklevel=1)

@@ -1,0 +1,436 @@
+"""Procedures behind the sharing suites: opt-out, GPC, limit, objection, sale, non-discrimination.
+
+The order is the point, as in flows/deletion.py:
+1. the subject and a control act, so their data reaches the recipients;
+2. positive control: a restricted recipient (third party, sale, marketing) received the
+   subject's data, and a *later* delivery for the control arrived at the same recipient
+   (otherwise an absence after the request would prove nothing);
+3. the subject exercises the right through the target's own operation (or, for GPC, only
+   sends `Sec-GPC: 1` on its requests);
+4. rounds: the subject acts again, then the control; each round is judged only once the
+   control's later delivery has reached every recipient judged (the barrier). Rounds go on
+   until one is clean or the profile's `timeouts.propagation` runs out, so the evidence
+   states the delay observed — 11 CCR §7026(f) allows at most 15 business days, the profile
+   bounds how long a run waits;
+5. judge: what a restricted recipient received for the subject after the choice took effect.
+Procedures never raise for a broken promise; checks/sharing.py judges the recorded outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import PollTimeout, PrivacyChecksError, UnexpectedStatus
+from ..observe import sinks as sink_obs
+from ..observe.forms import CANARY_RE, excerpt
+from ..outcomes import ControlFailed, NotApplicable, NotVerified, not_offered
+
+LEGAL_MAXIMUM = "15 business days (11 CCR §7026(f))"
+BARRIER_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One right that must stop data from reaching some recipients."""
+
+    kind: str
+    right: str  # the key of the profile's not_offered
+    operation: str | None  # None: the signal rides on the subject's own requests (GPC)
+    activity: str
+    label: str
+    recipients: str  # how the restricted recipients are described
+    restricted: Callable[[dict], bool]
+    sensitive_only: bool = False
+
+
+def _third_party_or_sale(sink: dict) -> bool:
+    return sink.get("role") in ("third_party", "sale")
+
+
+def _marketing(sink: dict) -> bool:
+    return "marketing" in str(sink.get("purpose", "")).lower()
+
+
+CHOICES = {
+    "opt_out": Choice("opt_out", "opt_out", "opt_out", "activity", "opt-out of sale/sharing",
+                      "third-party or sale", _third_party_or_sale),
+    "gpc": Choice("gpc", "gpc", None, "gpc_activity", "Global Privacy Control signal (Sec-GPC: 1)",
+                  "third-party or sale", _third_party_or_sale),
+    "limit": Choice("limit", "limit", "limit", "activity", "limit on sensitive personal information",
+                    "third-party or sale", _third_party_or_sale, sensitive_only=True),
+    "object": Choice("object", "object", "object", "activity", "objection to direct marketing",
+                     "marketing", _marketing),
+    "withdraw_consent": Choice("withdraw_consent", "object", "withdraw_consent", "activity",
+                               "withdrawal of consent to marketing", "marketing", _marketing),
+}
+
+
+@dataclass
+class Delivery:
+    """One thing a recipient received for a subject."""
+
+    sink: str
+    role: str
+    method: str
+    path: str
+    received_at: str
+    seq: int
+    field: str
+    form: str
+    excerpt: str
+
+    def describe(self) -> str:
+        return (f"{self.sink} ({self.role}) {self.method} {self.path} at {self.received_at}: "
+                f"field {self.field} ({self.form}) {self.excerpt}")
+
+
+@dataclass
+class ChoiceOutcome:
+    kind: str
+    label: str = ""
+    error: str | None = None
+    skip: Exception | None = None
+    request_id: str | None = None
+    request_failure: str | None = None
+    requested_at: datetime | None = None
+    effective_by: datetime | None = None
+    delay_s: float | None = None
+    propagation_s: float = 0.0
+    rounds: int = 0
+    fields: list[str] = field(default_factory=list)
+    recipients_before: dict[str, str] = field(default_factory=dict)
+    judged: list[str] = field(default_factory=list)
+    shared_after: list[Delivery] = field(default_factory=list)
+    evidence: Any = None
+
+
+def _deliveries(captures, needles, sinks: list[dict]) -> list[Delivery]:
+    """Every needle (in any canary form) each capture carried, with the recipient it went to."""
+    from ..evidence import redact_text
+    from ..observe.forms import match_text
+
+    out = []
+    for cap in captures:
+        sink = sink_obs.classify(cap.path, sinks)
+        name, role = (sink["name"], sink["role"]) if sink else ("UNDECLARED", "undeclared")
+        text = "\n".join([cap.path, cap.query, json.dumps(cap.headers), cap.body])
+        for m in match_text(text, needles):
+            out.append(Delivery(name, role, cap.method, cap.path, cap.received_at, cap.seq, m.needle.field,
+                                m.form, redact_text(excerpt(text, m.start, m.end))))
+    return out
+
+
+def _latest(deliveries: list[Delivery]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in deliveries:
+        out[d.sink] = max(out.get(d.sink, 0), d.seq)
+    return out
+
+
+def _skip_or_missing(profile, target, choice: Choice) -> None:
+    not_offered(profile, choice.right)
+    if choice.kind == "gpc" and profile.gpc_supported is False:
+        raise ControlFailed("the profile says gpc.supported: false but gives no not_offered.gpc reason; "
+                            "a business that sells or shares must honour the signal (11 CCR §7025(b))")
+    for op in filter(None, (choice.operation, choice.activity)):
+        if not target.has_operation(op):
+            raise ControlFailed(f"the profile declares no operation {op!r}; declare it, or give the reason the "
+                                f"target lacks this right in not_offered.{choice.right}")
+
+
+def run_choice(run, *, test_id: str, evidence, kind: str) -> ChoiceOutcome:
+    """Run the whole procedure for one choice; never raises for a broken promise."""
+    choice = CHOICES[kind]
+    out = ChoiceOutcome(kind=kind, label=choice.label, evidence=evidence)
+    try:
+        _run_choice(run, test_id, evidence, out, choice)
+    except (NotApplicable, NotVerified) as exc:
+        out.skip = exc
+    except PrivacyChecksError as exc:
+        out.error = str(exc)
+    return out
+
+
+def _run_choice(run, test_id: str, evidence, out: ChoiceOutcome, choice: Choice) -> None:
+    target, profile, capture = run.target, run.profile, run.capture
+    _skip_or_missing(profile, target, choice)
+    sinks = profile.sinks
+    restricted = {s["name"]: s for s in sinks if choice.restricted(s)}
+    if not restricted:
+        raise ControlFailed(f"the profile declares no {choice.recipients} recipient (sinks), so there is nothing "
+                            f"the {choice.label} could be shown to stop")
+    out.propagation_s = propagation = float(profile.timeouts.get("propagation", 60))
+
+    seq0 = capture.last_seq()
+    subject = run.create_subject(test_id, role="subject")
+    control = run.create_subject(test_id, role="control")
+    fields = [f for f in subject.strong_fields() if not choice.sensitive_only or subject.is_sensitive(f)]
+    if not fields:
+        raise ControlFailed("the subject has no sensitive field (per privacy_checks/data/field_categories.yaml) "
+                            "to follow; add one (e.g. geolocation) to the profile's subject.fields")
+    out.fields = fields
+    mine = subject.needles(fields)
+    ctrl = control.needles(control.strong_fields())
+    evidence.stage("subjects created", subject=subject.canary, control=control.canary, fields=fields)
+
+    # -- 2. positive control -----------------------------------------------------------------
+    def later(since: int, targets=None):
+        """The subject's deliveries since `since`, once the control's latest follows them everywhere."""
+        caps = capture.captures(since)
+        subj = _deliveries(caps, mine, sinks)
+        last_subj, last_ctrl = _latest(subj), _latest(_deliveries(caps, ctrl, sinks))
+        wanted = set(targets) if targets is not None else {s for s in last_subj if s != "UNDECLARED"}
+        if not wanted or any(last_ctrl.get(s, 0) <= last_subj.get(s, 0) for s in wanted):
+            return None
+        return subj or [None]
+
+    # Signups settle first (the control's delivery follows the subject's wherever the subject
+    # went), so a late signup delivery cannot pass for the activity round below.
+    if sink_obs.wait_for(lambda: later(seq0), timeout=propagation) is None:
+        raise ControlFailed(f"observer blind: within {propagation:.0f} s no declared recipient received the "
+                            "subject's data followed by a later delivery for the control")
+    round_seq = capture.last_seq()
+    target.run("activity", subject)
+    target.run("activity", control)
+
+    def restricted_round():
+        subj = [d for d in later(round_seq) or [] if d is not None and d.sink in restricted]
+        return subj or None
+
+    before = sink_obs.wait_for(restricted_round, timeout=propagation)
+    if not before:
+        raise ControlFailed(f"positive control failed: no {choice.recipients} recipient "
+                            f"({', '.join(sorted(restricted))}) received the subject's {', '.join(fields)} "
+                            f"followed by a later delivery for the control within {propagation:.0f} s, so an "
+                            f"absence after the {choice.label} would prove nothing")
+    out.recipients_before = {d.sink: d.role for d in before}
+    judged = out.judged = sorted(out.recipients_before)
+    evidence.stage("positive control: recipients", received=[d.describe() for d in before[:10]])
+
+    # -- 3. the request ---------------------------------------------------------------------
+    out.requested_at = datetime.now(UTC)
+    t_request = time.monotonic()
+    if choice.operation:
+        try:
+            result = target.run(choice.operation, subject)
+            evidence.stage(f"{choice.label} requested", operation_seconds=round(result.elapsed, 2))
+        except (PollTimeout, UnexpectedStatus) as exc:
+            # The consumer asked; whether sharing stops is still judged below.
+            out.request_failure = str(exc)
+            evidence.stage(f"{choice.label} requested, not carried out", failure=str(exc))
+        out.request_id = next((str(v) for k, v in subject.captured.items()
+                               if k.endswith("request_id") and k.startswith(choice.operation)), None)
+
+    # -- 4. rounds behind a barrier ---------------------------------------------------------
+    deadline = t_request + propagation
+    dirty: list[Delivery] = []
+    while True:
+        round_seq = capture.last_seq()
+        round_started = datetime.now(UTC)
+        out.rounds += 1
+        target.run(choice.activity, subject)
+        target.run("activity", control)
+        if sink_obs.wait_for(lambda since=round_seq: later(since, judged), timeout=BARRIER_TIMEOUT) is None:
+            raise ControlFailed(f"barrier failed (observer blind: the control was never delivered): the control's "
+                                f"activity after the {choice.label} never reached {', '.join(judged)} within "
+                                f"{BARRIER_TIMEOUT:.0f} s, so an absence there cannot be judged")
+        caps = capture.captures(round_seq)
+        dirty = [d for d in _deliveries(caps, mine, sinks) if d.sink in restricted]
+        if not dirty:
+            out.effective_by = round_started
+            break
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.3)
+    if out.effective_by is not None:
+        out.delay_s = round((out.effective_by - out.requested_at).total_seconds(), 2)
+        # anything that still reached a restricted recipient since the clean round began
+        late = capture.captures(round_seq)
+        out.shared_after = [d for d in _deliveries(late, mine, sinks) if d.sink in restricted]
+    else:
+        out.shared_after = dirty
+    evidence.stage("propagation", requested_at=out.requested_at.isoformat(),
+                   effective_by=out.effective_by.isoformat() if out.effective_by else None,
+                   observed_delay_s=out.delay_s, rounds=out.rounds, waited_at_most_s=propagation,
+                   legal_maximum=LEGAL_MAXIMUM, judged_recipients=judged)
+    for d in out.shared_after:
+        evidence.finding(kind=f"shared after the {choice.label}", recipient=d.sink, role=d.role,
+                         location=f"{d.method} {d.path}", field=d.field, form=d.form, excerpt=d.excerpt)
+
+
+# -- what every recipient ever received -------------------------------------------------------
+
+@dataclass
+class CensusOutcome:
+    error: str | None = None
+    sale_declared: list[str] = field(default_factory=list)
+    sold: list[str] = field(default_factory=list)
+    undeclared: list[str] = field(default_factory=list)
+    barrier: list[str] = field(default_factory=list)
+    evidence: Any = None
+
+
+def _canary_findings(cap, role_name: str) -> list[str]:
+    text = "\n".join([cap.path, cap.query, json.dumps(cap.headers), cap.body])
+    found = []
+    for m in CANARY_RE.finditer(text.lower()):
+        found.append(f"{role_name} {cap.method} {cap.path} at {cap.received_at}: canary {m.group()} "
+                     f"{excerpt(text, m.start(), m.end())}")
+    return found
+
+
+def run_census(run, *, test_id: str, evidence) -> CensusOutcome:
+    """Make a subject and a control act, wait for the control behind the subject, then read
+    everything every recipient received in this run (any subject's canary, in any form)."""
+    out = CensusOutcome(evidence=evidence)
+    try:
+        _run_census(run, test_id, evidence, out)
+    except PrivacyChecksError as exc:
+        out.error = str(exc)
+    return out
+
+
+def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
+    target, profile, capture = run.target, run.profile, run.capture
+    sinks = profile.sinks
+    propagation = float(profile.timeouts.get("propagation", 60))
+    out.sale_declared = sorted(s["name"] for s in sinks if s.get("role") == "sale")
+    seq0 = capture.last_seq()
+    subject = run.create_subject(test_id, role="subject")
+    control = run.create_subject(test_id, role="control")
+    for s in (subject, control):
+        if target.has_operation("activity"):
+            target.run("activity", s)
+    mine = subject.needles(subject.strong_fields())
+    ctrl = control.needles(control.strong_fields())
+
+    def caught_up():
+        caps = capture.captures(seq0)
+        last_subj = _latest([d for d in _deliveries(caps, mine, sinks) if d.role != "undeclared"])
+        last_ctrl = _latest(_deliveries(caps, ctrl, sinks))
+        if not last_subj or any(last_ctrl.get(s, 0) <= n for s, n in last_subj.items()):
+            return None
+        return sorted(last_subj)
+
+    barrier = sink_obs.wait_for(caught_up, timeout=propagation)
+    if not barrier:
+        raise ControlFailed(f"observer blind: within {propagation:.0f} s no declared recipient received the "
+                            "subject's data followed by a later delivery for the control, so what recipients "
+                            "did not receive cannot be judged")
+    out.barrier = barrier
+    evidence.stage("barrier seen", recipients=barrier)
+    needles = mine + ctrl
+    for cap in capture.captures(0):
+        sink = sink_obs.classify(cap.path, sinks)
+        role = sink["role"] if sink else "undeclared"
+        if role not in ("sale", "undeclared"):
+            continue
+        name = f"{sink['name']} (sale)" if sink else "UNDECLARED recipient"
+        found = _canary_findings(cap, name)
+        # hashed or encoded forms carry no marker: look for this procedure's own subjects too
+        found += [f"{name} {d.method} {d.path} at {d.received_at}: field {d.field} ({d.form}) {d.excerpt}"
+                  for d in _deliveries([cap], needles, sinks) if d.form not in ("exact", "casefold")]
+        (out.sold if sink else out.undeclared).extend(found)
+    evidence.stage("recipients read", sale_recipients=out.sale_declared, sold=out.sold[:20],
+                   undeclared=out.undeclared[:20])
+
+
+# -- non-discrimination -------------------------------------------------------------------------
+
+@dataclass
+class QuoteOutcome:
+    error: str | None = None
+    skip: Exception | None = None
+    differences: list[str] = field(default_factory=list)
+    subject_quote: Any = None
+    control_quote: Any = None
+    where: str = ""
+    evidence: Any = None
+
+
+def _quote(target, subject) -> tuple[Any, str]:
+    result = target.run("price", subject)
+    last = result.last
+    return (last.json if last.json is not None else last.text), f"{last.method} {last.url}"
+
+
+def _own_values(subject) -> set[str]:
+    return {str(v) for v in list(subject.captured.values()) + list(subject.fields.values()) if v is not None}
+
+
+def _differences(a: Any, b: Any, ignore_a: set[str], ignore_b: set[str], path: str = "") -> list[str]:
+    """Where two quotes differ, leaving out values that only identify their own subject."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += _differences(a.get(key), b.get(key), ignore_a, ignore_b, f"{path}.{key}" if path else key)
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in _differences(x, y, ignore_a, ignore_b, f"{path}[{i}]")]
+    if a == b or (str(a) in ignore_a and str(b) in ignore_b):
+        return []
+    return [f"{path or 'body'}: {json.dumps(a)} for the opted-out subject, {json.dumps(b)} for the control"]
+
+
+def run_non_discrimination(run, *, test_id: str, evidence) -> QuoteOutcome:
+    out = QuoteOutcome(evidence=evidence)
+    try:
+        _run_non_discrimination(run, test_id, evidence, out)
+    except (NotApplicable, NotVerified) as exc:
+        out.skip = exc
+    except PrivacyChecksError as exc:
+        out.error = str(exc)
+    return out
+
+
+def _run_non_discrimination(run, test_id: str, evidence, out: QuoteOutcome) -> None:
+    target, profile = run.target, run.profile
+    if not target.has_operation("price"):
+        raise NotVerified("the profile declares no 'price' operation (price or service level quoted to a subject), "
+                          "so equal treatment after an opt-out cannot be compared; every business owes it "
+                          "(Cal. Civ. Code §1798.125)")
+    not_offered(profile, "opt_out")
+    if not target.has_operation("opt_out"):
+        raise ControlFailed("the profile declares no operation 'opt_out' to exercise before comparing quotes")
+    subject = run.create_subject(test_id, role="subject")
+    control = run.create_subject(test_id, role="control")
+    mine, theirs = _own_values(subject), _own_values(control)
+    before_s, out.where = _quote(target, subject)
+    before_c, _ = _quote(target, control)
+    # positive control: identical people get identical quotes before anyone exercises a right
+    if _differences(before_s, before_c, mine, theirs):
+        raise ControlFailed(f"positive control failed: {out.where} quotes two subjects differently before either "
+                            f"exercised a right ({before_s!r} vs {before_c!r}); a difference after an opt-out could "
+                            "not be attributed to it")
+    try:
+        target.run("opt_out", subject)
+    except (PollTimeout, UnexpectedStatus) as exc:
+        raise ControlFailed(f"the subject's opt-out was not carried out ({exc}), so no opted-out subject could be "
+                            "compared") from None
+    out.subject_quote, _ = _quote(target, subject)
+    out.control_quote, _ = _quote(target, control)
+    out.differences = _differences(out.subject_quote, out.control_quote, mine, theirs)
+    evidence.stage("quotes compared", where=out.where, before={"subject": before_s, "control": before_c},
+                   after={"subject": out.subject_quote, "control": out.control_quote}, differences=out.differences)
+
+
+def procedure(run, request, runner, **kwargs):
+    """Body of a module-scoped fixture: run `runner` once, yield its outcome, remove its subjects."""
+    from ..evidence import Evidence
+
+    start = len(run.created)
+    record = Evidence(f"{request.module.__name__}.{runner.__name__.removeprefix('run_')}-procedure")
+    outcome = runner(run, test_id=request.node.nodeid, evidence=record, **kwargs)
+    yield outcome
+    errors = run.remove_created_since(start)
+    if errors:
+        import warnings
+
+        warnings.warn("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors),
+                      stacklevel=1)

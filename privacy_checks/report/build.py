@@ -1,0 +1,90 @@
+"""`privacy-checks report`: rebuild the compliance report from a run's results, and the Allure
+HTML report as one file with the Allure 3 CLI (npm) when Node.js is there.
+
+Wiring in cli.py:
+    p = sub.add_parser("report", help="(re)build the compliance report and the Allure HTML report")
+    build.add_arguments(p)
+    p.set_defaults(func=build.main_report)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ALLURE_HINT = ("Node.js is needed for the Allure HTML report: install Node.js 18 or later "
+               "(Debian: apt-get install nodejs npm; or https://nodejs.org), then run\n"
+               "  npx allure awesome {results} --single-file -o {out}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", default="reports/privacy-results.json", metavar="FILE",
+                        help="the run's per-check results (default: reports/privacy-results.json)")
+    parser.add_argument("--out", default="reports", metavar="DIR",
+                        help="where the reports go; evidence is read from DIR/evidence (default: reports)")
+    parser.add_argument("--allure-results", default=None, metavar="DIR",
+                        help="Allure results to build the HTML report from (default: DIR/allure-results)")
+    parser.add_argument("--no-allure-html", action="store_true",
+                        help="only rebuild the compliance report")
+
+
+def allure_command(results: Path, out: Path) -> list[str] | None:
+    npx = shutil.which("npx")
+    # --yes: without it a non-interactive npx refuses to fetch the package it was asked to run;
+    # the major version is pinned because `awesome` is an Allure 3 command.
+    return [npx, "--yes", "allure@3", "awesome", str(results), "--single-file", "-o", str(out)] if npx else None
+
+
+def main_report(args: argparse.Namespace) -> int:
+    """Exit status: 0 built, 1 the Allure step failed, 2 nothing to build from."""
+    from .compliance import write_reports
+
+    results = Path(args.results)
+    out = Path(args.out)
+    if not results.is_file():
+        print(f"privacy-checks report: {results}: no results file; run the suites first "
+              "(pytest suites/ccpa writes reports/privacy-results.json)", file=sys.stderr)
+        return 2
+    allure_dir = Path(args.allure_results) if getattr(args, "allure_results", None) else out / "allure-results"
+    extra = sorted(p for p in allure_dir.glob("*") if p.is_file()) if allure_dir.is_dir() else []
+    try:
+        written = write_reports(results, out, extra_files=extra)
+    except (OSError, ValueError) as exc:
+        print(f"privacy-checks report: {results}: cannot build the report ({exc})", file=sys.stderr)
+        return 2
+    print(f"compliance report: {written.html_path}")
+    print(f"manifest: {written.manifest_path} sha256={written.manifest_sha256}")
+    if written.signature_path:
+        print(f"manifest signature (Ed25519): {written.signature_path} public key={written.public_key}")
+    for problem in written.problems:
+        print(f"WARNING: {problem}", file=sys.stderr)
+    if getattr(args, "no_allure_html", False):
+        return 0
+    if not allure_dir.is_dir() or not any(allure_dir.glob("*-result.json")):
+        print(f"Allure HTML not built: no Allure results in {allure_dir}")
+        return 0
+    report_dir = out / "allure-report"
+    command = allure_command(allure_dir, report_dir)
+    if command is None:
+        print("Allure HTML not built: " + ALLURE_HINT.format(results=allure_dir, out=report_dir))
+        return 0
+    proc = subprocess.run(command, check=False)
+    if proc.returncode != 0:
+        print(f"Allure HTML not built: `npx {' '.join(command[1:])}` exited with {proc.returncode} "
+              "(npx fetches the Allure 3 CLI from the npm registry on first use)", file=sys.stderr)
+        return 1
+    print(f"allure report: {report_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="privacy-checks report", description=__doc__)
+    add_arguments(parser)
+    return main_report(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

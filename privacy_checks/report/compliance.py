@@ -1,0 +1,437 @@
+"""The compliance report: what was checked, what held, what broke and where, clause by clause.
+
+Built from `privacy-results.json` (the per-check results), the clause registry and the
+evidence files, as `compliance-report.json` and a self-contained `compliance-report.html`
+(inline CSS, no scripts, no fetched resources: it opens from file:// on an air-gapped
+laptop). Written for a non-engineer: a plain-language summary first, no stack traces.
+
+`manifest.json` lists the SHA-256 of every file the run produced (evidence, results, the
+report, Allure results). A digest stored beside the files proves nothing by itself, so the
+manifest's own digest is printed in the terminal (the CI log keeps it) and, given an Ed25519
+key in PRIVACY_CHECKS_SIGNING_KEY, the manifest is signed (`manifest.sig`, base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .. import __version__
+from .. import clauses as registry
+from ..evidence import redact_text
+
+SIGNING_KEY_ENV = "PRIVACY_CHECKS_SIGNING_KEY"
+REPORT_JSON = "compliance-report.json"
+REPORT_HTML = "compliance-report.html"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+SCHEMA = "privacy-checks/compliance-report/1"
+
+# Worst first: a clause is as bad as the worst check behind it.
+PRECEDENCE = ("failed", "error", "not verified", "waived", "passed", "skipped", "not applicable")
+PLAIN = {
+    "passed": "held",
+    "failed": "broken",
+    "error": "could not be checked",
+    "waived": "waived",
+    "not applicable": "not applicable",
+    "not verified": "not verified",
+    "skipped": "skipped",
+}
+EXPLAIN = {
+    "passed": "the promise held, and the evidence shows how it was checked",
+    "failed": "the promise is broken: the evidence says where",
+    "error": "the check could not be made (for example the target was unreachable or a positive "
+             "control failed), so nothing is claimed either way",
+    "waived": "a known gap, accepted in writing by the approver named, until the date given",
+    "not applicable": "the target lawfully lacks this right, and its profile says why",
+    "not verified": "a right every business must honour, which this target's profile says cannot be "
+                    "driven automatically: never counted as held",
+    "skipped": "the check did not run",
+}
+_PREFIX = re.compile(r"^(FAILED|ERROR|NOT APPLICABLE|NOT VERIFIED|Skipped):\s*", re.IGNORECASE)
+_TRACE_LINE = re.compile(r"^(\s*File \"|.*\.py:\d+:|Traceback \(most recent call last\)|\s{4}\S|[>_]{1,}\s|_{5,})")
+
+
+def plain_message(message: str) -> str:
+    """The message a person can read: no traceback, no secret."""
+    text = (message or "").strip()
+    if "Traceback (most recent call last)" in text or re.search(r"^E\s{2,}", text, re.MULTILINE):
+        # pytest's long form: keep only the exception lines ("E   ...") it quotes.
+        quoted = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+        text = "\n".join(quoted) if quoted else next(
+            (line for line in reversed(text.splitlines()) if line.strip() and not _TRACE_LINE.match(line)), "")
+    text = _PREFIX.sub("", text)
+    return redact_text(text)[:6000]
+
+
+def where_lines(message: str) -> list[str]:
+    """The places a message names: the indented lines under its first line."""
+    return [line.strip() for line in message.splitlines()[1:] if line.startswith("  ") and line.strip()]
+
+
+def _iso(value) -> str:
+    if value in (None, ""):
+        return ""
+    try:
+        return datetime.fromtimestamp(float(value), UTC).isoformat(timespec="seconds")
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def _clause_of(citation: str):
+    family, _, ref = citation.partition(":")
+    try:
+        return registry.resolve(family, ref)
+    except (registry.ClauseError, KeyError, ValueError):
+        return None
+
+
+def _worst(outcomes) -> str:
+    found = [o for o in outcomes if o in PRECEDENCE]
+    return min(found, key=PRECEDENCE.index) if found else "skipped"
+
+
+def _findings_summary(evidence: dict) -> list[str]:
+    out = []
+    for f in evidence.get("findings", [])[:50]:
+        parts = [str(f[k]) for k in ("store", "location", "column") if f.get(k)]
+        line = " / ".join(parts) or json.dumps(f, default=str)[:200]
+        if f.get("form"):
+            line += f" ({f['form']})"
+        if f.get("kind"):
+            line = f"{f['kind']}: {line}"
+        out.append(redact_text(line))
+    return out
+
+
+def build_report(results: dict, *, out_dir: Path, results_path: Path | None = None,
+                 evidence_dir: Path | None = None, waivers_ignored: list[str] | None = None) -> dict:
+    evidence_dir = evidence_dir or out_dir / "evidence"
+    target = results.get("target") or {}
+    checks = []
+    for raw in results.get("checks", []):
+        outcome = raw.get("outcome") or "skipped"
+        message = plain_message(raw.get("message", ""))
+        entry = {
+            "check_id": raw.get("check_id"),
+            "outcome": outcome,
+            "outcome_in_words": PLAIN.get(outcome, outcome),
+            "message": message,
+            "where": where_lines(message) if outcome in ("failed", "error", "waived") else [],
+            "clauses": [],
+            "test": raw.get("nodeid"),
+            "finished_at": _iso(raw.get("finished_at")),
+            "duration_s": raw.get("duration_s"),
+            "evidence": None,
+        }
+        for citation in raw.get("clauses", []):
+            ref = _clause_of(citation)
+            entry["clauses"].append(ref.display if ref else citation)
+        path = evidence_dir / f"{entry['check_id']}.json"
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                data = {}
+            entry["evidence"] = {"file": _rel(path, out_dir), "sha256": sha256_file(path),
+                                 "stages": [s.get("stage") for s in data.get("evidence", {}).get("stages", [])],
+                                 "findings": _findings_summary(data.get("evidence", {}))}
+        checks.append(entry)
+
+    # One clause section per cited section, in the registry's order; a check citing several
+    # clauses stands behind each of them.
+    by_clause: dict[tuple[str, str], dict] = {}
+    for raw, entry in zip(results.get("checks", []), checks, strict=True):
+        for citation in raw.get("clauses", []):
+            ref = _clause_of(citation)
+            if ref is None:
+                continue
+            key = (ref.family, ref.clause.id)
+            section = by_clause.setdefault(key, {
+                "family": ref.family, "regulation": registry.EPICS[ref.family], "clause": ref.clause.id,
+                "display": ref.clause.display, "title": ref.clause.title, "right": ref.clause.right,
+                "url": ref.clause.url, "policy_text": ref.clause.summary, "citations": [], "checks": []})
+            if ref.display not in section["citations"]:
+                section["citations"].append(ref.display)
+            if entry["check_id"] not in section["checks"]:
+                section["checks"].append(entry["check_id"])
+    outcome_of = {c["check_id"]: c["outcome"] for c in checks}
+    regulations = []
+    for family in registry.MARKER_FAMILIES:
+        order = [c.id for c in registry.clauses(family)]
+        sections = sorted((s for (f, _), s in by_clause.items() if f == family), key=lambda s: order.index(s["clause"]))
+        for s in sections:
+            s["outcome"] = _worst(outcome_of.get(c) for c in s["checks"])
+            s["outcome_in_words"] = PLAIN.get(s["outcome"], s["outcome"])
+        if sections:
+            regulations.append({"family": family, "name": registry.EPICS[family],
+                                "outcome": _worst(s["outcome"] for s in sections), "clauses": sections})
+
+    counts = {k: sum(1 for c in checks if c["outcome"] == k) for k in PRECEDENCE}
+    summary = {
+        "promises_checked": len(checks),
+        "held": counts["passed"], "broken": counts["failed"], "could_not_be_checked": counts["error"],
+        "waived": counts["waived"], "not_applicable": counts["not applicable"],
+        "not_verified": counts["not verified"], "skipped": counts["skipped"],
+        "clauses": len(by_clause),
+        "clauses_broken": sum(1 for s in by_clause.values() if s["outcome"] == "failed"),
+    }
+    summary["verdict"] = ("promises broken" if counts["failed"] else
+                          "incomplete: some checks could not be made" if counts["error"] else
+                          "all checked promises held")
+    summary["in_words"] = _summary_sentence(summary, target, results.get("started_at", ""))
+    return {
+        "schema": SCHEMA,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "framework": f"privacy-checks {__version__}",
+        "run": {"started_at": results.get("started_at", ""), "finished_at": results.get("finished_at", ""),
+                "target": {k: target.get(k) for k in ("name", "base_url", "flaws", "seed", "nonce") if k in target},
+                "results_file": _rel(results_path, out_dir) if results_path else None,
+                "results_sha256": sha256_file(results_path) if results_path and results_path.is_file() else None},
+        "summary": summary,
+        "outcomes_explained": EXPLAIN,
+        "waivers_ignored": list(waivers_ignored or []),
+        "regulations": regulations,
+        "checks": checks,
+        "evidence_files": {c["evidence"]["file"]: c["evidence"]["sha256"] for c in checks if c["evidence"]},
+    }
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _summary_sentence(s: dict, target: dict, started_at: str) -> str:
+    where = target.get("name") or "the target"
+    if target.get("base_url"):
+        where += f" ({target['base_url']})"
+    parts = [f"{s['held']} held", f"{s['broken']} broken", f"{s['could_not_be_checked']} could not be checked"]
+    for key, label in (("waived", "waived"), ("not_applicable", "not applicable"),
+                       ("not_verified", "not verified"), ("skipped", "skipped")):
+        if s[key]:
+            parts.append(f"{s[key]} {label}")
+    when = f" on {started_at[:10]}" if started_at else ""
+    return (f"This run checked {_n(s['promises_checked'], 'promise')} against {where}{when}: "
+            + ", ".join(parts) + f". Verdict: {s['verdict']}.")
+
+
+_CSS = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
+main{max-width:1000px;margin:0 auto;padding:24px}
+h1{font-size:26px;margin:0 0 4px} h2{margin-top:32px;border-bottom:2px solid #d0d7de;padding-bottom:4px}
+h3{margin:0;font-size:17px}
+.box{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:16px;margin:12px 0}
+.summary{font-size:17px} .verdict{font-size:20px;font-weight:600}
+.counts{display:flex;flex-wrap:wrap;gap:8px;margin-top:8px}
+.count{border-radius:6px;padding:6px 10px;border:1px solid #d0d7de;background:#fff}
+.badge{display:inline-block;border-radius:4px;padding:1px 8px;font-size:13px;font-weight:600;color:#fff;white-space:nowrap}
+.o-passed{background:#1a7f37} .o-failed{background:#cf222e} .o-error{background:#9a6700}
+.o-waived{background:#8250df} .o-not-applicable{background:#57606a} .o-not-verified{background:#bc4c00}
+.o-skipped{background:#57606a}
+.check{border-top:1px solid #eaeef2;padding-top:8px;margin-top:8px}
+pre{white-space:pre-wrap;word-break:break-word;background:#f6f8fa;border-radius:6px;padding:8px;font-size:13px}
+table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #eaeef2;text-align:left;padding:4px 6px;vertical-align:top}
+.muted{color:#57606a;font-size:13px} code{font-size:13px;word-break:break-all}
+"""
+
+
+def _badge(outcome: str) -> str:
+    return f'<span class="badge o-{outcome.replace(" ", "-")}">{html.escape(PLAIN.get(outcome, outcome))}</span>'
+
+
+def render_html(report: dict) -> str:
+    e = html.escape
+    s = report["summary"]
+    run = report["run"]
+    target = run.get("target", {})
+    checks = {c["check_id"]: c for c in report["checks"]}
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           # No scripts and nothing fetched: the report must open from file:// offline.
+           "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+           '<meta name="viewport" content="width=device-width,initial-scale=1">',
+           f"<title>Privacy compliance report: {e(str(target.get('name') or 'target'))}</title>",
+           f"<style>{_CSS}</style></head><body><main>",
+           "<h1>Privacy compliance report</h1>",
+           f'<p class="muted">{e(report["framework"])} · generated {e(report["generated_at"])}</p>',
+           '<section class="box summary" id="summary">',
+           f'<p class="verdict">Verdict: {e(s["verdict"])}</p>', f"<p>{e(s['in_words'])}</p>",
+           '<div class="counts">']
+    for label, key in (("held", "held"), ("broken", "broken"), ("could not be checked", "could_not_be_checked"),
+                       ("waived", "waived"), ("not applicable", "not_applicable"), ("not verified", "not_verified")):
+        out.append(f'<span class="count"><strong>{s[key]}</strong> {e(label)}</span>')
+    out.append("</div>")
+    broken = [c for c in report["checks"] if c["outcome"] in ("failed", "error")]
+    if broken:
+        out.append("<p><strong>Where promises broke or could not be checked:</strong></p><ul>")
+        for c in broken:
+            first = c["message"].splitlines()[0] if c["message"] else ""
+            out.append(f"<li>{_badge(c['outcome'])} {e(', '.join(c['clauses']))}: {e(first)}"
+                       + (f"<br><span class=\"muted\">{e('; '.join(c['where'][:3]))}"
+                          f"{' …' if len(c['where']) > 3 else ''}</span>" if c["where"] else "") + "</li>")
+        out.append("</ul>")
+    out.append("</section>")
+
+    out.append('<section class="box" id="run"><h3>Run</h3><table>')
+    rows = [("Target", target.get("name")), ("Base URL", target.get("base_url")),
+            ("Demo flaws switched on", ", ".join(target.get("flaws") or []) or None),
+            ("Seed", target.get("seed")), ("Run id", target.get("nonce")),
+            ("Started", run.get("started_at")), ("Finished", run.get("finished_at")),
+            ("Results file", run.get("results_file")), ("Results SHA-256", run.get("results_sha256"))]
+    out += [f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>" for k, v in rows if v]
+    out.append("</table></section>")
+    if report.get("waivers_ignored"):
+        out.append('<section class="box"><h3>Waivers ignored</h3><ul>')
+        out += [f"<li>{e(w)}</li>" for w in report["waivers_ignored"]]
+        out.append("</ul></section>")
+
+    for reg in report["regulations"]:
+        out.append(f'<h2 id="{e(reg["family"])}">{e(reg["name"])} {_badge(reg["outcome"])}</h2>')
+        for cl in reg["clauses"]:
+            out.append(f'<section class="box clause" id="{e(reg["family"])}-{e(cl["clause"])}">')
+            out.append(f'<h3>{_badge(cl["outcome"])} {e(cl["display"])}: {e(cl["title"])}</h3>')
+            out.append(f'<p>{e(cl["policy_text"])} <a href="{e(cl["url"])}">Read the clause text</a></p>')
+            if cl["citations"] != [cl["display"]]:
+                out.append(f'<p class="muted">Cited as: {e(", ".join(cl["citations"]))}</p>')
+            for check_id in cl["checks"]:
+                out.append(_render_check(checks[check_id]))
+            out.append("</section>")
+
+    out.append('<h2 id="outcomes">What the outcomes mean</h2><section class="box"><table>')
+    out += [f"<tr><th>{_badge(k)}</th><td>{e(v)}</td></tr>" for k, v in report["outcomes_explained"].items()]
+    out.append("</table></section>")
+    out.append('<h2 id="evidence">Evidence files</h2><section class="box">'
+               f'<p>SHA-256 of each evidence file. The digest of <code>{MANIFEST}</code>, which lists every '
+               "file of this run, is printed in the run's log (and signed when a signing key was given).</p><table>")
+    out += [f"<tr><td><code>{e(p)}</code></td><td><code>{e(d)}</code></td></tr>"
+            for p, d in report["evidence_files"].items()]
+    out.append("</table></section></main></body></html>")
+    return "\n".join(out)
+
+
+def _render_check(c: dict) -> str:
+    e = html.escape
+    parts = [f'<div class="check" id="check-{e(c["check_id"])}">',
+             f'<p>{_badge(c["outcome"])} <strong>{e(c["check_id"])}</strong> '
+             f'<span class="muted">— {e(EXPLAIN.get(c["outcome"], ""))}</span></p>']
+    if c["message"]:
+        parts.append(f"<pre>{e(c['message'])}</pre>")
+    if c.get("evidence"):
+        ev = c["evidence"]
+        if ev["stages"]:
+            parts.append(f'<p class="muted">Steps recorded: {e(" → ".join(str(s) for s in ev["stages"]))}</p>')
+        if ev["findings"] and c["outcome"] != "passed":
+            parts.append("<p>Findings:</p><ul>" + "".join(f"<li>{e(f)}</li>" for f in ev["findings"][:20]) + "</ul>")
+        parts.append(f'<p class="muted">Evidence: <code>{e(ev["file"])}</code> sha256 <code>{e(ev["sha256"])}</code></p>')
+    parts.append(f'<p class="muted">Test: <code>{e(c["test"] or "")}</code> · finished {e(c["finished_at"])}</p>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+@dataclass
+class Written:
+    json_path: Path
+    html_path: Path
+    manifest_path: Path
+    manifest_sha256: str
+    report: dict
+    signature_path: Path | None = None
+    public_key: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def write_manifest(out_dir: Path, files: list[Path], run: dict) -> tuple[Path, str]:
+    seen: dict[str, dict] = {}
+    for path in files:
+        if path.is_file() and path.name not in (MANIFEST, SIGNATURE):
+            rel = _rel(path, out_dir)
+            seen[rel] = {"path": rel, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    data = {"kind": "privacy-checks manifest", "algorithm": "sha256",
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "run": run,
+            "files": [seen[k] for k in sorted(seen)]}
+    path = out_dir / MANIFEST
+    _write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False).encode())
+    return path, sha256_file(path)
+
+
+def sign_manifest(manifest: Path, key_pem: str) -> tuple[Path, str]:
+    """Sign with an Ed25519 private key (PEM); returns the signature file and the public key (base64)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{SIGNING_KEY_ENV} does not hold an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{SIGNING_KEY_ENV} must hold an Ed25519 key, not {type(key).__name__}")
+    signature = key.sign(manifest.read_bytes())
+    path = manifest.with_name(SIGNATURE)
+    _write_atomic(path, base64.b64encode(signature) + b"\n")
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return path, base64.b64encode(public).decode()
+
+
+def verify_manifest(manifest: Path, signature: Path, public_key_b64: str) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
+    try:
+        key.verify(base64.b64decode(signature.read_bytes().strip()), manifest.read_bytes())
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_reports(results_path: Path, out_dir: Path, *, evidence_dir: Path | None = None,
+                  extra_files: list[Path] | None = None, waivers_ignored: list[str] | None = None,
+                  signing_key: str | None = None) -> Written:
+    """Write the JSON and HTML reports and the manifest (signed when a key is given)."""
+    results = json.loads(Path(results_path).read_text(encoding="utf-8"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    evidence_dir = evidence_dir or out_dir / "evidence"
+    report = build_report(results, out_dir=out_dir, results_path=Path(results_path), evidence_dir=evidence_dir,
+                          waivers_ignored=waivers_ignored)
+    json_path, html_path = out_dir / REPORT_JSON, out_dir / REPORT_HTML
+    _write_atomic(json_path, json.dumps(report, indent=2, ensure_ascii=False).encode())
+    _write_atomic(html_path, render_html(report).encode())
+    evidence = [evidence_dir / f"{c['check_id']}.json" for c in report["checks"]]
+    files = [Path(results_path), json_path, html_path, *evidence, *(extra_files or [])]
+    manifest, digest = write_manifest(out_dir, files, report["run"])
+    written = Written(json_path, html_path, manifest, digest, report)
+    key = signing_key if signing_key is not None else os.environ.get(SIGNING_KEY_ENV)
+    if key:
+        try:
+            written.signature_path, written.public_key = sign_manifest(manifest, key)
+        except ValueError as exc:
+            written.problems.append(f"manifest not signed: {exc}")
+    return written

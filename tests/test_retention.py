@@ -1,0 +1,50 @@
+"""Retention exceptions: an allowed hit is shown, never failed; a time-limited one fails once overdue."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+from conftest import ROOT, run_suites
+from privacy_checks.ledger import Ledger, _iso
+
+PROFILE = ROOT / "fixtures" / "targets" / "demo.yaml"
+DELETE = "suites/ccpa/test_right_to_delete.py"
+
+
+def test_time_limited_retention_fails_once_its_period_has_ended(tmp_path, standalone_demo):
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    env = {**standalone_demo}
+    args = ("--target", str(PROFILE), f"--ledger={ledger_url}")
+    first = run_suites(tmp_path, DELETE, args=args, env=env)
+    assert first.failing() == set(), first.stdout[-2000:]
+    ledger = Ledger(ledger_url)
+    holds = [dict(r) for r in ledger.engine.connect().execute(ledger.holds.select()).mappings()]
+    assert [h["location"] for h in holds] == ["app:outbox:recipient"]
+    # Two years pass: move the hold's end into the past instead of sleeping.
+    with ledger.engine.begin() as conn:
+        conn.execute(ledger.holds.update().values(purge_by=_iso(ledger.now() - timedelta(days=1))))
+    second = run_suites(tmp_path, DELETE, args=args, env=env)
+    assert second.failing() == {"ccpa.delete.time-limited-retention-purged"}, second.outcomes()
+    message = second.message("ccpa.delete.time-limited-retention-purged")
+    assert "app: table outbox, column recipient" in message and "11 CCR §7101(a)" in message, message
+
+
+def test_an_allowed_hit_is_shown_in_the_evidence_not_failed(tmp_path):
+    run = run_suites(tmp_path, DELETE, args=("--privacy-reports", str(tmp_path / "reports")))
+    assert run.outcomes()["ccpa.delete.no-residual-data"] == "passed"
+    evidence = (tmp_path / "reports").rglob("*.json")
+    text = "".join(p.read_text() for p in evidence)
+    assert "allowed: app.outbox.recipient (email/exact): 11 CCR §7101(a)" in text
+
+
+def test_lint_rejects_a_malformed_purge_period(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text(PROFILE.read_text().replace("purge_within: 730d", "purge_within: two years"))
+    env = {"PRIVACY_CHECKS_DEMO_URL": "https://127.0.0.1:1", "PRIVACY_CHECKS_DEMO_DATA": "/tmp/x",
+           "PRIVACY_CHECKS_DEMO_HTTP_URL": "http://127.0.0.1:2", "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "t"}
+    result = subprocess.run([sys.executable, "-m", "privacy_checks.cli", "lint", str(bad)], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, **env})
+    assert result.returncode == 2 and "retention_exceptions[0].purge_within" in result.stderr, result.stderr
