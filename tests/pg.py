@@ -8,6 +8,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,36 +59,38 @@ def start_throwaway_cluster(tmpdir: str | os.PathLike[str]) -> tuple[str, Callab
         )
 
     base = Path(tmpdir) / "pgcluster"
-    data, sockets = base / "data", base / "sock"
-    data.mkdir(parents=True)
-    sockets.mkdir()
     prefix: list[str] = []
+    owner: pwd.struct_passwd | None = None
     if os.geteuid() == 0:
         # initdb refuses to run as root.
         try:
-            user = pwd.getpwnam("postgres")
+            owner = pwd.getpwnam("postgres")
         except KeyError as e:
             raise PostgresUnavailable(
                 "running as root and there is no 'postgres' user to run initdb as"
             ) from e
-        for path in (base, data, sockets):
-            os.chown(path, user.pw_uid, user.pw_gid)
-        # The tmp parents must be traversable by that user.
-        parent = Path(tmpdir).resolve()
-        while parent != parent.parent:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                os.chmod(parent, mode | 0o001)
-            parent = parent.parent
         prefix = ["runuser", "-u", "postgres", "--"]
+        # tmpdir's parents (pytest's are 0700, and concurrent pytest runs reset them) may not be
+        # traversable by that user: keep the cluster in a directory of its own under the system tmp.
+        base = Path(tempfile.mkdtemp(prefix="privacy-checks-pg-"))
+    data, sockets, log = base / "data", base / "sock", base / "server.log"
+    base.mkdir(parents=True, exist_ok=True)
+    data.mkdir()
+    sockets.mkdir()
+    log.touch()
+    if owner is not None:
+        for path in (base, data, sockets, log):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
 
     port = _free_port()
-    log = base / "server.log"
 
     def run(*args: str) -> None:
         proc = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(args[:2])} failed: {proc.stderr or proc.stdout}")
+            tail = log.read_text(errors="replace")[-800:] if log.exists() else ""
+            if owner is not None:
+                shutil.rmtree(base, ignore_errors=True)
+            raise RuntimeError(f"{Path(args[0]).name} failed: {proc.stderr or proc.stdout}\n{tail}")
 
     run(
         str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"
@@ -96,9 +99,6 @@ def start_throwaway_cluster(tmpdir: str | os.PathLike[str]) -> tuple[str, Callab
         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={sockets} "
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     )
-    if prefix:
-        log.touch()
-        os.chown(log, pwd.getpwnam("postgres").pw_uid, pwd.getpwnam("postgres").pw_gid)
     run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w", "-t", "60", "start")
 
     stopped = False
@@ -113,5 +113,7 @@ def start_throwaway_cluster(tmpdir: str | os.PathLike[str]) -> tuple[str, Callab
             capture_output=True,
             timeout=60,
         )
+        if owner is not None:
+            shutil.rmtree(base, ignore_errors=True)
 
     return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop

@@ -119,3 +119,12 @@ def test_a_waiver_cannot_hide_a_check_that_could_not_be_made(tmp_path):
                        "syn.delete.control": "error", "syn.collect.ok": "passed"}
     proc = run_synthetic(tmp_path, "--waivers", "waivers.yaml", "-k", "broken or ok")
     assert proc.returncode == 0 and "1 passed, 2 deselected, 1 waived" in proc.stdout, proc.stdout
+
+
+def test_under_xdist_an_unknown_check_in_a_waiver_stops_the_run_before_any_test(tmp_path):
+    pytest.importorskip("xdist")
+    waivers = write(tmp_path, WAIVER.format(check="ccpa.delete.no-such-check", expires="2099-12-31"))
+    run = run_suites(tmp_path, "suites/ccpa", args=("-n", "2", "--waivers", str(waivers)))
+    assert run.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, run.stdout[-3000:]
+    assert "ccpa.delete.no-such-check (waivers.yaml#1)" in run.stdout
+    assert run.results == {}

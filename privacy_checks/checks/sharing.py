@@ -7,7 +7,7 @@ import re
 from datetime import date
 from urllib.parse import urljoin
 
-from ..flows.sharing import LEGAL_MAXIMUM, CensusOutcome, ChoiceOutcome, QuoteOutcome
+from ..flows.sharing import DEADLINES, CensusOutcome, ChoiceOutcome, QuoteOutcome, group
 from ..outcomes import CheckError, NotApplicable, PromiseBroken
 
 _MAX_LINES = 8
@@ -29,8 +29,8 @@ def _lines(items: list[str]) -> str:
 def _delay(outcome: ChoiceOutcome) -> str:
     if outcome.delay_s is None:
         return (f"it had not taken effect after {outcome.rounds} round(s) over the {outcome.propagation_s:.0f} s "
-                f"the profile allows (timeouts.propagation; the law allows at most {LEGAL_MAXIMUM})")
-    return f"observed to take effect within {outcome.delay_s:.1f} s (the law allows at most {LEGAL_MAXIMUM})"
+                f"the profile allows (timeouts.propagation; the law: {DEADLINES[outcome.kind]})")
+    return f"observed to take effect within {outcome.delay_s:.1f} s (the law: {DEADLINES[outcome.kind]})"
 
 
 def sharing_stops(outcome: ChoiceOutcome) -> None:
@@ -39,11 +39,11 @@ def sharing_stops(outcome: ChoiceOutcome) -> None:
     if outcome.shared_after:
         requested = outcome.requested_at.isoformat() if outcome.requested_at else "?"
         what = "sensitive personal information" if outcome.kind == "limit" else "data"
-        pending = f" (the request itself was not carried out: {outcome.request_failure})" \
-            if outcome.request_failure else ""
+        pending = " (the request itself was never carried out)" if outcome.request_failure else ""
+        lines = group(outcome.shared_after)
         raise PromiseBroken(f"after the {outcome.label} at {requested}{pending}, the subject's {what} still "
-                            f"reached {len(outcome.shared_after)} recipient delivery(ies); {_delay(outcome)}:"
-                            + _lines([d.describe() for d in outcome.shared_after]))
+                            f"reached a restricted recipient in {len(lines)} delivery(ies); {_delay(outcome)}:"
+                            + _lines(lines))
 
 
 def no_verification_needed(outcome: ChoiceOutcome) -> None:

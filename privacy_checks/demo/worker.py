@@ -9,7 +9,6 @@ import threading
 import traceback
 import urllib.error
 import urllib.request
-
 from pathlib import Path
 
 from .app import DemoApp

@@ -31,6 +31,13 @@ from ..observe.forms import CANARY_RE, excerpt
 from ..outcomes import ControlFailed, NotApplicable, NotVerified, not_offered
 
 LEGAL_MAXIMUM = "15 business days (11 CCR §7026(f))"
+# how soon each choice must take effect, as the evidence states it next to the delay observed
+DEADLINES = {
+    "opt_out": LEGAL_MAXIMUM, "gpc": LEGAL_MAXIMUM,
+    "limit": "15 business days (11 CCR §7027(g))",
+    "object": "at once: the data shall no longer be processed for direct marketing (GDPR Art. 21(3))",
+    "withdraw_consent": "from the withdrawal on (GDPR Art. 7(3))",
+}
 BARRIER_TIMEOUT = 15.0
 
 
@@ -122,6 +129,19 @@ def _deliveries(captures, needles, sinks: list[dict]) -> list[Delivery]:
         for m in match_text(text, needles):
             out.append(Delivery(name, role, cap.method, cap.path, cap.received_at, cap.seq, m.needle.field,
                                 m.form, redact_text(excerpt(text, m.start, m.end))))
+    return out
+
+
+def group(deliveries: list[Delivery]) -> list[str]:
+    """One line per delivery received: recipient, request, time, every field it carried, one excerpt."""
+    by_seq: dict[int, list[Delivery]] = {}
+    for d in deliveries:
+        by_seq.setdefault(d.seq, []).append(d)
+    out = []
+    for items in by_seq.values():
+        d = items[0]
+        fields = ", ".join(dict.fromkeys(f"{i.field} ({i.form})" for i in items))
+        out.append(f"{d.sink} ({d.role}) {d.method} {d.path} at {d.received_at}: fields {fields}; {d.excerpt}")
     return out
 
 
@@ -257,7 +277,7 @@ def _run_choice(run, test_id: str, evidence, out: ChoiceOutcome, choice: Choice)
     evidence.stage("propagation", requested_at=out.requested_at.isoformat(),
                    effective_by=out.effective_by.isoformat() if out.effective_by else None,
                    observed_delay_s=out.delay_s, rounds=out.rounds, waited_at_most_s=propagation,
-                   legal_maximum=LEGAL_MAXIMUM, judged_recipients=judged)
+                   legal_maximum=DEADLINES[choice.kind], judged_recipients=judged)
     for d in out.shared_after:
         evidence.finding(kind=f"shared after the {choice.label}", recipient=d.sink, role=d.role,
                          location=f"{d.method} {d.path}", field=d.field, form=d.form, excerpt=d.excerpt)
@@ -275,13 +295,17 @@ class CensusOutcome:
     evidence: Any = None
 
 
-def _canary_findings(cap, role_name: str) -> list[str]:
+def _canary_finding(cap, role_name: str, own: list[Delivery]) -> str | None:
+    from ..evidence import redact_text
+
     text = "\n".join([cap.path, cap.query, json.dumps(cap.headers), cap.body])
-    found = []
-    for m in CANARY_RE.finditer(text.lower()):
-        found.append(f"{role_name} {cap.method} {cap.path} at {cap.received_at}: canary {m.group()} "
-                     f"{excerpt(text, m.start(), m.end())}")
-    return found
+    found = list(CANARY_RE.finditer(text.lower()))
+    forms = [f"{d.field} ({d.form})" for d in own if d.form not in ("exact", "casefold")]
+    if not found and not forms:
+        return None
+    what = [f"canary {c}" for c in dict.fromkeys(m.group() for m in found)] + forms
+    shown = redact_text(excerpt(text, found[0].start(), found[0].end())) if found else own[0].excerpt
+    return f"{role_name} {cap.method} {cap.path} at {cap.received_at}: {', '.join(what)}; {shown}"
 
 
 def run_census(run, *, test_id: str, evidence) -> CensusOutcome:
@@ -331,11 +355,10 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
         if role not in ("sale", "undeclared"):
             continue
         name = f"{sink['name']} (sale)" if sink else "UNDECLARED recipient"
-        found = _canary_findings(cap, name)
-        # hashed or encoded forms carry no marker: look for this procedure's own subjects too
-        found += [f"{name} {d.method} {d.path} at {d.received_at}: field {d.field} ({d.form}) {d.excerpt}"
-                  for d in _deliveries([cap], needles, sinks) if d.form not in ("exact", "casefold")]
-        (out.sold if sink else out.undeclared).extend(found)
+        # hashed or encoded forms carry no marker: this procedure's own subjects are looked for too
+        found = _canary_finding(cap, name, _deliveries([cap], needles, sinks))
+        if found:
+            (out.sold if sink else out.undeclared).append(found)
     evidence.stage("recipients read", sale_recipients=out.sale_declared, sold=out.sold[:20],
                    undeclared=out.undeclared[:20])
 

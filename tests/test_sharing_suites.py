@@ -1,0 +1,92 @@
+"""The sharing suites pass on the clean demo and fail — naming the recipient — with each flaw on."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from privacy_checks.checks import sharing
+from privacy_checks.flows.sharing import CensusOutcome, ChoiceOutcome, Delivery
+from privacy_checks.outcomes import PromiseBroken
+
+SUITES = ("suites/ccpa/test_opt_out.py", "suites/ccpa/test_global_privacy_control.py",
+          "suites/ccpa/test_right_to_limit.py", "suites/ccpa/test_no_sale.py",
+          "suites/ccpa/test_non_discrimination.py", "suites/gdpr/test_right_to_object.py")
+OPT_OUT = "ccpa.opt-out.sharing-stops"
+NO_VERIFICATION = "ccpa.opt-out.no-verification"
+GPC = "ccpa.gpc.sharing-stops"
+GPC_JSON = "gpc.support-resource.valid"
+LIMIT = "ccpa.limit.sensitive-not-disclosed"
+NO_SALE = "ccpa.sale.nothing-sold"
+UNDECLARED = "ccpa.share.no-undeclared-recipient"
+EQUAL = "ccpa.non-discrimination.same-price-and-service"
+OBJECT = "gdpr.object.marketing-stops"
+WITHDRAW = "gdpr.consent.withdrawal-stops-marketing"
+LEAD = "partner (third_party) POST /partner/leads"
+
+
+def test_clean_demo_passes_every_sharing_check_under_xdist(suite_runner):
+    # -n 2: the capture sink runs in the controller and both workers' deliveries land in it
+    run = suite_runner(*SUITES, args=("-n", "2"))
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert set(run.results) == {OPT_OUT, NO_VERIFICATION, GPC, GPC_JSON, LIMIT, NO_SALE, UNDECLARED, EQUAL,
+                                OBJECT, WITHDRAW}
+    assert set(run.outcomes().values()) == {"passed"}, run.outcomes()
+
+
+@pytest.mark.parametrize(("flaw", "expected", "where"), [
+    ("ignore_opt_out", {OPT_OUT}, LEAD),
+    ("ignore_gpc", {GPC}, LEAD),
+    ("ignore_limit", {LIMIT}, "POST /partner/leads"),
+    ("ignore_objection", {OBJECT, WITHDRAW}, LEAD),
+    ("sells_data", {NO_SALE}, "databroker (sale) POST /databroker/purchase"),
+    ("shares_with_undeclared", {UNDECLARED}, "UNDECLARED recipient POST /adtech/audience"),
+    ("discriminate", {EQUAL}, "price_cents: 6900 for the opted-out subject, 4900 for the control"),
+    ("bad_gpc_json", {GPC_JSON}, "/.well-known/gpc.json"),
+])
+def test_each_sharing_flaw_fails_exactly_its_checks_naming_the_recipient(suite_runner, flaw, expected, where):
+    run = suite_runner(*SUITES, flaws=(flaw,))
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert run.failing() == expected, run.outcomes()
+    for check in expected:
+        assert run.results[check]["outcome"] == "failed"
+        assert where in run.message(check), run.message(check)
+
+
+def test_a_limit_flaw_names_the_sensitive_field_and_the_wait(suite_runner):
+    run = suite_runner("suites/ccpa/test_right_to_limit.py", flaws=("ignore_limit",))
+    message = run.message(LIMIT)
+    assert "geolocation (exact)" in message and "«" in message, message
+    assert "had not taken effect" in message and "11 CCR §7027(g)" in message, message
+
+
+def test_an_opt_out_behind_a_verification_code_fails_and_leaves_the_price_check_unmade(suite_runner):
+    run = suite_runner(*SUITES[:1], SUITES[4], flaws=("opt_out_requires_verification",))
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert run.outcomes() == {OPT_OUT: "failed", NO_VERIFICATION: "failed", EQUAL: "error"}
+    assert "'verifying'" in run.message(NO_VERIFICATION) or "verifying" in run.message(NO_VERIFICATION)
+    # no opted-out subject exists to compare, which is neither a pass nor a fail
+    assert "could be compared" in run.message(EQUAL)
+
+
+def _census(**kwargs) -> CensusOutcome:
+    return CensusOutcome(barrier=["crm", "partner"], **kwargs)
+
+
+def test_without_a_declared_buyer_the_no_sale_check_relies_on_undeclared_recipients():
+    sharing.no_sale(_census())
+    line = "UNDECLARED recipient POST /adtech/audience at t: canary pcqzaaaaaaaaaa"
+    with pytest.raises(PromiseBroken, match="declares no sale recipient, so this check relies on the "
+                                            "undeclared-recipient rule"):
+        sharing.no_sale(_census(undeclared=[line]))
+    # with a buyer declared, an undeclared recipient is the other check's finding
+    sharing.no_sale(_census(sale_declared=["databroker"], undeclared=[line]))
+
+
+def test_a_choice_that_took_effect_states_the_delay_and_passes():
+    outcome = ChoiceOutcome(kind="opt_out", label="opt-out", requested_at=datetime.now(UTC), delay_s=0.4,
+                            rounds=1, judged=["partner"])
+    sharing.sharing_stops(outcome)
+    late = Delivery("partner", "third_party", "POST", "/partner/leads", "t", 7, "email", "exact", "«x»")
+    outcome.shared_after = [late, Delivery(**{**late.__dict__, "field": "full_name"})]
+    with pytest.raises(PromiseBroken, match=r"within 0\.4 s .*fields email \(exact\), full_name \(exact\)"):
+        sharing.sharing_stops(outcome)

@@ -1,0 +1,403 @@
+"""The residual-data sweep against real SQLite files, a real PostgreSQL and real log files."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import os
+import random
+import urllib.parse
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from pg import PostgresUnavailable, start_throwaway_cluster
+from sqlalchemy.dialects import postgresql
+
+from privacy_checks.errors import StoreError
+from privacy_checks.observe.forms import (
+    MARKER,
+    Needle,
+    base64_cores,
+    candidate_patterns,
+    expand,
+    match_text,
+)
+from privacy_checks.observe.stores import StoreSpec, sweep
+
+NO_PG = "PostgreSQL not available: install postgresql or set PRIVACY_CHECKS_TEST_PG_URL"
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory):
+    try:
+        url, stop = start_throwaway_cluster(tmp_path_factory.mktemp("pg"))
+    except PostgresUnavailable as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"{NO_PG} ({e})")
+        pytest.skip(f"{NO_PG} ({e})")
+    yield url
+    stop()
+
+
+def _fresh_pg_database(pg_url: str) -> str:
+    name = "sweep_" + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return sa.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'app.db'}"
+    return _fresh_pg_database(request.getfixturevalue("pg_url"))
+
+
+def subject(i: int, rng: random.Random | None = None) -> tuple[str, list[Needle]]:
+    rng = rng or random.Random(i)
+    canary = MARKER + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(10))
+    sid = f"s{i:03d}"
+    return canary, [
+        Needle(sid, "full_name", f"Ada Lovelace {canary}"),
+        Needle(sid, "email", f"ada.{canary}@example.com"),
+        Needle(sid, "username", f"ada_{canary}"),
+        Needle(sid, "phone", f"+1-555-01{i % 100:02d}", weak=True),
+    ]
+
+
+CANARY, NEEDLES = subject(1, random.Random("ada"))
+NAME, EMAIL, USERNAME, PHONE = (n.value for n in NEEDLES)
+OTHER_CANARY = MARKER + "zzzzzzzzzz"  # carries the marker, belongs to nobody
+
+meta = sa.MetaData()
+JSONB = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+users = sa.Table(
+    "users",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("email", sa.Text),
+    sa.Column("profile", JSONB),
+    sa.Column("avatar", sa.LargeBinary),
+    sa.Column("email_sha256", sa.CHAR(64)),
+    sa.Column("age", sa.Integer),
+)
+logs = sa.Table(
+    "logs",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("line", sa.Text),
+)
+contacts = sa.Table(  # composite key
+    "contacts",
+    meta,
+    sa.Column("owner", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("value", sa.String(100)),
+)
+keyless = sa.Table("keyless", meta, sa.Column("note", sa.Text))
+
+B64_TOKEN = base64.b64encode(json.dumps({"sub": EMAIL, "iat": 1}).encode()).decode()
+
+
+def populate(url: str) -> None:
+    engine = sa.create_engine(url)
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            users.insert(),
+            [
+                {
+                    "id": 1,
+                    "name": NAME,
+                    "email": EMAIL,
+                    "profile": {"username": USERNAME, "theme": "dark"},
+                    # a NUL before the value: SQLite's LIKE would stop there
+                    "avatar": b"\x00\x01\xff meta:" + EMAIL.encode() + b"\x00",
+                    "email_sha256": hashlib.sha256(EMAIL.encode()).hexdigest().upper(),
+                    "age": 36,
+                },
+                {
+                    "id": 2,
+                    "name": f"Someone Else {OTHER_CANARY}",
+                    "email": "someone@example.org",
+                    "profile": {"username": "else"},
+                    "avatar": None,
+                    "email_sha256": hashlib.sha256(b"someone@example.org").hexdigest(),
+                    "age": 50,
+                },
+            ],
+        )
+        conn.execute(
+            logs.insert(),
+            [
+                {"id": 10, "line": f"LOGIN OK for {EMAIL.upper()} from 192.0.2.7"},
+                {"id": 11, "line": f"GET /search?q={urllib.parse.quote_plus(NAME)}&page=2 200"},
+                {"id": 12, "line": f"auth header Bearer {B64_TOKEN} accepted"},
+                {"id": 13, "line": "md5 " + hashlib.md5(EMAIL.encode()).hexdigest()},  # not a whole value
+                {"id": 14, "line": hashlib.sha1(EMAIL.strip().lower().encode()).hexdigest()},
+                {"id": 15, "line": f"nothing to see {OTHER_CANARY} here"},
+                {"id": 16, "line": "phone +1-555-01420 is someone else"},
+            ],
+        )
+        conn.execute(
+            contacts.insert(),
+            [
+                {"owner": 1, "kind": "phone", "value": PHONE},
+                {"owner": 1, "kind": "handle", "value": f"@{USERNAME}"},
+                {"owner": 2, "kind": "phone", "value": "+1-555-0199"},
+            ],
+        )
+        conn.execute(keyless.insert(), [{"note": "plain"}, {"note": f"call {NAME} back"}])
+    engine.dispose()
+
+
+def found(result) -> set[tuple]:
+    return {
+        (h.table_or_path, h.column_or_line, _key(h.row_key), h.field, h.form, h.weak) for h in result.hits
+    }
+
+
+def _key(row_key):
+    if row_key is None:
+        return None
+    return tuple(sorted((k, v) for k, v in row_key.items() if k not in ("rowid", "ctid")))
+
+
+EXPECTED = {
+    ("users", "name", (("id", 1),), "full_name", "exact", False),
+    ("users", "email", (("id", 1),), "email", "exact", False),
+    ("users", "profile", (("id", 1),), "username", "exact", False),
+    ("users", "avatar", (("id", 1),), "email", "exact", False),
+    ("users", "email_sha256", (("id", 1),), "email", "sha256", False),
+    ("logs", "line", (("id", 10),), "email", "casefold", False),
+    ("logs", "line", (("id", 11),), "full_name", "urlencoded", False),
+    ("logs", "line", (("id", 12),), "email", "base64", False),
+    ("logs", "line", (("id", 14),), "email", "sha1", False),
+    ("contacts", "value", (("kind", "phone"), ("owner", 1)), "phone", "exact", True),
+    ("contacts", "value", (("kind", "handle"), ("owner", 1)), "username", "exact", False),
+    ("keyless", "note", (), "full_name", "exact", False),
+}
+
+
+# --- forms -------------------------------------------------------------------------------------
+
+
+def test_candidate_patterns_cover_every_non_hash_form():
+    patterns = candidate_patterns(MARKER)
+    assert patterns[0] == MARKER
+    for form in expand(NEEDLES):
+        if form.needle.weak:
+            continue
+        if form.kind in ("md5", "sha1", "sha256"):
+            assert MARKER not in form.pattern
+            continue
+        text = form.pattern if form.case_sensitive else form.pattern.lower()
+        assert any(p in text for p in patterns), form
+
+
+@pytest.mark.parametrize("prefix", ["", "x", "xy", "xyz", "wxyz"])
+def test_base64_found_at_every_alignment(prefix):
+    blob = base64.b64encode((prefix + json.dumps({"email": EMAIL})).encode()).decode()
+    assert any(p in blob for p in base64_cores(MARKER.encode()))
+    assert [(m.needle.field, m.form) for m in match_text(f"data={blob};", NEEDLES)] == [("email", "base64")]
+    urlsafe = base64.urlsafe_b64encode((prefix + "\xff\xfe" + EMAIL).encode("latin-1")).decode()
+    assert ("email", "base64") in {(m.needle.field, m.form) for m in match_text(urlsafe, NEEDLES)}
+
+
+def test_match_text_forms_and_excerpt():
+    text = f"user={EMAIL} logged in; hash={hashlib.md5(EMAIL.encode()).hexdigest().upper()}"
+    matches = match_text(text, NEEDLES)
+    assert [(m.needle.field, m.form) for m in matches] == [("email", "exact"), ("email", "md5")]
+    from privacy_checks.observe.forms import excerpt
+
+    m = matches[0]
+    assert (
+        excerpt(text, m.start, m.end)
+        == f"user=«{EMAIL}» logged in; hash={text[len(EMAIL) + 22 : len(EMAIL) + 25]}…"
+    )
+
+
+def test_weak_value_needs_boundaries_and_other_canaries_are_ignored():
+    assert match_text("call +1-555-01420 or 192.0.2.15", NEEDLES) == []
+    assert [m.form for m in match_text(f"call {PHONE}.", NEEDLES)] == ["exact"]
+    assert match_text(f"call {PHONE}0", NEEDLES) == []
+    assert match_text(f"{OTHER_CANARY} {MARKER}{CANARY[4:-1]}", NEEDLES) == []
+    assert match_text(hashlib.sha256(b"something else").hexdigest(), NEEDLES) == []
+
+
+# --- SQL stores --------------------------------------------------------------------------------
+
+
+def test_every_form_found_in_the_right_place(db_url):
+    populate(db_url)
+    result = sweep([StoreSpec("app", url=db_url)], NEEDLES)
+    assert found(result) == EXPECTED
+    assert not result.unswept
+    hit = next(h for h in result.hits if h.form == "casefold")
+    assert hit.store == "app" and hit.location_kind == "table" and hit.subject_id == "s001"
+    assert f"«{EMAIL.upper()}»" in hit.excerpt
+    assert {t.where for t in result.timings} >= {"users", "logs", "contacts", "keyless", None}
+
+
+def test_exact_forms_only(db_url):
+    populate(db_url)
+    result = sweep([StoreSpec("app", url=db_url)], NEEDLES, forms=["exact"])
+    assert found(result) == {e for e in EXPECTED if e[4] == "exact"}
+
+
+def test_excluded_tables_and_columns_are_not_swept(db_url):
+    populate(db_url)
+    store = StoreSpec(
+        "app", url=db_url, exclude_tables=["log*", "keyless"], exclude_columns=["users.email", "*.avatar"]
+    )
+    got = found(sweep([store], NEEDLES))
+    assert got == {e for e in EXPECTED if e[0] not in ("logs", "keyless") and e[1] not in ("email", "avatar")}
+    only = StoreSpec("app", url=db_url, include_tables=["contacts"])
+    assert {e[0] for e in found(sweep([only], NEEDLES))} == {"contacts"}
+
+
+def test_many_subjects_give_the_same_hits_as_one_by_one(db_url):
+    rng = random.Random(5)
+    subjects = [subject(i, rng) for i in range(50)]
+    engine = sa.create_engine(db_url)
+    table = sa.Table(
+        "events",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("a", sa.Text),
+        sa.Column("b", sa.Text),
+    )
+    table.create(engine)
+    rows = [{"id": i, "a": f"filler {i}", "b": None} for i in range(400)]
+    free = rng.sample(range(400), 300)
+    planted = 0
+    for n, (_, needles) in enumerate(subjects):
+        name, email, username, phone = (x.value for x in needles)
+        inside = [
+            email,
+            email.upper(),
+            urllib.parse.quote(email),
+            base64.b64encode(("." * (n % 3) + username).encode()).decode(),
+        ]
+        whole = [hashlib.md5(name.strip().lower().encode()).hexdigest(), phone]
+        for value in inside:
+            rows[free.pop()]["b"] = f"before {value} after"
+        for value in whole:
+            rows[free.pop()]["a"] = value
+        planted += len(inside) + len(whole)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+    engine.dispose()
+    store = [StoreSpec("app", url=db_url)]
+    everything = [n for _, needles in subjects for n in needles]
+    together = sweep(store, everything)
+    apart = set()
+    for _, needles in subjects:
+        apart |= {
+            (h.row_key["id"], h.column_or_line, h.subject_id, h.field, h.form)
+            for h in sweep(store, needles).hits
+        }
+    assert {
+        (h.row_key["id"], h.column_or_line, h.subject_id, h.field, h.form) for h in together.hits
+    } == apart
+    assert len(together.hits) == planted
+
+
+def test_misspelt_sqlite_path_is_a_store_error_and_creates_nothing(tmp_path):
+    missing = tmp_path / "nope.db"
+    with pytest.raises(StoreError, match="store 'app'.*nope.db"):
+        sweep([StoreSpec("app", url=f"sqlite:///{missing}")], NEEDLES)
+    assert not missing.exists()
+
+
+def test_unreachable_postgres_names_store_and_hides_password(pg_url):
+    port = sa.make_url(pg_url).port
+    url = f"postgresql+psycopg://auditor:s3cr3t-pw@127.0.0.1:{port}/no_such_db"
+    with pytest.raises(StoreError) as info:
+        sweep([StoreSpec("warehouse", url=url)], NEEDLES)
+    message = str(info.value)
+    assert "warehouse" in message and "auditor:***@127.0.0.1" in message and "s3cr3t-pw" not in message
+    with pytest.raises(StoreError, match="store 'typo'.*postgresq://u:\\*\\*\\*@"):
+        sweep([StoreSpec("typo", url="postgresq://u:s3cr3t-pw@127.0.0.1/x")], NEEDLES)
+
+
+def test_table_without_permission_is_listed_unswept(pg_url):
+    url = _fresh_pg_database(pg_url)
+    populate(url)
+    role = "reader_" + uuid.uuid4().hex[:8]
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        conn.exec_driver_sql(f"GRANT SELECT ON users, contacts, keyless TO {role}")
+    engine.dispose()
+    result = sweep(
+        [StoreSpec("app", url=sa.make_url(url).set(username=role).render_as_string(False))], NEEDLES
+    )
+    assert [(u.where, "permission denied" in u.reason) for u in result.unswept] == [("logs", True)]
+    assert found(result) == {e for e in EXPECTED if e[0] != "logs"}
+
+
+def test_sweep_is_read_only(db_url):
+    populate(db_url)
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        before = conn.execute(sa.select(sa.func.count()).select_from(logs)).scalar_one()
+    sweep([StoreSpec("app", url=db_url)], NEEDLES)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(logs)).scalar_one() == before
+    engine.dispose()
+
+
+# --- file stores -------------------------------------------------------------------------------
+
+
+def test_plain_and_gzip_logs(tmp_path):
+    logs_dir = tmp_path / "logs"
+    logs_dir.mkdir()
+    (logs_dir / "app.log").write_text(
+        f"boot\nuser {USERNAME} signed in\nidle\naudit {EMAIL.upper()} token={B64_TOKEN}\n"
+    )
+    with gzip.open(logs_dir / "app.log.1.gz", "wt") as f:
+        for i in range(1000):
+            f.write(f"line {i}\n")
+        f.write(f"GET /u?name={urllib.parse.quote(NAME)} from {PHONE}\n")
+    result = sweep(
+        [StoreSpec("logs", files=[str(logs_dir / "app.log*"), str(tmp_path / "later/*.log")])], NEEDLES
+    )
+    got = {
+        (os.path.basename(h.table_or_path), h.column_or_line, h.field, h.form, h.weak) for h in result.hits
+    }
+    assert got == {
+        ("app.log", 2, "username", "exact", False),
+        ("app.log", 4, "email", "casefold", False),
+        ("app.log", 4, "email", "base64", False),
+        ("app.log.1.gz", 1001, "full_name", "urlencoded", False),
+        ("app.log.1.gz", 1001, "phone", "exact", True),
+    }
+    assert all(h.location_kind == "file" and h.row_key is None for h in result.hits)
+    assert result.empty_globs == [("logs", str(tmp_path / "later/*.log"))]
+    assert not result.unswept
+
+
+def test_unreadable_files_are_listed(tmp_path):
+    (tmp_path / "a.log").mkdir()  # a directory the glob matches
+    (tmp_path / "b.log").symlink_to(tmp_path / "gone")
+    (tmp_path / "c.log.gz").write_bytes(b"\x1f\x8b" + b"not gzip at all")
+    (tmp_path / "d.log").write_text(f"ok {EMAIL}\n")
+    result = sweep([StoreSpec("logs", files=[str(tmp_path / "*.log*")])], NEEDLES)
+    assert sorted(os.path.basename(u.where) for u in result.unswept) == ["a.log", "b.log", "c.log.gz"]
+    assert [(os.path.basename(h.table_or_path), h.form) for h in result.hits] == [("d.log", "exact")]
+
+
+def test_very_long_line_is_read_in_pieces(tmp_path):
+    path = tmp_path / "export.json"
+    filler = "x" * ((1 << 20) - 10)  # the value straddles the first piece boundary
+    path.write_text(filler + f" {EMAIL} " + "y" * 100 + "\n" + f"{NAME}\n")
+    result = sweep([StoreSpec("dump", files=[str(path)])], NEEDLES)
+    assert sorted((h.column_or_line, h.field) for h in result.hits) == [(1, "email"), (2, "full_name")]
