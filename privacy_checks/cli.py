@@ -50,6 +50,8 @@ def _demo(args) -> int:
         argv += ["--sink-url", args.sink_url]
     for flaw in args.flaw:
         argv += ["--flaw", flaw]
+    for fault in args.fault:
+        argv += ["--fault", fault]
     return int(demo_main(argv) or 0)
 
 
@@ -70,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-token")
     p.add_argument("--sink-url")
     p.add_argument("--flaw", action="append", default=[])
+    p.add_argument("--fault", action="append", default=[])
     p.set_defaults(func=_demo)
     return parser
 

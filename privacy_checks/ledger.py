@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -146,6 +147,19 @@ class Ledger:
         self.md = md
 
     def _open(self, sa) -> None:
+        for attempt in range(3):
+            try:
+                return self._open_once(sa)
+            except LedgerError:
+                raise
+            except sa.exc.OperationalError as exc:
+                # Two processes creating a fresh ledger race between "does the table exist" and
+                # "create it"; the loser simply finds the tables on the next try.
+                if attempt == 2:
+                    raise LedgerError(f"ledger {self._safe_url()} cannot be opened: {exc.orig}") from None
+                time.sleep(0.2 * (attempt + 1))
+
+    def _open_once(self, sa) -> None:
         try:
             with self.engine.begin() as conn:
                 self.md.create_all(conn)
@@ -153,6 +167,10 @@ class Ledger:
                 if row is None:
                     conn.execute(self.meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
                     return
+        except sa.exc.OperationalError as exc:
+            if "already exists" in str(exc.orig) or "locked" in str(exc.orig):
+                raise
+            raise LedgerError(f"ledger {self._safe_url()} cannot be opened: {exc.orig}") from None
         except sa.exc.DatabaseError as exc:
             raise LedgerError(f"ledger {self._safe_url()} is unreadable or corrupt: {exc.orig}") from None
         except sa.exc.SQLAlchemyError as exc:

@@ -3,6 +3,7 @@ late — with each deadline flaw on, and judge a request across runs on injected
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -28,10 +29,6 @@ def standalone_demo(tmp_path):
     demo = DemoProcess(data_dir=str(tmp_path / "demo-data")).start()
     yield demo
     demo.stop()
-
-
-def _against(demo) -> dict:
-    return {"args": ("--target", str(demo_profile_path())), "env": demo.env()}
 
 
 def test_clean_demo_passes_every_deadline_check(suite_runner):
@@ -63,13 +60,18 @@ def test_a_request_passes_as_pending_on_one_day_and_fails_as_overdue_on_a_later_
 
     ledger_file = tmp_path / "ledger.sqlite"
     day1 = datetime.now(UTC)
-    first = run_suites(tmp_path, SUITES[0], **_against(standalone_demo))
+    reports = tmp_path / "reports-day1"
+    first = run_suites(tmp_path, SUITES[0], env=standalone_demo.env(),
+                       args=("--target", str(demo_profile_path()), f"--privacy-reports={reports}"))
     assert first.outcomes()[RESPOND] == "passed", first.stdout[-3000:]
     ledger = Ledger(f"sqlite:///{ledger_file}")
     pending = [r for r in ledger.open_requests("demo") if r["kind"] == "access"]
     assert len(pending) == 1, pending
     request_id, subject_id = pending[0]["request_id"], pending[0]["subject_id"]
     assert ledger.subject(subject_id)["state"] == "awaiting_request"
+    evidence = json.loads((reports / "evidence" / f"{RESPOND}.json").read_text())["evidence"]
+    shown = [line for stage in evidence["stages"] for line in stage.get("pending", [])]
+    assert any(line.startswith(f"ledger request {request_id} (access): pending, due ") for line in shown), shown
 
     # 20 days back-dated, due 45 days after receipt: 30 days on, it is 5 days late
     day2 = day1 + timedelta(days=30)

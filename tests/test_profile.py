@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from privacy_checks.errors import ProfileError
-from privacy_checks.profile import DEFAULT_TIMEOUTS, host_allowed, lint, load_profile
+from privacy_checks.profile import host_allowed, lint, load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "targets" / "demo.yaml"
@@ -60,7 +60,8 @@ def test_demo_profile_loads_with_defaults():
     assert profile.name == "demo"
     assert profile.base_url == "https://127.0.0.1:1"
     assert profile.allowed_hosts == ["127.0.0.1", "localhost"]
-    assert profile.timeouts == {"request": 10.0, "operation": 60.0, "propagation": DEFAULT_TIMEOUTS["propagation"]}
+    # the demo applies choices at once, so it bounds the sharing suites' propagation wait at 10 s
+    assert profile.timeouts == {"request": 10.0, "operation": 60.0, "propagation": 10.0}
     assert profile.tls == {"ca_bundle": "/tmp/x/tls/ca.pem", "verify": True}
     assert profile.auth["admin"] == {"type": "bearer", "token": "t"}
     assert profile.auth["subject"]["token"] == "{{ captured.token }}"

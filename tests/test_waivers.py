@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from test_reports import run_synthetic
+from test_reports import DELETION, run_synthetic
 
 from conftest import ROOT, run_suites
 from privacy_checks.report.waivers import WaiverError, find_waiver, load_waivers, split_expired
@@ -69,10 +69,10 @@ waivers:
 def test_a_waived_broken_promise_does_not_fail_the_run_and_shows_its_justification(tmp_path):
     waivers = write(tmp_path, WAIVER.format(check="ccpa.delete.no-residual-data", expires="2099-12-31"))
     reports = tmp_path / "reports"
-    run = run_suites(tmp_path, "suites/ccpa", flaws=("soft_delete",),
+    run = run_suites(tmp_path, DELETION, flaws=("soft_delete",),
                      args=("--waivers", str(waivers), "--privacy-reports", str(reports)))
     assert run.returncode == 0, run.stdout[-3000:]
-    assert "5 passed, 1 waived" in run.stdout
+    assert f"{len(run.results) - 1} passed, 1 waived" in run.stdout
     assert run.outcomes()["ccpa.delete.no-residual-data"] == "waived"
     message = run.message("ccpa.delete.no-residual-data")
     assert "nightly reindex (PRIV-112)" in message and "approved by Dana Whitfield" in message
@@ -88,7 +88,7 @@ def test_a_waived_broken_promise_does_not_fail_the_run_and_shows_its_justificati
 
 def test_an_expired_waiver_is_ignored_with_a_warning_naming_it(tmp_path):
     waivers = write(tmp_path, WAIVER.format(check="ccpa.delete.no-residual-data", expires="2020-01-31"))
-    run = run_suites(tmp_path, "suites/ccpa", flaws=("soft_delete",),
+    run = run_suites(tmp_path, DELETION, flaws=("soft_delete",),
                      args=("--waivers", str(waivers), "--privacy-reports", str(tmp_path / "reports")))
     assert run.returncode == 1
     assert run.outcomes()["ccpa.delete.no-residual-data"] == "failed"
@@ -100,7 +100,7 @@ def test_an_expired_waiver_is_ignored_with_a_warning_naming_it(tmp_path):
 
 def test_a_waiver_naming_an_unknown_check_is_a_usage_error(tmp_path):
     waivers = write(tmp_path, WAIVER.format(check="ccpa.delete.no-such-check", expires="2099-12-31"))
-    run = run_suites(tmp_path, "suites/ccpa", args=("--waivers", str(waivers)))
+    run = run_suites(tmp_path, DELETION, args=("--waivers", str(waivers)))
     assert run.returncode == 4, run.stdout + run.stderr
     assert "ccpa.delete.no-such-check (waivers.yaml#1)" in run.stderr
     assert run.results == {}
@@ -124,7 +124,7 @@ def test_a_waiver_cannot_hide_a_check_that_could_not_be_made(tmp_path):
 def test_under_xdist_an_unknown_check_in_a_waiver_stops_the_run_before_any_test(tmp_path):
     pytest.importorskip("xdist")
     waivers = write(tmp_path, WAIVER.format(check="ccpa.delete.no-such-check", expires="2099-12-31"))
-    run = run_suites(tmp_path, "suites/ccpa", args=("-n", "2", "--waivers", str(waivers)))
+    run = run_suites(tmp_path, DELETION, args=("-n", "2", "--waivers", str(waivers)))
     assert run.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, run.stdout[-3000:]
     assert "ccpa.delete.no-such-check (waivers.yaml#1)" in run.stdout
     assert run.results == {}

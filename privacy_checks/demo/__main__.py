@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from .faults import FAULTS, parse_faults
 from .flaws import FLAWS, parse_flaws
 from .server import DemoConfig, DemoServer
 
@@ -21,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m privacy_checks.demo",
         description="Serve the built-in demo target (MediaPRO's training service) on loopback.",
-        epilog="flaws: " + ", ".join(sorted(FLAWS)),
+        epilog="flaws: " + ", ".join(sorted(FLAWS)) + "; faults: " + ", ".join(sorted(FAULTS)),
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     parser.add_argument("--port", type=int, default=0, help="https port (0 = any free port)")
@@ -37,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--flaw", action="append", default=[], metavar="NAME",
         help=f"switch a flaw on (repeatable, or comma-separated; also ${FLAWS_ENV}=a,b)",
     )
+    parser.add_argument(
+        "--fault", action="append", default=[], metavar="NAME",
+        help="make the target misbehave: slow, 5xx bursts, dropped connections, bad JSON, ... (repeatable)",
+    )
     return parser
 
 
@@ -46,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     names += os.environ.get(FLAWS_ENV, "").split(",")
     try:
         flaws = parse_flaws(names)
+        faults = parse_faults(part for value in args.fault for part in value.split(","))
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -56,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = DemoServer(DemoConfig(
             data_dir=args.data_dir, admin_token=args.admin_token, host=args.host, port=args.port,
             http_port=args.http_port, sink_url=args.sink_url, sink_ca=args.sink_ca, flaws=flaws,
+            faults=faults,
         ))
     except ValueError as exc:
         print(exc, file=sys.stderr)

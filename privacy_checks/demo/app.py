@@ -15,6 +15,7 @@ import json
 import logging
 import secrets
 import sqlite3
+import threading
 import time
 import uuid
 import zipfile
@@ -54,8 +55,8 @@ CHOICES = {
 RESPONSE_DAYS = 45  # Cal. Civ. Code §1798.130(a)(2)
 MAX_EXTENSION_DAYS = 45
 # the CCPA categories the policy says are collected and that this service holds (identifiers,
-# customer records, internet activity, geolocation)
-CATEGORIES = ["A", "B", "F", "G"]
+# customer records, internet activity)
+CATEGORIES = ["A", "B", "F"]
 NOTICE_RECIPIENTS = ("crm", "email", "partner")
 RECIPIENT_ROLES = {"crm": "service_provider", "email": "service_provider", "partner": "third_party"}
 MAX_FIELD_LENGTH = 4000
@@ -171,6 +172,9 @@ class DemoApp:
         self.sharing = sharing
         # deletions whose downstream notices are still queued: request id -> subject's email
         self._awaiting_notices: dict[str, str] = {}
+        # queue row id -> values a delivery carries but no store may hold (the visit's location)
+        self._in_transit: dict[int, dict[str, str]] = {}
+        self._transit_lock = threading.Lock()
         self._seed_request_log()
 
     # ---- authentication -------------------------------------------------------------------
@@ -228,6 +232,11 @@ class DemoApp:
     def create_user(self, body: Mapping[str, Any], ip: str, gpc: bool, rid: str) -> dict[str, Any]:
         _reject_unknown(body, (*EDITABLE, "password"))
         fields = _text_fields(body, EDITABLE, required=("email", "username"))
+        # The policy marks geolocation (category G) not collected, so it is never stored; it
+        # only passes through, in memory, to the partner's lead, as the sensitive field a limit
+        # request withholds (ccpa.limit.*). Disclosing it still contradicts "G: NO" -- a check
+        # of what recipients receive would see that; the stores-based disclosure check cannot.
+        geolocation = self._keep_geolocation(fields)
         password = body.get("password")
         if not isinstance(password, str) or not password:
             raise ApiError(400, "missing required field 'password'")
@@ -250,7 +259,7 @@ class DemoApp:
                     (user_id, fields["email"], ip, created),
                 )
                 user = self._user_row(db, user_id)
-                self._share(db, user, "signup", ip, course=None)
+                self._share(db, user, "signup", ip, course=None, geolocation=geolocation)
         except sqlite3.IntegrityError as exc:
             raise ApiError(409, "username or email already registered") from exc
         self._log_subject("signup", user, rid)
@@ -289,6 +298,7 @@ class DemoApp:
         self._authorize_user(principal, user_id)
         _reject_unknown(body, (*EDITABLE, "password"))
         fields = _text_fields(body, EDITABLE)
+        self._keep_geolocation(fields)
         password = body.get("password")
         if password is not None:
             if not isinstance(password, str) or not password:
@@ -300,8 +310,11 @@ class DemoApp:
             with self.store.transaction() as db:
                 if self._user_row(db, user_id, live=True) is None:
                     raise ApiError(404, "no such user")
-                self._apply_update(db, user_id, fields)
-                user = self._user_row(db, user_id)
+                if "profile_edit_not_saved" in self.flaws:
+                    user = {**dict(self._user_row(db, user_id)), **fields}
+                else:
+                    self._apply_update(db, user_id, fields)
+                    user = self._user_row(db, user_id)
         except sqlite3.IntegrityError as exc:
             raise ApiError(409, "username or email already registered") from exc
         self.log.info("profile updated user_id=%s request_id=%s", user_id, rid)
@@ -323,8 +336,8 @@ class DemoApp:
         self, principal: Principal, user_id: int, body: Mapping[str, Any], ip: str, gpc: bool, rid: str
     ) -> dict[str, Any]:
         self._authorize_user(principal, user_id)
-        _reject_unknown(body, ("course", "note"))
-        fields = _text_fields(body, ("course", "note"), required=("course",))
+        _reject_unknown(body, ("course", "note", "geolocation"))
+        fields = _text_fields(body, ("course", "note", "geolocation"), required=("course",))
         created = iso(utcnow())
         with self.store.transaction() as db:
             user = self._user_row(db, user_id, live=True)
@@ -340,7 +353,8 @@ class DemoApp:
                 "VALUES (?, ?, 'enrol', ?, ?, ?)",
                 (user_id, user["email"], fields["course"], ip, created),
             )
-            self._share(db, user, "enrol", ip, course=fields["course"], gpc=self._honours_gpc(gpc))
+            self._share(db, user, "enrol", ip, course=fields["course"], gpc=self._honours_gpc(gpc),
+                        geolocation=fields.get("geolocation"))
         self._log_subject("activity", user, rid)
         return {"id": activity_id, "user_id": user_id, "course": fields["course"], "created_at": created}
 
@@ -650,7 +664,16 @@ class DemoApp:
                 (_now_ms(), limit),
             ).fetchall()
 
+    def payload_of(self, row: sqlite3.Row) -> str:
+        """A queued delivery's body, with what was kept in memory only put back in."""
+        with self._transit_lock:
+            extra = self._in_transit.get(row["id"])
+        return json.dumps({**json.loads(row["payload"]), **extra}) if extra else row["payload"]
+
     def delivery_done(self, row: sqlite3.Row, ok: bool) -> None:
+        if ok or row["attempts"] + 1 >= MAX_DELIVERY_ATTEMPTS:
+            with self._transit_lock:
+                self._in_transit.pop(row["id"], None)
         with self.store.transaction() as db:
             if ok:
                 db.execute("DELETE FROM outbound_queue WHERE id = ?", (row["id"],))
@@ -835,6 +858,12 @@ class DemoApp:
     def _may_share_with_partner(user: sqlite3.Row, gpc: bool = False) -> bool:
         return not (user["opted_out"] or user["objected"] or gpc)
 
+    def _keep_geolocation(self, fields: dict[str, str]) -> str | None:
+        """Take the visit's coordinates out of `fields` unless the flaw stores them; return them."""
+        if "undisclosed_geolocation" in self.flaws:
+            return fields.get("geolocation")
+        return fields.pop("geolocation", None)
+
     @staticmethod
     def _lead(user: sqlite3.Row, ip: str | None) -> dict[str, Any]:
         lead = {
@@ -850,7 +879,8 @@ class DemoApp:
         return lead
 
     def _share(
-        self, db: sqlite3.Connection, user: sqlite3.Row, event: str, ip: str, course: str | None, gpc: bool = False
+        self, db: sqlite3.Connection, user: sqlite3.Row, event: str, ip: str, course: str | None, gpc: bool = False,
+        geolocation: str | None = None,
     ) -> None:
         if not self.sharing:
             return
@@ -863,7 +893,11 @@ class DemoApp:
             "event": event, "user_id": user_id, "email": user["email"], "full_name": user["full_name"],
         })
         if self._may_share_with_partner(user, gpc):
-            self._enqueue(db, user_id, "partner", "/partner/leads", {"event": event, **self._lead(user, ip)})
+            queued = self._enqueue(db, user_id, "partner", "/partner/leads", {"event": event, **self._lead(user, ip)})
+            if geolocation and not user["limited"]:
+                # in memory until delivered: never written to a store (see _keep_geolocation)
+                with self._transit_lock:
+                    self._in_transit[queued] = {"geolocation": geolocation}
         if "sells_data" in self.flaws and event == "signup":
             self._enqueue(db, user_id, "databroker", "/databroker/purchase", self._public_user(user))
         if "shares_with_undeclared" in self.flaws:
@@ -875,12 +909,12 @@ class DemoApp:
     def _enqueue(
         db: sqlite3.Connection, user_id: int | None, recipient: str, path: str, payload: Mapping[str, Any],
         request_id: str | None = None,
-    ) -> None:
-        db.execute(
+    ) -> int:
+        return db.execute(
             "INSERT INTO outbound_queue (user_id, request_id, recipient, path, payload, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (user_id, request_id, recipient, path, json.dumps(payload), iso(utcnow())),
-        )
+        ).lastrowid
 
     @staticmethod
     def _mail(

@@ -47,6 +47,11 @@ FLAWS: dict[str, str] = {
     "untrusted_cert": "https serves a certificate from a CA other than the one written to tls/ca.pem",
     "pii_in_url": "signup answers with a Location header carrying the new user's email in the query",
     "plaintext_webhooks": "deliveries to recipients go over plain http even when the sink offers https",
+    # the policy as data (suites/policy)
+    "undisclosed_geolocation": "the subject's precise location is stored in users.geolocation (category G, marked not collected)",
+    "stale_policy_date": "the policy page's text differs from process to process while its Last modified date stays",
+    "outdated_policy_page": "the policy page says \"Last modified: December 2019\", more than 12 months ago",
+    "profile_edit_not_saved": "a subject's own profile update answers with the new values but is never saved",
 }
 
 

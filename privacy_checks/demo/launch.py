@@ -29,7 +29,7 @@ class DemoProcess:
     data_dir: str | None = None
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     faults: list[str] = field(default_factory=list)
-    start_timeout: float = 30.0
+    start_timeout: float = 60.0
     url: str = ""
     http_url: str = ""
     proc: subprocess.Popen | None = None

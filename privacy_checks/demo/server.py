@@ -15,6 +15,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -24,10 +25,12 @@ from urllib.parse import parse_qs, quote, urlsplit
 import trustme
 
 from .app import ApiError, DemoApp, Principal, parse_id
+from .faults import Faults
 from .store import Store
 from .worker import Worker
 
 POLICY_LAST_MODIFIED = "2026-01-01"
+_DEPLOYED_AT = datetime.now(UTC).isoformat(timespec="microseconds")
 HSTS = "max-age=31536000; includeSubDomains"
 MAX_BODY = 1 << 20
 HANDSHAKE_TIMEOUT = 10.0
@@ -54,6 +57,7 @@ class DemoConfig:
     sink_url: str | None = None
     sink_ca: Path | None = None
     flaws: frozenset[str] = field(default_factory=frozenset)
+    faults: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass
@@ -118,7 +122,11 @@ def home(call: Call) -> Response:
 
 def privacy_policy(call: Call) -> Response:
     page = resources.files(__package__).joinpath("policy.html").read_text(encoding="utf-8")
-    page = page.replace("{{LAST_MODIFIED}}", POLICY_LAST_MODIFIED)
+    stated = "December 2019" if "outdated_policy_page" in call.app.flaws else POLICY_LAST_MODIFIED
+    page = page.replace("{{LAST_MODIFIED}}", stated)
+    if "stale_policy_date" in call.app.flaws:
+        # every deployment rewrites the text, none touches the date
+        page = page.replace("</main>", f"<p>This notice describes the service as deployed at {_DEPLOYED_AT}.</p>\n</main>")
     return Response(200, page.encode(), "text/html; charset=utf-8")
 
 
@@ -286,6 +294,8 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         demo = self.server.demo
+        if demo.faults.intercept(self, method):
+            return
         request_id = uuid.uuid4().hex[:16]
         template = "unmatched"
         try:
@@ -332,6 +342,7 @@ class DemoHandler(BaseHTTPRequestHandler):
         return body
 
     def _send(self, response: Response) -> None:
+        response = self.server.demo.faults.outgoing(self, response)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -427,6 +438,7 @@ class DemoServer:
         self.data_dir = config.data_dir.resolve()
         self._threads: list[threading.Thread] = []
         self._started = False
+        self.faults = Faults(config.faults)
 
     def start(self) -> None:
         cfg = self.config
@@ -436,6 +448,7 @@ class DemoServer:
         self.log = self._logger()
         self.store = Store(self.data_dir)
         self.app = DemoApp(self.store, cfg.flaws, self.log, cfg.admin_token, sharing=bool(cfg.sink_url))
+        self.faults.install(self)
         self.https = AppServer((cfg.host, cfg.port), DemoHandler, self, tls_context)
         http_handler = DemoHandler if "plaintext_http" in cfg.flaws else RedirectHandler
         self.http = AppServer((cfg.host, cfg.http_port), http_handler, self, None)

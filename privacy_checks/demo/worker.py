@@ -59,7 +59,7 @@ class Worker(threading.Thread):
             for row in rows:
                 if self._stopping.is_set():
                     return
-                self.app.delivery_done(row, self._post(row["path"], row["payload"]))
+                self.app.delivery_done(row, self._post(row["path"], self.app.payload_of(row)))
             if len(rows) < BATCH:
                 return
 

@@ -149,7 +149,9 @@ def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[st
     evidence.stage("export obtained", request_id=out.request_id, export=export.describe(),
                    problems=export.format_problems())
 
-    strong = [f for f in subject.strong_fields() if not never_disclose(f)]
+    # Owed: the specific pieces the target holds. A field it was given but lawfully discards
+    # (seen in no store) is not, and is looked for below only as a weak extra.
+    strong = [f for f in subject.strong_fields() if not never_disclose(f) and f in observed]
     weak = [f for f in subject.fields if f not in strong and not never_disclose(f)]
     out.expected = strong
     found = _fields_found(export, subject.needles(strong + weak))
@@ -198,7 +200,10 @@ def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[st
         except PrivacyChecksError as exc:
             out.decoy_error = (f"positive control failed: the decoy {decoy.canary}'s own export could not be "
                                f"read, so its absence from the subject's export proves nothing: {exc}")
-        for fname, where in _fields_found(export, decoy.needles()).items():
+        # a weak value the subject shares (two documentation-range IPs can coincide) proves nothing
+        mine = set(subject.fields.values())
+        decoy_needles = [n for n in decoy.needles() if not n.weak or n.value not in mine]
+        for fname, where in _fields_found(export, decoy_needles).items():
             out.decoy_found.append(f"the decoy's {fname} in {where}")
         evidence.stage("decoy", decoy=decoy.canary, control_error=out.decoy_error, found=out.decoy_found)
 
@@ -248,7 +253,7 @@ def _verification(run, subject, decoy, first_request: dict, out: AccessOutcome, 
         if not target.has_operation(op):
             raise TargetError(f"the profile declares no {op!r} operation, so a wrongly verified request cannot be "
                               "submitted (declare request_access, fetch_code and verify_request)")
-    needles = subject.needles()
+    needles = subject.needles(subject.strong_fields())
 
     def leaked(export: ex.Export) -> list[str]:
         return [f"{f} in {w}" for f, w in _fields_found(export, needles).items()]
@@ -319,7 +324,7 @@ def _second(run, subject, strong: list[str], out: AccessOutcome, evidence) -> No
                                                 {"subject": subject.template_context(), "captured": wrong})),
                       subject=subject, captured=wrong, auth=(target.profile.data.get("export") or {}).get("auth"),
                       where="export link of the wrongly verified request")
-    for fname, where in _fields_found(got, subject.needles()).items():
+    for fname, where in _fields_found(got, subject.needles(subject.strong_fields())).items():
         out.verification_problems.append(f"the request verified with a wrong code delivered the subject's {fname} "
                                          f"in {where} (status {got.status})")
     out.verification_attempts.append(f"export of the wrong-code request: status {got.status}")

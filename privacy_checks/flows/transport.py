@@ -43,6 +43,7 @@ class Traffic:
     log_files: list[str] = field(default_factory=list)
     log_barrier: str = ""  # how the log barrier was met, or why not
     store_barrier: str = ""
+    evidence: object = None  # the procedure's own record, for the reports
 
 
 def no_https_reason(profile) -> str | None:
@@ -146,8 +147,8 @@ def _run(run, test_id: str, evidence, out: Traffic) -> None:
     missing = sorted(out.must_hold - set(mine))
     if missing:
         raise _control_failed(f"positive control failed: the subject {subject.canary} was never seen in store(s) "
-                              f"{', '.join(missing)} within {propagation:.0f} s, so an absence of its password "
-                              "there would prove nothing")
+                              f"{', '.join(missing)} within {propagation:.0f} s, so an absence of its values "
+                              "there (its password, for one) would prove nothing")
     blind = sorted(set(mine) - theirs - set(out.log_stores))
     if blind:
         raise _control_failed(f"barrier failed: the control subject, created after the subject, never became "

@@ -37,6 +37,7 @@ DEFAULT_MAX_FILES = 1000
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "fixtures" / "schemas" / "export.default.json"
 MACHINE_READABLE = frozenset({"json", "jsonl", "csv", "xml"})
 _MAX_NESTING = 2
+_EVIDENCE_BODY = 2048
 _NEUTRAL_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 _DECLARED = {
     "application/json": "json", "text/json": "json",
@@ -514,15 +515,19 @@ def download(target, url: str, *, subject=None, captured: dict | None = None, au
             if time.monotonic() > deadline:
                 resp.close()
                 raise ExportError(f"{where}: downloading {resp.url} took longer than {limits.timeout:.0f} s")
-        resp._content = bytes(buf)
+        holder["body"] = bytes(buf)
+        holder["content_type"] = resp.headers.get("Content-Type")
+        # Evidence keeps a few KB of each body and redacts it with regexes that are slow on long
+        # binary runs; the export itself stays here, and the exchange records what it was.
+        resp._content = holder["body"] if len(buf) <= _EVIDENCE_BODY else (
+            f"[export body of {len(buf)} bytes ({holder['content_type'] or 'no content type'}), read by the "
+            "export observer]").encode()
         resp._content_consumed = True
-        holder["response"] = resp
         return resp
 
     result = target.request("GET", full, headers=headers, where=where, stream=True,
                             hooks={"response": [capped]})
-    resp = holder.get("response")
-    body = resp.content if resp is not None else result.text.encode()
+    body = holder["body"] if "body" in holder else result.text.encode()
     ctype = next((v for k, v in result.headers.items() if k.lower() == "content-type"), None)
     export = parse_bytes(body, name=result.url or full, content_type=ctype, limits=limits)
     export.status = result.status

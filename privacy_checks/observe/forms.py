@@ -222,8 +222,9 @@ class Matcher:
             found.setdefault((needle, form, start), Match(needle, form, start, end))
 
         entries = list(self._unanchored)
-        if self._by_anchor and MARKER in text.lower():
-            for anchor in dict.fromkeys(_ANCHOR_RE.findall(text.lower())):
+        lowered = text.lower() if self._by_anchor else ""
+        if MARKER in lowered:
+            for anchor in dict.fromkeys(_ANCHOR_RE.findall(lowered)):
                 entries.extend(self._by_anchor.get(anchor, ()))
         for needle, plain, urls in entries:
             if plain is not None:

@@ -1,1 +1,1 @@
-"""privacy-checks suites: policy."""
+"""Suite package: the policy's own promises (the policy as data, --policy FILE)."""

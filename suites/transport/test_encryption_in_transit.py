@@ -33,6 +33,7 @@ def traffic(request, privacy_run):
     start = len(privacy_run.created)
     record = Evidence(f"{request.module.__name__}.traffic")
     outcome = observe_traffic(privacy_run, test_id=request.node.nodeid, evidence=record)
+    outcome.evidence = record
     yield outcome
     errors = privacy_run.remove_created_since(start)
     if errors:

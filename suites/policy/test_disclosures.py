@@ -1,0 +1,59 @@
+"""What the target stores, against what its policy discloses — Cal. Civ. Code §1798.100(a)(1),
+§1798.130(a)(5)(B)(i), §1798.140(v)(1)(A)-(L).
+
+MediaPRO's California addendum: "In particular, we have collected the following categories of
+personal information from its consumers within the last twelve (12) months:" — A. Identifiers
+YES, B. California Customer Records YES, ..., G. Geolocation data NO, ...; and "What specific
+information is collected? For registered users and users/customers, including users of free
+trials, we collect the following data: Full name; Email address; Username; Password; Company;
+Department; IP address." (with the USB-campaign and LMS lists).
+
+One procedure per module (flows/disclosure.py): a subject with a seeded precise location
+(coordinates with distinctive digits) is created and acts; once it is seen in every store
+(positive control) and a later control subject is too (barrier), every place its values are
+stored is classified by the field found there (privacy_checks/data/field_categories.yaml).
+Column names are hints only, in the evidence. Three verdicts:
+- promise kept: no category the policy marks NO is held;
+- law met: every category held is one the policy discloses as collected (the table must
+  list it, not merely not deny it);
+- every field stored is one the policy's field lists mention.
+"""
+
+import pytest
+
+from privacy_checks.checks import policy as judge
+from privacy_checks.flows.disclosure import run_disclosure
+
+
+@pytest.fixture(scope="module")
+def disclosure(request, privacy_run):
+    from privacy_checks.evidence import Evidence
+
+    start = len(privacy_run.created)
+    record = Evidence(f"{request.module.__name__}.disclosure")
+    outcome = run_disclosure(privacy_run, test_id=request.node.nodeid, evidence=record)
+    yield outcome
+    errors = privacy_run.remove_created_since(start)
+    if errors:
+        import warnings
+
+        warnings.warn("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors),
+                      stacklevel=1)
+
+
+@pytest.mark.ccpa("1798.100(a)(1)")
+@pytest.mark.check("policy.disclosure.no-undisclosed-category")
+def test_the_target_holds_no_category_the_policy_says_it_does_not_collect(disclosure, privacy_policy):
+    judge.no_undisclosed_category(disclosure, privacy_policy)
+
+
+@pytest.mark.ccpa("1798.130(a)(5)(B)", "1798.110(c)")
+@pytest.mark.check("policy.disclosure.categories-collected-disclosed")
+def test_every_category_the_target_holds_is_disclosed_as_collected(disclosure, privacy_policy):
+    judge.categories_collected_disclosed(disclosure, privacy_policy)
+
+
+@pytest.mark.ccpa("1798.100(a)(1)")
+@pytest.mark.check("policy.disclosure.fields-in-policy-lists")
+def test_every_field_the_target_stores_is_named_in_the_policy_field_lists(disclosure, privacy_policy):
+    judge.fields_in_policy_lists(disclosure, privacy_policy)

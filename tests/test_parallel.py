@@ -1,0 +1,57 @@
+"""`pytest -n 4` gives every check the same outcome as a serial run, clean and with a flaw on.
+
+Under pytest-xdist each worker drives its own demo with its own subjects; the capture sink
+(run by the controller) and the ledger are shared, so these runs also prove that sharing works:
+the checks that judge third-party deliveries pass only if every worker's demo reached the one
+sink, and the ledger holds each worker's subjects once, all cleaned up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from privacy_checks.ledger import Ledger
+from tests.conftest import run_suites
+
+QUIET = ("-p", "no:hypothesispytest")
+# A flaw whose checks live in several modules, so workers judge it apart from each other.
+FLAW = "soft_delete"
+FLAW_SUITES = ("suites/ccpa/test_right_to_delete.py", "suites/gdpr/test_right_to_erasure.py",
+               "suites/ccpa/test_collection.py", "suites/ccpa/test_opt_out.py")
+
+
+def _ledger_subjects(path) -> list[dict]:
+    ledger = Ledger(f"sqlite:///{path / 'ledger.sqlite'}")
+    try:
+        return ledger.subjects_for("demo")
+    finally:
+        ledger.close()
+
+
+def test_four_workers_give_the_same_outcomes_as_a_serial_run(tmp_path):
+    (tmp_path / "serial").mkdir()
+    (tmp_path / "parallel").mkdir()
+    serial = run_suites(tmp_path / "serial", "suites/ccpa", "suites/gdpr", args=QUIET)
+    parallel = run_suites(tmp_path / "parallel", "suites/ccpa", "suites/gdpr", args=QUIET + ("-n", "4"))
+    assert serial.results, serial.stdout[-3000:]
+    assert parallel.outcomes() == serial.outcomes()
+    assert parallel.returncode == serial.returncode
+    subjects = _ledger_subjects(tmp_path / "parallel")
+    runs = {s["run_id"] for s in subjects}
+    assert 2 <= len(runs) <= 4, f"expected one ledger run per worker that made subjects, got {len(runs)}"
+    duplicates = [c for c, n in Counter(s["canary"] for s in subjects).items() if n > 1]
+    assert not duplicates, f"canaries shared between subjects: {duplicates}"
+    left = [s for s in subjects if s["state"] not in ("cleaned", "deleted", "awaiting_request")]
+    assert not left, f"subjects left on the target: {[(s['canary'], s['state']) for s in left]}"
+
+
+def test_four_workers_agree_with_a_serial_run_when_a_flaw_is_on(tmp_path):
+    (tmp_path / "serial").mkdir()
+    (tmp_path / "parallel").mkdir()
+    serial = run_suites(tmp_path / "serial", *FLAW_SUITES, flaws=(FLAW,), args=QUIET)
+    parallel = run_suites(tmp_path / "parallel", *FLAW_SUITES, flaws=(FLAW,), args=QUIET + ("-n", "4"))
+    assert "failed" in serial.outcomes().values(), serial.outcomes()
+    assert parallel.outcomes() == serial.outcomes()
+    for check, outcome in serial.outcomes().items():
+        if outcome == "failed":
+            assert "app: table users" in parallel.message(check), parallel.message(check)
