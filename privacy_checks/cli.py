@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, metavar="PROFILE")
     p.add_argument("--ledger", default=None, metavar="URL")
     p.set_defaults(func=_cleanup)
+    from .report import build
+
+    p = sub.add_parser("report", help="rebuild the compliance report (and the Allure HTML when npx is present)")
+    build.add_arguments(p)
+    p.set_defaults(func=build.main_report)
     p = sub.add_parser("demo", help="run the built-in demo target by hand")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)

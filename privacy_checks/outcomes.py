@@ -62,9 +62,15 @@ def validate_check_id(check_id: str) -> str:
     return check_id
 
 
-def outcome_for_exception(exc: BaseException | None) -> str:
+def outcome_for_exception(exc: BaseException | None) -> str | None:
+    """The outcome an exception raised by a check means; None leaves pytest's own verdict
+    (a skip or xfail the check asked for)."""
     if exc is None:
         return PASSED
+    import _pytest.outcomes
+
+    if isinstance(exc, _pytest.outcomes.Skipped | _pytest.outcomes.XFailed):
+        return None
     if isinstance(exc, NotApplicable):
         return NOT_APPLICABLE
     if isinstance(exc, NotVerified):

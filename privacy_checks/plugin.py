@@ -93,6 +93,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             report.when == "teardown" and report.failed):
         from .report.results import CheckResult, message_of, outcome_of
 
+        if not results.target and getattr(report, "privacy_target", None):
+            results.target = report.privacy_target
         results.add(CheckResult(check_id=check_id, nodeid=report.nodeid, outcome=outcome_of(report),
                                 message=message_of(report), clauses=list(getattr(report, "privacy_clauses", [])),
                                 duration_s=round(report.duration, 3), finished_at=str(report.stop)))
@@ -103,8 +105,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if results is not None:
         run = session.config.stash.get(_RUN, None)
         if run is not None and run._profile is not None:
-            results.target = {"name": run.profile.name, "base_url": run.profile.base_url, "flaws": run.flaws,
-                              "seed": run.seed, "nonce": run.nonce}
+            results.target = run.target_info()
         results.write()
 
 
@@ -164,6 +165,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     check = item.get_closest_marker(_CHECK_ID)
     if check is not None and check.args:
         rep.privacy_check_id = check.args[0]
+        run = item.config.stash.get(_RUN, None)
+        if run is not None and run._profile is not None:
+            # Under xdist only workers load the profile; the report carries it to the controller.
+            rep.privacy_target = run.target_info()
         rep.privacy_clauses = [m.name + ":" + str(a) for m in item.iter_markers() if m.name in _FAMILIES
                                for a in m.args]
     if call.excinfo is not None and check is not None and rep.when == "setup" and isinstance(
@@ -174,6 +179,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if call.excinfo is None or rep.when != "call" or check is None:
         return rep
     kind = outcomes.outcome_for_exception(call.excinfo.value)
+    if kind is None:
+        return rep
     message = str(call.excinfo.value)
     if isinstance(call.excinfo.value, outcomes.PromiseBroken | PrivacyChecksError):
         # The message names where the promise broke; a traceback into the framework would

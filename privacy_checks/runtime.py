@@ -112,6 +112,10 @@ class RunContext:
                 self._target = Target(profile, stores=stores)
             return self._target
 
+    def target_info(self) -> dict:
+        return {"name": self.profile.name, "base_url": self.profile.base_url, "flaws": list(self.flaws),
+                "seed": self.seed, "nonce": self.nonce}
+
     # -- ledger -------------------------------------------------------------------------------
     @property
     def ledger(self):

@@ -37,7 +37,11 @@ def run_suites(tmp_path: Path, *paths: str, flaws: tuple[str, ...] = (), args: t
     """Run `pytest <paths>` in a subprocess, as a user would, and read its per-check results."""
     results = tmp_path / "privacy-results.json"
     argv = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider",
-            f"--privacy-results={results}", f"--ledger=sqlite:///{tmp_path / 'ledger.sqlite'}", *args]
+            f"--privacy-results={results}", f"--ledger=sqlite:///{tmp_path / 'ledger.sqlite'}"]
+    if not any(str(a).startswith("--privacy-reports") for a in args):
+        # Parallel test runs must not write into the checkout's reports/ at once.
+        argv.append(f"--privacy-reports={tmp_path / 'reports'}")
+    argv += list(args)
     for flaw in flaws:
         argv += ["--demo-flaw", flaw]
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
