@@ -22,7 +22,7 @@ def test_clean_demo_passes_every_access_and_correction_check(suite_runner):
 
 
 @pytest.mark.parametrize(("flaw", "suites", "expected", "where"), [
-    ("export_incomplete", ACCESS, COMPLETE, "leaves out 2 of the 9 fields the target holds for the subject: "
+    ("export_incomplete", ACCESS, COMPLETE, "fields the target holds for the subject: "
                                             "postal_address, chat_username"),
     ("export_html_only", ACCESS, READABLE, "(text/html; found html)"),
     ("export_other_subject", ACCESS, OTHERS, "the decoy's custom_field in https://"),

@@ -11,7 +11,7 @@ INTACT = {"ccpa.delete.others-intact", "gdpr.erasure.others-intact"}
 def test_clean_demo_passes_every_deletion_check(suite_runner):
     run = suite_runner(*SUITES)
     assert run.returncode == 0, run.stdout[-3000:]
-    assert len(run.results) == 9
+    assert len(run.results) == 10
     assert set(run.outcomes().values()) == {"passed"}, run.outcomes()
 
 

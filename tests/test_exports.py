@@ -249,6 +249,12 @@ def test_the_default_schema_rejects_an_empty_export(target):
     assert errors == ["at /: {} is not valid under any of the given schemas"], errors
 
 
+def test_the_packaged_default_schema_is_the_fixtures_one():
+    root = ex.Path(ex.__file__).resolve().parents[2]
+    packaged = root / "privacy_checks" / "schemas" / "export.default.json"
+    assert (root / "fixtures" / "schemas" / "export.default.json").read_text() == packaged.read_text()
+
+
 def test_a_broken_schema_file_is_one_clear_error_naming_it(target, tmp_path):
     bad = tmp_path / "schema.json"
     bad.write_text("{not json")

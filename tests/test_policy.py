@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
 
+from conftest import ROOT
 from privacy_checks.flows.promises import parse_date, visible_text
 from privacy_checks.policy import (
     PolicyError,
@@ -172,12 +172,7 @@ def test_a_bad_policy_option_is_one_usage_error_without_a_traceback(tmp_path):
 
 # -- verdicts for the compliance report -------------------------------------------------------
 
-def _results(**outcomes) -> dict:
-    return {"checks": [{"check_id": k.replace("__", ".").replace("_", "-"), "outcome": v, "message": f"m {v}"}
-                       for k, v in outcomes.items()]}
-
-
-def test_each_promise_gets_verified_broken_manual_or_not_checked(tmp_path):
+def test_each_promise_gets_verified_broken_manual_or_not_checked():
     policy = load_policy(MEDIAPRO)
     ids = {p["id"]: p for p in policy.promises}
     results = {"checks": [

@@ -159,7 +159,7 @@ def test_no_secret_of_the_run_appears_in_any_file_under_reports(tmp_path, record
 def test_read_only_checks_create_no_subject(tmp_path):
     run = run_suites(tmp_path, "suites", args=("-m", "read_only", "-p", "no:hypothesispytest"), timeout=300)
     assert run.results, run.stdout[-3000:] + run.stderr[-3000:]
-    assert set(run.outcomes().values()) == {"passed"}, run.outcomes()
+    assert set(run.outcomes().values()) <= {"passed", "not applicable"}, run.outcomes()
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     try:
         assert ledger.subjects_for("demo") == []

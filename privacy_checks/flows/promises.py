@@ -79,15 +79,18 @@ def _review_and_change(run, test_id: str, evidence, out: EditOutcome) -> None:
         raise CheckError(f"update_profile uses params {', '.join(unknown)}, which are not subject fields")
 
     # positive control: what the stores hold is what the profile page owes
+    must_hold = {s["name"] for s in profile.stores if s.get("expect_subject", True)}
     deadline = time.monotonic() + propagation
     while True:
-        held = {h.field for h in sweep(specs, subject.needles(subject.strong_fields())).hits
-                if h.subject_id == subject.id and not h.weak}
-        if held or time.monotonic() > deadline:
+        hits = [h for h in sweep(specs, subject.needles(subject.strong_fields())).hits
+                if h.subject_id == subject.id and not h.weak]
+        held, seen = {h.field for h in hits}, {h.store for h in hits}
+        if (held and must_hold <= seen) or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    if not held:
-        raise ControlFailed(f"positive control failed: subject {subject.canary} never found in the stores")
+    if not held or not must_hold <= seen:
+        raise ControlFailed(f"positive control failed: subject {subject.canary} never found in store(s) "
+                            f"{', '.join(sorted(must_hold - seen)) or 'any'} within {propagation:.0f} s")
     first = target.run("read_profile", subject).last
     out.read_url = first.url
     shown = _shown(first.json)

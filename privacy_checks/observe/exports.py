@@ -34,7 +34,10 @@ from .forms import Match, Needle, match_text
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_MAX_UNPACKED_BYTES = 1024 * 1024 * 1024
 DEFAULT_MAX_FILES = 1000
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "fixtures" / "schemas" / "export.default.json"
+# fixtures/schemas/ in a checkout; the wheel ships the same file inside the package
+DEFAULT_SCHEMA = next((p for p in (Path(__file__).resolve().parents[2] / "fixtures" / "schemas" / "export.default.json",
+                                   Path(__file__).resolve().parents[1] / "schemas" / "export.default.json")
+                       if p.exists()), Path(__file__).resolve().parents[1] / "schemas" / "export.default.json")
 MACHINE_READABLE = frozenset({"json", "jsonl", "csv", "xml"})
 _MAX_NESTING = 2
 _EVIDENCE_BODY = 2048
