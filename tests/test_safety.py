@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from privacy_checks.demo.faults import counts
+from privacy_checks.demo.launch import DemoProcess
 from privacy_checks.demo.server import DemoConfig, DemoServer
 from privacy_checks.ledger import Ledger
 from privacy_checks.safety import NotOwned, ensure_owned
@@ -156,8 +158,14 @@ def test_no_secret_of_the_run_appears_in_any_file_under_reports(tmp_path, record
             assert m.group(1).startswith(b"[REDACTED") or m.group(1) == b"REDACTED", f"{path}: {m.group(0)!r}"
 
 
-def test_read_only_checks_create_no_subject(tmp_path):
-    run = run_suites(tmp_path, "suites", args=("-m", "read_only", "-p", "no:hypothesispytest"), timeout=300)
+def test_read_only_checks_create_no_subject_and_send_only_reads(tmp_path):
+    demo = DemoProcess(admin_token=ADMIN_TOKEN).start()
+    try:
+        run = run_suites(tmp_path, "suites", env=demo.env(), timeout=300, args=(
+            "-m", "read_only", "--target", str(PROFILE), "-p", "no:hypothesispytest"))
+        seen = counts(demo.url, ADMIN_TOKEN, ca=str(Path(demo.data_dir) / "tls" / "ca.pem"))["requests"]
+    finally:
+        demo.stop()
     assert run.results, run.stdout[-3000:] + run.stderr[-3000:]
     assert set(run.outcomes().values()) <= {"passed", "not applicable"}, run.outcomes()
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
@@ -165,3 +173,5 @@ def test_read_only_checks_create_no_subject(tmp_path):
         assert ledger.subjects_for("demo") == []
     finally:
         ledger.close()
+    # counted by the demo itself: nothing but reads reached it
+    assert seen and all(key.split()[0] in ("GET", "HEAD", "OPTIONS") for key in seen), seen

@@ -28,6 +28,8 @@ def nothing_forbidden_disclosed(outcome: AccessOutcome) -> None:
     if outcome.forbidden:
         raise PromiseBroken("the export discloses what 11 CCR §7024(d) forbids disclosing (it may only say that it "
                             "is held):\n  " + "\n  ".join(outcome.forbidden) + f"\n(export: {_source(outcome)})")
+    if outcome.blind:
+        raise ControlFailed(outcome.blind)
 
 
 def no_other_subject(outcome: AccessOutcome) -> None:
@@ -35,8 +37,8 @@ def no_other_subject(outcome: AccessOutcome) -> None:
     if outcome.decoy_found:
         raise PromiseBroken("the subject's export holds another person's data:\n  " + "\n  ".join(outcome.decoy_found)
                             + f"\n(export: {_source(outcome)})")
-    if outcome.decoy_error:
-        raise ControlFailed(outcome.decoy_error)
+    if outcome.decoy_error or outcome.blind:
+        raise ControlFailed(outcome.decoy_error or outcome.blind)
 
 
 def machine_readable(outcome: AccessOutcome) -> None:
@@ -82,10 +84,14 @@ def verified_requester_only(outcome: AccessOutcome) -> None:
                             + "\n  ".join(outcome.verification_problems))
     if outcome.verification_error:
         raise CheckError(outcome.verification_error)
+    if outcome.blind:
+        raise ControlFailed(outcome.blind)
 
 
 def second_request_honoured(outcome: AccessOutcome) -> None:
     _usable(outcome)
+    if outcome.blind:
+        raise ControlFailed(outcome.blind)
     if outcome.second_problem:
         raise PromiseBroken(outcome.second_problem + " (a business must answer up to two access requests in 12 months)")
     if outcome.second_error:

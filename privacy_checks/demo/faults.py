@@ -5,8 +5,9 @@ target hard to check — slow, flaky, garbled, stuck, locked — so the affected
 as *error* (or, where the promise itself is at stake, *failed*), promptly and with one clear
 message: never a pass, never a hang.
 
-Every request to /api/ is counted per method and path (query excluded), so tests can prove
-from the target's side that the framework's retries stayed within their limits:
+Every request is counted per method and path (query excluded), faults or not, so tests can
+prove from the target's side that the framework's retries stayed within their limits, or that
+a read-only run sent nothing but reads:
 ``GET /_faults`` with the admin token returns ``{"faults": [...], "requests": {"POST /api/users":
 {"seen": 3, "faulted": 2}, ...}}``.
 """
@@ -85,12 +86,12 @@ class Faults:
         if path == COUNTS_PATH:
             handler._send(self._counts(handler))
             return True
-        if not path.startswith("/api/"):
-            return False
         key = f"{method} {path}"
         with self._lock:
             self._seen[key] += 1
             seen = self._seen[key]
+        if not path.startswith("/api/"):
+            return False
         if "slow_responses" in self.names:
             self._mark(key)
             time.sleep(SLOW_DELAY)

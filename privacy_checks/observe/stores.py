@@ -50,7 +50,6 @@ __all__ = [
 _SYSTEM_SCHEMAS = {"information_schema", "mysql", "performance_schema", "sys"}
 # Types that cannot hold a canary: not swept and not reported.
 _NOT_TEXT = (sa.Integer, sa.Numeric, sa.Boolean, sa.Date, sa.DateTime, sa.Time, sa.Interval, sa.Uuid)
-_FETCH_BATCH = 1000
 _FILE_PIECE = 1 << 20  # a line longer than this is read in pieces
 _PIECE_OVERLAP = 512  # longer than any form of a canary-bearing value we expect
 
@@ -552,9 +551,9 @@ def _query_table(
     hits: list[Hit] = []
     candidates = 0
     with conn.begin(), _statement_timeout(conn, timeout_s):
-        # Per statement: Connection.execution_options() would stick to the connection and turn
-        # the next SET into a server-side cursor.
-        rows = conn.execute(query, execution_options={"stream_results": True, "yield_per": _FETCH_BATCH})
+        # No server-side cursor: PostgreSQL never runs a cursor's plan in parallel, which measured
+        # 2x slower than the plain scan; candidate rows are few by construction.
+        rows = conn.execute(query)
         for row in rows:
             candidates += 1
             row_key = dict(zip(key, row[: len(key)], strict=True)) if key else None
