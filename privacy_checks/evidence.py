@@ -32,10 +32,12 @@ def redact_value(value: Any) -> Any:
     return value
 
 
+# Bounded repetitions: an unbounded [\w-]* around the keyword backtracks quadratically on a
+# long run of word characters (a 4 KB body of digits took seconds).
 _TEXT_SECRET = re.compile(
     r"""(?ix)
-    (["']?(?:[\w-]*(?:token|secret|password|passwd|api[_-]?key|session|code)[\w-]*)["']?\s*[:=]\s*)
-    ("[^"]*"|'[^']*'|[^\s&,;}]+)""")
+    (["']?(?:[\w-]{0,40}(?:token|secret|password|passwd|api[_-]?key|session|code)[\w-]{0,40})["']?\s{0,8}[:=]\s{0,8})
+    ("[^"]{0,4000}"|'[^']{0,4000}'|[^\s&,;}]{1,4000})""")
 _BEARER = re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 
 
@@ -43,6 +45,7 @@ def redact_text(text: str | None) -> str:
     """Redact a body we could not parse as JSON (form bodies, HTML, error pages)."""
     if not text:
         return ""
+    text = text[: _MAX_BODY * 2]
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     return _TEXT_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
 

@@ -162,7 +162,8 @@ def test_read_only_checks_create_no_subject_and_send_only_reads(tmp_path):
     demo = DemoProcess(admin_token=ADMIN_TOKEN).start()
     try:
         run = run_suites(tmp_path, "suites", env=demo.env(), timeout=300, args=(
-            "-m", "read_only", "--target", str(PROFILE), "-p", "no:hypothesispytest"))
+            "-m", "read_only", "--target", str(PROFILE), "--policy", str(ROOT / "fixtures" / "policies" / "mediapro-2019.yaml"),
+            "-p", "no:hypothesispytest"))
         seen = counts(demo.url, ADMIN_TOKEN, ca=str(Path(demo.data_dir) / "tls" / "ca.pem"))["requests"]
     finally:
         demo.stop()
