@@ -34,6 +34,7 @@ def test_many_subjects_act_and_are_all_found_in_one_sweep(privacy_run):
         needles = [needle for s in subjects for needle in s.needles(s.strong_fields())]
         result = sweep(store_specs(privacy_run.profile), needles)
         phases["sweep"] = time.perf_counter() - t0
+        stores = {t.store: round(t.seconds, 3) for t in result.timings if t.where is None}
         found = {h.subject_id for h in result.hits}
         assert found == {s.id for s in subjects}, f"{n - len(found)} subject(s) not found by the sweep"
     finally:
@@ -44,4 +45,4 @@ def test_many_subjects_act_and_are_all_found_in_one_sweep(privacy_run):
     out = os.environ.get("PRIVACY_CHECKS_BENCH_OUT")
     if out:
         with open(out, "w") as fh:
-            json.dump({"subjects": n, "phases": phases}, fh)
+            json.dump({"subjects": n, "phases": phases, "sweep_by_store": stores}, fh)

@@ -82,12 +82,14 @@ def subjects(counts: list[int], repeat: int) -> list[tuple[str, float, float, st
                                               "PRIVACY_CHECKS_BENCH_OUT": str(out)})
                 if not out.exists():
                     raise SystemExit(f"the {n}-subject check did not finish (outcomes {outcomes})")
-                phases = json.loads(out.read_text())["phases"]
-                samples.append(phases)
+                data = json.loads(out.read_text())
+                samples.append({**data["phases"], **{f"sweep {k}": v for k, v in data["sweep_by_store"].items()}})
         phases = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
-        check = sum(v for k, v in phases.items() if k != "start")
+        check = sum(v for k, v in phases.items() if k in ("create", "act", "sweep", "cleanup"))
         base = base or check
-        detail = ", ".join(f"{k} {v:.2f}" for k, v in phases.items() if k != "start")
+        detail = ", ".join(f"{k} {v:.2f}" for k, v in phases.items() if k != "start" and not k.startswith("sweep "))
+        detail += " (sweep by store: " + ", ".join(f"{k[6:]} {v:.2f}" for k, v in phases.items()
+                                                  if k.startswith("sweep ")) + ")"
         rows.append((f"one check, {n} subject(s)", check, check / base,
                      f"{check / n * 1000:.0f} ms/subject; {detail}"))
         print(f"  {rows[-1][0]}: {check:.2f} s", flush=True)

@@ -27,7 +27,10 @@ def _cleanup(args) -> int:
 
     profile = load_profile(args.target)
     ledger = Ledger(args.ledger)
-    target = Target(profile, stores={s["name"]: s for s in profile.stores})
+    from .safety import ensure_owned
+
+    target = Target(profile, stores={s["name"]: s for s in profile.stores},
+                    guard=lambda s: ensure_owned(ledger, s, target=profile.name))
     try:
         report = cleanup_orphans(ledger, target, target_name=profile.name)
     finally:

@@ -56,6 +56,17 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.getoption("target"):
             raise pytest.UsageError("--demo-flaw switches flaws in the built-in demo target; "
                                     "it cannot be combined with --target")
+    faults = list(config.getoption("demo_fault") or [])
+    if faults:
+        from .demo.faults import parse_faults
+
+        try:
+            faults = sorted(parse_faults(faults))
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if config.getoption("target"):
+            raise pytest.UsageError("--demo-fault makes the built-in demo target misbehave; "
+                                    "it cannot be combined with --target")
     from .report import pytest_hooks as report_hooks
     from .runtime import RunContext
 
@@ -66,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _CONFIG[:] = [config]
     worker = getattr(config, "workerinput", None)
     config.stash[_RUN] = RunContext(
-        target_path=config.getoption("target"), flaws=flaws, faults=list(config.getoption("demo_fault") or []),
+        target_path=config.getoption("target"), flaws=flaws, faults=faults,
         ledger_url=config.getoption("ledger"), seed=str(config.getoption("privacy_seed")),
         lease_seconds=float(config.getoption("lease_seconds")),
         sink_control_url=(worker or {}).get("privacy_checks_sink"))

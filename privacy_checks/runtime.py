@@ -109,7 +109,10 @@ class RunContext:
             if self._target is None:
                 profile = self.profile
                 stores = {s["name"]: s for s in profile.stores}
-                self._target = Target(profile, stores=stores)
+                from .safety import ensure_owned
+
+                self._target = Target(profile, stores=stores,
+                                      guard=lambda s: ensure_owned(self.ledger, s, target=profile.name))
             return self._target
 
     def target_info(self) -> dict:

@@ -133,7 +133,7 @@ class Adapter:
 
 class Target:
     def __init__(self, profile, *, recorder: Callable[[Exchange], None] | None = None,
-                 stores: dict | None = None) -> None:
+                 stores: dict | None = None, guard: Callable[[Any], None] | None = None) -> None:
         import requests
         from requests.adapters import HTTPAdapter
 
@@ -142,6 +142,9 @@ class Target:
         self.base_url = profile.base_url.rstrip("/") + "/"
         self.allowed_hosts = list(profile.allowed_hosts)
         self.recorder = recorder
+        # Called with the subject before any operation other than its creation: the ledger
+        # must say we created it (privacy_checks/safety.py), or nothing is sent.
+        self.guard = guard
         self.exchanges: list[Exchange] = []
         self.stores = stores or {}
         self.request_timeout = float(profile.timeouts.get("request", 10))
@@ -218,6 +221,8 @@ class Target:
             extra_headers: dict | None = None, params: dict | None = None) -> OperationResult:
         """Run operation `name` for `subject`; captured values are merged into `captured`."""
         captured = captured if captured is not None else (subject.captured if subject is not None else {})
+        if subject is not None and self.guard is not None and name != "create_subject":
+            self.guard(subject)
         started = datetime.now(UTC)
         first_exchange = len(self.exchanges)
         if self.adapter is not None and type(self.adapter).__dict__.get(name) is not None:

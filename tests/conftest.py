@@ -26,7 +26,8 @@ class SuiteRun:
         return {k: v["outcome"] for k, v in self.results.items()}
 
     def failing(self) -> set[str]:
-        return {k for k, v in self.results.items() if v["outcome"] != "passed"}
+        """Checks that did not hold or could not be made ('not applicable' is neither)."""
+        return {k for k, v in self.results.items() if v["outcome"] not in ("passed", "not applicable")}
 
     def message(self, check_id: str) -> str:
         return self.results[check_id]["message"]

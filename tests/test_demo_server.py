@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 import requests
 
+from privacy_checks.demo.server import POLICY_LAST_MODIFIED
+
 ADMIN_TOKEN = "test-admin-token"
 STORES = ("app.sqlite", "search.sqlite", "analytics.sqlite")
 TIMEOUT = 10
@@ -371,7 +373,7 @@ def test_http_listener_only_redirects(demo_proc: Callable[..., Demo]) -> None:
     assert response.headers["Location"] == f"{demo.url}/api/login?next=1"
     assert response.content == b"" and "Set-Cookie" not in response.headers
     gpc = demo.call("GET", "/.well-known/gpc.json", token=None)
-    assert gpc.json() == {"gpc": True, "lastUpdate": "2026-01-01"}
+    assert gpc.json() == {"gpc": True, "lastUpdate": POLICY_LAST_MODIFIED}
     assert "Last modified:" in demo.call("GET", "/privacy-policy", token=None).text
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import run_suites
+from privacy_checks.demo.server import POLICY_LAST_MODIFIED
 
 SUITE = "suites/policy"
 PROMISES = "suites/policy/test_promises.py"
@@ -64,4 +65,4 @@ def test_a_policy_text_changed_without_a_new_date_fails_on_the_next_run(tmp_path
     second = run_suites(tmp_path, PROMISES, args=POLICY, flaws=("stale_policy_date",))
     assert _failed(second) == {NEW_DATE}, second.outcomes()
     message = second.message(NEW_DATE)
-    assert "/privacy-policy changed since" in message and "showed 2026-01-01 before" in message, message
+    assert "/privacy-policy changed since" in message and f"showed {POLICY_LAST_MODIFIED} before" in message, message

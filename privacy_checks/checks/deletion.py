@@ -51,6 +51,12 @@ def time_limited_retention_purged(run, evidence) -> None:
     """Data kept under a `purge_within` exception is gone once its period has ended."""
     still, purged = overdue_retention(run)
     evidence.stage("time-limited retention", still_held=still, purged=purged)
+    if not still and not purged:
+        from ..outcomes import NotApplicable
+
+        # Nothing reached its purge date: saying "passed" would claim a check that was not made.
+        raise NotApplicable("no data kept under a time-limited retention exception has reached the end of "
+                            "its period yet; later runs judge it when it does")
     if still:
         raise PromiseBroken("data kept under a time-limited retention exception outlived its period:\n  "
                             + "\n  ".join(still))

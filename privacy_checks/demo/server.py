@@ -29,7 +29,9 @@ from .faults import Faults
 from .store import Store
 from .worker import Worker
 
-POLICY_LAST_MODIFIED = "2026-01-01"
+# The demo keeps its policy current: revised on the first of the month it runs in, so the
+# 12-month rule (§1798.130(a)(5)) holds whatever year the suites run in.
+POLICY_LAST_MODIFIED = datetime.now(UTC).date().replace(day=1).isoformat()
 _DEPLOYED_AT = datetime.now(UTC).isoformat(timespec="microseconds")
 HSTS = "max-age=31536000; includeSubDomains"
 MAX_BODY = 1 << 20

@@ -178,7 +178,10 @@ class _Procedure:
 
     # -- 2. re-poll the ledger --------------------------------------------------------------------
     def _repoll(self, controls: dict[str, datetime]) -> None:
-        rows = [r for r in self.ledger.open_requests(self.profile.name) if (r["regime"] or "ccpa") == self.regime]
+        # Another run that is still live (a parallel worker, a concurrent pipeline) owns its
+        # open requests: judging or settling them here could remove a subject it still uses.
+        rows = [r for r in self.ledger.open_requests(self.profile.name) if (r["regime"] or "ccpa") == self.regime
+                and (r["run_id"] == self.run_ctx.run_id or not self.ledger.lease_live(r["run_id"]))]
         touched: set[str] = set()
         lines: list[str] = []
         for row in rows:

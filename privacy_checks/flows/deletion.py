@@ -107,9 +107,11 @@ def _run(run, test_id: str, evidence, out: DeletionOutcome, subject, control) ->
         time.sleep(0.5)
         res, mine, missing = seen()
     if missing:
+        why = "; ".join(f"{u.store}: {u.where}: {u.reason}" for u in res.unswept if u.store in missing)
         raise _control_failed(f"positive control failed: the subject {subject.canary} was never seen in store(s) "
                               f"{', '.join(missing)} within {propagation:.0f} s, so an absence there would prove "
-                              "nothing (is the store declared correctly, and does create/activity reach it?)")
+                              "nothing (is the store declared correctly, and does create/activity reach it?)"
+                              + (f"; the sweep could not read: {why}" if why else ""))
     for name in sorted({s.name for s in specs}):
         out.stores[name] = StoreVerdict(name, seen_before=sorted(set(mine.get(name, []))))
     evidence.stage("positive control: stores", seen={k: sorted(set(v)) for k, v in mine.items()})

@@ -212,7 +212,7 @@ def _engine(store: StoreSpec, timeout_s: float) -> tuple[Engine, sa.URL]:
         raise StoreError(f"store {store.name!r}: invalid URL {_redacted(store.url or '')}: {e}") from None
     try:
         if url.get_backend_name() == "sqlite":
-            return _sqlite_engine(store, url), url
+            return _sqlite_engine(store, url, timeout_s), url
         connect_args: dict[str, Any] = {}
         if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
             connect_args["connect_timeout"] = max(1, int(timeout_s))
@@ -225,7 +225,7 @@ def _engine(store: StoreSpec, timeout_s: float) -> tuple[Engine, sa.URL]:
         ) from None
 
 
-def _sqlite_engine(store: StoreSpec, url: sa.URL) -> Engine:
+def _sqlite_engine(store: StoreSpec, url: sa.URL, timeout_s: float = 60) -> Engine:
     import sqlite3
 
     database = url.database or ""
@@ -238,7 +238,8 @@ def _sqlite_engine(store: StoreSpec, url: sa.URL) -> Engine:
 
     def connect() -> sqlite3.Connection:
         # mode=ro: a misspelt path fails instead of creating an empty database that sweeps clean.
-        return sqlite3.connect(target, uri=True, check_same_thread=False)
+        # timeout: a writer's lock is waited for within the statement budget, not sqlite3's 5 s.
+        return sqlite3.connect(target, uri=True, check_same_thread=False, timeout=timeout_s)
 
     return sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.NullPool)
 
