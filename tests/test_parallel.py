@@ -8,7 +8,6 @@ sink, and the ledger holds each worker's subjects once, all cleaned up.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 
 from privacy_checks.ledger import Ledger
