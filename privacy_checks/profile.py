@@ -485,7 +485,11 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
             sink_names.add(name)
         check_condition(("sinks", i, "deletion_notice"), sink.get("deletion_notice"))
         if isinstance(sink.get("store"), str):
-            out += _store_reference(("sinks", i, "store"), sink["store"], stores, None, "")
+            reads_sql = "table" in sink or "query" in sink
+            out += _store_reference(("sinks", i, "store"), sink["store"], stores, "url" if reads_sql else None,
+                                    "a sink's 'table' or 'query' is in a database store (one with a url)")
+        elif "table" in sink or "query" in sink:
+            out.append((("sinks", i), "'table' and 'query' need the sink's 'store'"))
 
     for i, exc in enumerate(_as_list(data.get("retention_exceptions"))):
         exc = _as_dict(exc)

@@ -28,13 +28,18 @@ def _ledger_subjects(path) -> list[dict]:
         ledger.close()
 
 
+def _differences(serial, parallel) -> dict:
+    return {k: (serial.results.get(k, {}).get("message", "")[:300], parallel.results.get(k, {}).get("message", "")[:300])
+            for k in set(serial.results) | set(parallel.results) if serial.outcomes().get(k) != parallel.outcomes().get(k)}
+
+
 def test_four_workers_give_the_same_outcomes_as_a_serial_run(tmp_path):
     (tmp_path / "serial").mkdir()
     (tmp_path / "parallel").mkdir()
     serial = run_suites(tmp_path / "serial", "suites/ccpa", "suites/gdpr", args=QUIET)
     parallel = run_suites(tmp_path / "parallel", "suites/ccpa", "suites/gdpr", args=QUIET + ("-n", "4"))
     assert serial.results, serial.stdout[-3000:]
-    assert parallel.outcomes() == serial.outcomes()
+    assert parallel.outcomes() == serial.outcomes(), _differences(serial, parallel)
     assert parallel.returncode == serial.returncode
     subjects = _ledger_subjects(tmp_path / "parallel")
     runs = {s["run_id"] for s in subjects}
@@ -51,7 +56,7 @@ def test_four_workers_agree_with_a_serial_run_when_a_flaw_is_on(tmp_path):
     serial = run_suites(tmp_path / "serial", *FLAW_SUITES, flaws=(FLAW,), args=QUIET)
     parallel = run_suites(tmp_path / "parallel", *FLAW_SUITES, flaws=(FLAW,), args=QUIET + ("-n", "4"))
     assert "failed" in serial.outcomes().values(), serial.outcomes()
-    assert parallel.outcomes() == serial.outcomes()
+    assert parallel.outcomes() == serial.outcomes(), _differences(serial, parallel)
     for check, outcome in serial.outcomes().items():
         if outcome == "failed":
             assert "app: table users" in parallel.message(check), parallel.message(check)

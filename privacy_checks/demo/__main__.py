@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--sink-url", help="base URL of the third-party capture sink (webhooks go here)")
     parser.add_argument("--sink-ca", type=Path, help="CA certificate (PEM) to verify an https sink with")
+    parser.add_argument("--smtp-url", help="smtp://HOST:PORT on loopback: also send the outbox's mail there")
     parser.add_argument(
         "--flaw", action="append", default=[], metavar="NAME",
         help=f"switch a flaw on (repeatable, or comma-separated; also ${FLAWS_ENV}=a,b)",
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server = DemoServer(DemoConfig(
             data_dir=args.data_dir, admin_token=args.admin_token, host=args.host, port=args.port,
-            http_port=args.http_port, sink_url=args.sink_url, sink_ca=args.sink_ca, flaws=flaws,
+            http_port=args.http_port, sink_url=args.sink_url, sink_ca=args.sink_ca, smtp_url=args.smtp_url, flaws=flaws,
             faults=faults,
         ))
     except ValueError as exc:

@@ -29,6 +29,7 @@ class DemoProcess:
     data_dir: str | None = None
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     faults: list[str] = field(default_factory=list)
+    smtp_url: str | None = None  # an SMTP capture sink: the demo then also mails what its outbox records
     start_timeout: float = 60.0
     url: str = ""
     http_url: str = ""
@@ -53,6 +54,8 @@ class DemoProcess:
             argv += ["--flaw", flaw]
         for fault in self.faults:
             argv += ["--fault", fault]
+        if self.smtp_url:
+            argv += ["--smtp-url", self.smtp_url]
         env = {k: v for k, v in os.environ.items() if k != "PRIVACY_CHECKS_DEMO_FLAWS"}
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True, env=env)

@@ -26,6 +26,7 @@ import trustme
 
 from .app import ApiError, DemoApp, Principal, parse_id
 from .faults import Faults
+from .mailer import Mailer
 from .store import Store
 from .worker import Worker
 
@@ -58,6 +59,7 @@ class DemoConfig:
     http_port: int = 0
     sink_url: str | None = None
     sink_ca: Path | None = None
+    smtp_url: str | None = None
     flaws: frozenset[str] = field(default_factory=frozenset)
     faults: frozenset[str] = field(default_factory=frozenset)
 
@@ -436,6 +438,10 @@ class DemoServer:
             sink_host = urlsplit(config.sink_url).hostname or ""
             if urlsplit(config.sink_url).scheme not in ("http", "https") or not is_loopback(sink_host):
                 raise ValueError(f"the sink URL must be http(s) on a loopback address, not {config.sink_url!r}")
+        if config.smtp_url:
+            smtp = urlsplit(config.smtp_url)
+            if smtp.scheme != "smtp" or not is_loopback(smtp.hostname or "") or not smtp.port:
+                raise ValueError(f"the SMTP URL must be smtp://HOST:PORT on a loopback address, not {config.smtp_url!r}")
         self.config = config
         self.data_dir = config.data_dir.resolve()
         self._threads: list[threading.Thread] = []
@@ -455,6 +461,7 @@ class DemoServer:
         http_handler = DemoHandler if "plaintext_http" in cfg.flaws else RedirectHandler
         self.http = AppServer((cfg.host, cfg.http_port), http_handler, self, None)
         self.worker = Worker(self.app, cfg.sink_url, self.log, sink_ca=cfg.sink_ca)
+        self.mailer = Mailer(self.store, cfg.smtp_url, self.log) if cfg.smtp_url else None
         for server in (self.https, self.http):
             thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
@@ -463,6 +470,8 @@ class DemoServer:
             thread.start()
             self._threads.append(thread)
         self.worker.start()
+        if self.mailer is not None:
+            self.mailer.start()
         self._started = True
         self.log.info("demo started flaws=%s", ",".join(sorted(cfg.flaws)) or "none")
 
@@ -474,12 +483,14 @@ class DemoServer:
             server.shutdown()
             server.server_close()
         self.worker.stop(timeout=1.0)
+        if self.mailer is not None:
+            self.mailer.stop(timeout=1.0)
         self.log.info("demo stopped")
         for handler in list(self.log.handlers):
             handler.close()
             self.log.removeHandler(handler)
         # a worker stuck in a delivery timeout still holds the connection; process exit closes it
-        if not self.worker.is_alive():
+        if not self.worker.is_alive() and not (self.mailer is not None and self.mailer.is_alive()):
             self.store.close()
 
     @property

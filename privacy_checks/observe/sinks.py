@@ -113,6 +113,12 @@ class _Server(ThreadingHTTPServer):
             self._captures.append(Capture(len(self._captures) + 1, method, path, query, headers, body,
                                           datetime.now(UTC).isoformat()))
 
+    def add(self, method: str, path: str, query: str, headers: dict, body: str, *, scheme: str) -> None:
+        """A capture from another observer (SMTP), kept in this sequence so workers read it too."""
+        with self._lock:
+            self._captures.append(Capture(len(self._captures) + 1, method, path, query, headers, body,
+                                          datetime.now(UTC).isoformat(), scheme=scheme))
+
     def since(self, seq: int) -> list[Capture]:
         with self._lock:
             return list(self._captures[seq:])
@@ -202,12 +208,32 @@ class SinkHit:
 
 
 def classify(path: str, sinks: list[dict]) -> dict | None:
-    """The declared sink a captured path belongs to (longest path prefix), or None."""
+    """The declared sink a captured path belongs to (longest path prefix), or None.
+
+    Mail is captured as "mailto:<recipient>" and belongs to the sink whose `mailbox` is that
+    address or a pattern such as "*@domain" (an exact address wins over a pattern).
+    """
+    if path.startswith("mailto:"):
+        return _classify_mailbox(path[len("mailto:"):], sinks)
     best = None
     for sink in sinks:
         prefix = sink.get("path")
         if prefix and path.startswith(prefix) and (best is None or len(prefix) > len(best["path"])):
             best = sink
+    return best
+
+
+def _classify_mailbox(address: str, sinks: list[dict]) -> dict | None:
+    from fnmatch import fnmatchcase
+
+    address = address.strip().strip("<>").lower()
+    best, best_rank = None, (-1, -1)
+    for sink in sinks:
+        pattern = (sink.get("mailbox") or "").strip().lower()
+        if pattern and fnmatchcase(address, pattern):
+            rank = (int(pattern == address), len(pattern))
+            if rank > best_rank:
+                best, best_rank = sink, rank
     return best
 
 

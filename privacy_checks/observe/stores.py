@@ -238,8 +238,9 @@ def _sqlite_engine(store: StoreSpec, url: sa.URL, timeout_s: float = 60) -> Engi
 
     def connect() -> sqlite3.Connection:
         # mode=ro: a misspelt path fails instead of creating an empty database that sweeps clean.
-        # timeout: a writer's lock is waited for within the statement budget, not sqlite3's 5 s.
-        return sqlite3.connect(target, uri=True, check_same_thread=False, timeout=timeout_s)
+        # A writer's lock is waited for briefly: sweeps run inside polling loops (positive
+        # control, barrier), and a long wait per sweep would multiply past the profile's budget.
+        return sqlite3.connect(target, uri=True, check_same_thread=False, timeout=min(timeout_s, 2.0))
 
     return sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.NullPool)
 

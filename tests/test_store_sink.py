@@ -1,0 +1,126 @@
+"""Store-backed sinks: what a target records as sent, read from a real SQLite store."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import sqlite3
+
+import pytest
+
+from privacy_checks.errors import PrivacyChecksError, ProfileError
+from privacy_checks.observe.forms import Needle
+from privacy_checks.observe.store_sink import store_sink_hits
+from privacy_checks.profile import load_profile
+
+
+def canary() -> str:
+    return "pcqz" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(10))
+
+
+PROFILE = """
+name: store-sink test
+base_url: https://127.0.0.1:9
+allowed_hosts: [127.0.0.1]
+stores:
+  - name: app
+    url: sqlite:///{db}
+    exclude_tables: [outbound_events]
+  - name: logs
+    files: ["{logs}/*.log"]
+sinks:
+  - name: newsletter
+    role: third_party
+    purpose: marketing email
+    store: app
+    table: outbound_events
+  - name: broker
+    role: sale
+    purpose: purchase of personal information
+    store: app
+    query: "SELECT payload FROM outbound_events WHERE recipient = 'broker'"
+  - name: missing
+    role: third_party
+    purpose: nothing
+    store: app
+    table: no_such_table
+  - name: webhook-log
+    role: third_party
+    purpose: analytics
+    store: logs
+"""
+
+
+@pytest.fixture
+def world(tmp_path):
+    db = tmp_path / "app.sqlite"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE outbound_events (id INTEGER PRIMARY KEY, recipient TEXT, payload TEXT)")
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)")
+    shared, sold, kept = canary(), canary(), canary()
+    encoded = canary()
+    conn.execute("INSERT INTO outbound_events (recipient, payload) VALUES ('newsletter', ?)",
+                 (f'{{"note": "{shared}", "blob": "{base64.b64encode(encoded.encode()).decode()}"}}',))
+    conn.execute("INSERT INTO outbound_events (recipient, payload) VALUES ('broker', ?)", (f'{{"name": "{sold}"}}',))
+    conn.execute("INSERT INTO users (email) VALUES (?)", (f"{kept}@example.com",))
+    conn.commit()
+    conn.close()
+    (logs / "webhooks.log").write_text(f"POST /analytics user={shared}\n")
+    profile_path = tmp_path / "profile.yaml"
+    profile_path.write_text(PROFILE.format(db=db, logs=logs))
+    needles = [Needle("s1", "custom_field", shared), Needle("s1", "department", encoded),
+               Needle("s2", "full_name", sold), Needle("s3", "email", f"{kept}@example.com")]
+    return load_profile(profile_path), needles
+
+
+def sink(profile, name):
+    return next(s for s in profile.sinks if s["name"] == name)
+
+
+def test_a_table_sink_finds_canaries_in_its_table_only_and_names_the_sink(world):
+    profile, needles = world
+    hits = store_sink_hits(profile, sink(profile, "newsletter"), needles)
+    found = {(h.sink, h.role, h.subject_id, h.field, h.form) for h in hits}
+    assert ("newsletter", "third_party", "s1", "custom_field", "exact") in found
+    assert ("newsletter", "third_party", "s1", "department", "base64") in found
+    assert ("newsletter", "third_party", "s2", "full_name", "exact") in found  # same table, other row
+    assert not any(h.subject_id == "s3" for h in hits)  # users is not what the recipient got
+    # the store excludes the table from residual sweeps; the sink still reads it
+    assert all("outbound_events" in h.where() and "payload" in h.where() for h in hits)
+
+
+def test_a_query_sink_reads_only_the_rows_its_query_selects(world):
+    profile, needles = world
+    hits = store_sink_hits(profile, sink(profile, "broker"), needles)
+    assert [(h.sink, h.role, h.subject_id, h.field) for h in hits] == [("broker", "sale", "s2", "full_name")]
+    assert "query row 1 column payload" in hits[0].where()
+
+
+def test_a_file_store_sink_reads_the_log(world):
+    profile, needles = world
+    hits = store_sink_hits(profile, sink(profile, "webhook-log"), needles)
+    assert [(h.sink, h.subject_id) for h in hits] == [("webhook-log", "s1")]
+    assert "webhooks.log line 1" in hits[0].where()
+
+
+def test_a_sink_table_that_does_not_exist_is_an_error_never_a_clean_result(world):
+    profile, needles = world
+    with pytest.raises(PrivacyChecksError, match="sink 'missing': no table matching .*no_such_table"):
+        store_sink_hits(profile, sink(profile, "missing"), needles)
+
+
+def test_a_query_that_is_not_a_select_is_refused(world):
+    profile, needles = world
+    bad = dict(sink(profile, "broker"), query="DELETE FROM outbound_events")
+    with pytest.raises(PrivacyChecksError, match="'query' must be a SELECT"):
+        store_sink_hits(profile, bad, needles)
+
+
+def test_profile_rejects_a_table_sink_on_a_file_store(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(PROFILE.format(db=tmp_path / "x.sqlite", logs=tmp_path).replace(
+        "    store: logs\n", "    store: logs\n    table: events\n"))
+    with pytest.raises(ProfileError, match="database store"):
+        load_profile(path)
