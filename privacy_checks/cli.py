@@ -48,7 +48,7 @@ def _demo(args) -> int:
     if args.data_dir:
         argv += ["--data-dir", args.data_dir]
     if args.admin_token:
-        argv += ["--admin-token", args.admin_token]
+        argv += [f"--admin-token={args.admin_token}"]
     if args.sink_url:
         argv += ["--sink-url", args.sink_url]
     for flaw in args.flaw:

@@ -27,6 +27,8 @@ class DemoProcess:
     flaws: list[str] = field(default_factory=list)
     sink_url: str = "http://127.0.0.1:9"
     data_dir: str | None = None
+    # '=' form on the command line below: a urlsafe token may start with '-', which argparse
+    # would take for an option (it did, once in ~64 starts).
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     faults: list[str] = field(default_factory=list)
     smtp_url: str | None = None  # an SMTP capture sink: the demo then also mails what its outbox records
@@ -46,7 +48,7 @@ class DemoProcess:
         sink_ca = os.path.join(self.data_dir, "sink-ca.pem")
         https_sink = sink_tls(self.sink_url, Path(sink_ca))
         argv = [sys.executable, "-m", "privacy_checks.demo", "--host", "127.0.0.1", "--port", "0",
-                "--data-dir", self.data_dir, "--admin-token", self.admin_token,
+                "--data-dir", self.data_dir, f"--admin-token={self.admin_token}",
                 "--sink-url", https_sink or self.sink_url]
         if https_sink:
             argv += ["--sink-ca", sink_ca]
