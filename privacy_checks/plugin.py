@@ -123,6 +123,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 _CONFIG: list = []
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist must not reject it
 def pytest_configure_node(node) -> None:  # pragma: no cover - only with pytest-xdist
     # The controller runs the capture sink so every worker's target delivers to one place.
     node.workerinput["privacy_checks_sink"] = node.config.stash[_RUN].sink_url
@@ -306,7 +307,9 @@ def deletion_procedure(request: pytest.FixtureRequest, privacy_run):
 
     start = len(privacy_run.created)
     record = Evidence(f"{request.module.__name__}.deletion-procedure")
-    outcome = run_deletion(privacy_run, test_id=request.node.nodeid, evidence=record)
+    # A GDPR erasure is due within one month (Art. 12(3)), a CCPA deletion within 45 days.
+    regime = "gdpr" if ".gdpr." in f".{request.module.__name__}." else "ccpa"
+    outcome = run_deletion(privacy_run, test_id=request.node.nodeid, evidence=record, regime=regime)
     outcome.evidence = record
     yield outcome
     errors = privacy_run.remove_created_since(start)

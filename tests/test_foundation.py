@@ -144,3 +144,12 @@ def test_the_demo_leaves_no_process_behind(tmp_path):
     demo.stop()
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
+
+
+def test_the_main_job_runs_without_pytest_xdist_installed(tmp_path):
+    # Quickstart's first command installs no dev extras: the plugin's xdist hook must be optional.
+    result = subprocess.run([sys.executable, "-m", "pytest", "suites/ccpa/test_collection.py", "-q",
+                             "-p", "no:xdist", f"--privacy-reports={tmp_path}", f"--ledger=sqlite:///{tmp_path}/l.db"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "1 passed" in result.stdout

@@ -36,6 +36,10 @@ class _Scripted(BaseHTTPRequestHandler):
             status, payload, headers = 302, {}, {"Location": "http://203.0.113.7/steal"}
         elif self.path.startswith("/redirect-in"):
             status, payload, headers = 302, {}, {"Location": "/echo"}
+        elif self.path.startswith("/token"):
+            srv.tokens += 1
+            status, headers = 200, {}
+            payload = {"access_token": f"tok-{srv.tokens}", "expires_in": srv.expires_in, "token_type": "bearer"}
         elif self.path.startswith("/slow"):
             threading.Event().wait(3)
             status, payload, headers = 200, {}, {}
@@ -60,7 +64,7 @@ class _Scripted(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
-    srv.hits, srv.lock = [], threading.Lock()
+    srv.hits, srv.lock, srv.tokens, srv.expires_in = [], threading.Lock(), 0, 3600
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     yield srv
@@ -164,3 +168,40 @@ def test_recorded_exchanges_redact_tokens_cookies_and_passwords(server, tmp_path
     for secret in ("admin-secret-42", "hunter2", "s3cr3t-token", "abc123"):
         assert secret not in dumped
     assert "[REDACTED]" in dumped
+
+
+def _oauth_profile(tmp_path, port):
+    path = tmp_path / "oauth.yaml"
+    path.write_text(f"""
+name: oauth
+base_url: http://127.0.0.1:{port}
+allowed_hosts: [127.0.0.1]
+auth:
+  api: {{type: oauth2_client_credentials, token_url: "http://127.0.0.1:{port}/token", client_id: ci,
+         client_secret: "${{CLIENT_SECRET}}", scope: privacy}}
+operations:
+  call:
+    steps: [{{method: GET, path: /echo, auth: api, expect: [200]}}]
+""")
+    return load_profile(path, env={"CLIENT_SECRET": "cs-very-secret"})
+
+
+def test_oauth2_client_credentials_token_is_fetched_once_and_reused(server, tmp_path):
+    target = Target(_oauth_profile(tmp_path, server.server_address[1]))
+    target.run("call", None, {})
+    target.run("call", None, {})
+    assert server.tokens == 1
+    token_request = next(h for h in server.hits if h[1] == "/token")
+    assert "grant_type=client_credentials" in token_request[3] and "scope=privacy" in token_request[3]
+    calls = [h for h in server.hits if h[1] == "/echo"]
+    assert [c[2]["Authorization"] for c in calls] == ["Bearer tok-1", "Bearer tok-1"]
+    assert "cs-very-secret" not in json.dumps([e.to_dict() for e in target.exchanges])
+
+
+def test_oauth2_token_is_refreshed_when_it_is_about_to_expire(server, tmp_path):
+    server.expires_in = 5  # inside the 30 s safety margin: every call needs a fresh token
+    target = Target(_oauth_profile(tmp_path, server.server_address[1]))
+    target.run("call", None, {})
+    target.run("call", None, {})
+    calls = [h for h in server.hits if h[1] == "/echo"]
+    assert [c[2]["Authorization"] for c in calls] == ["Bearer tok-1", "Bearer tok-2"]

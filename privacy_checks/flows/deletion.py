@@ -36,6 +36,7 @@ class StoreVerdict:
 
 @dataclass
 class DeletionOutcome:
+    regime: str = "ccpa"
     error: str | None = None
     request_id: str | None = None
     requested_at: datetime | None = None
@@ -69,9 +70,12 @@ def describe_hit(hit) -> str:
     return f"{where}: field {hit.field} ({hit.form}) {hit.excerpt}"
 
 
-def run_deletion(run, *, test_id: str, evidence, subject=None, control=None) -> DeletionOutcome:
-    """Run the whole procedure; never raises for a broken promise (the outcome records it)."""
-    out = DeletionOutcome()
+def run_deletion(run, *, test_id: str, evidence, subject=None, control=None,
+                 regime: str = "ccpa") -> DeletionOutcome:
+    """Run the whole procedure; never raises for a broken promise (the outcome records it).
+
+    `regime` ("ccpa" or "gdpr") is the law whose deadline later runs judge the request by."""
+    out = DeletionOutcome(regime=regime)
     try:
         _run(run, test_id, evidence, out, subject, control)
     except PrivacyChecksError as exc:
@@ -256,7 +260,7 @@ def _control_failed(message: str):
 def _record_request(run, subject, out: DeletionOutcome, status: str) -> None:
     if not out.request_id:
         return
-    run.ledger.record_request(run_id=run.run_id, subject_id=subject.id, target=run.profile.name, regime="ccpa",
+    run.ledger.record_request(run_id=run.run_id, subject_id=subject.id, target=run.profile.name, regime=out.regime,
                               kind="delete", request_id=str(out.request_id), received_at=out.requested_at,
                               status=status)
 
