@@ -264,7 +264,7 @@ def test_junit_reports_an_error_outcome_as_error_and_a_broken_promise_as_failure
 
 
 def test_runs_without_privacy_checks_write_no_reports(tmp_path):
-    (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert True\n")
+    (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert sum([1, 2]) == 3\n")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_plain.py"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout

@@ -11,21 +11,8 @@ from datetime import date
 
 from ..outcomes import CheckError, NotApplicable, PromiseBroken
 from ..policy import CATEGORY_TITLES, months_between
-
-_MAX_LINES = 8
-
-
-def _usable(outcome) -> None:
-    if getattr(outcome, "skip", None) is not None:
-        raise outcome.skip
-    if outcome.error:
-        raise CheckError(outcome.error)
-
-
-def _lines(items: list[str]) -> str:
-    shown = items[:_MAX_LINES]
-    more = f"\n  … and {len(items) - len(shown)} more (see the evidence)" if len(items) > len(shown) else ""
-    return "\n  " + "\n  ".join(shown) + more
+from .common import lines as _lines
+from .common import usable as _usable
 
 
 def _held_lines(outcome, categories) -> list[str]:

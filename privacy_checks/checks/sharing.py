@@ -8,22 +8,9 @@ from datetime import date
 from urllib.parse import urljoin
 
 from ..flows.sharing import DEADLINES, CensusOutcome, ChoiceOutcome, QuoteOutcome, group
-from ..outcomes import CheckError, NotApplicable, PromiseBroken
-
-_MAX_LINES = 8
-
-
-def _usable(outcome) -> None:
-    if getattr(outcome, "skip", None) is not None:
-        raise outcome.skip
-    if outcome.error:
-        raise CheckError(outcome.error)
-
-
-def _lines(items: list[str]) -> str:
-    shown = items[:_MAX_LINES]
-    more = f"\n  … and {len(items) - len(shown)} more (see the evidence)" if len(items) > len(shown) else ""
-    return "\n  " + "\n  ".join(shown) + more
+from ..outcomes import NotApplicable, PromiseBroken
+from .common import lines as _lines
+from .common import usable as _usable
 
 
 def _delay(outcome: ChoiceOutcome) -> str:
