@@ -219,8 +219,12 @@ def test_match_text_forms_and_excerpt():
     m = matches[0]
     assert (
         excerpt(text, m.start, m.end)
-        == f"user=«{EMAIL}» logged in; hash={text[len(EMAIL) + 22 : len(EMAIL) + 25]}…"
+        == f"••••=«{EMAIL}» •••••• ••; ••••=•••…"
     )
+    # Our own canaries in the context stay readable; everything else is masked.
+    other = f"name Ada {CANARY} x"
+    assert excerpt(other + " " + EMAIL, len(other) + 1, len(other) + 1 + len(EMAIL)) == (
+        f"…•• {CANARY} • «{EMAIL}»")
 
 
 def test_weak_value_needs_boundaries_and_other_canaries_are_ignored():

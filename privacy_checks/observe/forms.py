@@ -156,11 +156,23 @@ def expand(needles: Iterable[Needle], forms: Collection[str] | None = None) -> l
     return out
 
 
+def _mask(context: str) -> str:
+    pieces, last = [], 0
+    for m in CANARY_RE.finditer(context):
+        pieces.append(re.sub(r"[^\W_]", "•", context[last:m.start()]))
+        pieces.append(m.group(0))
+        last = m.end()
+    pieces.append(re.sub(r"[^\W_]", "•", context[last:]))
+    return "".join(pieces)
+
+
 def excerpt(text: str, start: int, end: int, width: int = 40) -> str:
     """About ``width`` characters of context around text[start:end], the match between « »."""
     side = width // 2
-    before = text[max(0, start - side) : start]
-    after = text[end : end + side]
+    # The context may be somebody else's data (a real user's row, a log line): keep its shape
+    # for the engineer, but mask its letters and digits; only our own canaries stay readable.
+    before = _mask(text[max(0, start - side) : start])
+    after = _mask(text[end : end + side])
     out = ("…" if start > side else "") + before + "«" + text[start:end] + "»" + after
     out += "…" if end + side < len(text) else ""
     return re.sub(r"[\x00-\x1f\x7f]", " ", out)
