@@ -302,19 +302,8 @@ def evidence(request: pytest.FixtureRequest, privacy_run):
 @pytest.fixture(scope="module")
 def deletion_procedure(request: pytest.FixtureRequest, privacy_run):
     """Run the deletion procedure once per suite module; each test judges one promise of it."""
-    from .evidence import Evidence
     from .flows.deletion import run_deletion
 
-    start = len(privacy_run.created)
-    record = Evidence(f"{request.module.__name__}.deletion-procedure")
     # A GDPR erasure is due within one month (Art. 12(3)), a CCPA deletion within 45 days.
     regime = "gdpr" if ".gdpr." in f".{request.module.__name__}." else "ccpa"
-    outcome = run_deletion(privacy_run, test_id=request.node.nodeid, evidence=record, regime=regime)
-    outcome.evidence = record
-    yield outcome
-    errors = privacy_run.remove_created_since(start)
-    if errors:
-        import warnings
-
-        warnings.warn("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors),
-                      stacklevel=1)
+    yield from privacy_run.procedure(request, run_deletion, regime=regime)

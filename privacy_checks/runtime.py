@@ -168,6 +168,26 @@ class RunContext:
         self.created.append(subject)
         return subject
 
+    def procedure(self, request, runner, *, label: str | None = None, **kwargs: Any):
+        """Body of a module-scoped fixture: run `runner` once, yield its outcome (carrying its
+        evidence, which the reports attach to every check judging it), then remove the subjects
+        it created. Subjects kept for a pending request stay in the ledger for a later run."""
+        import warnings
+
+        from .evidence import Evidence
+
+        start = len(self.created)
+        name = label or runner.__name__.removeprefix("run_")
+        record = Evidence(f"{request.module.__name__}.{name}-procedure")
+        outcome = runner(self, test_id=request.node.nodeid, evidence=record, **kwargs)
+        if outcome is not None and hasattr(outcome, "__dict__"):
+            outcome.evidence = record
+        yield outcome
+        errors = self.remove_created_since(start)
+        if errors:
+            warnings.warn("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors),
+                          stacklevel=1)
+
     def remove_created_since(self, index: int) -> list[str]:
         """Remove every subject created after `created[index]`; return what could not be removed."""
         errors = []

@@ -481,19 +481,7 @@ def module_procedure(request, run, right: str, runner, **kwargs):
     Yields None when the profile says the target does not offer `right`; each test then
     reports that through `outcomes.not_offered`.
     """
-    import warnings
-
-    from ..evidence import Evidence
-
     if right in run.profile.not_offered:
         yield None
         return
-    start = len(run.created)
-    record = Evidence(f"{request.module.__name__}.procedure")
-    outcome = runner(run, test_id=request.node.nodeid, evidence=record, **kwargs)
-    outcome.evidence = record
-    yield outcome
-    errors = run.remove_created_since(start)
-    if errors:
-        warnings.warn("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors),
-                      stacklevel=1)
+    yield from run.procedure(request, runner, **kwargs)

@@ -445,15 +445,4 @@ def _run_non_discrimination(run, test_id: str, evidence, out: QuoteOutcome) -> N
 
 def procedure(run, request, runner, **kwargs):
     """Body of a module-scoped fixture: run `runner` once, yield its outcome, remove its subjects."""
-    from ..evidence import Evidence
-
-    start = len(run.created)
-    record = Evidence(f"{request.module.__name__}.{runner.__name__.removeprefix('run_')}-procedure")
-    outcome = runner(run, test_id=request.node.nodeid, evidence=record, **kwargs)
-    yield outcome
-    errors = run.remove_created_since(start)
-    if errors:
-        import warnings
-
-        warnings.warn("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors),
-                      stacklevel=1)
+    yield from run.procedure(request, runner, **kwargs)

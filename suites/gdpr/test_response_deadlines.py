@@ -22,14 +22,10 @@ from privacy_checks.checks import deadlines
 
 @pytest.fixture(scope="module")
 def deadline_procedure(request, privacy_run):
-    from privacy_checks.evidence import Evidence
     from privacy_checks.flows.deadlines import run_deadlines
 
-    start = len(privacy_run.created)
-    record = Evidence(f"{request.module.__name__}.deadline-procedure")
-    outcome = run_deadlines(privacy_run, regime="gdpr", test_id=request.node.nodeid, evidence=record)
-    yield outcome
-    privacy_run.remove_created_since(start)
+    # A subject whose request is still pending stays in the ledger (awaiting_request) for a later run.
+    yield from privacy_run.procedure(request, run_deadlines, regime="gdpr")
 
 
 @pytest.mark.gdpr("Art. 12(3)")

@@ -27,18 +27,7 @@ from privacy_checks.flows.disclosure import run_disclosure
 
 @pytest.fixture(scope="module")
 def disclosure(request, privacy_run):
-    from privacy_checks.evidence import Evidence
-
-    start = len(privacy_run.created)
-    record = Evidence(f"{request.module.__name__}.disclosure")
-    outcome = run_disclosure(privacy_run, test_id=request.node.nodeid, evidence=record)
-    yield outcome
-    errors = privacy_run.remove_created_since(start)
-    if errors:
-        import warnings
-
-        warnings.warn("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors),
-                      stacklevel=1)
+    yield from privacy_run.procedure(request, run_disclosure)
 
 
 @pytest.mark.ccpa("1798.100(a)(1)")

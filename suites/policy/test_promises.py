@@ -23,18 +23,7 @@ from privacy_checks.flows import promises as flow
 
 @pytest.fixture(scope="module")
 def profile_edit(request, privacy_run):
-    from privacy_checks.evidence import Evidence
-
-    start = len(privacy_run.created)
-    record = Evidence(f"{request.module.__name__}.review-and-change")
-    outcome = flow.run_review_and_change(privacy_run, test_id=request.node.nodeid, evidence=record)
-    yield outcome
-    errors = privacy_run.remove_created_since(start)
-    if errors:
-        import warnings
-
-        warnings.warn("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors),
-                      stacklevel=1)
+    yield from privacy_run.procedure(request, flow.run_review_and_change)
 
 
 @pytest.fixture(scope="module")

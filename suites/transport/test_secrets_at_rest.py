@@ -20,19 +20,7 @@ from privacy_checks.flows.transport import observe_traffic
 
 @pytest.fixture(scope="module")
 def at_rest(request, privacy_run):
-    from privacy_checks.evidence import Evidence
-
-    start = len(privacy_run.created)
-    record = Evidence(f"{request.module.__name__}.traffic")
-    outcome = observe_traffic(privacy_run, test_id=request.node.nodeid, evidence=record)
-    outcome.evidence = record
-    yield outcome
-    errors = privacy_run.remove_created_since(start)
-    if errors:
-        import warnings
-
-        warnings.warn("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors),
-                      stacklevel=1)
+    yield from privacy_run.procedure(request, observe_traffic, label="traffic")
 
 
 @pytest.mark.ccpa("1798.100(e)", "1798.81.5")
