@@ -25,7 +25,7 @@ from privacy_checks.observe.forms import (
     expand,
     match_text,
 )
-from privacy_checks.observe.stores import StoreSpec, sweep
+from privacy_checks.observe.stores import StoreSpec, _anchor, sweep
 
 NO_PG = "PostgreSQL not available: install postgresql or set PRIVACY_CHECKS_TEST_PG_URL"
 
@@ -217,14 +217,12 @@ def test_match_text_forms_and_excerpt():
     from privacy_checks.observe.forms import excerpt
 
     m = matches[0]
-    assert (
-        excerpt(text, m.start, m.end)
-        == f"••••=«{EMAIL}» •••••• ••; ••••=•••…"
-    )
+    assert excerpt(text, m.start, m.end) == f"••••=«{EMAIL}» •••••• ••; ••••=•••…"
     # Our own canaries in the context stay readable; everything else is masked.
     other = f"name Ada {CANARY} x"
     assert excerpt(other + " " + EMAIL, len(other) + 1, len(other) + 1 + len(EMAIL)) == (
-        f"…•• {CANARY} • «{EMAIL}»")
+        f"…•• {CANARY} • «{EMAIL}»"
+    )
 
 
 def test_weak_value_needs_boundaries_and_other_canaries_are_ignored():
@@ -311,6 +309,55 @@ def test_many_subjects_give_the_same_hits_as_one_by_one(db_url):
         (h.row_key["id"], h.column_or_line, h.subject_id, h.field, h.form) for h in together.hits
     } == apart
     assert len(together.hits) == planted
+
+
+def test_every_form_inside_json_and_binary_columns(db_url):
+    """JSON, bytea/BLOB and plain text take different predicate paths (on PostgreSQL a regular
+    expression gate before the exact tests on converted values; anchored LIKE/GLOB elsewhere):
+    each must still see every in-text form, in every letter case and base64 alignment."""
+    docs = sa.Table(
+        "docs",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("doc", JSONB),
+        sa.Column("raw", sa.LargeBinary),
+        sa.Column("note", sa.Text),
+    )
+    values = {
+        "upper": EMAIL.upper(),
+        "title": NAME.title(),  # 'Ada Lovelace Pcqz…': the marker's first letter capitalised
+        "url": urllib.parse.quote_plus(NAME),
+        **{f"b64-{n}": base64.b64encode(("." * n + USERNAME).encode()).decode() for n in range(3)},
+    }
+    want_form = {"upper": "casefold", "title": "casefold", "url": "urlencoded"}
+    # One value in one column per row: a row is a candidate as a whole, so a value present in
+    # another column of the same row would hide a predicate that misses it.
+    rows, expected = [], set()
+    for label, value in values.items():
+        field = "email" if label == "upper" else "username" if label.startswith("b64") else "full_name"
+        form = want_form.get(label, "base64")
+        for column, stored in (
+            ("doc", {"k": f"x {value} y"}),
+            ("raw", f"x {value} y".encode()),
+            ("note", value),
+        ):
+            i = len(rows) + 1
+            rows.append({"id": i, "doc": None, "raw": None, "note": None, column: stored})
+            expected.add(("docs", column, (("id", i),), field, form, False))
+    engine = sa.create_engine(db_url)
+    docs.create(engine)
+    with engine.begin() as conn:
+        conn.execute(docs.insert(), rows)
+    engine.dispose()
+    assert found(sweep([StoreSpec("app", url=db_url)], NEEDLES)) == expected
+
+
+def test_anchor_is_a_rare_suffix_of_the_pattern():
+    assert _anchor(MARKER, True) == "qz"  # q and z are the rarest letters in either case
+    for core in base64_cores(MARKER.encode()):
+        anchor = _anchor(core, False)
+        assert core.endswith(anchor) and len(anchor) >= 2
+    assert _anchor("ab", False) == "ab"
 
 
 def test_misspelt_sqlite_path_is_a_store_error_and_creates_nothing(tmp_path):
