@@ -344,6 +344,13 @@ def test_every_form_inside_json_and_binary_columns(db_url):
             i = len(rows) + 1
             rows.append({"id": i, "doc": None, "raw": None, "note": None, column: stored})
             expected.add(("docs", column, (("id", i),), field, form, False))
+    # Whole values kept as a JSON document of their own: a string scalar (quoted in the text)
+    # and a digest.
+    digest = hashlib.md5(EMAIL.encode()).hexdigest()
+    for doc, hit in ((PHONE, ("phone", "exact", True)), (digest, ("email", "md5", False))):
+        i = len(rows) + 1
+        rows.append({"id": i, "doc": doc, "raw": None, "note": None})
+        expected.add(("docs", "doc", (("id", i),), *hit))
     engine = sa.create_engine(db_url)
     docs.create(engine)
     with engine.begin() as conn:
