@@ -36,7 +36,10 @@ DEFAULT_STRATEGIES: dict[str, str] = {
     "ip_address": "ip",
     "custom_field": "canary",
     "geolocation": "geolocation",
+    "drivers_license": "canary",
 }
+# Not in the policy's field lists: only a profile that names them gets them.
+_OPT_IN_FIELDS = ("geolocation", "drivers_license")
 
 # Strategies whose values are not unique enough to prove presence on their own.
 WEAK_STRATEGIES = {"phone", "ip", "weak", "choice", "fixed"}
@@ -114,7 +117,7 @@ class SubjectFactory:
         self.nonce = nonce
         self.locale = locale
         self.email_domain = email_domain
-        self.fields = list(fields) if fields else [f for f in DEFAULT_STRATEGIES if f != "geolocation"]
+        self.fields = list(fields) if fields else [f for f in DEFAULT_STRATEGIES if f not in _OPT_IN_FIELDS]
         self.overrides = strategies or {}
         self._count = 0
 
@@ -185,4 +188,6 @@ class SubjectFactory:
             return f"{fake.street_address()} {token}, {fake.city()}, CA 9{fake.numerify('####')}"
         if name == "custom_field":
             return f"note {token} {fake.word()}"
+        if name == "drivers_license":
+            return f"D{fake.numerify('#######')}-{token}"
         return f"{name} {token}"

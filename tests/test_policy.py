@@ -96,6 +96,35 @@ def test_a_sensitive_field_is_also_category_l():
     assert field_categories("email") == ["A"]
 
 
+def test_a_driver_s_licence_number_is_b_sensitive_and_never_disclosed():
+    from privacy_checks.flows.access import never_disclose
+
+    assert field_categories("drivers_license") == ["B", "L"] and never_disclose("drivers_license")
+
+
+def _received(*fields):
+    from privacy_checks.flows.sharing import CensusOutcome, Delivery
+
+    return CensusOutcome(subject="pcqzexample000", received=[
+        Delivery("partner", "third_party", "POST", "/leads", "2026-11-29T00:00:00Z", i, f, "exact", "…")
+        for i, f in enumerate(fields)])
+
+
+def test_recipients_are_held_to_the_categories_disclosed_for_a_business_purpose(tmp_path):
+    from privacy_checks.checks.policy import recipients_get_disclosed_categories_only as judge
+    from privacy_checks.outcomes import NotApplicable, PromiseBroken
+
+    policy = load_policy(MEDIAPRO)
+    # B and A are listed; the L of a sensitive field is the right-to-limit checks' business
+    judge(_received("email", "drivers_license", "custom_field"), policy)
+    with pytest.raises(PromiseBroken, match=r"category G \(Geolocation data, marked not collected\): partner"):
+        judge(_received("email", "geolocation"), policy)
+    data = _mediapro()
+    del data["california"]["disclosed_for_business_purpose"]
+    with pytest.raises(NotApplicable, match="states no categories disclosed"):
+        judge(_received("geolocation"), load_policy(_write(tmp_path, data)))
+
+
 # -- the policy's own contradictions -------------------------------------------------------------
 
 def test_mediapro_s_own_contradictions_are_findings_about_the_policy():

@@ -19,7 +19,8 @@ EDIT = "policy.account.review-and-change"
 DATE_SHOWN = "policy.page.last-revised-date-shown"
 NEW_DATE = "policy.page.new-text-new-date"
 TWELVE = "policy.page.updated-within-12-months"
-ALL = {NO_DENIED, LAW, FIELDS, EDIT, DATE_SHOWN, NEW_DATE, TWELVE}
+RECEIVED = "policy.disclosure.recipients-get-disclosed-categories-only"
+ALL = {NO_DENIED, LAW, FIELDS, EDIT, DATE_SHOWN, NEW_DATE, TWELVE, RECEIVED}
 
 
 def _failed(run) -> set[str]:
@@ -43,6 +44,7 @@ def test_the_clean_demo_keeps_every_promise_and_a_second_run_compares_the_policy
     ("undisclosed_geolocation", {NO_DENIED, LAW, FIELDS}, "app: table users, column geolocation"),
     ("profile_edit_not_saved", {EDIT}, "app: table users, column department"),
     ("outdated_policy_page", {TWELVE}, "«Last modified: December 2019»"),
+    ("shares_geolocation", {RECEIVED}, "partner (third_party) POST /partner/leads"),
 ])
 def test_each_policy_flaw_fails_exactly_its_checks_naming_where(tmp_path, flaw, expected, where):
     run = run_suites(tmp_path, SUITE, args=POLICY, flaws=(flaw,))
@@ -57,6 +59,11 @@ def test_each_policy_flaw_fails_exactly_its_checks_naming_where(tmp_path, flaw, 
         assert "G (Geolocation data) not collected" in denied and "field geolocation (exact)" in denied, denied
         law = run.message(LAW)
         assert "G (marked NO" in law and "L (not addressed" in law and "§1798.130(a)(5)(B)(i)" in law, law
+    if flaw == "shares_geolocation":
+        # found by the seeded coordinates' value and named by category against the policy's list
+        received = run.message(RECEIVED)
+        assert "category G (Geolocation data, marked not collected)" in received, received
+        assert "field geolocation (exact)" in received and "lists A, B, D, F" in received, received
 
 
 def test_a_policy_text_changed_without_a_new_date_fails_on_the_next_run(tmp_path):

@@ -60,7 +60,7 @@ def test_each_sharing_flaw_fails_exactly_its_checks_naming_the_recipient(suite_r
 def test_a_limit_flaw_names_the_sensitive_field_and_the_wait(suite_runner):
     run = suite_runner("suites/ccpa/test_right_to_limit.py", flaws=("ignore_limit",))
     message = run.message(LIMIT)
-    assert "geolocation (exact)" in message and "«" in message, message
+    assert "drivers_license (exact)" in message and "«" in message, message
     assert "had not taken effect" in message and "11 CCR §7027(g)" in message, message
 
 

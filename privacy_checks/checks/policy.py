@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 from ..outcomes import CheckError, NotApplicable, PromiseBroken
-from ..policy import CATEGORY_TITLES, months_between
+from ..policy import CATEGORY_TITLES, field_categories, months_between
 from .common import lines as _lines
 from .common import usable as _usable
 
@@ -66,6 +66,37 @@ def fields_in_policy_lists(outcome, policy) -> None:
         lists = ", ".join(lst["id"] for lst in policy.field_lists())
         raise PromiseBroken(f"the target stores subject {outcome.subject}'s fields that none of the policy's "
                             f"field lists ({lists}) mention:" + _lines(lines))
+
+
+def recipients_get_disclosed_categories_only(outcome, policy) -> None:
+    """Promise kept: what service providers and third parties receive falls in the categories the
+    policy says are disclosed for a business purpose.
+
+    Category L (sensitive personal information) is left to the right-to-limit checks: a category
+    table written before the CPRA cannot list it, and a sensitive field's own category (B for a
+    driver's licence number, G for a precise location) is judged here.
+    """
+    _usable(outcome)
+    statement = policy.california.get("disclosed_for_business_purpose")
+    if not policy.categories or not statement:
+        raise NotApplicable(f"the policy {policy.path.name} states no categories disclosed for a business "
+                            "purpose, so there is no list to hold the recipients to (its absence is a finding "
+                            "of `privacy-checks policy`, Cal. Civ. Code §1798.130(a)(5)(C))")
+    allowed = set(statement.get("categories") or [])
+    found: list[str] = []
+    shown: set[tuple[str, str, str]] = set()
+    for d in outcome.received:
+        for cat in field_categories(d.field):
+            if cat == "L" or cat in allowed or (d.sink, d.field, cat) in shown:
+                continue
+            shown.add((d.sink, d.field, cat))
+            state = "marked not collected" if policy.collected(cat) is False else "not listed as disclosed"
+            found.append(f"category {cat} ({CATEGORY_TITLES.get(cat, cat)}, {state}): {d.describe()}")
+    if found:
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise PromiseBroken(f"recipients received subject {outcome.subject}'s data in categories the policy does "
+                            f"not disclose (it lists {listed} as disclosed for a business purpose):"
+                            + _lines(found))
 
 
 # -- review and change -------------------------------------------------------------------------

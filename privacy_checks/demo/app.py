@@ -30,6 +30,9 @@ EDITABLE = (
     "full_name", "email", "username", "company", "department", "phone", "postal_address",
     "chat_username", "custom_field", "geolocation",
 )
+# Sent with a signup or an enrolment, never stored: the driver's licence number a compliance
+# course's certificate is issued against goes to the partner's lead in memory only.
+PASS_THROUGH = ("drivers_license",)
 PUBLIC_USER = ("id", *EDITABLE, "ip_address", "opted_out", "limited", "objected", "created_at")
 ACTIVITY_COLUMNS = ("id", "course", "note", "ip_address", "created_at")
 REQUEST_COLUMNS = (
@@ -230,13 +233,13 @@ class DemoApp:
     # ---- accounts ---------------------------------------------------------------------------
 
     def create_user(self, body: Mapping[str, Any], ip: str, gpc: bool, rid: str) -> dict[str, Any]:
-        _reject_unknown(body, (*EDITABLE, "password"))
+        _reject_unknown(body, (*EDITABLE, *PASS_THROUGH, "password"))
         fields = _text_fields(body, EDITABLE, required=("email", "username"))
-        # The policy marks geolocation (category G) not collected, so it is never stored; it
-        # only passes through, in memory, to the partner's lead, as the sensitive field a limit
-        # request withholds (ccpa.limit.*). Disclosing it still contradicts "G: NO" -- a check
-        # of what recipients receive would see that; the stores-based disclosure check cannot.
-        geolocation = self._keep_geolocation(fields)
+        # The policy marks geolocation (category G) not collected: it is dropped (stored by the
+        # undisclosed_geolocation flaw, sent to the partner by shares_geolocation). The driver's
+        # licence number (category B, which the policy discloses; sensitive under
+        # §1798.140(ae)(1)(A)) only passes through to the partner: what a limit request withholds.
+        passing = self._passing_through(body, fields)
         password = body.get("password")
         if not isinstance(password, str) or not password:
             raise ApiError(400, "missing required field 'password'")
@@ -259,7 +262,7 @@ class DemoApp:
                     (user_id, fields["email"], ip, created),
                 )
                 user = self._user_row(db, user_id)
-                self._share(db, user, "signup", ip, course=None, geolocation=geolocation)
+                self._share(db, user, "signup", ip, course=None, passing=passing)
         except sqlite3.IntegrityError as exc:
             raise ApiError(409, "username or email already registered") from exc
         self._log_subject("signup", user, rid)
@@ -298,7 +301,7 @@ class DemoApp:
         self._authorize_user(principal, user_id)
         _reject_unknown(body, (*EDITABLE, "password"))
         fields = _text_fields(body, EDITABLE)
-        self._keep_geolocation(fields)
+        self._passing_through({}, fields)
         password = body.get("password")
         if password is not None:
             if not isinstance(password, str) or not password:
@@ -336,8 +339,9 @@ class DemoApp:
         self, principal: Principal, user_id: int, body: Mapping[str, Any], ip: str, gpc: bool, rid: str
     ) -> dict[str, Any]:
         self._authorize_user(principal, user_id)
-        _reject_unknown(body, ("course", "note", "geolocation"))
+        _reject_unknown(body, ("course", "note", "geolocation", *PASS_THROUGH))
         fields = _text_fields(body, ("course", "note", "geolocation"), required=("course",))
+        passing = self._passing_through(body, fields)
         created = iso(utcnow())
         with self.store.transaction() as db:
             user = self._user_row(db, user_id, live=True)
@@ -354,7 +358,7 @@ class DemoApp:
                 (user_id, user["email"], fields["course"], ip, created),
             )
             self._share(db, user, "enrol", ip, course=fields["course"], gpc=self._honours_gpc(gpc),
-                        geolocation=fields.get("geolocation"))
+                        passing=passing)
         self._log_subject("activity", user, rid)
         return {"id": activity_id, "user_id": user_id, "course": fields["course"], "created_at": created}
 
@@ -858,11 +862,16 @@ class DemoApp:
     def _may_share_with_partner(user: sqlite3.Row, gpc: bool = False) -> bool:
         return not (user["opted_out"] or user["objected"] or gpc)
 
-    def _keep_geolocation(self, fields: dict[str, str]) -> str | None:
-        """Take the visit's coordinates out of `fields` unless the flaw stores them; return them."""
-        if "undisclosed_geolocation" in self.flaws:
-            return fields.get("geolocation")
-        return fields.pop("geolocation", None)
+    def _passing_through(self, body: Mapping[str, Any], fields: dict[str, str]) -> dict[str, str]:
+        """What goes to the partner in memory only: the pass-through fields of `body`, and the
+        visit's coordinates under shares_geolocation. The coordinates leave `fields` (so they
+        are never stored) unless undisclosed_geolocation stores them."""
+        passing = _text_fields(body, PASS_THROUGH) if body else {}
+        location = fields.get("geolocation") if "undisclosed_geolocation" in self.flaws else fields.pop(
+            "geolocation", None)
+        if location and "shares_geolocation" in self.flaws:
+            passing["geolocation"] = location
+        return passing
 
     @staticmethod
     def _lead(user: sqlite3.Row, ip: str | None) -> dict[str, Any]:
@@ -873,14 +882,11 @@ class DemoApp:
         if not user["limited"]:
             lead["phone"] = user["phone"]
             lead["custom_field"] = user["custom_field"]
-            # precise geolocation is sensitive (Cal. Civ. Code §1798.140(ae)(1)(C)): what a limit withholds
-            if user["geolocation"]:
-                lead["geolocation"] = user["geolocation"]
         return lead
 
     def _share(
         self, db: sqlite3.Connection, user: sqlite3.Row, event: str, ip: str, course: str | None, gpc: bool = False,
-        geolocation: str | None = None,
+        passing: Mapping[str, str] | None = None,
     ) -> None:
         if not self.sharing:
             return
@@ -894,10 +900,11 @@ class DemoApp:
         })
         if self._may_share_with_partner(user, gpc):
             queued = self._enqueue(db, user_id, "partner", "/partner/leads", {"event": event, **self._lead(user, ip)})
-            if geolocation and not user["limited"]:
-                # in memory until delivered: never written to a store (see _keep_geolocation)
+            if passing and not user["limited"]:
+                # sensitive personal information: in memory until delivered, never written to a
+                # store (see _passing_through), and withheld once a limit request is honoured
                 with self._transit_lock:
-                    self._in_transit[queued] = {"geolocation": geolocation}
+                    self._in_transit[queued] = dict(passing)
         if "sells_data" in self.flaws and event == "signup":
             self._enqueue(db, user_id, "databroker", "/databroker/purchase", self._public_user(user))
         if "shares_with_undeclared" in self.flaws:

@@ -49,6 +49,7 @@ FLAWS: dict[str, str] = {
     "plaintext_webhooks": "deliveries to recipients go over plain http even when the sink offers https",
     # the policy as data (suites/policy)
     "undisclosed_geolocation": "the subject's precise location is stored in users.geolocation (category G, marked not collected)",
+    "shares_geolocation": "the subject's precise location goes to the marketing partner with its lead (category G, which the policy neither collects nor discloses)",
     "stale_policy_date": "the policy page's text differs from process to process while its Last modified date stays",
     "outdated_policy_page": "the policy page says \"Last modified: December 2019\", more than 12 months ago",
     "profile_edit_not_saved": "a subject's own profile update answers with the new values but is never saved",

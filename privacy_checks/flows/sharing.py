@@ -292,6 +292,10 @@ class CensusOutcome:
     sold: list[str] = field(default_factory=list)
     undeclared: list[str] = field(default_factory=list)
     barrier: list[str] = field(default_factory=list)
+    # the subject's own deliveries to declared service providers and third parties (not buyers,
+    # not undeclared recipients: those are the sale and undeclared-recipient checks' findings)
+    received: list[Delivery] = field(default_factory=list)
+    subject: str = ""
     evidence: Any = None
 
 
@@ -347,7 +351,10 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
                             "subject's data followed by a later delivery for the control, so what recipients "
                             "did not receive cannot be judged")
     out.barrier = barrier
+    out.subject = subject.canary
     evidence.stage("barrier seen", recipients=barrier)
+    out.received = [d for d in _deliveries(capture.captures(seq0), mine, sinks)
+                    if d.role not in ("sale", "undeclared")]
     needles = mine + ctrl
     for cap in capture.captures(0):
         sink = sink_obs.classify(cap.path, sinks)
@@ -360,7 +367,7 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
         if found:
             (out.sold if sink else out.undeclared).append(found)
     evidence.stage("recipients read", sale_recipients=out.sale_declared, sold=out.sold[:20],
-                   undeclared=out.undeclared[:20])
+                   undeclared=out.undeclared[:20], received=group(out.received)[:20])
 
 
 # -- non-discrimination -------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Right to limit use and disclosure of sensitive personal information — Cal. Civ. Code §1798.121.
 
-MediaPRO collects "geolocation data" with the details of a visit; precise geolocation is
-sensitive personal information (Cal. Civ. Code §1798.140(ae)(1)(C)). After a limit request
-the subject's sensitive fields (per privacy_checks/data/field_categories.yaml) must stop
-reaching third parties; the rest of its data may still flow.
+Sensitive personal information (Cal. Civ. Code §1798.140(ae)) includes a driver's licence
+number ((ae)(1)(A)), an account log-in with its password ((ae)(1)(B)) and a precise geolocation
+((ae)(1)(C)). After a limit request the subject's sensitive fields (per
+privacy_checks/data/field_categories.yaml) must stop reaching third parties; the rest of its data
+may still flow. (The demo sends a driver's licence number to its marketing partner: category B,
+which MediaPRO's addendum lists as disclosed, unlike geolocation, which it marks not collected.)
 """
 
 import pytest

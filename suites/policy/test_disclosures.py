@@ -17,11 +17,19 @@ Column names are hints only, in the evidence. Three verdicts:
 - law met: every category held is one the policy discloses as collected (the table must
   list it, not merely not deny it);
 - every field stored is one the policy's field lists mention.
+
+And what recipients receive: "In the preceding twelve (12) months, Company has disclosed the
+following categories of personal information for a business purpose: A, B, D, F". A subject
+and a later control act; once the control's delivery follows the subject's at every recipient
+(barrier), each field the subject's deliveries to service providers and third parties carried
+is classified the same way, and a category outside that list fails, naming the recipient,
+request and field.
 """
 
 import pytest
 
 from privacy_checks.checks import policy as judge
+from privacy_checks.flows import sharing
 from privacy_checks.flows.disclosure import run_disclosure
 
 
@@ -46,3 +54,14 @@ def test_every_category_the_target_holds_is_disclosed_as_collected(disclosure, p
 @pytest.mark.check("policy.disclosure.fields-in-policy-lists")
 def test_every_field_the_target_stores_is_named_in_the_policy_field_lists(disclosure, privacy_policy):
     judge.fields_in_policy_lists(disclosure, privacy_policy)
+
+
+@pytest.fixture(scope="module")
+def received(request, privacy_run):
+    yield from sharing.procedure(privacy_run, request, sharing.run_census)
+
+
+@pytest.mark.ccpa("1798.130(a)(5)(C)", "1798.115(c)")
+@pytest.mark.check("policy.disclosure.recipients-get-disclosed-categories-only")
+def test_recipients_receive_only_categories_the_policy_discloses(received, privacy_policy):
+    judge.recipients_get_disclosed_categories_only(received, privacy_policy)
