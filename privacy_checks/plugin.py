@@ -86,38 +86,27 @@ def pytest_configure(config: pytest.Config) -> None:
 _RESULTS = pytest.StashKey["object"]()
 
 
+# The per-check results (--privacy-results) live in report/results.py; these hooks only wire them.
 @pytest.hookimpl(trylast=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    path = session.config.getoption("privacy_results")
-    if path and not hasattr(session.config, "workerinput"):
-        from .report.results import Results
+    from .report.results import for_session
 
-        session.config.stash[_RESULTS] = Results(path=session.config.rootpath / path)
+    results = for_session(session.config)
+    if results is not None:
+        session.config.stash[_RESULTS] = results
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    check_id = getattr(report, "privacy_check_id", None)
     results = _CONFIG[0].stash.get(_RESULTS, None) if _CONFIG else None
-    if not check_id or results is None:
-        return
-    if report.when == "call" or (report.when == "setup" and not report.passed) or (
-            report.when == "teardown" and report.failed):
-        from .report.results import CheckResult, message_of, outcome_of
-
-        if not results.target and getattr(report, "privacy_target", None):
-            results.target = report.privacy_target
-        results.add(CheckResult(check_id=check_id, nodeid=report.nodeid, outcome=outcome_of(report),
-                                message=message_of(report), clauses=list(getattr(report, "privacy_clauses", [])),
-                                duration_s=round(report.duration, 3), finished_at=str(report.stop)))
+    if results is not None:
+        results.record(report)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     results = session.config.stash.get(_RESULTS, None)
     if results is not None:
         run = session.config.stash.get(_RUN, None)
-        if run is not None and run._profile is not None:
-            results.target = run.target_info()
-        results.write()
+        results.finish(run.target_info() if run is not None and run._profile is not None else None)
 
 
 _CONFIG: list = []

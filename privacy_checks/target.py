@@ -282,7 +282,7 @@ class Target:
         poll = step.get("poll")
         poll_deadline = time.monotonic() + float(poll.get("timeout", 30)) if poll else 0.0
         while True:
-            auth_headers = self._auth_headers(auth_name, subject, captured, where) if auth_name else {}
+            auth_headers = self.auth_headers(auth_name, subject, captured, where) if auth_name else {}
             result = self.request(method, url, params=query, headers={**headers, **auth_headers},
                                   timeout=timeout, where=where, deadline=deadline,
                                   follow_redirects=step.get("follow_redirects", True), **body_kwargs)
@@ -350,7 +350,8 @@ class Target:
             return _step_result(resp)
         raise TargetError(f"{where}: more than {_MAX_REDIRECTS} redirects starting at {url}")
 
-    def _auth_headers(self, name: str, subject, captured: dict, where: str) -> dict[str, str]:
+    def auth_headers(self, name: str, subject, captured: dict, where: str) -> dict[str, str]:
+        """Public because other observers need the same credentials, for the target's base host only."""
         if name == "none":
             return {}
         spec = (self.profile.auth or {}).get(name)

@@ -5,11 +5,7 @@ from __future__ import annotations
 from ..flows.access import AccessOutcome
 from ..observe.exports import Export
 from ..outcomes import CheckError, ControlFailed, PromiseBroken
-
-
-def _usable(outcome: AccessOutcome) -> None:
-    if outcome.error:
-        raise CheckError(outcome.error)
+from .common import usable as _usable
 
 
 def _source(outcome: AccessOutcome) -> str:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from ..outcomes import CheckError
+from ..outcomes import CheckError, NotVerified
 
 MAX_LINES = 8
 
 
-def usable(outcome) -> None:
-    """Raise the procedure's skip (not applicable / not verified) or error, if it has one."""
+def usable(outcome, *, raise_not_verified: bool = False) -> None:
+    """Raise the procedure's skip (not applicable / not verified) or error, if it has one.
+
+    With ``raise_not_verified``, an outcome's ``not_verified`` reason (a string, checked after
+    the error) raises NotVerified too: the deadline procedure reports it that way.
+    """
     if getattr(outcome, "skip", None) is not None:
         raise outcome.skip
     if outcome.error:
         raise CheckError(outcome.error)
+    if raise_not_verified and outcome.not_verified:
+        raise NotVerified(outcome.not_verified)
 
 
 def lines(items: list[str]) -> str:

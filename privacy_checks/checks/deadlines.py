@@ -7,18 +7,12 @@ ledger keeps it and a later run judges it again.
 from __future__ import annotations
 
 from ..flows.deadlines import ACK_CHECK, OPT_OUT_CHECK, RESPOND_CHECK, DeadlineOutcome, Verdict
-from ..outcomes import CheckError, NotVerified, PromiseBroken, not_offered
-
-
-def _usable(outcome: DeadlineOutcome) -> None:
-    if outcome.error:
-        raise CheckError(outcome.error)
-    if outcome.not_verified:
-        raise NotVerified(outcome.not_verified)
+from ..outcomes import CheckError, PromiseBroken, not_offered
+from .common import usable
 
 
 def _judge(outcome: DeadlineOutcome, check: str, evidence, promise: str) -> None:
-    _usable(outcome)
+    usable(outcome, raise_not_verified=True)
     verdicts = outcome.of(check)
     by = {k: [v.line() for v in verdicts if v.outcome == k] for k in ("failed", "pending", "passed")}
     if evidence is not None:

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from ..flows.deletion import DeletionOutcome, describe_hit, overdue_retention
 from ..outcomes import CheckError, PromiseBroken
-
-
-def _usable(outcome: DeletionOutcome) -> None:
-    if outcome.error:
-        raise CheckError(outcome.error)
+from .common import usable as _usable
 
 
 def request_completes(outcome: DeletionOutcome) -> None:

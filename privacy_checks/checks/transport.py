@@ -13,6 +13,7 @@ from ..flows.deletion import describe_hit
 from ..flows.transport import Traffic, no_https_reason
 from ..observe import transport as obs
 from ..outcomes import CheckError, ControlFailed, NotApplicable, PromiseBroken
+from .common import usable
 
 
 def require_https(profile) -> None:
@@ -22,10 +23,11 @@ def require_https(profile) -> None:
 
 
 def _usable(traffic: Traffic) -> None:
+    # Not common.usable alone: no https is a verdict (the promise is broken), not an unusable
+    # procedure, and the at-rest checks (_swept) treat it differently.
     if traffic.no_https:
         raise PromiseBroken(traffic.no_https)
-    if traffic.error:
-        raise CheckError(traffic.error)
+    usable(traffic)
 
 
 def _timeout(profile) -> float:

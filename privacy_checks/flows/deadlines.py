@@ -333,7 +333,7 @@ class _Procedure:
                                  f"after {self.out.log_pages} pages)")
             seen.add(url)
             where = f"operation 'list_requests' page {self.out.log_pages + 1}"
-            headers = self.target._auth_headers(auth, None, {}, where) if auth else {}
+            headers = self.target.auth_headers(auth, None, {}, where) if auth else {}
             page = self.target.request("GET", url, headers=headers, where=where)
             if page.status != 200:
                 raise UnexpectedStatus(f"{where} (GET {url}): expected status [200], got {page.status}", page.status)

@@ -498,7 +498,7 @@ def download(target, url: str, *, subject=None, captured: dict | None = None, au
     """GET `url` (relative to the target's base URL) with a streamed size cap; any status is returned."""
     limits = limits or Limits()
     full = urljoin(target.base_url, url.lstrip("/")) if "://" not in url else url
-    headers = target._auth_headers(auth, subject, captured or {}, where) if auth else {}
+    headers = target.auth_headers(auth, subject, captured or {}, where) if auth else {}
     deadline = time.monotonic() + limits.timeout
     holder: dict[str, Any] = {}
 

@@ -34,6 +34,27 @@ class Results:
     def add(self, result: CheckResult) -> None:
         self.checks.append(result)
 
+    def record(self, report) -> None:
+        """Add a check's result from one test report: its call phase, or a setup or teardown
+        phase that did not pass (the first target description a report carries is kept)."""
+        check_id = getattr(report, "privacy_check_id", None)
+        if not check_id:
+            return
+        if report.when == "call" or (report.when == "setup" and not report.passed) or (
+                report.when == "teardown" and report.failed):
+            if not self.target and getattr(report, "privacy_target", None):
+                self.target = report.privacy_target
+            self.add(CheckResult(check_id=check_id, nodeid=report.nodeid, outcome=outcome_of(report),
+                                 message=message_of(report), clauses=list(getattr(report, "privacy_clauses", [])),
+                                 duration_s=round(report.duration, 3), finished_at=str(report.stop)))
+
+    def finish(self, target: dict | None = None) -> Path | None:
+        """End of the session: the controller's own target description (when it loaded the
+        profile) wins over the one reports carried; then write the file."""
+        if target is not None:
+            self.target = target
+        return self.write()
+
     def write(self) -> Path | None:
         if not self.checks:
             return None
@@ -44,6 +65,15 @@ class Results:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
         os.replace(tmp, self.path)  # never a half-written file, even on Ctrl-C
         return self.path
+
+
+def for_session(config) -> Results | None:
+    """The results this process collects: none on an xdist worker (the controller gathers
+    every worker's reports) or when --privacy-results is empty."""
+    path = config.getoption("privacy_results")
+    if not path or hasattr(config, "workerinput"):
+        return None
+    return Results(path=config.rootpath / path)
 
 
 def outcome_of(report) -> str:
