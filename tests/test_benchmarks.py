@@ -1,0 +1,43 @@
+"""The benchmark scripts still run and still measure what they claim, on a small scale.
+
+Timings are not asserted (shared, noisy machines); the sweep benchmark's own recall check is:
+it exits 1 when a planted canary is not found, so this also proves the sweep's recall on the
+benchmark's data in every form.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from pg import PostgresUnavailable, find_bindir
+
+from conftest import ROOT
+
+
+def _databases() -> list[str]:
+    if find_bindir() is not None or os.environ.get("PRIVACY_CHECKS_TEST_PG_URL"):
+        return ["sqlite", "postgres"]
+    if os.environ.get("CI"):
+        raise PostgresUnavailable("CI must run the PostgreSQL half of the benchmark: install postgresql")
+    return ["sqlite"]
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_sweep_benchmark_finds_every_planted_canary_and_prints_its_table(tmp_path, db):
+    if db not in _databases():
+        pytest.skip("PostgreSQL not available: install postgresql or set PRIVACY_CHECKS_TEST_PG_URL")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--rows", "4000", "--subjects", "3",
+         "--repeat", "1", "--db", db, "--skip-slow", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    recalls = re.findall(r"recall (\d+)/(\d+)", run.stdout)
+    # exact and all forms, for one and for three subjects; each found all it planted
+    assert len(recalls) == 8 and all(got == want and int(want) > 0 for got, want in recalls), run.stdout
+    assert f"{db:9} floor (read every text column once)" in run.stdout
+    assert re.search(rf"{db} +all forms 3 subjects / 1 subject +\d+\.\d\d", run.stdout), run.stdout
