@@ -5,6 +5,12 @@ few fixed substrings per column (the canary marker, its base64 renderings) plus 
 digests and weak values, so its cost tracks the engine's scan speed whatever the number of
 subjects. Only the candidate rows (primary key and text columns) come back, and
 ``forms.Matcher`` decides exactly which needle and form each one holds.
+
+Each predicate is preceded by a cheaper one that every matching value passes (a pattern's rarest
+character; a whole value's byte length; a JSON document being a scalar), so the exact test runs
+on few values. A candidate predicate may be looser than asked, never stricter: the gates only
+decide how much work a value costs, never whether a value holding a needle is returned.
+benchmarks/sweep.py measures each choice against the floor (one read of every text column).
 """
 
 from __future__ import annotations
