@@ -367,6 +367,28 @@ def test_anchor_is_a_rare_suffix_of_the_pattern():
     assert _anchor("ab", False) == "ab"
 
 
+def test_a_utf16_sqlite_database_gives_the_same_hits(tmp_path):
+    """Whole values are compared only at their stored byte length; a UTF-16 database stores
+    text as two bytes a character, and must not make a digest or a phone number invisible."""
+    import sqlite3
+
+    path = tmp_path / "utf16.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA encoding = 'UTF-16le'")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    digest = hashlib.sha256(EMAIL.encode()).hexdigest()
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(1, PHONE), (2, digest), (3, f"x {EMAIL.upper()} y")])
+    conn.commit()
+    assert conn.execute("PRAGMA encoding").fetchone()[0].startswith("UTF-16")
+    conn.close()
+    got = found(sweep([StoreSpec("app", url=f"sqlite:///{path}")], NEEDLES))
+    assert got == {
+        ("t", "v", (("id", 1),), "phone", "exact", True),
+        ("t", "v", (("id", 2),), "email", "sha256", False),
+        ("t", "v", (("id", 3),), "email", "casefold", False),
+    }
+
+
 def test_misspelt_sqlite_path_is_a_store_error_and_creates_nothing(tmp_path):
     missing = tmp_path / "nope.db"
     with pytest.raises(StoreError, match="store 'app'.*nope.db"):

@@ -144,6 +144,12 @@ def sweep(
     return result
 
 
+def _byte_lengths(values: list[str]) -> list[int]:
+    """Every size in bytes the values can have as stored text: UTF-8, and UTF-16 (a SQLite
+    database may be UTF-16, and a BLOB cast of its text keeps that encoding)."""
+    return sorted({len(v.encode(enc)) for v in values for enc in ("utf-8", "utf-16-le")})
+
+
 class _Plan:
     """What to look for, computed once per sweep."""
 
@@ -178,11 +184,11 @@ class _Plan:
         )
         # Hashes and weak values are both compared as whole values: one IN list per column.
         self.whole_values = self.digests + self.weak_values
-        self.whole_octet_lengths = sorted({len(v.encode("utf-8")) for v in self.whole_values})
+        self.whole_octet_lengths = _byte_lengths(self.whole_values)
         self.json_whole_values = self.whole_values + [
             json.dumps(v, ensure_ascii=False) for v in self.whole_values
         ]
-        self.json_whole_octet_lengths = sorted({len(v.encode("utf-8")) for v in self.json_whole_values})
+        self.json_whole_octet_lengths = _byte_lengths(self.json_whole_values)
         self.prefilter = self._file_prefilter()
 
     def _file_prefilter(self) -> re.Pattern[bytes] | None:
