@@ -145,9 +145,11 @@ def sweep(
 
 
 def _byte_lengths(values: list[str]) -> list[int]:
-    """Every size in bytes the values can have as stored text: UTF-8, and UTF-16 (a SQLite
-    database may be UTF-16, and a BLOB cast of its text keeps that encoding)."""
-    return sorted({len(v.encode(enc)) for v in values for enc in ("utf-8", "utf-16-le")})
+    """Every size in bytes the values can have as stored text: UTF-8, UTF-16 (a SQLite database
+    may be UTF-16, and a BLOB cast of its text keeps that encoding) and one byte a character
+    (a PostgreSQL database in LATIN1 or another single-byte encoding)."""
+    sizes = {len(v) for v in values}
+    return sorted(sizes | {len(v.encode(enc)) for v in values for enc in ("utf-8", "utf-16-le")})
 
 
 class _Plan:
@@ -368,9 +370,14 @@ def _anchor(pattern: str, ci: bool) -> str:
     return pattern[start:]
 
 
+# Letters that a non-ASCII character lower-cases to (Turkish dotted I, Kelvin sign, long s...):
+# a case-insensitive match may hold them with neither ASCII case present.
+_UNSAFE_CI = set("iks")
+
+
 def _gate_char(pattern: str, ci: bool) -> str | None:
     """The pattern's rarest ASCII letter or digit (None if it has none)."""
-    candidates = [ch for ch in pattern if ch.isascii() and ch.isalnum()]
+    candidates = [ch for ch in pattern if ch.isascii() and ch.isalnum() and not (ci and ch.lower() in _UNSAFE_CI)]
     return min(candidates, key=lambda ch: _share(ch, ci)) if candidates else None
 
 
