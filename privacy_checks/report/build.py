@@ -56,6 +56,8 @@ def main_report(args: argparse.Namespace) -> int:
         print(f"privacy-checks report: {results}: cannot build the report ({exc})", file=sys.stderr)
         return 2
     print(f"compliance report: {written.html_path}")
+    if written.oscal_path:
+        print(f"OSCAL assessment results: {written.oscal_path}")
     print(f"manifest: {written.manifest_path} sha256={written.manifest_sha256}")
     if written.signature_path:
         print(f"manifest signature (Ed25519): {written.signature_path} public key={written.public_key}")

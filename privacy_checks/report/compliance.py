@@ -4,6 +4,8 @@ Built from `privacy-results.json` (the per-check results), the clause registry a
 evidence files, as `compliance-report.json` and a self-contained `compliance-report.html`
 (inline CSS, no scripts, no fetched resources: it opens from file:// on an air-gapped
 laptop). Written for a non-engineer: a plain-language summary first, no stack traces.
+The same results also go out as an OSCAL Assessment Results document,
+`oscal-assessment-results.json` (see oscal.py), for GRC tools.
 
 `manifest.json` lists the SHA-256 of every file the run produced (evidence, results, the
 report, Allure results). A digest stored beside the files proves nothing by itself, so the
@@ -30,6 +32,7 @@ from ..evidence import redact_text
 SIGNING_KEY_ENV = "PRIVACY_CHECKS_SIGNING_KEY"
 REPORT_JSON = "compliance-report.json"
 REPORT_HTML = "compliance-report.html"
+OSCAL_JSON = "oscal-assessment-results.json"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 SCHEMA = "privacy-checks/compliance-report/1"
@@ -109,6 +112,16 @@ def _clause_of(citation: str):
         return None
 
 
+def clause_id(citation: str) -> str:
+    """A citation's stable id, as the clause registry spells it: 'ccpa:1798.105(c)',
+    'ccpa_regs:7022(b)', 'gdpr:Art. 17(3)', 'gpc:sec-gpc' (an unknown one is kept as cited)."""
+    ref = _clause_of(citation)
+    if ref is None:
+        return citation
+    section = f"Art. {ref.clause.id}" if ref.family == "gdpr" else ref.clause.id
+    return f"{ref.family}:{section}{ref.subsection}"
+
+
 def _worst(outcomes) -> str:
     found = [o for o in outcomes if o in PRECEDENCE]
     return min(found, key=PRECEDENCE.index) if found else "skipped"
@@ -142,6 +155,7 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
             "message": message,
             "where": where_lines(message) if outcome in ("failed", "error", "waived") else [],
             "clauses": [],
+            "clause_ids": [clause_id(c) for c in raw.get("clauses", [])],
             "test": raw.get("nodeid"),
             "finished_at": _iso(raw.get("finished_at")),
             "duration_s": raw.get("duration_s"),
@@ -360,6 +374,7 @@ class Written:
     signature_path: Path | None = None
     public_key: str | None = None
     problems: list[str] = field(default_factory=list)
+    oscal_path: Path | None = None
 
 
 def write_manifest(out_dir: Path, files: list[Path], run: dict) -> tuple[Path, str]:
@@ -415,7 +430,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def write_reports(results_path: Path, out_dir: Path, *, evidence_dir: Path | None = None,
                   extra_files: list[Path] | None = None, waivers_ignored: list[str] | None = None,
                   signing_key: str | None = None) -> Written:
-    """Write the JSON and HTML reports and the manifest (signed when a key is given)."""
+    """Write the JSON and HTML reports, the OSCAL assessment results and the manifest (signed
+    when a key is given)."""
+    from .oscal import oscal_assessment_results
+
     results = json.loads(Path(results_path).read_text(encoding="utf-8"))
     out_dir.mkdir(parents=True, exist_ok=True)
     evidence_dir = evidence_dir or out_dir / "evidence"
@@ -424,10 +442,22 @@ def write_reports(results_path: Path, out_dir: Path, *, evidence_dir: Path | Non
     json_path, html_path = out_dir / REPORT_JSON, out_dir / REPORT_HTML
     _write_atomic(json_path, json.dumps(report, indent=2, ensure_ascii=False).encode())
     _write_atomic(html_path, render_html(report).encode())
+    problems = []
+    oscal_path: Path | None = out_dir / OSCAL_JSON
+    try:
+        oscal = oscal_assessment_results(report)
+    except (KeyError, TypeError, ValueError) as exc:
+        # The auditors' report stands on its own: a broken export must not cost it.
+        problems.append(f"OSCAL assessment results not written: {exc!r}")
+        oscal_path.unlink(missing_ok=True)  # never leave a previous run's beside this one
+        oscal_path = None
+    else:
+        _write_atomic(oscal_path, json.dumps(oscal, indent=2, ensure_ascii=False).encode())
     evidence = [evidence_dir / f"{c['check_id']}.json" for c in report["checks"]]
-    files = [Path(results_path), json_path, html_path, *evidence, *(extra_files or [])]
+    files = [Path(results_path), json_path, html_path, *([oscal_path] if oscal_path else []), *evidence,
+             *(extra_files or [])]
     manifest, digest = write_manifest(out_dir, files, report["run"])
-    written = Written(json_path, html_path, manifest, digest, report)
+    written = Written(json_path, html_path, manifest, digest, report, problems=problems, oscal_path=oscal_path)
     key = signing_key if signing_key is not None else os.environ.get(SIGNING_KEY_ENV)
     if key:
         try:
