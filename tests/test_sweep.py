@@ -389,6 +389,27 @@ def test_a_utf16_sqlite_database_gives_the_same_hits(tmp_path):
     }
 
 
+def test_a_latin1_postgres_database_gives_the_same_hits(pg_url):
+    """In a single-byte database a non-ASCII weak value takes one byte a character, fewer than
+    its UTF-8 form: the byte-length guard must still let it through."""
+    name = "sweep_latin1_" + uuid.uuid4().hex[:8]
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
+                             "TEMPLATE template0")
+    admin.dispose()
+    url = sa.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    team = Needle("s001", "department", "Büro Zürich Nord", weak=True)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id integer PRIMARY KEY, v text)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1, 'Büro Zürich Nord'), (2, 'Büro Basel')")
+        assert conn.exec_driver_sql("SELECT octet_length(v) FROM t WHERE id = 1").scalar() == len(team.value)
+    engine.dispose()
+    got = found(sweep([StoreSpec("app", url=url)], [*NEEDLES, team]))
+    assert got == {("t", "v", (("id", 1),), "department", "exact", True)}
+
+
 def test_misspelt_sqlite_path_is_a_store_error_and_creates_nothing(tmp_path):
     missing = tmp_path / "nope.db"
     with pytest.raises(StoreError, match="store 'app'.*nope.db"):

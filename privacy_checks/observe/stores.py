@@ -144,12 +144,32 @@ def sweep(
     return result
 
 
-def _byte_lengths(values: list[str]) -> list[int]:
-    """Every size in bytes the values can have as stored text: UTF-8, UTF-16 (a SQLite database
-    may be UTF-16, and a BLOB cast of its text keeps that encoding) and one byte a character
-    (a PostgreSQL database in LATIN1 or another single-byte encoding)."""
-    sizes = {len(v) for v in values}
-    return sorted(sizes | {len(v.encode(enc)) for v in values for enc in ("utf-8", "utf-16-le")})
+def _byte_lengths(values: list[str], encodings: Sequence[str] | None = None) -> list[int]:
+    """Every size in bytes the values can have as text stored in ``encodings`` (None: any we
+    know of — UTF-8, UTF-16 and one byte a character)."""
+    sizes: set[int] = set()
+    for enc in encodings or ("utf-8", "utf-16-le", "single-byte"):
+        sizes |= {len(v) if enc == "single-byte" else len(v.encode(enc)) for v in values}
+    return sorted(sizes)
+
+
+def _store_encodings(conn: Connection) -> tuple[str, ...] | None:
+    """How the store encodes text, where it says so; None (assume any) otherwise.
+
+    The byte-length guard must know it: a SQLite database may be UTF-16 (a BLOB cast keeps
+    that encoding), a PostgreSQL database LATIN1. Allowing every encoding's lengths is safe but
+    lets more values through to the membership test (measured: SQLite exact forms 1.2x -> 1.4x).
+    """
+    try:
+        if conn.dialect.name == "sqlite":
+            name = str(conn.exec_driver_sql("PRAGMA encoding").scalar() or "").upper()
+            return ("utf-8",) if name == "UTF-8" else ("utf-16-le",) if name.startswith("UTF-16") else None
+        if conn.dialect.name == "postgresql":
+            name = str(conn.exec_driver_sql("SHOW server_encoding").scalar() or "").upper()
+            return ("utf-8",) if name == "UTF8" else None
+    except sa.exc.DBAPIError:
+        conn.rollback()
+    return None
 
 
 class _Plan:
@@ -186,12 +206,16 @@ class _Plan:
         )
         # Hashes and weak values are both compared as whole values: one IN list per column.
         self.whole_values = self.digests + self.weak_values
-        self.whole_octet_lengths = _byte_lengths(self.whole_values)
         self.json_whole_values = self.whole_values + [
             json.dumps(v, ensure_ascii=False) for v in self.whole_values
         ]
-        self.json_whole_octet_lengths = _byte_lengths(self.json_whole_values)
+        self.set_encodings(None)
         self.prefilter = self._file_prefilter()
+
+    def set_encodings(self, encodings: Sequence[str] | None) -> None:
+        """The byte lengths whole values can have in the store about to be swept."""
+        self.whole_octet_lengths = _byte_lengths(self.whole_values, encodings)
+        self.json_whole_octet_lengths = _byte_lengths(self.json_whole_values, encodings)
 
     def _file_prefilter(self) -> re.Pattern[bytes] | None:
         parts = []
@@ -550,6 +574,7 @@ def _sweep_sql(store: StoreSpec, plan: _Plan, timeout_s: float, result: SweepRes
             if conn.dialect.name in ("mysql", "mariadb"):
                 conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
             conn.commit()
+            plan.set_encodings(_store_encodings(conn))
             tables = _tables(conn, store, result)
             conn.rollback()  # reflection autobegan a transaction; each table gets its own
             for schema, table, columns, key in tables:
