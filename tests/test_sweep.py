@@ -410,6 +410,35 @@ def test_a_latin1_postgres_database_gives_the_same_hits(pg_url):
     assert got == {("t", "v", (("id", 1),), "department", "exact", True)}
 
 
+def test_a_case_insensitive_gate_never_needs_an_ascii_letter_a_non_ascii_one_folds_to(pg_url):
+    """PostgreSQL's ILIKE lower-cases both sides, and the Kelvin sign lower-cases to 'k': a value
+    written with it matches 'kilo' in any case without holding 'k' or 'K'. The cheap gate in front
+    of the ILIKE must not be that letter (SQLite's LIKE folds ASCII only, so this is PostgreSQL's)."""
+    # Case mapping follows the database's LC_CTYPE: the throwaway cluster's C folds ASCII only.
+    name = "sweep_ctype_" + uuid.uuid4().hex[:8]
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name} LC_CTYPE 'C.UTF-8' LC_COLLATE 'C.UTF-8' "
+                                 "TEMPLATE template0")
+    except sa.exc.DBAPIError as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"this PostgreSQL server has no C.UTF-8 locale: {e.orig}")
+    finally:
+        admin.dispose()
+    url = sa.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    value = Needle("s001", "company", "Kilo", weak=False)  # no canary: searched for on its own
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id integer PRIMARY KEY, v text)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1, 'team \u212ailo north'), (2, 'team lima')")
+        assert conn.exec_driver_sql("SELECT v ILIKE '%%kilo%%' FROM t WHERE id = 1").scalar()
+    engine.dispose()
+    got = found(sweep([StoreSpec("app", url=url)], [value], forms=["exact", "casefold"]))
+    assert got == {("t", "v", (("id", 1),), "company", "casefold", False)}
+
+
 def test_misspelt_sqlite_path_is_a_store_error_and_creates_nothing(tmp_path):
     missing = tmp_path / "nope.db"
     with pytest.raises(StoreError, match="store 'app'.*nope.db"):
