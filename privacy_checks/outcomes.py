@@ -55,6 +55,19 @@ class NotVerified(Exception):
     """A mandatory right the profile says it cannot drive."""
 
 
+def settle(out, body, *args, **kwargs):
+    """Run a procedure's body, which fills ``out``; return ``out``. A skip (not applicable, not
+    verified) becomes ``out.skip`` and any framework error ``out.error``, so every check reading
+    the outcome reports it, instead of the first one raising and the others never running."""
+    try:
+        body(*args, **kwargs)
+    except (NotApplicable, NotVerified) as exc:
+        out.skip = exc
+    except PrivacyChecksError as exc:
+        out.error = str(exc)
+    return out
+
+
 def validate_check_id(check_id: str) -> str:
     if not CHECK_ID.match(check_id):
         raise ValueError(f"check id {check_id!r} must look like 'ccpa.delete.no-residual-data' "

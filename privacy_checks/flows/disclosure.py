@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from ..errors import PrivacyChecksError
 from ..observe.forms import Needle
 from ..observe.stores import Hit, sweep
-from ..outcomes import ControlFailed, NotApplicable, NotVerified
+from ..outcomes import ControlFailed, settle
 from ..policy import field_categories
 from ..runtime import store_specs
 
@@ -85,13 +85,7 @@ def needles_for(subject) -> list[Needle]:
 
 def run_disclosure(run, *, test_id: str, evidence) -> DisclosureOutcome:
     out = DisclosureOutcome()
-    try:
-        _run(run, test_id, evidence, out)
-    except (NotApplicable, NotVerified) as exc:
-        out.skip = exc
-    except PrivacyChecksError as exc:
-        out.error = str(exc)
-    return out
+    return settle(out, _run, run, test_id, evidence, out)
 
 
 def _run(run, test_id: str, evidence, out: DisclosureOutcome) -> None:

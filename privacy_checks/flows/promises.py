@@ -17,10 +17,9 @@ from datetime import date, datetime
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
-from ..errors import PrivacyChecksError
 from ..observe.forms import Needle
 from ..observe.stores import sweep
-from ..outcomes import CheckError, ControlFailed, NotApplicable, NotVerified
+from ..outcomes import CheckError, ControlFailed, settle
 from ..runtime import store_specs
 from .disclosure import where
 
@@ -44,13 +43,7 @@ def _params_of(op: dict) -> list[str]:
 
 def run_review_and_change(run, *, test_id: str, evidence) -> EditOutcome:
     out = EditOutcome()
-    try:
-        _review_and_change(run, test_id, evidence, out)
-    except (NotApplicable, NotVerified) as exc:
-        out.skip = exc
-    except PrivacyChecksError as exc:
-        out.error = str(exc)
-    return out
+    return settle(out, _review_and_change, run, test_id, evidence, out)
 
 
 def _shown(body) -> str:
@@ -186,13 +179,7 @@ class PageOutcome:
 
 def run_policy_page(run, policy, *, evidence) -> PageOutcome:
     out = PageOutcome()
-    try:
-        _policy_page(run, policy, evidence, out)
-    except (NotApplicable, NotVerified) as exc:
-        out.skip = exc
-    except PrivacyChecksError as exc:
-        out.error = str(exc)
-    return out
+    return settle(out, _policy_page, run, policy, evidence, out)
 
 
 def _policy_page(run, policy, evidence, out: PageOutcome) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import PollTimeout, PrivacyChecksError, UnexpectedStatus
 from ..observe import sinks as sink_obs
 from ..observe.forms import CANARY_RE, excerpt
-from ..outcomes import ControlFailed, NotApplicable, NotVerified, not_offered
+from ..outcomes import ControlFailed, NotVerified, not_offered, settle
 
 LEGAL_MAXIMUM = "15 business days (11 CCR §7026(f))"
 # how soon each choice must take effect, as the evidence states it next to the delay observed
@@ -167,13 +167,7 @@ def run_choice(run, *, test_id: str, evidence, kind: str) -> ChoiceOutcome:
     """Run the whole procedure for one choice; never raises for a broken promise."""
     choice = CHOICES[kind]
     out = ChoiceOutcome(kind=kind, label=choice.label, evidence=evidence)
-    try:
-        _run_choice(run, test_id, evidence, out, choice)
-    except (NotApplicable, NotVerified) as exc:
-        out.skip = exc
-    except PrivacyChecksError as exc:
-        out.error = str(exc)
-    return out
+    return settle(out, _run_choice, run, test_id, evidence, out, choice)
 
 
 def _run_choice(run, test_id: str, evidence, out: ChoiceOutcome, choice: Choice) -> None:
@@ -410,13 +404,7 @@ def _differences(a: Any, b: Any, ignore_a: set[str], ignore_b: set[str], path: s
 
 def run_non_discrimination(run, *, test_id: str, evidence) -> QuoteOutcome:
     out = QuoteOutcome(evidence=evidence)
-    try:
-        _run_non_discrimination(run, test_id, evidence, out)
-    except (NotApplicable, NotVerified) as exc:
-        out.skip = exc
-    except PrivacyChecksError as exc:
-        out.error = str(exc)
-    return out
+    return settle(out, _run_non_discrimination, run, test_id, evidence, out)
 
 
 def _run_non_discrimination(run, test_id: str, evidence, out: QuoteOutcome) -> None:
