@@ -25,7 +25,8 @@ from privacy_checks.observe.forms import (
     expand,
     match_text,
 )
-from privacy_checks.observe.stores import StoreSpec, _anchor, sweep
+from privacy_checks.observe.stores import StoreSpec, sweep
+from privacy_checks.observe.stores.sql import _anchor
 
 NO_PG = "PostgreSQL not available: install postgresql or set PRIVACY_CHECKS_TEST_PG_URL"
 

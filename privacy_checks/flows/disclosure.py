@@ -149,7 +149,7 @@ def _run(run, test_id: str, evidence, out: DisclosureOutcome) -> None:
 
 def column_hints(profile) -> list[str]:
     """Columns whose names suggest a category; a hint for a reviewer, never a finding."""
-    from ..observe.stores import _engine  # the sweep's read-only, time-bounded connection
+    from ..observe.stores.sql import _engine  # the sweep's read-only, time-bounded connection
 
     hints = []
     for spec in store_specs(profile):

@@ -30,7 +30,8 @@ import sqlalchemy as sa
 
 from ..errors import PrivacyChecksError, StoreError
 from .forms import Matcher, Needle, excerpt
-from .stores import StoreSpec, _engine, _redacted, _scrub, _statement_timeout, sweep
+from .stores import StoreSpec, sweep
+from .stores.sql import _engine, _redacted, _scrub, _statement_timeout
 
 _MAX_QUERY_ROWS = 100_000
 

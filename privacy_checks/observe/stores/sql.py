@@ -1,10 +1,9 @@
-"""Residual-data sweep: find subjects' values, in any form, in every table and file of a store.
+"""SQL stores (every SQLAlchemy dialect; tuned for SQLite and PostgreSQL): swept inside the engine.
 
-SQL stores are searched inside their own engine: per table one statement whose predicates are a
-few fixed substrings per column (the canary marker, its base64 renderings) plus IN-lists of hash
-digests and weak values, so its cost tracks the engine's scan speed whatever the number of
-subjects. Only the candidate rows (primary key and text columns) come back, and
-``forms.Matcher`` decides exactly which needle and form each one holds.
+Per table one statement whose predicates are a few fixed substrings per column (the canary
+marker, its base64 renderings) plus IN-lists of hash digests and weak values, so its cost tracks
+the engine's scan speed whatever the number of subjects. Only the candidate rows (primary key and
+text columns) come back, and ``forms.Matcher`` decides exactly which needle and form each holds.
 
 Each predicate is preceded by a cheaper one that every matching value passes (a pattern's rarest
 character; a whole value's byte length; a JSON document being a scalar), so the exact test runs
@@ -15,14 +14,11 @@ benchmarks/sweep.py measures each choice against the floor (one read of every te
 
 from __future__ import annotations
 
-import fnmatch
-import glob
-import gzip
 import json
 import os
 import re
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,124 +29,19 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.engine.reflection import Inspector
 
 from privacy_checks.errors import StoreError
-from privacy_checks.observe.forms import (
-    MARKER,
-    Match,
-    Matcher,
-    Needle,
-    base64_cores,
-    check_forms,
-    excerpt,
-    hash_digests,
-)
+from privacy_checks.observe.forms import MARKER
 
-__all__ = [
-    "Hit",
-    "StoreSpec",
-    "SweepResult",
-    "Timing",
-    "Unswept",
-    "sweep",
-    "text_expression",
-]
+from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, dedup, make_hit
+from .base import matches as _matches
 
 _SYSTEM_SCHEMAS = {"information_schema", "mysql", "performance_schema", "sys"}
 # Types that cannot hold a canary: not swept and not reported.
 _NOT_TEXT = (sa.Integer, sa.Numeric, sa.Boolean, sa.Date, sa.DateTime, sa.Time, sa.Interval, sa.Uuid)
-_FILE_PIECE = 1 << 20  # a line longer than this is read in pieces
-_PIECE_OVERLAP = 512  # longer than any form of a canary-bearing value we expect
 
 
-@dataclass
-class StoreSpec:
-    """A place to sweep: a SQLAlchemy ``url`` or a list of file ``files`` globs (exactly one).
-
-    Table and column filters are ``fnmatch`` patterns, compared case-insensitively against both
-    ``table`` and ``schema.table`` (columns: ``table.column`` and ``schema.table.column``).
-    """
-
-    name: str
-    url: str | None = None
-    schemas: list[str] | None = None
-    include_tables: list[str] | None = None
-    exclude_tables: list[str] = field(default_factory=list)
-    exclude_columns: list[str] = field(default_factory=list)
-    files: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        if (self.url is None) == (self.files is None):
-            raise ValueError(f"store {self.name!r}: give exactly one of url or files")
-
-
-@dataclass(frozen=True)
-class Hit:
-    store: str
-    location_kind: str  # "table" | "file"
-    table_or_path: str
-    column_or_line: str | int
-    row_key: dict[str, Any] | None
-    subject_id: str
-    field: str
-    form: str
-    weak: bool
-    excerpt: str
-
-
-@dataclass(frozen=True)
-class Unswept:
-    store: str
-    where: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Timing:
-    store: str
-    where: str | None  # None: the whole store
-    seconds: float
-    candidates: int = 0
-
-
-@dataclass
-class SweepResult:
-    hits: list[Hit] = field(default_factory=list)
-    unswept: list[Unswept] = field(default_factory=list)
-    timings: list[Timing] = field(default_factory=list)
-    empty_globs: list[tuple[str, str]] = field(default_factory=list)  # (store, glob)
-
-
-def sweep(
-    stores: Sequence[StoreSpec],
-    needles: Sequence[Needle],
-    *,
-    timeout_s: float = 60,
-    forms: Collection[str] | None = None,
-) -> SweepResult:
-    """Search every store for every needle in every form (or only ``forms``).
-
-    ``timeout_s`` bounds each statement (and each connection attempt). A store that cannot be
-    reached raises ``StoreError``; a table, column or file that cannot be read is listed in
-    ``unswept``. Nothing is written anywhere.
-    """
-    plan = _Plan(list(needles), check_forms(forms))
-    result = SweepResult()
-    for store in stores:
-        t0 = time.perf_counter()
-        if store.url is not None:
-            _sweep_sql(store, plan, timeout_s, result)
-        else:
-            _sweep_files(store, plan, result)
-        result.timings.append(Timing(store.name, None, time.perf_counter() - t0))
-    return result
-
-
-def _byte_lengths(values: list[str], encodings: Sequence[str] | None = None) -> list[int]:
-    """Every size in bytes the values can have as text stored in ``encodings`` (None: any we
-    know of — UTF-8, UTF-16 and one byte a character)."""
-    sizes: set[int] = set()
-    for enc in encodings or ("utf-8", "utf-16-le", "single-byte"):
-        sizes |= {len(v) if enc == "single-byte" else len(v.encode(enc)) for v in values}
-    return sorted(sizes)
+def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResult) -> None:
+    """Sweep every table of one SQL store into ``result``."""
+    _sweep_sql(store, plan, timeout_s, result)
 
 
 def _store_encodings(conn: Connection) -> tuple[str, ...] | None:
@@ -170,69 +61,6 @@ def _store_encodings(conn: Connection) -> tuple[str, ...] | None:
     except sa.exc.DBAPIError:
         conn.rollback()
     return None
-
-
-class _Plan:
-    """What to look for, computed once per sweep."""
-
-    def __init__(self, needles: list[Needle], forms: tuple[str, ...]):
-        self.forms = forms
-        self.matcher = Matcher(needles, forms)
-        strong = [n for n in self.matcher.needles if not n.weak]
-        anchored = [n for n in strong if MARKER in n.value.lower()]
-        self.marker = bool(anchored) and bool({"exact", "casefold", "urlencoded"} & set(forms))
-        self.case_insensitive = "casefold" in forms
-        self.marker_cores = base64_cores(MARKER.encode("ascii")) if anchored and "base64" in forms else []
-        # A value shorter than the shortest core of any needle cannot hold a base64 form.
-        self.min_base64_length = min(
-            (len(c) for n in anchored for c in base64_cores(n.value.encode("utf-8"))), default=0
-        )
-        # Rare: a strong value without a canary. Searched for on its own, at a cost per needle.
-        self.unanchored: list[tuple[str, bool]] = []
-        for n in strong:
-            if MARKER in n.value.lower():
-                continue
-            if {"exact", "casefold"} & set(forms):
-                self.unanchored.append((n.value, self.case_insensitive))
-            if "base64" in forms:
-                self.unanchored += [(core, False) for core in base64_cores(n.value.encode("utf-8"))]
-        digests: set[str] = set()
-        for n in strong:
-            digests |= {d for d, kind in hash_digests(n.value).items() if kind in forms}
-        # Whole-value comparison against both cases keeps the column bare (no lower() per row).
-        self.digests = sorted(digests | {d.upper() for d in digests})
-        self.weak_values = (
-            sorted({n.value for n in self.matcher.needles if n.weak}) if "exact" in forms else []
-        )
-        # Hashes and weak values are both compared as whole values: one IN list per column.
-        self.whole_values = self.digests + self.weak_values
-        self.json_whole_values = self.whole_values + [
-            json.dumps(v, ensure_ascii=False) for v in self.whole_values
-        ]
-        self.set_encodings(None)
-        self.prefilter = self._file_prefilter()
-
-    def set_encodings(self, encodings: Sequence[str] | None) -> None:
-        """The byte lengths whole values can have in the store about to be swept."""
-        self.whole_octet_lengths = _byte_lengths(self.whole_values, encodings)
-        self.json_whole_octet_lengths = _byte_lengths(self.json_whole_values, encodings)
-
-    def _file_prefilter(self) -> re.Pattern[bytes] | None:
-        parts = []
-        if self.marker:
-            parts.append(b"(?i:" + re.escape(MARKER.encode()) + b")")
-        parts += [re.escape(c.encode()) for c in self.marker_cores]
-        if self.digests:
-            parts.append(rb"[0-9A-Fa-f]{32}")
-        parts += [
-            (b"(?i:" + re.escape(v.encode()) + b")") if ci else re.escape(v.encode())
-            for v, ci in self.unanchored
-        ]
-        parts += [re.escape(v.encode()) for v in self.weak_values]
-        return re.compile(b"|".join(parts)) if parts else None
-
-
-# --- SQL stores -------------------------------------------------------------------------------
 
 
 def _redacted(url: sa.URL | str) -> str:
@@ -471,7 +299,7 @@ def _octet_length(dialect: Dialect, text: sa.ColumnElement) -> sa.ColumnElement:
     return sa.func.octet_length(text)
 
 
-def _whole_value_in(dialect: Dialect, col: _Column, text: sa.ColumnElement, plan: _Plan) -> sa.ColumnElement:
+def _whole_value_in(dialect: Dialect, col: _Column, text: sa.ColumnElement, plan: Plan) -> sa.ColumnElement:
     values, octets, name = plan.whole_values, plan.whole_octet_lengths, "pcq_whole"
     guard: sa.ColumnElement | None = None
     if isinstance(col.type_, sa.JSON):
@@ -497,7 +325,7 @@ def _whole_value_in(dialect: Dialect, col: _Column, text: sa.ColumnElement, plan
     return test if guard is None else sa.and_(guard, test)
 
 
-def _predicate(dialect: Dialect, col: _Column, plan: _Plan) -> sa.ColumnElement | None:
+def _predicate(dialect: Dialect, col: _Column, plan: Plan) -> sa.ColumnElement | None:
     text = text_expression(dialect, col.column, col.kind)
     preds: list[sa.ColumnElement] = []
     if plan.marker:
@@ -521,7 +349,7 @@ def _predicate(dialect: Dialect, col: _Column, plan: _Plan) -> sa.ColumnElement 
     return sa.or_(*preds) if preds else None
 
 
-def _gate_regex(plan: _Plan) -> str | None:
+def _gate_regex(plan: Plan) -> str | None:
     """A PostgreSQL regular expression true of every value any of the plan's patterns matches:
     one class of each pattern's rarest character. None when a pattern has no letter or digit."""
     patterns: list[tuple[str, bool]] = []
@@ -556,11 +384,7 @@ def _as_text(value: Any) -> str | None:
     return str(value)
 
 
-def _matches(patterns: Sequence[str], *names: str) -> bool:
-    return any(fnmatch.fnmatchcase(n.lower(), p.lower()) for p in patterns for n in names)
-
-
-def _sweep_sql(store: StoreSpec, plan: _Plan, timeout_s: float, result: SweepResult) -> None:
+def _sweep_sql(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResult) -> None:
     engine, url = _engine(store, timeout_s)
     try:
         try:
@@ -649,7 +473,7 @@ def _tables(conn: Connection, store: StoreSpec, result: SweepResult) -> list[tup
 def _sweep_table(
     conn: Connection,
     store: StoreSpec,
-    plan: _Plan,
+    plan: Plan,
     timeout_s: float,
     schema: str | None,
     table: str,
@@ -694,7 +518,7 @@ def _sweep_table(
 def _query_table(
     conn: Connection,
     store: StoreSpec,
-    plan: _Plan,
+    plan: Plan,
     timeout_s: float,
     schema: str | None,
     table: str,
@@ -736,91 +560,7 @@ def _query_table(
                 text = _as_text(row[len(key) + i])
                 if text is None:
                     continue
-                for m in _dedup(plan.matcher.find(text)):
-                    hits.append(_hit(store.name, "table", where, c.name, row_key, m, text))
-    result.hits += hits
-    return candidates
-
-
-def _dedup(matches: list[Match]) -> list[Match]:
-    """One hit per needle and form in a cell or line: the first occurrence."""
-    seen: dict[tuple[Needle, str], Match] = {}
-    for m in matches:
-        seen.setdefault((m.needle, m.form), m)
-    return list(seen.values())
-
-
-def _hit(store: str, kind: str, where: str, col: str | int, key, m: Match, text: str) -> Hit:
-    return Hit(
-        store=store,
-        location_kind=kind,
-        table_or_path=where,
-        column_or_line=col,
-        row_key=key,
-        subject_id=m.needle.subject_id,
-        field=m.needle.field,
-        form=m.form,
-        weak=m.needle.weak,
-        excerpt=excerpt(text, m.start, m.end),
-    )
-
-
-# --- file stores ------------------------------------------------------------------------------
-
-
-def _sweep_files(store: StoreSpec, plan: _Plan, result: SweepResult) -> None:
-    for pattern in store.files or []:
-        paths = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
-        if not paths:
-            result.empty_globs.append((store.name, pattern))
-            continue
-        for path in paths:
-            t0 = time.perf_counter()
-            n = _sweep_file(store, plan, path, result)
-            result.timings.append(Timing(store.name, path, time.perf_counter() - t0, n))
-
-
-def _pieces(stream) -> Iterator[tuple[int, bytes]]:
-    """(line number, piece): whole lines, or overlapping pieces of a line too long to hold."""
-    number = 1
-    tail = b""
-    while True:
-        piece = stream.readline(_FILE_PIECE)
-        if not piece:
-            return
-        yield number, tail + piece
-        if piece.endswith(b"\n"):
-            number += 1
-            tail = b""
-        else:
-            # Keep the end of this piece so a value split across pieces is still whole once.
-            tail = piece[-_PIECE_OVERLAP:]
-
-
-def _sweep_file(store: StoreSpec, plan: _Plan, path: str, result: SweepResult) -> int:
-    if os.path.isdir(path):
-        result.unswept.append(Unswept(store.name, path, "is a directory"))
-        return 0
-    candidates = 0
-    hits: list[Hit] = []
-    seen: set[tuple[int, Needle, str]] = set()
-    try:
-        with open(path, "rb") as raw:
-            gz = raw.read(2) == b"\x1f\x8b" or path.endswith(".gz")
-            raw.seek(0)
-            stream = gzip.GzipFile(fileobj=raw) if gz else raw
-            for number, piece in _pieces(stream):
-                if plan.prefilter is None or not plan.prefilter.search(piece):
-                    continue
-                candidates += 1
-                text = piece.decode("utf-8", errors="replace").rstrip("\r\n")
-                for m in _dedup(plan.matcher.find(text)):
-                    if (number, m.needle, m.form) in seen:
-                        continue
-                    seen.add((number, m.needle, m.form))
-                    hits.append(_hit(store.name, "file", path, number, None, m, text))
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        # Hits before the failure stand; the rest of the file is unknown.
-        result.unswept.append(Unswept(store.name, path, f"unreadable: {type(e).__name__}: {e}"))
+                for m in dedup(plan.matcher.find(text)):
+                    hits.append(make_hit(store.name, "table", where, c.name, row_key, m, text))
     result.hits += hits
     return candidates

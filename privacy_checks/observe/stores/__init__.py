@@ -1,0 +1,80 @@
+"""Residual-data sweep: find subjects' values, in any form, in every place a store keeps data.
+
+One contract for every kind of store: ``sweep(stores, needles)`` returns the hits (store,
+location, key, field, form) and what could not be swept. Each kind lives in its own module,
+chosen by the store's URL scheme (``KINDS``); a store given as ``files`` globs is swept by
+``files``. A kind module exposes ``sweep_store(store, plan, timeout_s, result)`` and is imported
+only when a profile names a store of that kind, so a driver nobody uses is never required.
+
+| kind    | module     | URL schemes                                                  |
+|---------|------------|--------------------------------------------------------------|
+| sql     | `sql.py`   | any SQLAlchemy URL (sqlite, postgresql, mysql, ...)          |
+| files   | `files.py` | none: the store gives `files` globs                          |
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Collection, Sequence
+
+from privacy_checks.observe.forms import Needle, check_forms
+
+from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept
+
+__all__ = [
+    "Hit",
+    "KINDS",
+    "StoreSpec",
+    "SweepResult",
+    "Timing",
+    "Unswept",
+    "kind_of",
+    "sweep",
+    "text_expression",
+]
+
+# URL scheme (before any "+driver") -> kind module. Anything else is a SQLAlchemy URL.
+KINDS: dict[str, str] = {}
+_DEFAULT_KIND = "sql"
+
+
+def kind_of(store: StoreSpec) -> str:
+    """The module (kind) that sweeps ``store``."""
+    if store.url is None:
+        return "files"
+    scheme = store.url.split(":", 1)[0].split("+", 1)[0].lower()
+    return KINDS.get(scheme, _DEFAULT_KIND)
+
+
+def _module(kind: str):
+    return importlib.import_module(f"{__name__}.{kind}")
+
+
+def sweep(
+    stores: Sequence[StoreSpec],
+    needles: Sequence[Needle],
+    *,
+    timeout_s: float = 60,
+    forms: Collection[str] | None = None,
+) -> SweepResult:
+    """Search every store for every needle in every form (or only ``forms``).
+
+    ``timeout_s`` bounds each statement (and each connection attempt). A store that cannot be
+    reached raises ``StoreError``; a table, column or file that cannot be read is listed in
+    ``unswept``. Nothing is written anywhere.
+    """
+    plan = Plan(list(needles), check_forms(forms))
+    result = SweepResult()
+    for store in stores:
+        t0 = time.perf_counter()
+        _module(kind_of(store)).sweep_store(store, plan, timeout_s, result)
+        result.timings.append(Timing(store.name, None, time.perf_counter() - t0))
+    return result
+
+
+def text_expression(*args, **kwargs):
+    """The column as text, as the SQL sweep reads it (see ``sql.text_expression``)."""
+    from .sql import text_expression as impl
+
+    return impl(*args, **kwargs)

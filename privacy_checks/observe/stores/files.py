@@ -1,0 +1,84 @@
+"""File stores (log files, exports, dumps; plain or gzip): read line by line, prefiltered by bytes.
+
+A line is decoded and matched only when one byte pattern of the plan's (the marker in any case,
+its base64 cores, a 32-digit hex run, a weak value) occurs in it; a line longer than
+``_FILE_PIECE`` is read in overlapping pieces so no value is cut in two unseen.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+import time
+from collections.abc import Iterator
+
+from privacy_checks.observe.forms import Needle
+
+from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, dedup, make_hit
+
+_FILE_PIECE = 1 << 20  # a line longer than this is read in pieces
+_PIECE_OVERLAP = 512  # longer than any form of a canary-bearing value we expect
+
+
+def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResult) -> None:
+    """Sweep every file the store's globs match into ``result``."""
+    _sweep_files(store, plan, result)
+
+
+def _sweep_files(store: StoreSpec, plan: Plan, result: SweepResult) -> None:
+    for pattern in store.files or []:
+        paths = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        if not paths:
+            result.empty_globs.append((store.name, pattern))
+            continue
+        for path in paths:
+            t0 = time.perf_counter()
+            n = _sweep_file(store, plan, path, result)
+            result.timings.append(Timing(store.name, path, time.perf_counter() - t0, n))
+
+
+def _pieces(stream) -> Iterator[tuple[int, bytes]]:
+    """(line number, piece): whole lines, or overlapping pieces of a line too long to hold."""
+    number = 1
+    tail = b""
+    while True:
+        piece = stream.readline(_FILE_PIECE)
+        if not piece:
+            return
+        yield number, tail + piece
+        if piece.endswith(b"\n"):
+            number += 1
+            tail = b""
+        else:
+            # Keep the end of this piece so a value split across pieces is still whole once.
+            tail = piece[-_PIECE_OVERLAP:]
+
+
+def _sweep_file(store: StoreSpec, plan: Plan, path: str, result: SweepResult) -> int:
+    if os.path.isdir(path):
+        result.unswept.append(Unswept(store.name, path, "is a directory"))
+        return 0
+    candidates = 0
+    hits: list[Hit] = []
+    seen: set[tuple[int, Needle, str]] = set()
+    try:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b" or path.endswith(".gz")
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw) if gz else raw
+            for number, piece in _pieces(stream):
+                if plan.prefilter is None or not plan.prefilter.search(piece):
+                    continue
+                candidates += 1
+                text = piece.decode("utf-8", errors="replace").rstrip("\r\n")
+                for m in dedup(plan.matcher.find(text)):
+                    if (number, m.needle, m.form) in seen:
+                        continue
+                    seen.add((number, m.needle, m.form))
+                    hits.append(make_hit(store.name, "file", path, number, None, m, text))
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        # Hits before the failure stand; the rest of the file is unknown.
+        result.unswept.append(Unswept(store.name, path, f"unreadable: {type(e).__name__}: {e}"))
+    result.hits += hits
+    return candidates
