@@ -35,6 +35,7 @@ DEFAULT_TIMEOUTS: dict[str, float] = {"request": 10.0, "operation": 120.0, "prop
 
 # Fields whose value is a credential: a literal here would end up in version control.
 _SECRET_KEYS = ("token", "password", "client_secret")
+_STORE_SECRET_KEYS = ("secret_access_key", "session_token")
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_REF = re.compile(r"\$\$\{|\$\{([^}]*)(\})?")
@@ -449,6 +450,9 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
         if isinstance(store.get("url"), str) and ("stores", i, "url") not in unresolved:
             out += _store_url_problems(("stores", i, "url"), name, store["url"],
                                        _lookup_raw(raw, ("stores", i, "url")))
+        for key in _STORE_SECRET_KEYS:  # an S3 store's credentials
+            if key in store and not _from_environment(_lookup_raw(raw, ("stores", i, key))):
+                out.append((("stores", i, key), "secrets must come from environment variables (${VAR})"))
 
     for op_name, op in _as_dict(data.get("operations")).items():
         op = _as_dict(op)
@@ -488,8 +492,8 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
             reads_sql = "table" in sink or "query" in sink
             out += _store_reference(("sinks", i, "store"), sink["store"], stores, "url" if reads_sql else None,
                                     "a sink's 'table' or 'query' is in a database store (one with a url)")
-        elif "table" in sink or "query" in sink:
-            out.append((("sinks", i), "'table' and 'query' need the sink's 'store'"))
+        elif "table" in sink or "query" in sink or "key" in sink:
+            out.append((("sinks", i), "'table', 'query' and 'key' need the sink's 'store'"))
 
     for i, exc in enumerate(_as_list(data.get("retention_exceptions"))):
         exc = _as_dict(exc)
@@ -497,7 +501,9 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
             if "table" in exc:
                 need, why = "url", "a 'table' is in a database store (one with a url)"
             elif "file" in exc:
-                need, why = "files", "a 'file' is in a file store (one with files)"
+                need, why = ("files", "lake"), "a 'file' is in a file or lake store (one with files or lake)"
+            elif "key" in exc:
+                need, why = "url", "a 'key' is in a Redis or S3 store (one with a url)"
             else:
                 need, why = None, ""
             out += _store_reference(("retention_exceptions", i, "store"), exc["store"], stores, need, why)
@@ -510,12 +516,13 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
     return out
 
 
-def _store_reference(path: JsonPath, name: str, stores: dict[str, dict], need: str | None,
+def _store_reference(path: JsonPath, name: str, stores: dict[str, dict], need: str | tuple[str, ...] | None,
                      why: str) -> list[Problem]:
     if name not in stores:
         declared = f"declared: {', '.join(stores)}" if stores else "no stores are declared"
         return [(path, f"no store named {name!r} ({declared})")]
-    if need and need not in stores[name]:
+    needs = (need,) if isinstance(need, str) else need
+    if needs and not any(n in stores[name] for n in needs):
         return [(path, f"store {name!r} does not fit: {why}")]
     return []
 
@@ -534,6 +541,8 @@ def _store_url_problems(path: JsonPath, name: Any, url: str, raw: Any) -> list[P
     from sqlalchemy.engine import make_url
 
     label = f"store {name!r}" if isinstance(name, str) else "store"
+    if re.match(r"(s3|spark|sc)://|local\b", url):
+        return []  # not SQLAlchemy URLs; the schema checks their shape, and they carry no password
     try:
         parsed = make_url(url)
     except Exception as exc:  # make_url raises ArgumentError or ValueError, with little detail

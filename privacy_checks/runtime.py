@@ -18,11 +18,23 @@ DEMO_PROFILE = "demo.yaml"
 
 
 def store_specs(profile) -> list:
-    """The profile's stores as the sweep's StoreSpecs (keys the sweep does not know dropped)."""
+    """The profile's stores as the sweep's StoreSpecs."""
+    return [store_spec(s) for s in profile.stores]
+
+
+# Keys every store may have that the sweep itself does not read.
+_NOT_SWEPT = ("expect_subject",)
+_SPEC_KEYS = ("name", "url", "schemas", "include_tables", "exclude_tables", "exclude_columns", "files", "lake")
+
+
+def store_spec(store: dict):
+    """One profile store as a StoreSpec: the keys every kind shares as fields, the rest (one
+    kind's settings, checked by the profile schema) as ``options`` for that kind's module."""
     from .observe.stores import StoreSpec
 
-    keys = ("name", "url", "schemas", "include_tables", "exclude_tables", "exclude_columns", "files")
-    return [StoreSpec(**{k: v for k, v in s.items() if k in keys and v is not None}) for s in profile.stores]
+    shared = {k: v for k, v in store.items() if k in _SPEC_KEYS and v is not None}
+    options = {k: v for k, v in store.items() if k not in _SPEC_KEYS and k not in _NOT_SWEPT}
+    return StoreSpec(**shared, options=options)
 
 
 def demo_profile_path() -> Path:

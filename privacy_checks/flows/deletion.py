@@ -64,10 +64,7 @@ def _locations(hits) -> dict[str, list[str]]:
 
 
 def describe_hit(hit) -> str:
-    where = (f"{hit.store}: table {hit.table_or_path}, column {hit.column_or_line}"
-             + (f", row {hit.row_key}" if hit.row_key else "")
-             if hit.location_kind == "table" else f"{hit.store}: file {hit.table_or_path}, line {hit.column_or_line}")
-    return f"{where}: field {hit.field} ({hit.form}) {hit.excerpt}"
+    return f"{hit.place()}: field {hit.field} ({hit.form}) {hit.excerpt}"
 
 
 def run_deletion(run, *, test_id: str, evidence, subject=None, control=None,
@@ -225,7 +222,7 @@ def _record_holds(run, subject, out: DeletionOutcome) -> None:
 
 
 def hit_location(hit) -> str:
-    return f"{hit.store}:{hit.table_or_path}:{hit.column_or_line if hit.location_kind == 'table' else '*'}"
+    return f"{hit.store}:{hit.table_or_path}:{'*' if hit.location_kind == 'file' else hit.column_or_line}"
 
 
 def overdue_retention(run) -> tuple[list[str], list[str]]:

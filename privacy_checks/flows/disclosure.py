@@ -71,7 +71,7 @@ class DisclosureOutcome:
 def where(hit: Hit) -> str:
     if hit.location_kind == "table":
         return f"{hit.store}: table {hit.table_or_path}, column {hit.column_or_line}"
-    return f"{hit.store}: file {hit.table_or_path}, line {hit.column_or_line}"
+    return hit.place()
 
 
 def needles_for(subject) -> list[Needle]:

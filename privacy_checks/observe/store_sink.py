@@ -29,8 +29,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import PrivacyChecksError, StoreError
+from ..runtime import store_spec
 from .forms import Matcher, Needle, excerpt
-from .stores import StoreSpec, sweep
+from .stores import StoreSpec, kind_of, sweep
 from .stores.sql import _engine, _redacted, _scrub, _statement_timeout
 
 _MAX_QUERY_ROWS = 100_000
@@ -57,23 +58,33 @@ def store_sink_hits(profile, sink: dict, needles: list[Needle], *, timeout_s: fl
     store = profile.store(sink.get("store") or "")
     if store is None:
         raise PrivacyChecksError(f"sink {name!r}: no store named {sink.get('store')!r} in the profile")
-    keys = ("name", "url", "schemas", "include_tables", "files")
-    spec = StoreSpec(**{k: v for k, v in store.items() if k in keys and v is not None})
+    # What was sent is read whole: the store's exclusions were chosen for residual-data sweeps.
+    spec = replace(store_spec(store), exclude_tables=[], exclude_columns=[])
+    spec.options.pop("exclude_keys", None)
+    kind = kind_of(spec)
     if sink.get("query"):
         return _query_hits(spec, sink, needles, timeout_s)
     if sink.get("table"):
-        if spec.url is None:
-            raise PrivacyChecksError(f"sink {name!r}: 'table' needs a database store; {spec.name!r} is files")
+        if kind != "sql":
+            raise PrivacyChecksError(f"sink {name!r}: 'table' needs a database store; {spec.name!r} is {kind}")
         tables = sink["table"] if isinstance(sink["table"], list) else [sink["table"]]
         spec = replace(spec, include_tables=tables)
+    if sink.get("key"):
+        if kind not in ("redis", "s3"):
+            raise PrivacyChecksError(f"sink {name!r}: 'key' names Redis keys or S3 objects; {spec.name!r} is {kind}")
+        # A Redis stream or list, or an S3 prefix, standing for what went to this recipient.
+        spec.options["include_keys"] = [sink["key"]]
     result = sweep([spec], needles, timeout_s=timeout_s)
     if result.unswept:
         first = result.unswept[0]
         # an unreadable record of deliveries would otherwise read as "nothing was sent"
         raise PrivacyChecksError(f"sink {name!r}: cannot read {first.where} in store {first.store}: {first.reason}")
-    if spec.url is not None and not any(t.where for t in result.timings):
+    if kind == "sql" and not any(t.where for t in result.timings):
         raise PrivacyChecksError(f"sink {name!r}: no table matching {spec.include_tables or '*'} "
                                  f"in store {spec.name!r}")
+    examined = result.examined.get(spec.name, {})
+    if kind in ("redis", "s3") and not (examined.get("keys") or examined.get("objects")):
+        raise PrivacyChecksError(f"sink {name!r}: nothing matching {sink.get('key') or '*'} in store {spec.name!r}")
     if result.empty_globs:
         raise PrivacyChecksError(f"sink {name!r}: no file matches {result.empty_globs[0][1]} "
                                  f"in store {spec.name!r}")
@@ -81,8 +92,10 @@ def store_sink_hits(profile, sink: dict, needles: list[Needle], *, timeout_s: fl
     for h in result.hits:
         if h.location_kind == "table":
             location = f"table {h.table_or_path} column {h.column_or_line} row {h.row_key}"
-        else:
+        elif h.location_kind == "file":
             location = f"file {h.table_or_path} line {h.column_or_line}"
+        else:
+            location = h.place().split(": ", 1)[1]
         hits.append(StoreSinkHit(name, sink.get("role", "?"), h.store, location, h.subject_id, h.field,
                                  h.form, h.excerpt))
     return hits

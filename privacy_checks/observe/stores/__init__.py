@@ -10,14 +10,20 @@ only when a profile names a store of that kind, so a driver nobody uses is never
 |---------|------------|--------------------------------------------------------------|
 | sql     | `sql.py`   | any SQLAlchemy URL (sqlite, postgresql, mysql, ...)          |
 | files   | `files.py` | none: the store gives `files` globs                          |
+| redis   | `redis.py` | `redis://`, `rediss://`                                      |
+| s3      | `s3.py`    | `s3://bucket/prefix` (any S3-compatible endpoint)            |
+| lake    | `lake.py`  | none: the store gives `lake` globs (Parquet, CSV, JSON Lines) |
+| spark   | `spark.py` | `spark://` (a master), `sc://` (Spark Connect), `local[N]`   |
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import time
 from collections.abc import Collection, Sequence
 
+from privacy_checks.errors import StoreError
 from privacy_checks.observe.forms import Needle, check_forms
 
 from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept
@@ -35,20 +41,41 @@ __all__ = [
 ]
 
 # URL scheme (before any "+driver") -> kind module. Anything else is a SQLAlchemy URL.
-KINDS: dict[str, str] = {}
+KINDS: dict[str, str] = {"redis": "redis", "rediss": "redis", "s3": "s3", "spark": "spark", "sc": "spark"}
 _DEFAULT_KIND = "sql"
+# Spark's own names for a master on this machine: "local", "local[4]", "local[*]", "local[2,3]".
+_SPARK_LOCAL = re.compile(r"^local(\[[0-9*]+(,[0-9]+)?\])?$")
+# kind -> (the package it imports, how to install it)
+_PACKAGES = {
+    "redis": ("redis", "pip install redis"),
+    "s3": ("boto3", "pip install boto3"),
+    "lake": ("duckdb", "pip install duckdb"),
+    "spark": ("pyspark", "pip install 'privacy-checks[spark]'"),
+}
 
 
 def kind_of(store: StoreSpec) -> str:
     """The module (kind) that sweeps ``store``."""
+    if store.lake is not None:
+        return "lake"
     if store.url is None:
         return "files"
+    if _SPARK_LOCAL.match(store.url.strip()):
+        return "spark"
     scheme = store.url.split(":", 1)[0].split("+", 1)[0].lower()
     return KINDS.get(scheme, _DEFAULT_KIND)
 
 
-def _module(kind: str):
-    return importlib.import_module(f"{__name__}.{kind}")
+def _module(kind: str, store: StoreSpec | None = None):
+    try:
+        return importlib.import_module(f"{__name__}.{kind}")
+    except ModuleNotFoundError as e:
+        package, install = _PACKAGES.get(kind, (e.name, f"pip install {e.name}"))
+        if e.name != package:
+            raise
+        name = f"store {store.name!r}" if store else "a store"
+        raise StoreError(f"{name} is a {kind} store, which needs the Python package {package!r}, "
+                         f"not installed here: {install}") from None
 
 
 def sweep(
@@ -68,7 +95,7 @@ def sweep(
     result = SweepResult()
     for store in stores:
         t0 = time.perf_counter()
-        _module(kind_of(store)).sweep_store(store, plan, timeout_s, result)
+        _module(kind_of(store), store).sweep_store(store, plan, timeout_s, result)
         result.timings.append(Timing(store.name, None, time.perf_counter() - t0))
     return result
 

@@ -29,10 +29,13 @@ from privacy_checks.observe.forms import (
 
 @dataclass
 class StoreSpec:
-    """A place to sweep: a SQLAlchemy ``url`` or a list of file ``files`` globs (exactly one).
+    """A place to sweep: a ``url`` (its scheme chooses the kind), ``files`` globs (log files,
+    dumps) or ``lake`` globs (Parquet, CSV, JSON Lines read by DuckDB) — exactly one.
 
     Table and column filters are ``fnmatch`` patterns, compared case-insensitively against both
     ``table`` and ``schema.table`` (columns: ``table.column`` and ``schema.table.column``).
+    ``options`` holds the settings only one kind reads (a Redis store's ``max_value_bytes``, an
+    S3 store's ``endpoint_url``...); each kind module documents and checks its own.
     """
 
     name: str
@@ -42,10 +45,12 @@ class StoreSpec:
     exclude_tables: list[str] = field(default_factory=list)
     exclude_columns: list[str] = field(default_factory=list)
     files: list[str] | None = None
+    lake: list[str] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if (self.url is None) == (self.files is None):
-            raise ValueError(f"store {self.name!r}: give exactly one of url or files")
+        if sum(x is not None for x in (self.url, self.files, self.lake)) != 1:
+            raise ValueError(f"store {self.name!r}: give exactly one of url, files or lake")
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,38 @@ class Hit:
     form: str
     weak: bool
     excerpt: str
+    # Seconds until the store itself drops the value (a Redis key's TTL); None: no expiry known.
+    expires_in: float | None = None
+
+    def place(self) -> str:
+        """Where the hit is, in the store's own terms: what a reader needs to find it again."""
+        kind, where, at, key = self.location_kind, self.table_or_path, self.column_or_line, self.row_key or {}
+        if kind == "table":
+            return f"{self.store}: table {where}, column {at}" + (f", row {self.row_key}" if self.row_key else "")
+        if kind == "key":
+            held = "no expiry" if self.expires_in is None else f"held for {held_for(self.expires_in)} more"
+            return f"{self.store}: db {key.get('db')}, key {where} ({key.get('type')}), {at}, {held}"
+        if kind == "object":
+            version = key.get("version_id")
+            state = "latest" if key.get("latest") else "noncurrent"
+            inner = f", {at}" if at != "" else ""
+            return f"{self.store}: object {where}" + (f", version {version} ({state})" if version else "") + inner
+        if kind == "row":
+            return f"{self.store}: file {where}, row {key.get('row')}, column {at}"
+        return f"{self.store}: file {where}, line {at}"
+
+
+def held_for(seconds: float) -> str:
+    """A remaining lifetime as people say it: '6 days 23 h', '59 min', '12 s'."""
+    s = int(seconds)
+    days, rest = divmod(s, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} day{'s' if days != 1 else ''}" + (f" {hours} h" if hours else "")
+    if hours:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    return f"{minutes} min" if minutes else f"{secs} s"
 
 
 @dataclass(frozen=True)
@@ -83,6 +120,13 @@ class SweepResult:
     unswept: list[Unswept] = field(default_factory=list)
     timings: list[Timing] = field(default_factory=list)
     empty_globs: list[tuple[str, str]] = field(default_factory=list)  # (store, glob)
+    # What was looked at, per store: {"cache": {"keys": 1200, "values": 1200}, "app": {"tables": 9}}.
+    # A pass must rest on a positive count; each kind counts in its own units.
+    examined: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, store: str, unit: str, n: int = 1) -> None:
+        per = self.examined.setdefault(store, {})
+        per[unit] = per.get(unit, 0) + n
 
 
 def byte_lengths(values: list[str], encodings: Sequence[str] | None = None) -> list[int]:
@@ -166,7 +210,8 @@ def dedup(matches: list[Match]) -> list[Match]:
     return list(seen.values())
 
 
-def make_hit(store: str, kind: str, where: str, col: str | int, key, m: Match, text: str) -> Hit:
+def make_hit(store: str, kind: str, where: str, col: str | int, key, m: Match, text: str,
+             expires_in: float | None = None) -> Hit:
     return Hit(
         store=store,
         location_kind=kind,
@@ -178,4 +223,24 @@ def make_hit(store: str, kind: str, where: str, col: str | int, key, m: Match, t
         form=m.form,
         weak=m.needle.weak,
         excerpt=excerpt(text, m.start, m.end),
+        expires_in=expires_in,
     )
+
+
+def hits_in(plan: Plan, text: str, store: str, kind: str, where: str, col: str | int, key=None,
+            expires_in: float | None = None) -> list[Hit]:
+    """Every needle and form the plan's Matcher finds in one candidate value, as hits."""
+    return [make_hit(store, kind, where, col, key, m, text, expires_in) for m in dedup(plan.matcher.find(text))]
+
+
+def as_text(value: Any) -> str | None:
+    """A value a store returned, as the text the Matcher reads (bytes decoded leniently)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)

@@ -35,6 +35,7 @@ def _sweep_files(store: StoreSpec, plan: Plan, result: SweepResult) -> None:
         for path in paths:
             t0 = time.perf_counter()
             n = _sweep_file(store, plan, path, result)
+            result.count(store.name, "files")
             result.timings.append(Timing(store.name, path, time.perf_counter() - t0, n))
 
 
@@ -55,6 +56,15 @@ def _pieces(stream) -> Iterator[tuple[int, bytes]]:
             tail = piece[-_PIECE_OVERLAP:]
 
 
+def candidate_lines(plan: Plan, stream) -> Iterator[tuple[int, str]]:
+    """(line number, decoded text) of every line (or piece of a long line) the plan's byte
+    prefilter lets through; the Matcher then decides. Shared with object stores (s3.py)."""
+    for number, piece in _pieces(stream):
+        if plan.prefilter is None or not plan.prefilter.search(piece):
+            continue
+        yield number, piece.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
 def _sweep_file(store: StoreSpec, plan: Plan, path: str, result: SweepResult) -> int:
     if os.path.isdir(path):
         result.unswept.append(Unswept(store.name, path, "is a directory"))
@@ -67,11 +77,8 @@ def _sweep_file(store: StoreSpec, plan: Plan, path: str, result: SweepResult) ->
             gz = raw.read(2) == b"\x1f\x8b" or path.endswith(".gz")
             raw.seek(0)
             stream = gzip.GzipFile(fileobj=raw) if gz else raw
-            for number, piece in _pieces(stream):
-                if plan.prefilter is None or not plan.prefilter.search(piece):
-                    continue
+            for number, text in candidate_lines(plan, stream):
                 candidates += 1
-                text = piece.decode("utf-8", errors="replace").rstrip("\r\n")
                 for m in dedup(plan.matcher.find(text)):
                     if (number, m.needle, m.form) in seen:
                         continue

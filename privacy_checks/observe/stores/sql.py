@@ -401,6 +401,8 @@ def _sweep_sql(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResu
             plan.set_encodings(_store_encodings(conn))
             tables = _tables(conn, store, result)
             conn.rollback()  # reflection autobegan a transaction; each table gets its own
+            result.count(store.name, "tables", len(tables))
+            result.count(store.name, "columns", sum(len(t[2]) for t in tables))
             for schema, table, columns, key in tables:
                 where = table if schema is None else f"{schema}.{table}"
                 t0 = time.perf_counter()

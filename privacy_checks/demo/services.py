@@ -1,0 +1,182 @@
+"""Real services on loopback for the demo and the framework's tests: redis-server and an S3 endpoint.
+
+Each runs as its own process, started on a free loopback port and stopped with its owner: the
+demo starts both with itself (they share its process group, so stopping the demo stops them),
+and tests start their own, so no test depends on a service started beforehand.
+
+- ``RedisServer``: Debian's ``redis-server`` binary, no persistence, a password when asked.
+- ``S3Server``: moto's standalone server (``moto[server]``), an in-memory S3-compatible endpoint;
+  ``python -m privacy_checks.demo.services s3`` binds port 0 and prints the port it got.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from ..errors import PrivacyChecksError
+
+S3_READY = "privacy-checks s3 ready"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@dataclass
+class RedisServer:
+    """``redis-server`` on 127.0.0.1 and a free port; ``url`` carries the password if any."""
+
+    password: str | None = None
+    start_timeout: float = 15.0
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not os.path.exists(binary):
+            raise PrivacyChecksError("redis-server not found: install Debian's redis-server package "
+                                     "(apt-get install redis-server)")
+        last = ""
+        for _ in range(3):  # the free port may be taken between choosing and binding it
+            self.port = free_port()
+            argv = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+                    "--protected-mode", "yes", "--loglevel", "warning", *self.extra]
+            if self.password:
+                argv += ["--requirepass", self.password]
+            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                         stdin=subprocess.DEVNULL)
+            if self._wait():
+                return self
+            last = (self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else "").strip()
+            _stop(self.proc)
+        raise PrivacyChecksError(f"redis-server did not start on 127.0.0.1: {last.splitlines()[-1] if last else ''}")
+
+    def _wait(self) -> bool:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    reply = s.recv(64)
+                if reply.startswith((b"+PONG", b"-NOAUTH")):
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.02)
+        return False
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        if self.proc is not None and self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+
+@dataclass
+class S3Server:
+    """moto's standalone S3-compatible server on 127.0.0.1 and a port it chose itself."""
+
+    start_timeout: float = 60.0
+    url: str = ""
+    proc: subprocess.Popen | None = None
+    access_key: str = "privacy-checks"
+    secret_key: str = "privacy-checks-secret"
+    region: str = "us-east-1"
+
+    def start(self) -> S3Server:
+        self.proc = subprocess.Popen([sys.executable, "-m", "privacy_checks.demo.services", "s3"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdin=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + self.start_timeout
+        try:
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if not sel.select(timeout=0.2):
+                    continue
+                line = self.proc.stdout.readline()
+                if line.startswith(S3_READY):
+                    self.url = line.split("url=", 1)[1].strip()
+                    return self
+                if not line:
+                    break
+        finally:
+            sel.close()
+        err = self.proc.stderr.read().strip() if self.proc.poll() is not None and self.proc.stderr else ""
+        self.stop()
+        raise PrivacyChecksError(f"the S3 server (moto) did not start within {self.start_timeout:.0f} s"
+                                 + (f": {err.splitlines()[-1]}" if err else ""))
+
+    def client(self):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.url, region_name=self.region,
+                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+                            config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2}))
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        if self.proc is not None:
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream:
+                    stream.close()
+        self.proc = None
+
+
+def _serve_s3() -> int:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer("127.0.0.1", 0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"{S3_READY} url=http://{host}:{port}", flush=True)
+    while not stopping and os.getppid() != 1:  # an orphan (its owner killed) stops too
+        time.sleep(0.2)
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["s3"]:
+        sys.exit(_serve_s3())
+    print("usage: python -m privacy_checks.demo.services s3", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,436 @@
+"""Redis stores (``redis://``, ``rediss://``): every key name and every value of every type.
+
+Keys are listed with ``SCAN`` (never ``KEYS``, which blocks the server for the whole keyspace)
+and read page by page with two pipelined round trips: the types of the page's keys, then one
+read per key by type (``GETRANGE`` for strings, ``HSCAN``/``SSCAN``/``ZSCAN``, ``LRANGE``,
+``XRANGE``, ``JSON.GET``). A collection too large for one reply is read on by its own cursor.
+That is the floor benchmarks/sweep.py measures (one SCAN and a pipelined read of every value);
+the sweep adds only the byte prefilter and the Matcher on the values, and a third round trip
+(``PTTL``, ``TYPE``) for the few keys that hold a needle, so a finding can say how long Redis
+will keep it.
+
+``SCAN`` guarantees every key present for the whole iteration is returned at least once, and
+may return one twice: keys are deduplicated per database, and a key that vanished between two
+round trips (type ``none``) is skipped. A value larger than ``max_value_bytes`` is read up to
+the cap and reported as unswept (the rest is unknown), which makes an absence check an error.
+
+``search: lua`` runs one Lua script per SCAN page that tests every value on the server and
+returns only candidate keys (measured 0.58x the floor's time in the issue), but blocks the
+server while it runs (~13 ms per page of 1000 keys): for non-production targets only, never
+the default.
+
+Profile keys (besides ``url``): ``databases`` (default: the URL's database if it names one,
+else every database holding keys), ``include_keys``/``exclude_keys`` (globs on key names),
+``max_value_bytes`` (default 1 MiB), ``scan_count`` (default 1000), ``search`` (scan | lua).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.exceptions import RedisError
+
+from privacy_checks.errors import StoreError
+from privacy_checks.observe.forms import MARKER
+
+from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, hits_in
+
+_DEFAULT_CAP = 1 << 20
+
+
+@dataclass
+class Options:
+    databases: list[int] | None = None
+    include_keys: list[str] = field(default_factory=list)
+    exclude_keys: list[str] = field(default_factory=list)
+    max_value_bytes: int = _DEFAULT_CAP
+    scan_count: int = 1000
+    search: str = "scan"
+
+    @classmethod
+    def of(cls, store: StoreSpec) -> Options:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(store.options) - known)
+        if unknown:
+            raise StoreError(f"store {store.name!r}: unknown Redis setting(s) {', '.join(unknown)}")
+        opts = cls(**store.options)
+        if opts.search not in ("scan", "lua"):
+            raise StoreError(f"store {store.name!r}: search must be 'scan' or 'lua', not {opts.search!r}")
+        return opts
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (``redis://:***@host:6379/0``)."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def _scrub(message: str, url: str) -> str:
+    password = urllib.parse.urlsplit(url).password
+    first = message.strip().splitlines()[0] if message.strip() else message
+    return first.replace(password, "***") if password else first
+
+
+def _url_database(url: str) -> int | None:
+    """The database the URL names (path ``/2`` or ``?db=2``), or None if it names none."""
+    parts = urllib.parse.urlsplit(url)
+    db = urllib.parse.parse_qs(parts.query).get("db")
+    if db:
+        return int(db[0])
+    path = parts.path.strip("/")
+    return int(path) if path.isdigit() else None
+
+
+def connect(store: StoreSpec, timeout_s: float, db: int | None = None) -> redis.Redis:
+    """A client for one database, every command bounded by ``timeout_s``."""
+    assert store.url is not None
+    kwargs: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": min(timeout_s, 10)}
+    if db is not None:
+        kwargs["db"] = db
+    try:
+        return redis.Redis.from_url(store.url, **kwargs)
+    except (ValueError, RedisError) as e:
+        raise StoreError(f"store {store.name!r}: invalid Redis URL {redacted(store.url)}: "
+                         f"{_scrub(str(e), store.url)}") from None
+
+
+def store_error(store: StoreSpec, e: Exception) -> StoreError:
+    assert store.url is not None
+    return StoreError(f"store {store.name!r}: cannot read {redacted(store.url)}: {type(e).__name__}: "
+                      f"{_scrub(str(e), store.url)}")
+
+
+def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResult) -> None:
+    """Sweep every key of every database the store names into ``result``."""
+    opts = Options.of(store)
+    try:
+        databases = _databases(store, opts, timeout_s)
+        for db in databases:
+            t0 = time.perf_counter()
+            client = connect(store, timeout_s, db)
+            try:
+                n = _Sweeper(store, plan, opts, client, db, result).run()
+            finally:
+                client.close()
+            result.timings.append(Timing(store.name, f"db {db}", time.perf_counter() - t0, n))
+        result.count(store.name, "databases", len(databases))
+    except RedisError as e:
+        raise store_error(store, e) from None
+
+
+def _databases(store: StoreSpec, opts: Options, timeout_s: float) -> list[int]:
+    if opts.databases is not None:
+        return list(opts.databases)
+    named = _url_database(store.url or "")
+    if named is not None:
+        return [named]
+    client = connect(store, timeout_s)
+    try:
+        keyspace = client.info("keyspace")
+    finally:
+        client.close()
+    # {"db0": {"keys": 3, ...}}; a server with no key at all still has database 0 to show as swept
+    return sorted(int(name[2:]) for name in keyspace if name.startswith("db")) or [0]
+
+
+# How a collection is read a chunk at a time: (command, first cursor); see _Sweeper._read_chunks.
+_COLLECTIONS = ("hash", "set", "zset", "list", "stream")
+
+
+class _Sweeper:
+    """One database: SCAN pages, pipelined reads, the Matcher on each value."""
+
+    def __init__(self, store: StoreSpec, plan: Plan, opts: Options, client: redis.Redis, db: int,
+                 result: SweepResult) -> None:
+        self.store, self.plan, self.opts, self.client, self.db, self.result = store, plan, opts, client, db, result
+        self.prefilter = plan.prefilter
+        self.seen: set[bytes] = set()
+        self.candidates = 0
+        self.chunk = max(1, opts.scan_count)
+        self._lua = None
+
+    def run(self) -> int:
+        patterns = self.opts.include_keys or ["*"]
+        for pattern in patterns:
+            cursor = 0
+            while True:
+                if self.opts.search == "lua":
+                    cursor, keys = self._lua_page(cursor, pattern)
+                else:
+                    cursor, keys = self.client.scan(cursor, match=pattern if pattern != "*" else None,
+                                                    count=self.opts.scan_count)
+                self._page(keys)
+                if cursor == 0:
+                    break
+        return self.candidates
+
+    # -- one SCAN page ---------------------------------------------------------------------------
+    def _page(self, keys: list[bytes]) -> None:
+        fresh = []
+        for key in keys:
+            if key in self.seen:
+                continue  # SCAN may return a key twice (rehashing); it is swept once
+            self.seen.add(key)
+            if self.opts.exclude_keys and _matches(self.opts.exclude_keys, key):
+                continue
+            fresh.append(key)
+        if not fresh:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for key in fresh:
+            pipe.type(key)
+        types = [t.decode() if isinstance(t, bytes) else str(t) for t in pipe.execute()]
+        pipe = self.client.pipeline(transaction=False)
+        readers = []
+        for key, kind in zip(fresh, types, strict=True):
+            if kind == "none":
+                continue  # deleted since SCAN returned it
+            readers.append((key, kind))
+            _first_read(pipe, key, kind, self.opts.max_value_bytes, self.chunk)
+        replies = pipe.execute(raise_on_error=False)
+        self.result.count(self.store.name, "keys", len(readers))
+        found: dict[bytes, list[tuple[str, bytes]]] = {}
+        for (key, kind), reply in zip(readers, replies, strict=True):
+            if isinstance(reply, Exception):
+                self._unswept(key, f"cannot read its {kind} value: {reply}")
+                continue
+            values = list(self._values(key, kind, reply))
+            self.result.count(self.store.name, "values", len(values))
+            hold = [(where, data) for where, data in [("key name", key), *values] if self._candidate(data)]
+            if hold:
+                found[key] = hold
+        if found:
+            self._report(found)
+
+    def _candidate(self, data: bytes) -> bool:
+        return bool(data) and (self.prefilter is None or self.prefilter.search(data) is not None)
+
+    def _values(self, key: bytes, kind: str, reply) -> Any:
+        """(where in the key, bytes) of every value the key holds, reading on past the first reply."""
+        cap = self.opts.max_value_bytes
+        if kind == "string":
+            if len(reply) > cap:
+                self._unswept(key, f"string value larger than max_value_bytes ({cap}): only the first {cap} "
+                                   "bytes were read")
+                reply = reply[:cap]
+            yield "value", reply
+            return
+        if kind == "ReJSON-RL":
+            yield "document", reply if isinstance(reply, bytes) else str(reply).encode()
+            return
+        if kind not in _COLLECTIONS:
+            self._unswept(key, f"type {kind} is not read by the sweep")
+            return
+        if kind == "list":
+            reply = (0, reply)  # LRANGE's reply, with where it started
+        read = 0
+        for where, data in _chunk_values(kind, reply):
+            read += len(data)
+            yield where, data
+        for where, data in self._rest(key, kind, reply):
+            read += len(data)
+            if read > cap:
+                self._unswept(key, f"{kind} larger than max_value_bytes ({cap}): the rest was not read")
+                return
+            yield where, data
+
+    def _rest(self, key: bytes, kind: str, reply) -> Any:
+        """The members beyond the first reply, one chunk per round trip (large collections only)."""
+        while True:
+            if kind in ("hash", "set", "zset"):
+                cursor = int(reply[0])
+                if cursor == 0:
+                    return
+                command = {"hash": "HSCAN", "set": "SSCAN", "zset": "ZSCAN"}[kind]
+                reply = self.client.execute_command(command, key, cursor, "COUNT", self.chunk)
+                yield from _chunk_values(kind, reply)
+            elif kind == "list":
+                start, items = reply
+                if len(items) < self.chunk:
+                    return
+                start += len(items)
+                reply = (start, self.client.lrange(key, start, start + self.chunk - 1))
+                yield from _chunk_values(kind, reply)
+            else:  # stream
+                entries = reply
+                if len(entries) < self.chunk:
+                    return
+                last = entries[-1][0]
+                last = last.decode() if isinstance(last, bytes) else last
+                reply = self.client.xrange(key, min=f"({last}", count=self.chunk)
+                yield from _chunk_values(kind, reply)
+
+    def _report(self, found: dict[bytes, list[tuple[str, bytes]]]) -> None:
+        """Match the candidates; a third round trip fetches type and TTL for keys with hits."""
+        hits: dict[bytes, list[tuple[str, str]]] = {}
+        for key, values in found.items():
+            self.candidates += 1
+            for where, data in values:
+                text = data.decode("utf-8", errors="replace")
+                if self.plan.matcher.find(text):
+                    hits.setdefault(key, []).append((where, text))
+        if not hits:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for key in hits:
+            pipe.type(key)
+            pipe.pttl(key)
+        replies = pipe.execute()
+        for i, (key, values) in enumerate(hits.items()):
+            kind, pttl = replies[2 * i], replies[2 * i + 1]
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            # -1: no expiry; -2: gone since it was read (the read still saw it, so it stands).
+            expires = pttl / 1000 if pttl is not None and pttl >= 0 else None
+            name = key.decode("utf-8", errors="replace")
+            row = {"db": self.db, "type": kind if kind != "none" else "gone since read"}
+            for where, text in values:
+                self.result.hits += _hits(self.plan, text, self.store.name, name, where, row, expires)
+
+    def _unswept(self, key: bytes, reason: str) -> None:
+        name = key.decode("utf-8", errors="replace")
+        self.result.unswept.append(Unswept(self.store.name, f"db {self.db} key {name}", reason))
+
+    # -- server-side search (search: lua) ------------------------------------------------------------
+    def _lua_page(self, cursor: int, pattern: str) -> tuple[int, list[bytes]]:
+        if self._lua is None:
+            self._lua = self.client.register_script(_LUA_SEARCH)
+        ci, cs, whole, hex_runs = _literals(self.plan)
+        args = [cursor, self.opts.scan_count, pattern, len(ci), len(cs), len(whole), int(hex_runs),
+                *ci, *cs, *whole]
+        next_cursor, keys, scanned = self._lua(keys=[], args=args)
+        # Keys the script found nothing in were swept on the server: count them as examined there.
+        self.result.count(self.store.name, "keys searched on the server", int(scanned))
+        return int(next_cursor), list(keys)
+
+
+def _hits(plan: Plan, text: str, store: str, key: str, where: str, row: dict, expires: float | None) -> list[Hit]:
+    return hits_in(plan, text, store, "key", key, where, dict(row), expires)
+
+
+def _matches(patterns: list[str], key: bytes) -> bool:
+    name = key.decode("utf-8", errors="replace")
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _first_read(pipe, key: bytes, kind: str, cap: int, chunk: int) -> None:
+    if kind == "string":
+        pipe.getrange(key, 0, cap)  # one byte past the cap tells a cut value from one of exactly cap bytes
+    elif kind == "hash":
+        pipe.execute_command("HSCAN", key, 0, "COUNT", chunk)
+    elif kind == "set":
+        pipe.execute_command("SSCAN", key, 0, "COUNT", chunk)
+    elif kind == "zset":
+        pipe.execute_command("ZSCAN", key, 0, "COUNT", chunk)
+    elif kind == "list":
+        pipe.execute_command("LRANGE", key, 0, chunk - 1)
+    elif kind == "stream":
+        pipe.xrange(key, count=chunk)
+    elif kind == "ReJSON-RL":
+        pipe.execute_command("JSON.GET", key)
+    else:
+        pipe.echo(b"")  # keeps replies aligned with keys; the type is reported as unswept
+
+
+def _chunk_values(kind: str, reply) -> Any:
+    if kind == "hash":
+        _, flat = reply
+        flat = list(flat.items()) if isinstance(flat, dict) else list(zip(flat[::2], flat[1::2], strict=True))
+        for name, value in flat:
+            label = name.decode("utf-8", errors="replace")
+            yield f"field name {label}", name
+            yield f"field {label}", value
+    elif kind == "set":
+        for member in reply[1]:
+            yield "member", member
+    elif kind == "zset":
+        flat = reply[1]
+        members = [m for m, _ in flat] if flat and isinstance(flat[0], tuple) else flat[::2]
+        for member in members:
+            yield "member", member
+    elif kind == "list":
+        start, items = reply if isinstance(reply, tuple) else (0, reply)
+        for i, item in enumerate(items):
+            yield f"index {start + i}", item
+    elif kind == "stream":
+        for entry_id, fields in reply:
+            eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            for name, value in fields.items():
+                label = name.decode("utf-8", errors="replace")
+                yield f"entry {eid} field name {label}", name
+                yield f"entry {eid} field {label}", value
+
+
+def _literals(plan: Plan) -> tuple[list[str], list[str], list[str], bool]:
+    """What a server-side search tests, from the plan: case-insensitive and case-sensitive
+    substrings, whole values, and whether a 32-digit hex run makes a candidate (digests)."""
+    ci: list[str] = []
+    cs: list[str] = []
+    if plan.marker:
+        (ci if plan.case_insensitive else cs).append(MARKER)
+    cs += list(plan.marker_cores)
+    for value, insensitive in plan.unanchored:
+        (ci if insensitive else cs).append(value.lower() if insensitive else value)
+    return ci, cs, list(plan.weak_values), bool(plan.digests)
+
+
+# ARGV: cursor, count, match, #ci, #cs, #whole, hex?, ci..., cs..., whole...
+# Returns {next cursor, keys holding a candidate, keys scanned}. Looser than the Matcher, never
+# stricter: every value the prefilter would pass, this passes (the key is then read and matched).
+_LUA_SEARCH = """
+local cursor, count, match = ARGV[1], ARGV[2], ARGV[3]
+local nci, ncs, nwhole, hex = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
+local ci, cs, whole = {}, {}, {}
+local i = 8
+for _ = 1, nci do ci[#ci + 1] = ARGV[i]; i = i + 1 end
+for _ = 1, ncs do cs[#cs + 1] = ARGV[i]; i = i + 1 end
+for _ = 1, nwhole do whole[ARGV[i]] = true; i = i + 1 end
+local hexrun = string.rep('%x', 32)
+local function hit(v)
+  if type(v) ~= 'string' or v == '' then return false end
+  if whole[v] then return true end
+  local lower = nil
+  for _, p in ipairs(ci) do
+    lower = lower or string.lower(v)
+    if string.find(lower, p, 1, true) then return true end
+  end
+  for _, p in ipairs(cs) do
+    if string.find(v, p, 1, true) then return true end
+  end
+  for w, _ in pairs(whole) do
+    if string.find(v, w, 1, true) then return true end
+  end
+  if hex and string.find(v, hexrun) then return true end
+  return false
+end
+local function any(list)
+  for _, v in ipairs(list) do if hit(v) then return true end end
+  return false
+end
+local args = {'SCAN', cursor, 'COUNT', count}
+if match ~= '*' then args[#args + 1] = 'MATCH'; args[#args + 1] = match end
+local page = redis.call(unpack(args))
+local found = {}
+for _, key in ipairs(page[2]) do
+  local t = redis.call('TYPE', key)['ok']
+  local yes = hit(key)
+  if not yes then
+    if t == 'string' then yes = hit(redis.call('GET', key))
+    elseif t == 'hash' then yes = any(redis.call('HGETALL', key))
+    elseif t == 'list' then yes = any(redis.call('LRANGE', key, 0, -1))
+    elseif t == 'set' then yes = any(redis.call('SMEMBERS', key))
+    elseif t == 'zset' then yes = any(redis.call('ZRANGE', key, 0, -1))
+    elseif t == 'stream' then
+      for _, e in ipairs(redis.call('XRANGE', key, '-', '+')) do
+        if any(e[2]) then yes = true; break end
+      end
+    else yes = t ~= 'none' end
+  end
+  if yes then found[#found + 1] = key end
+end
+return {page[1], found, #page[2]}
+"""

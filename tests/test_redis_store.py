@@ -1,0 +1,212 @@
+"""Redis stores, swept against a real redis-server (Debian's) started on a free loopback port."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+
+import pytest
+import redis
+
+from privacy_checks.errors import StoreError
+from privacy_checks.observe.forms import MARKER, Needle
+from privacy_checks.observe.stores import StoreSpec, sweep
+from privacy_checks.retention import RetentionException, split_allowed
+
+PASSWORD = "redis-" + secrets.token_hex(8)
+
+
+@pytest.fixture(scope="module")
+def server():
+    from privacy_checks.demo.services import RedisServer
+
+    srv = RedisServer(password=PASSWORD).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def r(server):
+    client = redis.Redis.from_url(server.url)
+    for db in range(4):
+        client.execute_command("SELECT", db)
+        client.flushdb()
+    client.execute_command("SELECT", 0)
+    yield client
+    client.close()
+
+
+def person(tag: str = "s1"):
+    canary = MARKER + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(10))
+    email = f"ada.{canary}@example.com"
+    name = f"Ada Lovelace {canary}"
+    return canary, email, name, [Needle(tag, "email", email), Needle(tag, "full_name", name),
+                                 Needle(tag, "phone", "+1-555-0142", weak=True)]
+
+
+def store(server, **options) -> StoreSpec:
+    url = options.pop("url", server.url)
+    return StoreSpec("cache", url=url, options=options)
+
+
+def test_every_type_is_read_and_a_finding_names_db_key_type_member_and_ttl(server, r):
+    canary, email, name, needles = person()
+    r.set("profile:1", json.dumps({"name": name}), ex=7 * 86400)
+    r.hset("user:1", mapping={"email": email, "plan": "basic"})
+    r.rpush("queue", "nothing", base64.b64encode(email.encode()))
+    r.sadd("hashes", hashlib.sha256(email.encode()).hexdigest())
+    r.zadd("ranking", {name: 3.0})
+    r.xadd("events", {"payload": f"signup {email.upper()}"})
+    r.set(f"session:{email}", "1")  # the key name itself
+    for i in range(200):
+        r.set(f"noise:{i}", f"value {i}")
+    result = sweep([store(server)], needles)
+    got = {(h.table_or_path, h.column_or_line, h.row_key["type"], h.field, h.form) for h in result.hits}
+    assert got == {
+        ("profile:1", "value", "string", "full_name", "exact"),
+        ("user:1", "field email", "hash", "email", "exact"),
+        ("queue", "index 1", "list", "email", "base64"),
+        ("hashes", "member", "set", "email", "sha256"),
+        ("ranking", "member", "zset", "full_name", "exact"),
+        (next(h.table_or_path for h in result.hits if h.row_key["type"] == "stream"),
+         next(h.column_or_line for h in result.hits if h.row_key["type"] == "stream"), "stream", "email", "casefold"),
+        (f"session:{email}", "key name", "string", "email", "exact"),
+    }
+    stream_hit = next(h for h in result.hits if h.row_key["type"] == "stream")
+    assert stream_hit.table_or_path == "events" and stream_hit.column_or_line.endswith("field payload")
+    profile_hit = next(h for h in result.hits if h.table_or_path == "profile:1")
+    assert 7 * 86400 - 60 < profile_hit.expires_in <= 7 * 86400
+    assert "cache: db 0, key profile:1 (string), value, held for 6 days 23 h more" in profile_hit.place()
+    assert "no expiry" in next(h for h in result.hits if h.table_or_path == "user:1").place()
+    assert result.unswept == []
+    assert result.examined["cache"]["keys"] == 207
+
+
+def test_every_database_holding_keys_is_swept_unless_the_url_names_one(server, r):
+    _, email, _, needles = person()
+    r.set("a", email)
+    other = redis.Redis.from_url(server.url, db=3)
+    other.set("b", email)
+    everywhere = sweep([store(server)], needles)
+    assert sorted((h.row_key["db"], h.table_or_path) for h in everywhere.hits) == [(0, "a"), (3, "b")]
+    only_three = sweep([store(server, url=server.url + "/3")], needles)
+    assert [(h.row_key["db"], h.table_or_path) for h in only_three.hits] == [(3, "b")]
+    chosen = sweep([store(server, databases=[0])], needles)
+    assert [(h.row_key["db"], h.table_or_path) for h in chosen.hits] == [(0, "a")]
+
+
+def test_large_collections_are_read_past_their_first_reply(server, r):
+    _, email, _, needles = person()
+    # Beyond 128 entries a hash, set and sorted set leave their compact encoding: HSCAN/SSCAN/ZSCAN
+    # then return a chunk at a time, and a list is read 1000 items per LRANGE.
+    r.hset("big:hash", mapping={f"f{i}": f"v{i}" for i in range(3000)} | {"f-last": email})
+    r.sadd("big:set", *[f"m{i}" for i in range(3000)], email)
+    r.rpush("big:list", *[f"i{i}" for i in range(2500)], email)
+    for i in range(2500):
+        r.xadd("big:stream", {"n": str(i)})
+    r.xadd("big:stream", {"who": email})
+    result = sweep([store(server, scan_count=100)], needles)
+    assert {h.table_or_path for h in result.hits} == {"big:hash", "big:set", "big:list", "big:stream"}
+    assert next(h for h in result.hits if h.table_or_path == "big:list").column_or_line == "index 2500"
+    assert result.unswept == []
+
+
+def test_a_value_over_the_cap_is_read_up_to_it_and_reported_unswept(server, r):
+    _, email, _, needles = person()
+    r.set("blob", email + " " + "x" * 5000)
+    r.set("small", email)
+    result = sweep([store(server, max_value_bytes=1000)], needles)
+    assert {h.table_or_path for h in result.hits} == {"blob", "small"}  # what was read still counts
+    assert [(u.where, "max_value_bytes (1000)" in u.reason) for u in result.unswept] == [("db 0 key blob", True)]
+
+
+def test_include_and_exclude_keys(server, r):
+    _, email, _, needles = person()
+    r.set("cache:profile:1", email)
+    r.set("ratelimit:1", email)
+    result = sweep([store(server, include_keys=["cache:*"])], needles)
+    assert [h.table_or_path for h in result.hits] == ["cache:profile:1"]
+    result = sweep([store(server, exclude_keys=["ratelimit:*"])], needles)
+    assert [h.table_or_path for h in result.hits] == ["cache:profile:1"]
+
+
+def test_keys_added_during_the_sweep_neither_loop_it_nor_hide_keys_that_existed_throughout(server, r):
+    planted = []
+    needles = []
+    for i in range(40):
+        _, email, _, ns = person(f"s{i}")
+        planted.append(f"user:{i}:{secrets.token_hex(4)}")
+        r.set(planted[-1], email)
+        needles += ns
+    pipe = r.pipeline(transaction=False)
+    for i in range(20000):
+        pipe.set(f"filler:{i}", "x")
+    pipe.execute()
+    stop = threading.Event()
+
+    def writer():
+        client = redis.Redis.from_url(server.url)
+        # 40,000 new keys, twice what is there: the keyspace rehashes while SCAN walks it
+        for batch in range(80):
+            if stop.is_set():
+                break
+            pipe = client.pipeline(transaction=False)
+            for n in range(500):
+                pipe.set(f"added:{batch}:{n}", "y")
+            pipe.execute()
+        client.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        result = sweep([store(server, scan_count=200)], needles, timeout_s=60)
+    finally:
+        stop.set()
+        thread.join()
+    assert sorted(h.table_or_path for h in result.hits) == sorted(planted)
+
+
+def test_server_side_search_finds_what_the_scan_finds(server, r):
+    _, email, name, needles = person()
+    r.set("s", name)
+    r.hset("h", "e", hashlib.md5(email.encode()).hexdigest())
+    r.rpush("l", "a", base64.b64encode(email.encode()))
+    r.xadd("x", {"p": email.upper()})
+    r.set("weak", "+1-555-0142")
+    for i in range(500):
+        r.set(f"n{i}", "v")
+    scan = sweep([store(server)], needles)
+    lua = sweep([store(server, search="lua")], needles)
+    key = lambda h: (h.table_or_path, h.column_or_line, h.field, h.form)  # noqa: E731
+    assert sorted(map(key, lua.hits)) == sorted(map(key, scan.hits))
+    assert len(scan.hits) == 5
+    # only the five candidate keys came back to be read; the other 500 were searched on the server
+    assert lua.examined["cache"]["keys"] == 5 and lua.examined["cache"]["keys searched on the server"] == 505
+
+
+def test_a_retention_exception_with_max_ttl_allows_only_keys_expiring_within_it(server, r):
+    _, email, _, needles = person()
+    r.set("soon", email, ex=3600)
+    r.set("week", email, ex=7 * 86400)
+    r.set("forever", email)
+    hits = sweep([store(server)], needles).hits
+    exc = RetentionException.from_profile({"store": "cache", "key": "*", "legal_basis": "x", "reason": "y",
+                                           "max_ttl": "24h"})
+    bad, allowed = split_allowed(hits, [exc])
+    assert sorted(h.table_or_path for h in bad) == ["forever", "week"]
+    assert [h.table_or_path for h, _ in allowed] == ["soon"]
+
+
+def test_a_wrong_password_or_address_is_one_line_naming_the_store_without_the_secret(server, r):
+    _, _, _, needles = person()
+    wrong = server.url.replace(PASSWORD, "not-the-password")
+    with pytest.raises(StoreError) as err:
+        sweep([store(server, url=wrong)], needles)
+    message = str(err.value)
+    assert message.startswith("store 'cache': cannot read redis://:***@127.0.0.1:") and "\n" not in message
+    assert PASSWORD not in message and "not-the-password" not in message
+    with pytest.raises(StoreError, match="store 'cache': cannot read redis://:\\*\\*\\*@127.0.0.1:1/0: ConnectionError"):
+        sweep([store(server, url=f"redis://:{PASSWORD}@127.0.0.1:1/0")], needles, timeout_s=2)
