@@ -111,11 +111,14 @@ class S3Server:
     access_key: str = "privacy-checks"
     secret_key: str = "privacy-checks-secret"
     region: str = "us-east-1"
+    # moto checks no credentials unless told to: {"INITIAL_NO_AUTH_ACTION_COUNT": "0"} makes it
+    # refuse every key it does not know (what a wrong key meets on a real endpoint)
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> S3Server:
         self.proc = subprocess.Popen([sys.executable, "-m", "privacy_checks.demo.services", "s3"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env={**os.environ, **self.env})
         assert self.proc.stdout is not None
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)

@@ -1,0 +1,241 @@
+"""S3-compatible object storage (``s3://bucket/prefix``): object keys and contents, every version.
+
+Objects are listed with ``ListObjectVersions``: in a versioned bucket a deleted object's older
+versions, and an overwritten object's earlier ones, still hold what they held, and each is a
+finding of its own naming key and version id (a delete marker hides an object from a plain
+listing, not from the bucket). Contents are streamed, never held whole:
+
+- Parquet, CSV, JSON Lines (.jsonl, .ndjson; optionally .gz), by name: through the lake reader (``lake.py``, DuckDB
+  with the predicates in its scan), so a finding names the row and column;
+- anything else (text, JSON, logs, binaries; gzip by name or magic bytes): line by line (long
+  lines in overlapping pieces) behind the plan's byte prefilter, as file stores are read, so a
+  binary is searched for the canary's bytes.
+
+Caps: ``max_object_bytes`` per object version (default 100 MiB) and ``max_store_bytes`` per
+sweep (default 10 GiB); what a cap skips is reported unswept, which makes an absence check an
+error unless ``exclude_keys`` leaves that prefix out on purpose.
+
+Profile keys (besides ``url``): ``endpoint_url``, ``region``, ``access_key_id``,
+``secret_access_key``, ``session_token`` (secrets from ``${ENV}`` only; without them boto3's own
+chain applies: environment, config files, instance roles), ``include_keys``/``exclude_keys``
+(globs on object keys), ``max_object_bytes``, ``max_store_bytes``, ``versions`` (default true;
+false lists current objects only, for stores that do not support version listing).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import io
+import os
+import tempfile
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from privacy_checks.errors import StoreError
+
+from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, hits_in
+
+_MiB = 1 << 20
+
+
+@dataclass
+class Options:
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    include_keys: list[str] = field(default_factory=list)
+    exclude_keys: list[str] = field(default_factory=list)
+    max_object_bytes: int = 100 * _MiB
+    max_store_bytes: int = 10 * 1024 * _MiB
+    versions: bool = True
+
+    @classmethod
+    def of(cls, store: StoreSpec) -> Options:
+        unknown = sorted(set(store.options) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise StoreError(f"store {store.name!r}: unknown S3 setting(s) {', '.join(unknown)}")
+        return cls(**store.options)
+
+
+def bucket_and_prefix(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def client(store: StoreSpec, timeout_s: float, opts: Options | None = None):
+    opts = opts or Options.of(store)
+    config = Config(connect_timeout=min(timeout_s, 10), read_timeout=timeout_s,
+                    retries={"max_attempts": 2, "mode": "standard"})
+    return boto3.client("s3", endpoint_url=opts.endpoint_url, region_name=opts.region,
+                        aws_access_key_id=opts.access_key_id, aws_secret_access_key=opts.secret_access_key,
+                        aws_session_token=opts.session_token, config=config)
+
+
+def _scrub(message: str, opts: Options) -> str:
+    first = message.strip().splitlines()[0] if message.strip() else message
+    for secret in (opts.secret_access_key, opts.session_token):
+        if secret:
+            first = first.replace(secret, "***")
+    return first
+
+
+def _error(store: StoreSpec, opts: Options, action: str, e: Exception) -> StoreError:
+    at = f" at {opts.endpoint_url}" if opts.endpoint_url else ""
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        why = f"{err.get('Code', 'error')}: {err.get('Message') or e}"
+    else:
+        why = f"{type(e).__name__}: {e}"
+    return StoreError(f"store {store.name!r}: cannot {action} {store.url}{at}: {_scrub(why, opts)}")
+
+
+@dataclass
+class _Version:
+    key: str
+    version_id: str | None  # None: an unversioned bucket
+    latest: bool
+    size: int
+
+
+def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResult) -> None:
+    """Sweep every object version under the store's prefix into ``result``."""
+    opts = Options.of(store)
+    assert store.url is not None
+    bucket, prefix = bucket_and_prefix(store.url)
+    s3 = client(store, timeout_s, opts)
+    try:
+        versions = list(_listing(s3, bucket, prefix, opts))
+    except (ClientError, BotoCoreError) as e:
+        raise _error(store, opts, "list", e) from None
+    lake = None
+    budget = opts.max_store_bytes
+    try:
+        for v in versions:
+            if opts.include_keys and not _matches(opts.include_keys, v.key):
+                continue
+            if _matches(opts.exclude_keys, v.key):
+                continue
+            where = f"s3://{bucket}/{v.key}"
+            label = where + (f" (version {v.version_id})" if v.version_id else "")
+            row = {"version_id": v.version_id, "latest": v.latest}
+            result.count(store.name, "objects" if v.latest else "noncurrent versions")
+            result.hits += hits_in(plan, v.key, store.name, "object", where, "key name", dict(row))
+            if v.size > opts.max_object_bytes:
+                result.unswept.append(Unswept(store.name, label, f"{v.size} bytes, larger than max_object_bytes "
+                                              f"({opts.max_object_bytes}); exclude_keys can leave it out on purpose"))
+                continue
+            if v.size > budget:
+                result.unswept.append(Unswept(store.name, label, f"not read: the store's max_store_bytes "
+                                              f"({opts.max_store_bytes}) was reached"))
+                continue
+            budget -= v.size
+            t0 = time.perf_counter()
+            try:
+                n, lake = _sweep_object(s3, bucket, v, where, row, store, plan, timeout_s, result, lake)
+            except (ClientError, BotoCoreError, OSError, EOFError) as e:
+                reason = e.response.get("Error", {}).get("Code") if isinstance(e, ClientError) else type(e).__name__
+                result.unswept.append(Unswept(store.name, label, f"unreadable: {reason}: {_scrub(str(e), opts)}"))
+                continue
+            result.count(store.name, "bytes", v.size)
+            result.timings.append(Timing(store.name, label, time.perf_counter() - t0, n))
+    finally:
+        if lake is not None:
+            lake.__exit__()
+
+
+def _listing(s3, bucket: str, prefix: str, opts: Options):
+    if opts.versions:
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            for v in page.get("Versions", []):
+                vid = v.get("VersionId")
+                yield _Version(v["Key"], None if vid in (None, "null") else vid, bool(v.get("IsLatest")),
+                               int(v.get("Size", 0)))
+    else:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for o in page.get("Contents", []):
+                yield _Version(o["Key"], None, True, int(o.get("Size", 0)))
+
+
+def _matches(patterns: list[str], key: str) -> bool:
+    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+
+def _sweep_object(s3, bucket: str, v: _Version, where: str, row: dict, store: StoreSpec, plan: Plan,
+                  timeout_s: float, result: SweepResult, lake) -> tuple[int, Any]:
+    from .lake import lake_format
+
+    args: dict[str, Any] = {"Bucket": bucket, "Key": v.key}
+    if v.version_id:
+        args["VersionId"] = v.version_id
+    body = s3.get_object(**args)["Body"]
+    try:
+        # A .json object is one document, read as text; JSON Lines are a table.
+        fmt = None if v.key.lower().removesuffix(".gz").endswith(".json") else lake_format(v.key)
+        if fmt is not None:
+            return _sweep_table_object(body, v, where, row, store, plan, timeout_s, result, lake, fmt)
+        return _sweep_stream(body, v, where, row, store, plan, result), lake
+    finally:
+        body.close()
+
+
+def _sweep_table_object(body, v: _Version, where: str, row: dict, store: StoreSpec, plan: Plan, timeout_s: float,
+                        result: SweepResult, lake, fmt: str) -> tuple[int, Any]:
+    """A Parquet/CSV/JSON Lines object: spooled to a temporary file (DuckDB reads files), then
+    read by the lake reader so a finding names row and column."""
+    from .lake import Lake
+
+    if lake is None:
+        lake = Lake(plan, timeout_s)
+    suffix = os.path.basename(v.key)[-20:]
+    with tempfile.NamedTemporaryFile(suffix="-" + suffix.replace("/", "_")) as tmp:
+        for chunk in iter(lambda: body.read(_MiB), b""):
+            tmp.write(chunk)
+        tmp.flush()
+
+        def locate(number: int, column: str):
+            return "object", where, f"row {number}, column {column}", dict(row)
+
+        label = where + (f" (version {v.version_id})" if v.version_id else "")
+        n = lake.sweep_file(store.name, tmp.name, fmt, result, locate=locate, display=label,
+                            exclude_columns=store.exclude_columns)
+    return n, lake
+
+
+class _Raw(io.RawIOBase):
+    """botocore's streaming body as a raw stream, so BufferedReader/GzipFile can readline()."""
+
+    def __init__(self, body) -> None:
+        self.body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _sweep_stream(body, v: _Version, where: str, row: dict, store: StoreSpec, plan: Plan,
+                  result: SweepResult) -> int:
+    from .files import candidate_lines
+
+    stream: Any = io.BufferedReader(_Raw(body), 1 << 16)
+    if v.key.endswith(".gz") or stream.peek(2)[:2] == b"\x1f\x8b":
+        stream = gzip.GzipFile(fileobj=stream)
+    hits: list[Hit] = []
+    candidates = 0
+    for number, text in candidate_lines(plan, stream):
+        candidates += 1
+        hits += hits_in(plan, text, store.name, "object", where, f"line {number}", dict(row))
+    result.hits += hits
+    return candidates
