@@ -246,6 +246,7 @@ class _Parser:
     def __init__(self, source: str) -> None:
         self.tokens = _tokenize(source)
         self.pos = 0
+        self.names: list[tuple[str, int]] = []  # (dotted name, column) of every name read
 
     @property
     def tok(self) -> _Token:
@@ -350,6 +351,7 @@ class _Parser:
             if self._is("punct", "("):
                 return self._call(tok)
             parts = tok.value.split(".")
+            self.names.append((tok.value, tok.column))
             return lambda ctx: _resolve(ctx, parts)
         if tok.value == "(":
             inner = self._or()
@@ -387,6 +389,7 @@ class _Parser:
                 raise ConditionError(arg.column, "exists() takes a name, such as exists(json.id)")
             self._take()
             parts = arg.value.split(".")
+            self.names.append((arg.value, arg.column))
             self._close_call(name)
             return lambda ctx: _resolve(ctx, parts) is not _MISSING
         if self._is("punct", ")"):
@@ -412,11 +415,14 @@ def _constant(value: Any) -> Evaluator:
 class Condition:
     """A compiled condition; `evaluate` reads the context and never raises on its values."""
 
-    __slots__ = ("source", "_fn")
+    __slots__ = ("source", "_fn", "names")
 
-    def __init__(self, source: str, fn: Evaluator) -> None:
+    def __init__(self, source: str, fn: Evaluator, names: list[tuple[str, int]] | None = None) -> None:
         self.source = source
         self._fn = fn
+        # the dotted names it reads, with their columns: lint checks them against what the
+        # step kind (or a recipient's delivery) can produce
+        self.names = list(names or [])
 
     def evaluate(self, context: Mapping[str, Any]) -> bool:
         return _truthy(self._fn(context))
@@ -429,4 +435,6 @@ def compile_condition(text: str) -> Condition:
     """Parse `text`; raises ConditionError naming the column and what was expected there."""
     if not isinstance(text, str):
         raise ConditionError(1, f"a condition is text, not {type(text).__name__}")
-    return Condition(text, _Parser(text).parse())
+    parser = _Parser(text)
+    fn = parser.parse()
+    return Condition(text, fn, parser.names)

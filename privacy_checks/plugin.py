@@ -37,6 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where to write the per-check results (JSON); empty to switch off")
     group.addoption("--fail-not-verified", action="store_true", default=False,
                     help="make 'not verified' (a mandatory right the profile cannot drive) fail the run")
+    group.addoption("--keep-artifacts", action="store_true", default=False,
+                    help="keep the command steps' output directories (removed after the run by default)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -80,7 +82,8 @@ def pytest_configure(config: pytest.Config) -> None:
         target_path=config.getoption("target"), flaws=flaws, faults=faults,
         ledger_url=config.getoption("ledger"), seed=str(config.getoption("privacy_seed")),
         lease_seconds=float(config.getoption("lease_seconds")),
-        sink_control_url=(worker or {}).get("privacy_checks_sink"))
+        sink_control_url=(worker or {}).get("privacy_checks_sink"),
+        keep_artifacts=bool(config.getoption("keep_artifacts")))
 
 
 _RESULTS = pytest.StashKey["object"]()

@@ -201,6 +201,7 @@ def _load(path: Path, env: Mapping[str, str]) -> tuple[Profile | None, list[str]
     data = _substitute(raw, (), env, problems, unresolved)
     problems += _schema_problems(data, unresolved)
     problems += _semantic_problems(data, raw, unresolved)
+    problems += _name_problems(data, unresolved)
 
     messages: list[str] = []
     for p, message in problems:
@@ -309,8 +310,23 @@ def _path_key(path: Iterable[str | int]) -> tuple:
     return tuple((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in path)
 
 
+def _for_schema(value: Any, path: JsonPath, problems: list[Problem]) -> Any:
+    """The data as JSON Schema sees it: bytes (YAML !!binary) only where a raw body may be."""
+    if isinstance(value, dict):
+        return {k: _for_schema(v, (*path, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_for_schema(v, (*path, i), problems) for i, v in enumerate(value)]
+    if isinstance(value, bytes):
+        if path and path[-1] in ("body", "content"):
+            return "<bytes>"
+        problems.append((path, "binary data (!!binary) is only allowed as a step's 'body' or a file's 'content'"))
+        return "<bytes>"
+    return value
+
+
 def _schema_problems(data: dict, unresolved: set[JsonPath]) -> list[Problem]:
     out: list[Problem] = []
+    data = _for_schema(data, (), out)
     errors = sorted(_validator().iter_errors(data), key=lambda e: (_path_key(e.absolute_path), e.message))
     for error in errors:
         if tuple(error.absolute_path) in unresolved:
@@ -559,3 +575,320 @@ def _store_url_problems(path: JsonPath, name: Any, url: str, raw: Any) -> list[P
     if raw_password is not None and "PCQENVVAR" not in str(raw_password):
         return [(path, f"{label}: the password must come from an environment variable (${{VAR}})")]
     return []
+
+
+# -- runtime templates and the names conditions read -------------------------------------------
+
+_TEMPLATE_ANY = re.compile(r"\{\{(.*?)\}\}", re.S)
+_TEMPLATE_EXPR = re.compile(r"\s*([A-Za-z_][\w.]*)\s*")  # what target.py fills in
+_LOOKS_LIKE_NAME = re.compile(r"\s*[A-Za-z_][\w .\-\[\]]*\s*")
+# Keys of a step whose strings are templates (capture sources, conditions and SQL text are not).
+_TEMPLATED = ("path", "query", "headers", "json", "form", "body", "files", "params", "command", "env", "stdin")
+TEMPLATE_ROOTS = ("subject", "captured", "params", "uuid", "now", "output_dir", "target", "decoy", "control")
+TARGET_NAMES = ("origin", "base_url")
+# What a step's result offers its captures and the conditions judged on it (docs/profile.md).
+STEP_NAMES: dict[str, tuple[str, ...]] = {
+    "HTTP": ("status", "headers", "json", "text", "url", "method", "path"),
+    "SQL": ("row", "rows", "rowcount"),
+    "command": ("status", "stdout", "stderr", "json", "output_dir"),
+}
+# A recipient's delivery, as a sink's deletion_notice condition sees it.
+DELIVERY_NAMES = ("method", "path", "headers", "json", "text")
+# Names people carry over from another step kind, and what they mean there.
+_KIND_HINTS = {"SQL": {"json": "row", "status": "rowcount", "text": "row"},
+               "command": {"text": "stdout", "exit_code": "status", "code": "status"},
+               "HTTP": {"body": "text", "row": "json", "stdout": "text"}}
+
+
+def step_kind(step: dict) -> str:
+    return "SQL" if "sql" in step else "command" if "command" in step else "HTTP"
+
+
+def _step_captures(step: dict) -> set[str]:
+    names = {k for k in _as_dict(step.get("capture")) if isinstance(k, str)}
+    if "command" in step:
+        names.add("output_dir")  # every command step's directory is visible to later steps
+    return names
+
+
+def _strings_in(value: Any, path: JsonPath) -> Iterable[tuple[JsonPath, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings_in(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings_in(v, (*path, i))
+
+
+class _Scope:
+    """What the templates of one step can see."""
+
+    def __init__(self, op: str, kind: str | None, have: set[str], fields: list[str], model,
+                 all_captured: set[str], later: dict[str, int] | None = None, auth: bool = False) -> None:
+        from .operations import use
+
+        self.op, self.kind, self.have, self.fields, self.model = op, kind, have, fields, model
+        self.use = use(op)
+        self.all_captured = all_captured
+        self.later = later or {}
+        self.auth = auth  # an auth spec's template: only subject and captured are filled in there
+
+    def check(self, expr: str) -> str | None:
+        """None when `expr` will have a value at run time; otherwise what is wrong, with a fix."""
+        root, _, rest = expr.partition(".")
+        first = rest.split(".")[0]
+        shown = f"'{{{{ {expr} }}}}'"
+        if root in ("uuid", "now", "output_dir") and rest:
+            return f"{shown}: {{{{ {root} }}}} takes no path"
+        if root in ("uuid", "now"):
+            return None
+        if root == "output_dir":
+            if self.kind != "command":
+                return (f"{shown}: only a command step has an output directory; steps after it use "
+                        "'{{ captured.output_dir }}'")
+            return None
+        if root == "target":
+            if rest in TARGET_NAMES:
+                return None
+            return f"{shown}: the target offers {', '.join('target.' + n for n in TARGET_NAMES)}" + _did_you_mean(
+                f"target.{rest}", [f"target.{n}" for n in TARGET_NAMES])
+        if root in ("subject", "captured", "decoy", "control") and self.use.after is None:
+            return f"{shown}: the suites run {self.op!r} without a subject; it sees only params"
+        if root == "subject":
+            return self._field(shown, rest, "subject")
+        if root == "captured":
+            return self._captured(shown, first)
+        if root == "params":
+            return self._params(shown, first)
+        if root in ("decoy", "control"):
+            if root not in self.use.others:
+                return (f"{shown}: {self.op!r} runs with one subject; only 'interact' names the other subject "
+                        "(decoy, also called control)")
+            if first == "captured":
+                name = rest.split(".")[1] if rest.count(".") else ""
+                have = self.model.all_of("create_subject")
+                if name in have or self.model.adapter:
+                    return None
+                return (f"{shown}: the {root} has run create_subject only, which captures "
+                        f"{', '.join(sorted(have)) or 'nothing'}" + _did_you_mean(name, sorted(have)))
+            return self._field(shown, rest, root)
+        roots = [r for r in TEMPLATE_ROOTS if not (self.auth and r in ("params", "output_dir", "decoy", "control"))]
+        close = difflib.get_close_matches(root, roots, n=1, cutoff=0.6)
+        hint = ""
+        if close:
+            guess = close[0] + (f".{rest}" if rest else "")
+            if close[0] == "subject" and first and first not in self.fields and first in self.all_captured:
+                guess = f"captured.{rest}"
+            hint = f" (did you mean '{{{{ {guess} }}}}'?)"
+        return f"{shown}: unknown template name {root!r}; names are {', '.join(roots)}{hint}"
+
+    def _field(self, shown: str, name: str, whose: str) -> str | None:
+        name = name.split(".")[0]
+        if name in self.fields or name in ("id", "canary"):
+            return None
+        if not name:
+            return f"{shown}: name one of the {whose}'s fields, such as {{{{ {whose}.email }}}}"
+        hint = ""
+        if name in self.all_captured:
+            target = "captured" if whose == "subject" else f"{whose}.captured"
+            hint = f" (did you mean '{{{{ {target}.{name} }}}}'?)"
+        else:
+            hint = _did_you_mean(name, self.fields)
+        return (f"{shown}: {name!r} is not a subject field (fields: {', '.join(self.fields)}; add others to "
+                f"subject.extra_fields){hint}")
+
+    def _captured(self, shown: str, name: str) -> str | None:
+        from .operations import kept_by_ledger
+
+        if not name:
+            return f"{shown}: name a captured value, such as {{{{ captured.user_id }}}}"
+        if name in self.have:
+            return None
+        from .operations import USES
+
+        u = self.use
+        if self.model.adapter or self.op not in USES or any(o not in self.model.captures for o in u.after or ()):
+            # A Python adapter's captures are only known when it runs; an operation no suite runs
+            # is given whatever its caller passes; without the operations before it, nothing is known.
+            return None
+        before = ", ".join(u.after or ()) or "nothing"
+        prior = set().union(*(self.model.all_of(o) for o in u.after or ()))
+        why = (f"no earlier step captures {name!r} when the suites run {self.op!r} (before it: {before}, "
+               f"capturing {', '.join(sorted(prior)) or 'nothing'})")
+        if u.from_ledger and not kept_by_ledger(name):
+            why += ("; it runs from the ledger in `privacy-checks cleanup`, and the ledger never keeps secrets "
+                    "(tokens, codes, passwords)")
+        elif name in self.later:
+            why += f"; step {self.later[name] + 1} of this operation captures it, after this one"
+        else:
+            elsewhere = sorted(o for o, steps in self.model.captures.items()
+                               if o != self.op and any(name in c for c in steps))
+            if elsewhere:
+                why += f"; {', '.join(elsewhere)} capture{'s' if len(elsewhere) == 1 else ''} it, but " \
+                       f"{'does' if len(elsewhere) == 1 else 'do'} not always run before {self.op!r}"
+        return f"{shown}: {why}" + _did_you_mean(name, sorted(self.have))
+
+    def _params(self, shown: str, name: str) -> str | None:
+        from .operations import USES
+
+        wanted = self.use.params
+        if not wanted:
+            given = ", ".join(n for n, u in USES.items() if u.params)
+            return f"{shown}: the suites give {self.op!r} no params (operations given params: {given})"
+        if wanted == ("<field>",):
+            if name in self.fields:
+                return None
+            return (f"{shown}: {self.op!r} is given the new value of a subject field as params.<field>; "
+                    f"{name!r} is not one (fields: {', '.join(self.fields)})" + _did_you_mean(name, self.fields))
+        if name in wanted:
+            return None
+        return f"{shown}: {self.op!r} is given params {', '.join(wanted)}" + _did_you_mean(name, list(wanted))
+
+
+def _template_problems(path: JsonPath, text: str, scope: _Scope) -> list[Problem]:
+    out: list[Problem] = []
+    for m in _TEMPLATE_ANY.finditer(text):
+        inner = m.group(1)
+        em = _TEMPLATE_EXPR.fullmatch(inner)
+        if em is None:
+            if _LOOKS_LIKE_NAME.fullmatch(inner):
+                out.append((path, f"'{m.group(0)}' is not a template: a name is letters, digits and _ joined by "
+                                  "dots, such as {{ subject.email }}"))
+            continue
+        problem = scope.check(em.group(1))
+        if problem:
+            out.append((path, problem))
+    return out
+
+
+def _condition_problems(path: JsonPath, source: Any, names: tuple[str, ...], what: str,
+                        kind: str | None = None) -> list[Problem]:
+    if not isinstance(source, str):
+        return []
+    try:
+        cond = compile_condition(source)
+    except ConditionError:
+        return []  # reported with its column by _semantic_problems
+    out: list[Problem] = []
+    for dotted, column in cond.names:
+        root = dotted.split(".")[0]
+        if root in names:
+            continue
+        hint = (_KIND_HINTS.get(kind or "", {}).get(root))
+        suggestion = f" (did you mean '{hint}{dotted[len(root):]}'?)" if hint in names else _did_you_mean(root, list(names))
+        out.append((path, f"at column {column}: {root!r} is not a name {what} has (names: {', '.join(names)})"
+                          f"{suggestion}"))
+    return out
+
+
+def _name_problems(data: dict, unresolved: set[JsonPath]) -> list[Problem]:
+    """Templates and condition names that would have no value at run time (docs/profile.md)."""
+    from .operations import CaptureModel
+    from .subjects import subject_fields
+
+    out: list[Problem] = []
+    subject = _as_dict(data.get("subject"))
+    try:
+        fields = subject_fields({"fields": [f for f in _as_list(subject.get("fields")) if isinstance(f, str)],
+                                 "extra_fields": [f for f in _as_list(subject.get("extra_fields"))
+                                                  if isinstance(f, str)]})
+    except TypeError:
+        fields = []
+    strategies = _as_dict(subject.get("strategies"))
+    for name, spec in strategies.items():
+        if name not in fields:
+            out.append((("subject", "strategies", name),
+                        f"{name!r} is not a subject field (fields: {', '.join(fields)}); add it to extra_fields"
+                        + _did_you_mean(name, fields)))
+        same = _as_dict(spec).get("same_as")
+        if isinstance(same, str) and (same not in fields or same == name or _as_dict(strategies.get(same)).get("same_as")):
+            out.append((("subject", "strategies", name, "same_as"),
+                        f"{same!r} is not another field with a value of its own (fields: {', '.join(fields)})"))
+
+    ops = {k: _as_dict(v) for k, v in _as_dict(data.get("operations")).items()}
+    model = CaptureModel({name: [_step_captures(_as_dict(s)) for s in _as_list(op.get("steps"))]
+                          for name, op in ops.items()}, adapter=bool(data.get("adapter")))
+    all_captured = set().union(*(model.all_of(o) for o in ops)) if ops else set()
+    auth = _as_dict(data.get("auth"))
+    login = model.all_of("login") if "login" in ops else set()
+
+    for op_name, op in ops.items():
+        steps = [_as_dict(s) for s in _as_list(op.get("steps"))]
+        have = model.before(op_name)
+        for i, step in enumerate(steps):
+            where: JsonPath = ("operations", op_name, "steps", i)
+            kind = step_kind(step)
+            later = {}
+            for j in range(len(steps) - 1, i - 1, -1):
+                for name in model.captures[op_name][j]:
+                    later[name] = j
+            scope = _Scope(op_name, kind, set(have), fields, model, all_captured, later)
+            for key in _TEMPLATED:
+                if key in step:
+                    for path, text in _strings_in(step[key], (*where, key)):
+                        if path not in unresolved:
+                            out += _template_problems(path, text, scope)
+            role = step.get("as", op.get("as"))
+            if role in ("decoy", "control") and role not in scope.use.others:
+                out.append(((*where, "as") if "as" in step else ("operations", op_name, "as"),
+                            f"{op_name!r} runs with one subject; only 'interact' runs with the decoy"))
+            if "export_part" in step and op_name != "export":
+                out.append(((*where, "export_part"), "only steps of the 'export' operation are parts of the export"))
+            spec = _as_dict(auth.get(step.get("auth")))
+            if spec:
+                acting = model.all_of("create_subject") if role in ("decoy", "control") else set(have)
+                if spec.get("type") == "bearer" and op_name != "login":
+                    acting |= login  # a bearer token still missing makes the run log in first
+                auth_scope = _Scope(op_name, None, acting, fields, model, all_captured, auth=True)
+                for key in ("token", "value", "username", "password"):
+                    if isinstance(spec.get(key), str) and ("auth", step["auth"], key) not in unresolved:
+                        for _p, problem in _template_problems((*where, "auth"), spec[key], auth_scope):
+                            out.append(((*where, "auth"), f"auth {step['auth']!r} {key}: {problem}"))
+            have |= model.captures[op_name][i]
+        if steps and "gone_when" in op:
+            kind = step_kind(steps[-1])
+            out += _condition_problems(("operations", op_name, "gone_when"), op["gone_when"], STEP_NAMES[kind],
+                                       f"the result of {'an' if kind == 'SQL' else 'a'} {kind} step", kind)
+        for i, step in enumerate(steps):
+            poll = _as_dict(step.get("poll"))
+            out += _condition_problems(("operations", op_name, "steps", i, "poll", "until"), poll.get("until"),
+                                       STEP_NAMES["HTTP"], "an HTTP response", "HTTP")
+
+    for i, sink in enumerate(_as_list(data.get("sinks"))):
+        out += _condition_problems(("sinks", i, "deletion_notice"), _as_dict(sink).get("deletion_notice"),
+                                   DELIVERY_NAMES, "a delivery to a recipient")
+
+    out += _export_problems(data, ops, model, fields, all_captured, unresolved)
+    return out
+
+
+def _export_problems(data: dict, ops: dict[str, dict], model, fields: list[str], all_captured: set[str],
+                     unresolved: set[JsonPath]) -> list[Problem]:
+    out: list[Problem] = []
+    export = _as_dict(data.get("export"))
+    delivery = export.get("delivery", "link")
+    if "export" in ops and not export and not data.get("adapter") and "know" not in _as_dict(data.get("not_offered")):
+        out.append((("export",), "the 'export' operation is declared but not how its result is obtained: give "
+                                 "export.link (a download), or export.delivery: response or files"))
+    if export:
+        if delivery == "files" and not export.get("files"):
+            out.append((("export",), "export.delivery is 'files' but export.files is missing: give the path the "
+                                     "command step wrote, e.g. files: \"{{ captured.output_dir }}/export.json\""))
+        if delivery == "link" and not export.get("link"):
+            out.append((("export",), "export.delivery is 'link' (the default) but export.link is missing: give the "
+                                     "download's path, or delivery: response or files"))
+        parts = [i for i, s in enumerate(_as_list(_as_dict(ops.get("export")).get("steps")))
+                 if "export_part" in _as_dict(s)]
+        if parts and delivery != "response":
+            out.append((("operations", "export", "steps", parts[0], "export_part"),
+                        f"export parts are read from the responses, but export.delivery is {delivery!r}; "
+                        "set export.delivery: response"))
+    scope = _Scope("export", None, model.before("export") | model.all_of("export"), fields, model, all_captured)
+    for key in ("link", "files", "renditions"):
+        if key in export:
+            for path, text in _strings_in(export[key], ("export", key)):
+                if path not in unresolved:
+                    out += _template_problems(path, text, scope)
+    return out

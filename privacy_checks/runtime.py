@@ -44,13 +44,14 @@ def demo_profile_path() -> Path:
 class RunContext:
     def __init__(self, *, target_path: str | None, flaws: list[str], faults: list[str] | None = None,
                  ledger_url: str | None, seed: str, lease_seconds: float,
-                 sink_control_url: str | None = None, run_label: str = "") -> None:
+                 sink_control_url: str | None = None, run_label: str = "", keep_artifacts: bool = False) -> None:
         self.target_path = target_path
         self.flaws = flaws
         self.faults = faults or []
         self.ledger_url = ledger_url
         self.seed = seed
         self.lease_seconds = lease_seconds
+        self.keep_artifacts = keep_artifacts
         self._sink_control_url = sink_control_url
         self._lock = threading.RLock()
         self._capture_server = None
@@ -123,7 +124,7 @@ class RunContext:
                 stores = {s["name"]: s for s in profile.stores}
                 from .safety import ensure_owned
 
-                self._target = Target(profile, stores=stores,
+                self._target = Target(profile, stores=stores, keep_artifacts=self.keep_artifacts,
                                       guard=lambda s: ensure_owned(self.ledger, s, target=profile.name))
             return self._target
 
@@ -162,7 +163,8 @@ class RunContext:
                 spec = self.profile.subject or {}
                 self._factory = SubjectFactory(seed=self.seed, nonce=self.nonce, locale=spec.get("locale", "en_US"),
                                                email_domain=spec.get("email_domain", "example.com"),
-                                               fields=spec.get("fields"), strategies=spec.get("strategies"))
+                                               fields=spec.get("fields"), strategies=spec.get("strategies"),
+                                               extra_fields=spec.get("extra_fields"))
             return self._factory
 
     def create_subject(self, test_id: str, role: str = "subject", **overrides: Any):
@@ -229,6 +231,11 @@ class RunContext:
             finally:
                 self._ledger.close()
         if self._target is not None:
+            if self.keep_artifacts and self._target.artifacts:
+                import sys
+
+                sys.stderr.write(f"privacy-checks: command steps' output directories kept in "
+                                 f"{self._target.artifacts}\n")
             self._target.close()
         if self.demo is not None:
             self.demo.stop()

@@ -43,11 +43,25 @@ _OPT_IN_FIELDS = ("geolocation", "drivers_license")
 
 # Strategies whose values are not unique enough to prove presence on their own.
 WEAK_STRATEGIES = {"phone", "ip", "weak", "choice", "fixed"}
+STRATEGIES = ("canary", "email", "password", "phone", "ip", "geolocation", "weak", "fixed", "choice", "content")
+# Text the subject writes (a message, a support ticket): canary-bearing like any field, but not
+# an account field a policy lists, so suites/policy does not classify it (see docs/profile.md).
+CONTENT_STRATEGY = "content"
+
+
+def subject_fields(spec: dict | None) -> list[str]:
+    """The fields a profile's `subject` section gives every subject: `fields` (or the built-in
+    defaults) followed by `extra_fields`."""
+    spec = spec or {}
+    base = list(spec.get("fields") or [f for f in DEFAULT_STRATEGIES if f not in _OPT_IN_FIELDS])
+    return base + [f for f in spec.get("extra_fields") or [] if f not in base]
 
 # Documentation ranges (RFC 5737); never routed, so never somebody's address.
 _DOC_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
+# Strategies whose value depends only on the subject's token, not on the field's name.
+_ONE_VALUE = frozenset({"email", "password"})
 
 
 @cache
@@ -112,12 +126,13 @@ class SubjectFactory:
     """Builds subjects for one run; each call gets the next index so tokens never repeat."""
 
     def __init__(self, *, seed: str, nonce: str, locale: str = "en_US", email_domain: str = "example.com",
-                 fields: list[str] | None = None, strategies: dict[str, dict] | None = None) -> None:
+                 fields: list[str] | None = None, strategies: dict[str, dict] | None = None,
+                 extra_fields: list[str] | None = None) -> None:
         self.seed = str(seed)
         self.nonce = nonce
         self.locale = locale
         self.email_domain = email_domain
-        self.fields = list(fields) if fields else [f for f in DEFAULT_STRATEGIES if f not in _OPT_IN_FIELDS]
+        self.fields = subject_fields({"fields": fields, "extra_fields": extra_fields})
         self.overrides = strategies or {}
         self._count = 0
 
@@ -137,10 +152,24 @@ class SubjectFactory:
         first, last = fake.first_name(), fake.last_name()
         values: dict[str, str] = {}
         strategies: dict[str, str] = {}
+        used: dict[str, str] = {}
         for name in self.fields:
             strategy, spec = self._strategy(name)
             strategies[name] = strategy
-            values[name] = self._value(name, strategy, spec, fake, first, last, token)
+            if spec.get("same_as"):
+                continue
+            # A second email or password field gets its own canary (the other strategies already
+            # derive each value from the field's name): two fields holding one value could never
+            # tell the places that keep them apart.
+            own = token if strategy not in _ONE_VALUE or used.setdefault(strategy, name) == name else canary_token(
+                self.seed, f"{test_id}|{name}", self.nonce, index)
+            values[name] = self._value(name, strategy, spec, fake, first, last, own)
+        for name in self.fields:
+            same = (self.overrides.get(name) or {}).get("same_as")
+            if same:
+                values[name] = values.get(same, "")
+                strategies[name] = strategies.get(same, "canary")
+        values = {name: values[name] for name in self.fields}
         return Subject(id=str(uuid.UUID(bytes=hashlib.sha256(token.encode()).digest()[:16])),
                        test_id=test_id, canary=token, fields=values, strategies=strategies, role=role)
 
@@ -170,6 +199,8 @@ class SubjectFactory:
             return str(choices[rnd % len(choices)])
         if strategy == "fixed":
             return str(spec.get("value", ""))
+        if strategy == CONTENT_STRATEGY:
+            return f"{name.replace('_', ' ')} {token}: {fake.sentence(nb_words=6).rstrip('.')}"
         return self._canary_text(name, fake, first, last, token)
 
     @staticmethod

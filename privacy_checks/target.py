@@ -81,18 +81,40 @@ def lookup(data: Any, dotted: str) -> Any:
 
 @dataclass
 class StepResult:
-    status: int | None = None
+    """One step's result. What its captures and conditions see depends on the step's kind
+    (docs/profile.md, "What a step's result offers"); `context()` is exactly that."""
+
+    status: int | None = None  # HTTP status, or a command's exit status
     headers: dict[str, str] = field(default_factory=dict)
-    json: Any = None
-    text: str = ""
+    json: Any = None  # the parsed body (HTTP), stdout (command), or the first row (SQL)
+    text: str = ""  # the body (HTTP) or stdout (command)
     url: str = ""
-    method: str = ""
+    method: str = ""  # the HTTP method, "SQL" or "COMMAND"
     rows: list[dict] = field(default_factory=list)
+    rowcount: int | None = None
+    stderr: str = ""
+    output_dir: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return {"SQL": "SQL", "COMMAND": "command"}.get(self.method, "HTTP")
 
     def context(self) -> dict[str, Any]:
+        if self.kind == "SQL":
+            return {"row": self.rows[0] if self.rows else None, "rows": self.rows, "rowcount": self.rowcount}
+        if self.kind == "command":
+            return {"status": self.status, "stdout": self.text, "stderr": self.stderr, "json": self.json,
+                    "output_dir": self.output_dir}
         return {"status": self.status, "headers": self.headers, "json": self.json, "text": self.text,
-                "url": self.url, "method": self.method, "path": urlsplit(self.url).path if self.url else None,
-                "rows": self.rows}
+                "url": self.url, "method": self.method, "path": urlsplit(self.url).path if self.url else None}
+
+    def describe(self) -> str:
+        """What the result was, in words a failure message can carry."""
+        if self.kind == "SQL":
+            return f"the SQL step on store {self.url} found {self.rowcount} row(s)"
+        if self.kind == "command":
+            return f"the command {self.url} exited {self.status}"
+        return f"{self.method} {self.url} answered {self.status}" if self.url else "the operation's result"
 
 
 @dataclass
@@ -103,37 +125,48 @@ class OperationResult:
     exchanges: list[Exchange]
     started_at: datetime
     finished_at: datetime
+    # the results of steps marked `export_part: <name>` (an export made of several requests)
+    parts: dict[str, StepResult] = field(default_factory=dict)
 
     @property
     def elapsed(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
 
 
-class Adapter:
-    """Base class for systems a recipe can't express.
+@dataclass
+class AdapterResult:
+    """What an adapter's operation may return instead of a plain dict of captured values.
 
-    A profile names a subclass with ``adapter: package.module:ClassName``. Each method
-    mirrors an operation, receives the subject and the values captured so far, and returns
-    a dict of newly captured values. Raise ``TargetError`` with a clear message on failure;
-    an operation the adapter does not implement falls back to the profile's recipe.
+    `last` is the result conditions (`gone_when`) and `export.delivery: response` read;
+    `parts` the export's parts (`export_part`), each judged for machine-readability."""
+
+    captured: dict[str, Any] = field(default_factory=dict)
+    last: StepResult | None = None
+    parts: dict[str, StepResult] = field(default_factory=dict)
+
+
+class Adapter:
+    """Base class for systems a recipe can't express (the contract: docs/profile.md, "Python adapter").
+
+    A profile names a subclass with ``adapter: package.module:ClassName``; it is built once per
+    run with the Target. A method named like an operation replaces that operation's recipe:
+    it receives the subject (None for the operations run without one) and the values captured
+    so far (plus ``params=`` and ``others=`` keyword arguments when it accepts them), and
+    returns a dict of newly captured values or an AdapterResult. The ledger guard has already
+    run. Talk to the target through ``self.target.request`` (allow-list, timeouts, recorded
+    and redacted evidence), ``self.target.auth_headers`` and ``self.target.sql``. Raise
+    TargetError (or UnexpectedStatus, PollTimeout) with a clear message on failure; raising
+    NotImplementedError falls back to the profile's recipe.
     """
 
     def __init__(self, target: Target) -> None:
         self.target = target
 
-    def create_subject(self, subject, captured: dict) -> dict:
-        raise NotImplementedError
-
-    def read_subject(self, subject, captured: dict) -> dict:
-        raise NotImplementedError
-
-    def delete(self, subject, captured: dict) -> dict:
-        raise NotImplementedError
-
 
 class Target:
     def __init__(self, profile, *, recorder: Callable[[Exchange], None] | None = None,
-                 stores: dict | None = None, guard: Callable[[Any], None] | None = None) -> None:
+                 stores: dict | None = None, guard: Callable[[Any], None] | None = None,
+                 keep_artifacts: bool = False) -> None:
         import requests
         from requests.adapters import HTTPAdapter
 
@@ -169,6 +202,9 @@ class Target:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self._auth_host = (urlsplit(self.base_url).hostname or "").lower()
+        # command steps' output directories: removed by close() unless --keep-artifacts
+        self.artifacts: str | None = None
+        self.keep_artifacts = keep_artifacts
         self._oauth_tokens: dict[str, tuple[str, float]] = {}
         self.adapter = None
         if profile.adapter:
@@ -206,7 +242,8 @@ class Target:
             return datetime.now(UTC).isoformat()
         root, _, rest = expr.partition(".")
         if root not in ctx:
-            raise TargetError(f"template '{{{{ {expr} }}}}': unknown name {root!r} (use subject., captured., uuid, now)")
+            raise TargetError(f"template '{{{{ {expr} }}}}': {root!r} has no value here (`privacy-checks lint` "
+                              "says which names each step can use)")
         value = lookup(ctx[root], rest) if rest else ctx[root]
         if value is None:
             raise TargetError(f"template '{{{{ {expr} }}}}' has no value (was it captured by an earlier step?)")
@@ -218,44 +255,89 @@ class Target:
             self.adapter is not None and type(self.adapter).__dict__.get(name) is not None)
 
     def run(self, name: str, subject=None, captured: dict | None = None, *,
-            extra_headers: dict | None = None, params: dict | None = None) -> OperationResult:
-        """Run operation `name` for `subject`; captured values are merged into `captured`."""
+            extra_headers: dict | None = None, params: dict | None = None,
+            others: dict | None = None) -> OperationResult:
+        """Run operation `name` for `subject`; captured values are merged into `captured`.
+
+        `others` maps roles ("decoy", "control") to the procedure's other subjects: templates
+        name them (`{{ decoy.captured.user_id }}`) and a step `as: decoy` acts with their
+        credentials."""
         captured = captured if captured is not None else (subject.captured if subject is not None else {})
+        others = {k: v for k, v in (others or {}).items() if v is not None}
         if subject is not None and self.guard is not None and name != "create_subject":
             self.guard(subject)
+        for other in others.values():
+            if self.guard is not None and other is not subject:
+                self.guard(other)
         started = datetime.now(UTC)
         first_exchange = len(self.exchanges)
         if self.adapter is not None and type(self.adapter).__dict__.get(name) is not None:
-            try:
-                new = getattr(self.adapter, name)(subject, captured) or {}
-            except NotImplementedError:
-                new = None
-            if new is not None:
-                captured.update(new)
-                return OperationResult(name, captured, StepResult(), self.exchanges[first_exchange:],
-                                       started, datetime.now(UTC))
+            reply = self._adapter_call(name, subject, captured, params, others)
+            if reply is not None:
+                captured.update(reply.captured)
+                return OperationResult(name, captured, reply.last or StepResult(), self.exchanges[first_exchange:],
+                                       started, datetime.now(UTC), parts=dict(reply.parts))
         op = self.profile.operation(name)
         if op is None:
             raise TargetError(f"{self.name}: the profile declares no operation {name!r}")
         deadline = time.monotonic() + self.operation_timeout
         last = StepResult()
+        parts: dict[str, StepResult] = {}
         for index, step in enumerate(op.get("steps", [])):
-            ctx = {"subject": subject.template_context() if subject is not None else {},
-                   "captured": captured, "params": params or {}}
             where = f"operation {name!r} step {index + 1}"
+            role = step.get("as", op.get("as", "subject"))
+            actor = subject if role == "subject" else others.get(role)
+            if role != "subject" and actor is None:
+                raise TargetError(f"{where} runs as the {role}, but this procedure has no {role} "
+                                  "(only 'interact' runs with the decoy)")
+            ctx = self.context(subject, captured, params=params, others=others)
             if "sql" in step:
                 last = self._sql_step(step, ctx, where)
             elif "command" in step:
-                last = self._command_step(step, ctx, where)
+                last = self._command_step(step, ctx, where, name, index)
+                captured["output_dir"] = last.output_dir
             else:
-                last = self._http_step(step, ctx, where, deadline, subject, captured, extra_headers or {})
+                acting = captured if actor is subject else actor.captured
+                last = self._http_step(step, ctx, where, deadline, actor, acting, extra_headers or {})
             for key, source in (step.get("capture") or {}).items():
                 value = self._capture(source, last)
                 if value is None:
-                    raise TargetError(f"{where} ({last.method} {last.url}): capture {key!r} from {source!r} "
-                                      f"found nothing (status {last.status}); body: {redact_text(last.text)[:300]}")
+                    raise TargetError(f"{where} ({last.describe()}): capture {key!r} from {source!r} found nothing; "
+                                      f"{'body' if last.kind == 'HTTP' else 'output'}: {redact_text(last.text)[:300]}")
                 captured[key] = value
-        return OperationResult(name, captured, last, self.exchanges[first_exchange:], started, datetime.now(UTC))
+            if step.get("export_part"):
+                parts[step["export_part"]] = last
+        return OperationResult(name, captured, last, self.exchanges[first_exchange:], started, datetime.now(UTC),
+                               parts=parts)
+
+    def _adapter_call(self, name: str, subject, captured: dict, params: dict | None,
+                      others: dict) -> AdapterResult | None:
+        import inspect
+
+        method = getattr(self.adapter, name)
+        accepts = inspect.signature(method).parameters
+        kwargs = {k: v for k, v in (("params", params or {}), ("others", others)) if k in accepts}
+        try:
+            reply = method(subject, captured, **kwargs)
+        except NotImplementedError:
+            return None
+        if reply is None or isinstance(reply, dict):
+            return AdapterResult(captured=dict(reply or {}))
+        if isinstance(reply, AdapterResult):
+            return reply
+        raise TargetError(f"adapter {self.profile.adapter}: {name}() returned {type(reply).__name__}; an adapter "
+                          "operation returns a dict of captured values or an AdapterResult")
+
+    def context(self, subject, captured: dict, *, params: dict | None = None, others: dict | None = None) -> dict:
+        """The names a step's templates are filled from (docs/profile.md, "Templates")."""
+        split = urlsplit(self.base_url)
+        ctx: dict[str, Any] = {
+            "subject": subject.template_context() if subject is not None else {},
+            "captured": captured, "params": params or {},
+            "target": {"origin": f"{split.scheme}://{split.netloc}", "base_url": self.profile.base_url}}
+        for role, other in (others or {}).items():
+            ctx[role] = {**other.template_context(), "captured": other.captured}
+        return ctx
 
     def condition(self, name: str, source: str, result: StepResult) -> bool:
         from .conditions import compile_condition
@@ -274,8 +356,15 @@ class Target:
         body_kwargs: dict[str, Any] = {}
         if "json" in step:
             body_kwargs["json"] = self.render(step["json"], ctx)
+        elif "body" in step:
+            body = step["body"] if isinstance(step["body"], bytes) else str(self.render(step["body"], ctx))
+            body_kwargs["data"] = body.encode("utf-8") if isinstance(body, str) else body
+            if step.get("content_type"):
+                headers.setdefault("Content-Type", step["content_type"])
         elif "form" in step:
             body_kwargs["data"] = self.render(step["form"], ctx)
+        if step.get("files"):
+            body_kwargs["files"] = [self._upload(f, ctx, subject) for f in step["files"]]
         auth_name = step.get("auth")
         expect = step.get("expect") or [200, 201, 202, 204]
         timeout = float(step.get("timeout", self.request_timeout))
@@ -300,6 +389,25 @@ class Target:
                     f"{poll.get('timeout', 30)} s; last status {result.status}, last body: {body}",
                     result.status, body)
             time.sleep(float(poll.get("interval", 1.0)))
+
+    def _upload(self, spec: dict, ctx: dict, subject) -> tuple[str, tuple[str, bytes, str]]:
+        """One multipart file part: (field, (file name, bytes, content type))."""
+        from . import uploads
+
+        # a generated file carries the values of whoever uploads it (the decoy, in a step `as: decoy`)
+        values = subject.template_context() if subject is not None else dict(ctx.get("subject") or {})
+        if "generate" in spec:
+            kind = spec["generate"]
+            content = uploads.generate(kind, values)
+            name = str(self.render(spec["filename"], ctx)) if spec.get("filename") else uploads.default_filename(
+                kind, values)
+            ctype = spec.get("content_type") or uploads.CONTENT_TYPES[kind]
+        else:
+            raw = spec["content"]
+            content = raw if isinstance(raw, bytes) else str(self.render(raw, ctx)).encode("utf-8")
+            name = str(self.render(spec.get("filename") or spec["field"], ctx))
+            ctype = spec.get("content_type") or "application/octet-stream"
+        return spec["field"], (name, content, ctype)
 
     def request(self, method: str, url: str, *, where: str = "request", timeout: float | None = None,
                 deadline: float | None = None, follow_redirects: bool = True, **kwargs: Any) -> StepResult:
@@ -357,7 +465,7 @@ class Target:
         spec = (self.profile.auth or {}).get(name)
         if spec is None:
             raise TargetError(f"{where}: auth {name!r} is not declared in the profile")
-        ctx = {"subject": subject.template_context() if subject is not None else {}, "captured": captured}
+        ctx = self.context(subject, captured)
         kind = spec.get("type")
         if kind == "bearer":
             token_tpl = spec["token"]
@@ -402,42 +510,77 @@ class Target:
         return body["access_token"]
 
     def _sql_step(self, step: dict, ctx: dict, where: str) -> StepResult:
-        import sqlalchemy as sa
-
         store = self.stores.get(step["store"])
         if store is None:
             raise TargetError(f"{where}: SQL step names store {step['store']!r}, which the profile does not declare")
         params = {k: self.render(v, ctx) for k, v in (step.get("params") or {}).items()}
+        return self.sql(step["store"], step["sql"], params, where=where)
+
+    def sql(self, store_name: str, statement: str, params: dict | None = None, *, where: str = "SQL") -> StepResult:
+        """Run one statement on a declared database store, in its own transaction."""
+        import sqlalchemy as sa
+
+        store = self.stores.get(store_name)
+        if store is None or not store.get("url"):
+            raise TargetError(f"{where}: no database store named {store_name!r} is declared")
         try:
             engine = sa.create_engine(store["url"])
-            with engine.begin() as conn:
-                res = conn.execute(sa.text(step["sql"]), params)
-                rows = [dict(r) for r in res.mappings().all()] if res.returns_rows else []
-            engine.dispose()
+            try:
+                with engine.begin() as conn:
+                    res = conn.execute(sa.text(statement), params or {})
+                    rows = [dict(r) for r in res.mappings().all()] if res.returns_rows else []
+                    count = len(rows) if res.returns_rows else res.rowcount
+            finally:
+                engine.dispose()
         except sa.exc.SQLAlchemyError as exc:
-            raise TargetError(f"{where}: SQL on store {step['store']!r} failed: {_short(exc)}") from None
-        return StepResult(status=0, rows=rows, json=rows[0] if rows else None, method="SQL", url=step["store"])
+            raise TargetError(f"{where}: SQL on store {store_name!r} failed: {_short(exc)}") from None
+        return StepResult(rows=rows, json=rows[0] if rows else None, rowcount=count, method="SQL", url=store_name)
 
-    def _command_step(self, step: dict, ctx: dict, where: str) -> StepResult:
+    def _command_step(self, step: dict, ctx: dict, where: str, op: str, index: int) -> StepResult:
+        """Run a program in the profile's directory, with a fresh `{{ output_dir }}` of its own."""
+        import os
+
+        out_dir = self.output_dir(f"{op}-{index + 1}")
+        ctx = {**ctx, "output_dir": out_dir}
         argv = [str(self.render(a, ctx)) for a in step["command"]]
+        env = {**os.environ, **{k: str(self.render(v, ctx)) for k, v in (step.get("env") or {}).items()}}
+        stdin = str(self.render(step["stdin"], ctx)) if "stdin" in step else None
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=float(step["timeout"]), check=False)
+            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=float(step["timeout"]),
+                                  cwd=self.profile.path.parent, env=env, check=False)
         except subprocess.TimeoutExpired:
             raise TargetError(f"{where}: command {argv[0]!r} did not finish within {step['timeout']} s") from None
         except OSError as exc:
-            raise TargetError(f"{where}: command {argv[0]!r} could not start: {exc}") from None
+            raise TargetError(f"{where}: command {argv[0]!r} could not start in {self.profile.path.parent}: "
+                              f"{exc.strerror or exc}") from None
         if proc.returncode != 0:
-            raise TargetError(f"{where}: command {argv[0]!r} exited {proc.returncode}: {proc.stderr[-300:]}")
-        result = StepResult(status=proc.returncode, text=proc.stdout, method="COMMAND", url=argv[0])
+            raise TargetError(f"{where}: command {argv[0]!r} exited {proc.returncode}: "
+                              f"{redact_text(proc.stderr)[-300:]}")
+        result = StepResult(status=proc.returncode, text=proc.stdout, stderr=proc.stderr, method="COMMAND",
+                            url=argv[0], output_dir=out_dir)
         try:
             result.json = json.loads(proc.stdout)
         except ValueError:
             pass
         return result
 
+    def output_dir(self, label: str) -> str:
+        """A fresh directory for one command step's execution, under this run's artifacts."""
+        import tempfile
+
+        if self.artifacts is None:
+            self.artifacts = tempfile.mkdtemp(prefix="privacy-checks-artifacts-")
+        return tempfile.mkdtemp(prefix=f"{label}-", dir=self.artifacts)
+
     def _capture(self, source: str, result: StepResult) -> Any:
         if source == "status":
             return result.status
+        if source == "rowcount":
+            return result.rowcount
+        if source in ("stdout", "stderr"):
+            return (result.text if source == "stdout" else result.stderr).strip() or None
+        if source == "output_dir":
+            return result.output_dir
         if source.startswith("json."):
             return lookup(result.json, source[5:])
         if source.startswith("row."):
@@ -453,7 +596,13 @@ class Target:
         raise TargetError(f"unknown capture source {source!r}")
 
     def close(self) -> None:
+        """Close connections; remove the command steps' output directories unless they are kept."""
+        import shutil
+
         self.session.close()
+        if self.artifacts and not self.keep_artifacts:
+            shutil.rmtree(self.artifacts, ignore_errors=True)
+            self.artifacts = None
 
 
 def _cookie(result: StepResult, name: str) -> str | None:
@@ -488,5 +637,5 @@ def redact_headers_in_text(text: str) -> str:
     return re.sub(r"(?i)(authorization|cookie)[=:]\s*\S+", r"\1: [REDACTED]", text)
 
 
-__all__ = ["Adapter", "Target", "OperationResult", "StepResult", "host_allowed", "lookup", "redact_headers",
+__all__ = ["Adapter", "AdapterResult", "Target", "OperationResult", "StepResult", "host_allowed", "lookup", "redact_headers",
            "TargetError"]

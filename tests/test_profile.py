@@ -33,6 +33,13 @@ operations:
         path: /users/{{ captured.user_id }}
         auth: admin
     gone_when: status == 404
+  create_subject:
+    steps:
+      - method: POST
+        path: /users
+        auth: admin
+        json: {email: "{{ subject.email }}"}
+        capture: {user_id: json.id}
 stores:
   - name: app
     url: postgresql+psycopg://app:${DB_PASSWORD}@db.example.com/app
@@ -143,7 +150,7 @@ BROKEN = [
         id="empty-file"),
     pytest.param(
         BASE + "name: again\n", ENV,
-        ["staging.yaml: line 18:1: invalid YAML: duplicate key 'name'"],
+        ["staging.yaml: line 25:1: invalid YAML: duplicate key 'name'"],
         id="duplicate-key"),
     pytest.param(
         edit("postgresql+psycopg://app:${DB_PASSWORD}@", "postgresql+psycopg://app:hunter2@"), ENV,
@@ -156,7 +163,7 @@ BROKEN = [
         id="step-of-no-kind"),
     pytest.param(
         edit("        auth: admin\n", "        auth: admin\n        json: {a: 1}\n        form: {a: 1}\n"), ENV,
-        ["staging.yaml: operations.read_subject.steps[0]: a step sends either 'json' or 'form', not both"],
+        ["staging.yaml: operations.read_subject.steps[0]: a step sends one body: 'json', 'form' or 'body', not two"],
         id="json-and-form"),
     pytest.param(
         edit("        auth: admin\n", "        auth: admin\n        capture: {id: body.id, n: 'regex:('}\n"), ENV,
@@ -333,7 +340,7 @@ demo: {anything: [goes]}
         capture: {user_id: row.id}
       - command: [./export.sh, "{{ captured.user_id }}"]
         timeout: 60
-        output_dir: "exports/{{ uuid }}"
+        env: {EXPORT_DIR: "{{ output_dir }}"}
         capture: {job: json.job}
 """, text)
     path = write(tmp_path, text)

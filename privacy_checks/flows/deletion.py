@@ -269,8 +269,8 @@ def _judge_account(target, subject, out: DeletionOutcome) -> None:
             res = target.run("read_subject", subject, dict(subject.captured))
             cond = op.get("gone_when")
             if cond and not target.condition("read_subject", cond, res.last):
-                out.account_problems.append(f"reading the deleted subject still answers {res.last.status} and "
-                                            f"does not satisfy gone_when ({cond})")
+                out.account_problems.append(f"reading the deleted subject: {res.last.describe()}, which does not "
+                                            f"satisfy gone_when ({cond})")
         except UnexpectedStatus as exc:
             out.account_problems.append(f"reading the deleted subject gave an unexpected answer: {exc}")
     if target.has_operation("login"):
@@ -343,7 +343,7 @@ def _judge_isolation(target, specs, control, out: DeletionOutcome) -> None:
             cond = op.get("gone_when")
             if cond and target.condition("read_subject", cond, res.last):
                 out.isolation_problems.append(f"the control subject {control.canary} is gone too "
-                                              f"(read_subject answered {res.last.status})")
+                                              f"(read_subject: {res.last.describe()})")
         except TargetError as exc:
             out.isolation_problems.append(f"the control subject {control.canary} cannot be read: {exc}")
     seen = {h.store for h in sweep(specs, control.needles(control.strong_fields())).hits}
