@@ -358,10 +358,11 @@ def test_access_export_json_and_csv(demo_proc: Callable[..., Demo]) -> None:
     assert "password_hash" not in exported["user"] and "password" not in exported["user"]
     assert [a["course"] for a in exported["activity"]] == ["phishing-101"]
     assert exported["categories"] == ["A", "B", "F"]
+    assert exported["tickets"] == []  # Ada filed none
     assert demo.call("GET", done["export_url"]).status_code == 403  # the admin is not the consumer
     archive = demo.call("GET", f"/api/privacy-requests/{done['id']}/export?format=csv", token=ada["token"])
     with zipfile.ZipFile(io.BytesIO(archive.content)) as files:
-        assert sorted(files.namelist()) == ["activity.csv", "users.csv"]
+        assert sorted(files.namelist()) == ["activity.csv", "tickets.csv", "users.csv"]
         assert ada["email"] in files.read("users.csv").decode()
 
 

@@ -14,9 +14,15 @@ def _source(outcome: AccessOutcome) -> str:
 
 def specific_pieces_complete(outcome: AccessOutcome) -> None:
     _usable(outcome)
+    problems = []
+    if outcome.places_missing:
+        problems.append(f"the export leaves out the subject's data held in {len(outcome.places_missing)} place(s): "
+                        + "; ".join(outcome.places_missing))
     if outcome.missing:
-        raise PromiseBroken(f"the export leaves out {len(outcome.missing)} of the {len(outcome.expected)} fields the "
-                            f"target holds for the subject: {', '.join(outcome.missing)} (export: {_source(outcome)})")
+        problems.append(f"the export leaves out {len(outcome.missing)} of the {len(outcome.expected)} fields the "
+                        f"target holds for the subject: {', '.join(outcome.missing)}")
+    if problems:
+        raise PromiseBroken("\n".join(problems) + f" (export: {_source(outcome)})")
 
 
 def nothing_forbidden_disclosed(outcome: AccessOutcome) -> None:

@@ -35,6 +35,7 @@ EDITABLE = (
 PASS_THROUGH = ("drivers_license",)
 PUBLIC_USER = ("id", *EDITABLE, "ip_address", "opted_out", "limited", "objected", "created_at")
 ACTIVITY_COLUMNS = ("id", "course", "note", "ip_address", "created_at")
+TICKET_COLUMNS = ("id", "name", "email", "body", "created_at")
 REQUEST_COLUMNS = (
     "id", "user_id", "type", "status", "received_at", "due_at", "acknowledged_at", "completed_at",
     "extended_until", "extension_reason", "extension_notice_at",
@@ -362,6 +363,23 @@ class DemoApp:
         self._log_subject("activity", user, rid)
         return {"id": activity_id, "user_id": user_id, "course": fields["course"], "created_at": created}
 
+    def add_ticket(self, principal: Principal, user_id: int, body: Mapping[str, Any], rid: str) -> dict[str, Any]:
+        """A support ticket: what the user wrote, filed under the name and email on the account."""
+        self._authorize_user(principal, user_id)
+        _reject_unknown(body, ("body",))
+        text = _text_fields(body, ("body",), required=("body",))["body"]
+        created = iso(utcnow())
+        with self.store.transaction() as db:
+            user = self._user_row(db, user_id, live=True)
+            if user is None:
+                raise ApiError(404, "no such user")
+            ticket_id = db.execute(
+                "INSERT INTO tickets (user_id, name, email, body, created_at) VALUES (?, ?, ?, ?, ?)",
+                (user_id, user["full_name"], user["email"], text, created),
+            ).lastrowid
+        self.log.info("ticket filed user_id=%s ticket_id=%s request_id=%s", user_id, ticket_id, rid)
+        return {"id": ticket_id, "user_id": user_id, "created_at": created}
+
     def price(self, principal: Principal, user_id: int) -> dict[str, Any]:
         self._authorize_user(principal, user_id)
         with self.store.reading() as db:
@@ -549,16 +567,22 @@ class DemoApp:
             recipients = [r["recipient"] for r in db.execute(
                 "SELECT recipient FROM deliveries WHERE user_id = ? ORDER BY recipient", (user["id"],)
             )]
+            tickets = db.execute(
+                f"SELECT {', '.join(TICKET_COLUMNS)} FROM tickets WHERE user_id = ? ORDER BY id", (user["id"],)
+            ).fetchall()
         shown = dict(user) if "export_includes_password" in self.flaws else self._public_user(user)
         if "export_incomplete" in self.flaws:
             for name in ("postal_address", "chat_username"):
                 shown.pop(name, None)
-        return {
+        export: dict[str, Any] = {
             "user": shown,
             "activity": [dict(row) for row in activity],
             "categories": ["A"] if "export_categories_incomplete" in self.flaws else list(CATEGORIES),
             "disclosed_to": [{"recipient": r, "role": RECIPIENT_ROLES.get(r, "other")} for r in recipients],
         }
+        if "export_skips_tickets" not in self.flaws:
+            export["tickets"] = [dict(row) for row in tickets]
+        return export
 
     @staticmethod
     def export_zip(data: Mapping[str, Any]) -> bytes:
@@ -567,6 +591,7 @@ class DemoApp:
             for name, columns, rows in (
                 ("users.csv", (*PUBLIC_USER, "deleted"), [data["user"]]),
                 ("activity.csv", ACTIVITY_COLUMNS, data["activity"]),
+                *((("tickets.csv", TICKET_COLUMNS, data["tickets"]),) if "tickets" in data else ()),
             ):
                 text = io.StringIO()
                 writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
@@ -804,7 +829,7 @@ class DemoApp:
 
     def _purge(self, db: sqlite3.Connection, user_id: int, keep_search: bool, keep_analytics: bool) -> None:
         user = self._user_row(db, user_id)
-        for table in ("activity", "sessions", "outbound_queue", "deliveries", "verifications"):
+        for table in ("activity", "tickets", "sessions", "outbound_queue", "deliveries", "verifications"):
             db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
         if not keep_search:
             db.execute("DELETE FROM search.documents WHERE user_id = ?", (user_id,))
@@ -835,6 +860,8 @@ class DemoApp:
         if not (correction and "partial_correction" in self.flaws):
             self._reindex(db, user_id)
         db.execute("UPDATE analytics.events SET email = ? WHERE user_id = ?", (user["email"], user_id))
+        db.execute("UPDATE tickets SET name = ?, email = ? WHERE user_id = ?",
+                   (user["full_name"], user["email"], user_id))
         if not self.sharing or (correction and "no_correction_notice" in self.flaws):
             return
         # a correction reaches everyone who holds the old data (GDPR art. 19; 11 CCR §7023(c))

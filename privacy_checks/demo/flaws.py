@@ -35,6 +35,8 @@ FLAWS: dict[str, str] = {
     "export_other_subject": "the export's activity is picked by course, so other users' activity leaks in",
     "export_includes_password": "the export carries the whole users row, password hash included",
     "export_categories_incomplete": "the export lists only category A, not every category collected",
+    "export_skips_tickets": ("the export leaves out the subject's support tickets (their name and email are "
+                             "elsewhere in it; only the ticket text is not)"),
     "skip_verification": "a privacy request's verification code is not checked: any code verifies it",
     "refuse_second_access": "an access request is denied when another was completed in the last 12 months",
     "partial_correction": "a correction updates the account but not the search index",

@@ -178,6 +178,10 @@ def add_activity(call: Call) -> Response:
     return json_response(201, result)
 
 
+def add_ticket(call: Call) -> Response:
+    return json_response(201, call.app.add_ticket(call.principal(), int(call.params[0]), call.body, call.request_id))
+
+
 def price(call: Call) -> Response:
     principal = call.principal()
     raw = call.arg("user_id")
@@ -244,6 +248,7 @@ ROUTES: list[tuple[str, str, re.Pattern[str], Callable[[Call], Response]]] = [
         ("GET", "/api/users/{id}", r"/api/users/(\d{1,18})", get_user),
         ("PATCH", "/api/users/{id}", r"/api/users/(\d{1,18})", patch_user),
         ("POST", "/api/users/{id}/activity", r"/api/users/(\d{1,18})/activity", add_activity),
+        ("POST", "/api/users/{id}/tickets", r"/api/users/(\d{1,18})/tickets", add_ticket),
         ("DELETE", "/api/admin/users/{id}", r"/api/admin/users/(\d{1,18})", admin_delete_user),
         ("GET", "/api/price", r"/api/price", price),
         ("POST", "/api/privacy-requests", r"/api/privacy-requests", create_request),

@@ -29,6 +29,12 @@ CREATE TABLE IF NOT EXISTS activity (
     ip_address TEXT, created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS activity_user ON activity(user_id);
+-- support tickets keep the name and email the user had when filing, beside what they wrote
+CREATE TABLE IF NOT EXISTS tickets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, name TEXT, email TEXT, body TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tickets_user ON tickets(user_id);
 CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, user_id INTEGER NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS privacy_requests (
     id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,

@@ -34,6 +34,7 @@ from ..observe import sinks as sink_obs
 from ..observe.forms import Needle
 from ..observe.stores import sweep
 from ..outcomes import ControlFailed
+from ..places import Places
 from ..retention import exceptions_from_profile, split_allowed
 from ..runtime import store_specs
 from ..subjects import category_table
@@ -76,6 +77,9 @@ class AccessOutcome:
     second_error: str | None = None
     second_problem: str | None = None
     blind: str | None = None  # the export showed none of the subject's own data
+    places: dict[str, str] = field(default_factory=dict)  # place -> the field only it holds, found ("" = not)
+    places_missing: list[str] = field(default_factory=list)
+    places_undistinguished: list[str] = field(default_factory=list)
     wrong_request: dict | None = None  # the wrong-code request, judged after the barrier
     log: list[str] = field(default_factory=list)
 
@@ -138,8 +142,9 @@ def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[st
     if missing:
         raise ControlFailed("positive control failed: never seen in the stores within "
                             f"{propagation:.0f} s: {'; '.join(missing)}")
-    observed = {h.field for h in sweep(specs, subject.needles(subject.strong_fields())).hits
-                if h.subject_id == subject.id}
+    census = sweep(specs, subject.needles(subject.strong_fields())).hits
+    observed = {h.field for h in census if h.subject_id == subject.id}
+    places = Places.of(census, subject.id)
 
     # -- 3. the verified request and its export ------------------------------------------------
     result = target.run("export", subject)
@@ -162,6 +167,7 @@ def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[st
         # incompleteness is then plain to see; what the export lets in cannot be judged
         out.blind = (f"positive control failed: the export at {export.source} holds none of the subject's data "
                      f"({export.describe()}), so the absence of anything else in it proves nothing")
+    _places(places, found, subject, out)
     secret_fields = [f for f in subject.fields if never_disclose(f)]
     for fname, where in _fields_found(export, subject.needles(secret_fields)).items():
         out.forbidden.append(f"field {fname} found in {where}")
@@ -170,15 +176,17 @@ def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[st
             out.forbidden.append(f"{part.name}: key {path} (a §7024(d) item by its name)")
     evidence.stage("export judged", found=found, missing=out.missing, weak_missing=out.weak_missing,
                    forbidden=out.forbidden)
+    evidence.stage("export judged by place", places=out.places, missing=out.places_missing,
+                   cannot_tell_apart=out.places_undistinguished)
 
     _categories(profile, export, observed, subject, out)
 
     # -- renditions: each must be machine-readable and valid ----------------------------------
     schema = ex.schema_path(profile)
-    names = list(ex.renditions(profile)) if "renditions" in parts else list(ex.renditions(profile))[:1]
-    for i, name in enumerate(names or ["primary"]):
+    extra = [n for n in ex.renditions(profile) if n != "primary"]
+    for name in ["primary", *(extra if "renditions" in parts else [])]:
         try:
-            rend = export if i == 0 else ex.obtain(target, subject, first_request, rendition=name)
+            rend = export if name == "primary" else ex.obtain(target, subject, first_request, rendition=name)
         except PrivacyChecksError as exc:
             out.renditions[name] = str(exc)
             continue
@@ -187,6 +195,13 @@ def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[st
         everywhere = _fields_found(rend, subject.needles(strong))
         structured = _fields_found(rend, subject.needles(strong), structured=True)
         out.unstructured[name] = sorted(set(everywhere) - set(structured))
+    for name, piece in export.pieces.items():
+        # an export made of several responses: each part must be machine-readable on its own
+        label = f"part {name}"
+        out.renditions[label] = piece
+        out.schema_errors[label] = []
+        out.unstructured[label] = sorted(set(_fields_found(piece, subject.needles(strong)))
+                                         - set(_fields_found(piece, subject.needles(strong), structured=True)))
     evidence.stage("renditions", **{n: (r.describe() if isinstance(r, ex.Export) else r)
                                     for n, r in out.renditions.items()},
                    schema=str(schema), schema_errors=out.schema_errors)
@@ -215,6 +230,31 @@ def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[st
             out.verification_error = str(exc)
     if "second" in parts or "verification" in parts:
         _second(run, subject, strong, out, evidence)
+
+
+def _places(places: Places, found: dict[str, str], subject, out: AccessOutcome) -> None:
+    """Every place the census saw the subject in must be in the export, shown by a value only it
+    holds; a place whose values are all held elsewhere too cannot be judged, and is named."""
+    secret = [f for f in subject.fields if never_disclose(f)]
+    for place, own in sorted(places.own_values(exclude=secret).items()):
+        if not own:
+            held = sorted(places.fields[place])
+            out.places_undistinguished.append(f"{place} (its {', '.join(held)} {'is' if len(held) == 1 else 'are'} "
+                                              "held elsewhere too)")
+            continue
+        shown = [f for f in own if f in found]
+        out.places[place] = shown[0] if shown else ""
+        if not shown:
+            out.places_missing.append(f"{place} (shown by {', '.join(own)}, which only that place holds)")
+
+
+def _export_link(profile) -> str:
+    """The primary export link: what another session or a wrongly verified request is tried on."""
+    links = ex.renditions(profile)
+    if not links:
+        raise TargetError("a wrongly verified request's export can only be fetched through a link, and the profile "
+                          "declares none (export.link or export.renditions)")
+    return next(iter(links.values()))
 
 
 def _forbidden_keys(data: Any, path: str = "") -> list[str]:
@@ -275,7 +315,7 @@ def _verification(run, subject, decoy, first_request: dict, out: AccessOutcome, 
     # another subject's session, on the request that was properly verified
     if decoy is not None and decoy.captured.get("token"):
         other = {**first_request, "token": decoy.captured["token"]}
-        got = ex.download(target, str(target.render(next(iter(ex.renditions(target.profile).values())),
+        got = ex.download(target, str(target.render(_export_link(target.profile),
                                                     {"subject": subject.template_context(), "captured": other})),
                           subject=subject, captured=other, auth=(target.profile.data.get("export") or {}).get("auth"),
                           where="export link, from another subject's session")
@@ -321,10 +361,14 @@ def _second(run, subject, strong: list[str], out: AccessOutcome, evidence) -> No
     if out.second_error:
         out.verification_error = f"barrier failed: the later control request could not be made: {out.second_error}"
         return
-    got = ex.download(target, str(target.render(next(iter(ex.renditions(target.profile).values())),
-                                                {"subject": subject.template_context(), "captured": wrong})),
-                      subject=subject, captured=wrong, auth=(target.profile.data.get("export") or {}).get("auth"),
-                      where="export link of the wrongly verified request")
+    try:
+        got = ex.download(target, str(target.render(_export_link(target.profile),
+                                                    {"subject": subject.template_context(), "captured": wrong})),
+                          subject=subject, captured=wrong, auth=(target.profile.data.get("export") or {}).get("auth"),
+                          where="export link of the wrongly verified request")
+    except PrivacyChecksError as exc:
+        out.verification_error = str(exc)
+        return
     for fname, where in _fields_found(got, subject.needles(subject.strong_fields())).items():
         out.verification_problems.append(f"the request verified with a wrong code delivered the subject's {fname} "
                                          f"in {where} (status {got.status})")

@@ -26,6 +26,7 @@ from ..observe.stores import Hit, sweep
 from ..outcomes import ControlFailed, settle
 from ..policy import field_categories
 from ..runtime import store_specs
+from ..subjects import CONTENT_STRATEGY
 
 # Column-name hints, by category: shown beside the evidence, never a verdict.
 _HINTS = {
@@ -54,6 +55,7 @@ class DisclosureOutcome:
     subject: str = ""
     held: list[Held] = field(default_factory=list)
     weak: list[str] = field(default_factory=list)  # weak-field hits: shown, never proof
+    content: list[str] = field(default_factory=list)  # hits of text the subject wrote: shown, not classified
     fields_held: dict[str, list[str]] = field(default_factory=dict)  # field -> where
     hints: list[str] = field(default_factory=list)
     unswept: list[str] = field(default_factory=list)
@@ -135,6 +137,11 @@ def _run(run, test_id: str, evidence, out: DisclosureOutcome) -> None:
         if hit.weak:
             out.weak.append(f"{hit.field} ({hit.form}) at {loc}")
             continue
+        if subject.strategies.get(hit.field) == CONTENT_STRATEGY:
+            # text the subject wrote: its category is whatever a person writes, and no field list
+            # names a person's messages, so it is shown, never classified (docs/profile.md)
+            out.content.append(f"{hit.field} ({hit.form}) at {loc}")
+            continue
         out.fields_held.setdefault(hit.field, [])
         if loc not in out.fields_held[hit.field]:
             out.fields_held[hit.field].append(loc)
@@ -143,7 +150,7 @@ def _run(run, test_id: str, evidence, out: DisclosureOutcome) -> None:
     out.hints = column_hints(profile)
     evidence.stage("held", categories={c: sorted({f"{h.field} at {h.where}" for h in hs})
                                        for c, hs in sorted(out.categories().items())},
-                   fields=out.fields_held, weak=out.weak, unswept=out.unswept)
+                   fields=out.fields_held, weak=out.weak, content=out.content, unswept=out.unswept)
     evidence.stage("column-name hints (not proof)", hints=out.hints)
 
 

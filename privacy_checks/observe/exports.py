@@ -101,6 +101,9 @@ class Export:
     size: int = 0
     parts: list[Part] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # the container's own (corrupt zip, wrong type)
+    # an export made of several responses (`export_part`): each one, judged on its own for
+    # machine-readability; `parts` holds all of theirs, judged together for completeness
+    pieces: dict[str, Export] = field(default_factory=dict)
 
     @property
     def formats(self) -> list[str]:
@@ -467,18 +470,26 @@ def obtain(target, subject, captured: dict | None = None, *, rendition: str | No
     captured = subject.captured if captured is None else captured
     delivery = spec.get("delivery", "link")
     ctx = {"subject": subject.template_context(), "captured": captured, "params": {}}
-    if delivery == "response":
+    if delivery == "response" and rendition is None:
         if result is None:
             raise ExportError("export.delivery is 'response' but no operation result was given")
-        last = result.last
-        body = last.text.encode()
-        ctype = next((v for k, v in last.headers.items() if k.lower() == "content-type"), None)
-        if len(body) > limits.max_bytes:
-            raise ExportError(f"the export in the response of {last.url} is {len(body)} bytes, over the cap")
-        export = parse_bytes(body, name=last.url or "response", content_type=ctype, limits=limits)
-        export.status = last.status
+        parts = getattr(result, "parts", None) or {}
+        if not parts:
+            return _from_response(result.last, result.last.url or "response", limits)
+        export = Export(source=f"the export operation's parts {', '.join(parts)}")
+        for name, step in parts.items():
+            piece = _from_response(step, name, limits)
+            export.pieces[name] = piece
+            export.parts += piece.parts
+            export.problems += piece.problems
+            export.size += piece.size
+            if export.size > limits.max_bytes:
+                raise ExportError(f"the export's parts are over the cap of {limits.max_bytes} bytes together "
+                                  "(export.max_bytes)")
+        statuses = {p.status for p in export.pieces.values()}
+        export.status = statuses.pop() if len(statuses) == 1 else None
         return export
-    if delivery == "files":
+    if delivery == "files" and rendition is None:
         return load_path(str(target.render(spec["files"], ctx)), limits)
     links = renditions(profile)
     if not links:
@@ -490,6 +501,18 @@ def obtain(target, subject, captured: dict | None = None, *, rendition: str | No
     if export.status is None or not 200 <= export.status < 300:
         raise ExportError(f"downloading the export from {export.source} answered {export.status}: "
                           f"{export.text()[:200]}")
+    return export
+
+
+def _from_response(step, name: str, limits: Limits) -> Export:
+    """An export read from a step's result (its body, or a command's standard output)."""
+    body = step.text.encode()
+    ctype = next((v for k, v in step.headers.items() if k.lower() == "content-type"), None)
+    if len(body) > limits.max_bytes:
+        raise ExportError(f"the export in the result of {step.url or name} is {len(body)} bytes, over the cap of "
+                          f"{limits.max_bytes} bytes (export.max_bytes)")
+    export = parse_bytes(body, name=name, content_type=ctype, limits=limits)
+    export.status = step.status
     return export
 
 
