@@ -2,12 +2,13 @@
 
 Auditors read these citations, so every entry follows /work/shared/clauses.md: the CCPA
 (Cal. Civ. Code, as amended by the CPRA), the CCPA regulations (Title 11, Cal. Code of Regs.,
-Division 6, Chapter 1), the GDPR (Regulation (EU) 2016/679) and the Global Privacy Control
-specification (a specification, not law).
+Division 6, Chapter 1), the GDPR (Regulation (EU) 2016/679), the ePrivacy Directive (2002/58/EC
+as amended by 2009/136/EC: consent before storing or reading information on a visitor's device)
+and the Global Privacy Control specification (a specification, not law).
 
 A marker cites a section, optionally narrowed to a subsection: ``@pytest.mark.ccpa("1798.130(a)(2)(A)")``,
 ``@pytest.mark.ccpa_regs("7022(b)(1)")``, ``@pytest.mark.gdpr("Art. 17(3)", "Art.19")``,
-``@pytest.mark.gpc("Sec-GPC")``. The subsection is kept for display; the section must be known.
+``@pytest.mark.eprivacy("Art. 5(3)")``, ``@pytest.mark.gpc("Sec-GPC")``. The subsection is kept for display; the section must be known.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from types import MappingProxyType
 
 from privacy_checks.errors import PrivacyChecksError
 
-MARKER_FAMILIES = ("ccpa", "ccpa_regs", "gdpr", "gpc")
+MARKER_FAMILIES = ("ccpa", "ccpa_regs", "gdpr", "eprivacy", "gpc")
 
 WEIGHTS = ("critical", "normal", "minor")
 
@@ -30,6 +31,7 @@ EPICS = {
     "ccpa": "CCPA",
     "ccpa_regs": "CCPA Regulations (11 CCR)",
     "gdpr": "GDPR",
+    "eprivacy": "ePrivacy Directive",
     "gpc": "Global Privacy Control",
 }
 
@@ -38,14 +40,17 @@ _SECTION_NOUN = {
     "ccpa": "CCPA section",
     "ccpa_regs": "CCPA regulations (11 CCR) section",
     "gdpr": "GDPR article",
+    "eprivacy": "ePrivacy Directive article",
     "gpc": "GPC spec section",
 }
 
-_FIRST_EXAMPLE = {"ccpa": "'1798.105'", "ccpa_regs": "'7022'", "gdpr": "'Art. 17'", "gpc": "'Sec-GPC'"}
+_FIRST_EXAMPLE = {"ccpa": "'1798.105'", "ccpa_regs": "'7022'", "gdpr": "'Art. 17'", "eprivacy": "'Art. 5(3)'",
+                  "gpc": "'Sec-GPC'"}
 _EXAMPLES = {
     "ccpa": "'1798.105' or '1798.130(a)(2)(A)'",
     "ccpa_regs": "'7022' or '7022(b)(1)'",
     "gdpr": "'Art. 17', 'Art.17(3)', 'Article 17' or '17'",
+    "eprivacy": "'Art. 5(3)' or '5(3)'",
     "gpc": "'Sec-GPC', 'navigator.globalPrivacyControl' or 'gpc.json'",
 }
 
@@ -112,12 +117,16 @@ def _display(family: str, section: str, subsection: str) -> str:
         return f"11 CCR §{section}{subsection}"
     if family == "gdpr":
         return f"GDPR Art. {section}{subsection}"
+    if family == "eprivacy":
+        return f"ePrivacy Directive Art. {section}{subsection}"
     return f"GPC spec: {_GPC_NAMES[section]}"
 
 
 _LEGINFO = "https://leginfo.legislature.ca.gov/faces/codes_displaySection.xhtml?lawCode=CIV&sectionNum={}"
 _CORNELL = "https://www.law.cornell.edu/regulations/california/11-CCR-{}"
 _EURLEX = "https://eur-lex.europa.eu/eli/reg/2016/679/oj#art_{}"
+# the consolidated text (as amended by Directive 2009/136/EC, which wrote Art. 5(3) as it stands)
+_EPRIVACY = "https://eur-lex.europa.eu/legal-content/EN/TXT/?uri=CELEX:02002L0058-20091219"
 _GPC_SPEC = "https://privacycg.github.io/gpc-spec/"
 
 # ReSpec derives these anchors from the section headings of the spec.
@@ -156,6 +165,10 @@ def _regs(id, title, right, weight, summary, numbers=None) -> Clause:
 
 def _gdpr(id, title, right, weight, summary, numbers=None) -> Clause:
     return Clause("gdpr", id, title, right, _EURLEX.format(id), weight, summary, numbers or {})
+
+
+def _eprivacy(id, title, right, weight, summary, numbers=None) -> Clause:
+    return Clause("eprivacy", id, title, right, _EPRIVACY, weight, summary, numbers or {})
 
 
 def _gpc(id, title, weight, summary, numbers=None) -> Clause:
@@ -274,6 +287,13 @@ _CLAUSES: tuple[Clause, ...] = (
     _regs("7101", "Record-Keeping", "Record-keeping", "minor",
           "Keep records of consumer requests and responses for at least 24 months (a lawful retention "
           "of request records, not of the deleted data)."),
+    _gdpr("5", "Principles relating to processing of personal data", "Principles of processing", "critical",
+          "Lawfulness, fairness and transparency; purpose limitation; data minimisation.",
+          {"(1)(b)": "collected for specified, explicit and legitimate purposes and not further processed "
+                     "in a manner incompatible with those purposes (purpose limitation)"}),
+    _gdpr("6", "Lawfulness of processing", "Lawful basis and consent", "critical",
+          "Processing is lawful only on one of the bases listed, such as the data subject's consent.",
+          {"(1)(a)": "the data subject has given consent to the processing for one or more specific purposes"}),
     _gdpr("7", "Conditions for consent", "Consent withdrawal", "normal",
           "Consent can be withdrawn as easily as it was given.",
           {"(3)": "withdrawal as easy as giving; stops consent-based processing"}),
@@ -308,6 +328,11 @@ _CLAUSES: tuple[Clause, ...] = (
     _gdpr("32", "Security of processing", "Security of processing", "critical",
           "Appropriate technical and organisational security measures.",
           {"(1)(a)": "pseudonymisation and encryption of personal data"}),
+    _eprivacy("5", "Confidentiality of the communications", "Consent to cookies and tracking", "critical",
+              "Storing information, or gaining access to information already stored, in a user's terminal "
+              "equipment only with the user's consent, unless strictly necessary for the service requested.",
+              {"(3)": "consent, given with clear and comprehensive information, before storing or accessing "
+                      "information on the terminal equipment (cookies, identifiers read by scripts)"}),
     _gpc("sec-gpc", "The Sec-GPC Header Field for HTTP Requests", "critical",
          "Sec-GPC: 1 expresses a do-not-sell-or-share preference; only the exact value \"1\" counts.",
          {"value": "exactly \"1\"; any other value is ignored"}),
@@ -329,6 +354,7 @@ _PATTERNS = {
     "ccpa": re.compile(r"^(?:§\s*|section\s+)?(1798\.\d+(?:\.\d+)?)" + _SUB + r"$", re.IGNORECASE),
     "ccpa_regs": re.compile(r"^(?:§\s*|section\s+)?(\d{4})" + _SUB + r"$", re.IGNORECASE),
     "gdpr": re.compile(r"^(?:art(?:icle)?\.?\s*)?(\d{1,2})" + _SUB + r"$", re.IGNORECASE),
+    "eprivacy": re.compile(r"^(?:art(?:icle)?\.?\s*)?(\d{1,2})" + _SUB + r"$", re.IGNORECASE),
 }
 
 

@@ -99,6 +99,26 @@ def _redact_url(url: str) -> str:
 
 
 @dataclass
+class Attachment:
+    """A file kept with the evidence (a browser's request timeline, a PNG screenshot). Made from
+    redacted data only; written beside the evidence JSON and attached in Allure."""
+
+    name: str
+    filename: str
+    media_type: str
+    data: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        import hashlib
+
+        out: dict[str, Any] = {"name": self.name, "file": self.filename, "media_type": self.media_type,
+                               "sha256": hashlib.sha256(self.data).hexdigest(), "bytes": len(self.data)}
+        if self.media_type == "application/json":
+            out["content"] = json.loads(self.data)
+        return out
+
+
+@dataclass
 class Evidence:
     """What one check recorded: stages, findings and exchanges, for the reports."""
 
@@ -107,6 +127,7 @@ class Evidence:
     findings: list[dict[str, Any]] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
 
     def stage(self, name: str, **details: Any) -> None:
         self.stages.append({"stage": name, **redact_value(details)})
@@ -117,6 +138,25 @@ class Evidence:
     def note(self, text: str) -> None:
         self.notes.append(redact_text(text))
 
+    def attach(self, name: str, data: bytes | str | Any, media_type: str, filename: str) -> Attachment:
+        """Keep a file with the evidence; `data` must already be redacted (a dict or list is kept as
+        JSON). A file name already taken gets a numbered one."""
+        if not isinstance(data, bytes | str):
+            data = json.dumps(data, indent=1, ensure_ascii=False, default=str)
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        taken = {a.filename for a in self.attachments}
+        stem, dot, ext = filename.rpartition(".")
+        n = 2
+        while filename in taken:
+            filename = f"{stem}-{n}{dot}{ext}"
+            n += 1
+        attachment = Attachment(name, filename, media_type, raw)
+        self.attachments.append(attachment)
+        return attachment
+
     def to_dict(self) -> dict[str, Any]:
-        return {"check_id": self.check_id, "stages": self.stages, "findings": self.findings,
-                "exchanges": [e.to_dict() for e in self.exchanges], "notes": self.notes}
+        out = {"check_id": self.check_id, "stages": self.stages, "findings": self.findings,
+               "exchanges": [e.to_dict() for e in self.exchanges], "notes": self.notes}
+        if self.attachments:
+            out["attachments"] = [a.to_dict() for a in self.attachments]
+        return out

@@ -15,7 +15,7 @@ from .errors import PrivacyChecksError
 
 _RUN = pytest.StashKey["object"]()
 _CHECK_ID = "check"
-_FAMILIES = ("ccpa", "ccpa_regs", "gdpr", "gpc")
+_FAMILIES = ("ccpa", "ccpa_regs", "gdpr", "eprivacy", "gpc")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -135,6 +135,11 @@ class Profile:
         return (self.data.get("gpc") or {}).get("supported")
 
     @property
+    def browser(self) -> dict[str, Any]:
+        """The `browser:` section (pages a visitor opens; suites/web), or {} when there is none."""
+        return dict(self.data.get("browser") or {})
+
+    @property
     def policy(self) -> Path | None:
         policy = self.data.get("policy")
         return self.resolve(policy) if policy else None
@@ -510,6 +515,25 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
                                     "a sink's 'table' or 'query' is in a database store (one with a url)")
         elif "table" in sink or "query" in sink or "key" in sink:
             out.append((("sinks", i), "'table', 'query' and 'key' need the sink's 'store'"))
+
+    browser = _as_dict(data.get("browser"))
+    check_host(("browser", "start_url"), browser.get("start_url"))
+    if isinstance(browser.get("barrier"), str) and re.match(r"https?://", browser["barrier"]):
+        check_host(("browser", "barrier"), browser["barrier"])
+    for journey, steps in _as_dict(browser.get("journeys")).items():
+        for i, step in enumerate(_as_list(steps)):
+            step = _as_dict(step)
+            where = ("browser", "journeys", journey, i)
+            if isinstance(step.get("visit"), str) and re.match(r"https?://", step["visit"]):
+                check_host((*where, "visit"), step["visit"])
+            fill = _as_dict(step.get("fill"))
+            selector = fill.get("selector")
+            # a password typed into a page is a secret like any other: from the environment only
+            if isinstance(selector, str) and "password" in selector.lower() and "value" in fill and \
+                    not _from_environment(_lookup_raw(raw, (*where, "fill", "value"))):
+                out.append(((*where, "fill", "value"), "a password typed into a page must come from an "
+                                                       "environment variable (${VAR}) or a template "
+                                                       "({{ subject.password }})"))
 
     for i, exc in enumerate(_as_list(data.get("retention_exceptions"))):
         exc = _as_dict(exc)

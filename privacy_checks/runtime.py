@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import PrivacyChecksError, TargetError
+from .errors import PrivacyChecksError
 
 DEMO_PROFILE = "demo.yaml"
 
@@ -167,15 +167,20 @@ class RunContext:
                                                extra_fields=spec.get("extra_fields"))
             return self._factory
 
-    def create_subject(self, test_id: str, role: str = "subject", **overrides: Any):
-        """Build a subject, write the intent to the ledger, then create it on the target."""
+    def create_subject(self, test_id: str, role: str = "subject", *, creator=None, **overrides: Any):
+        """Build a subject, write the intent to the ledger, then create it on the target: through
+        the `create_subject` operation, or `creator(subject)` (a browser signup), which fills
+        `subject.captured` with the ids the target assigned."""
         subject = self.factory.build(test_id, role=role)
         subject.fields.update(overrides)
         ledger = self.ledger
         ledger.record_intent(self.run_id, self.profile.name, subject)
         try:
-            self.target.run("create_subject", subject)
-        except TargetError:
+            if creator is not None:
+                creator(subject)
+            else:
+                self.target.run("create_subject", subject)
+        except PrivacyChecksError:
             ledger.update_subject(subject.id, state="orphaned", captured=subject.captured)
             raise
         ledger.update_subject(subject.id, state="created", captured=subject.captured)
@@ -192,7 +197,10 @@ class RunContext:
 
         start = len(self.created)
         name = label or runner.__name__.removeprefix("run_")
-        record = Evidence(f"{request.module.__name__}.{name}-procedure")
+        # a package-scoped procedure (suites/web's reference visit) has no module
+        owner = request.module.__name__ if request.scope in ("module", "class", "function") else \
+            request.node.nodeid.replace("/", ".").strip(".")
+        record = Evidence(f"{owner}.{name}-procedure")
         outcome = runner(self, test_id=request.node.nodeid, evidence=record, **kwargs)
         if outcome is not None and hasattr(outcome, "__dict__"):
             outcome.evidence = record

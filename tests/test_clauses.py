@@ -22,12 +22,14 @@ EXPECTED = {
     "ccpa": ["1798.100", "1798.81.5", "1798.105", "1798.106", "1798.110", "1798.115", "1798.120",
              "1798.121", "1798.125", "1798.130", "1798.135", "1798.140", "1798.150"],
     "ccpa_regs": ["7021", "7022", "7023", "7024", "7025", "7026", "7060", "7061", "7062", "7101"],
-    "gdpr": ["7", "12", "15", "16", "17", "18", "19", "20", "21", "32"],
+    "gdpr": ["5", "6", "7", "12", "15", "16", "17", "18", "19", "20", "21", "32"],
+    # cited by suites/web (consent before cookies and tracking), beyond the reference table
+    "eprivacy": ["5"],
 }
 
 
 def test_marker_families():
-    assert MARKER_FAMILIES == ("ccpa", "ccpa_regs", "gdpr", "gpc")
+    assert MARKER_FAMILIES == ("ccpa", "ccpa_regs", "gdpr", "eprivacy", "gpc")
 
 
 @pytest.mark.parametrize("family", sorted(EXPECTED))
@@ -53,6 +55,8 @@ def test_urls_follow_the_official_patterns():
     assert get("gdpr", "17").url == "https://eur-lex.europa.eu/eli/reg/2016/679/oj#art_17"
     for clause in clauses("gpc"):
         assert clause.url.startswith("https://privacycg.github.io/gpc-spec/")
+    assert get("eprivacy", "5").url == "https://eur-lex.europa.eu/legal-content/EN/TXT/?uri=CELEX:02002L0058-20091219"
+    assert resolve("eprivacy", "Art. 5(3)").display == "ePrivacy Directive Art. 5(3)"
 
 
 def test_post_cpra_subsections_of_1798_130_are_recorded():
@@ -123,7 +127,7 @@ def test_unknown_ccpa_section_lists_the_known_ones():
 
 
 def test_unknown_gdpr_article():
-    with pytest.raises(UnknownClause, match=r"unknown GDPR article '99' in @pytest.mark.gdpr; known: 7, 12, 15"):
+    with pytest.raises(UnknownClause, match=r"unknown GDPR article '99' in @pytest.mark.gdpr; known: 5, 6, 7, 12, 15"):
         validate_marker("gdpr", ["Art. 99(1)"])
 
 
@@ -162,7 +166,7 @@ def test_marker_argument_must_be_a_string():
 
 
 def test_unknown_family():
-    with pytest.raises(ClauseError, match=r"unknown regulation family 'hipaa'; known: ccpa, ccpa_regs, gdpr, gpc"):
+    with pytest.raises(ClauseError, match=r"unknown regulation family 'hipaa'; known: ccpa, ccpa_regs, gdpr, eprivacy, gpc"):
         validate_marker("hipaa", ["164.502"])
 
 
@@ -198,7 +202,7 @@ def test_allure_labels_minor_only():
 
 def test_epic_names():
     assert EPICS == {"ccpa": "CCPA", "ccpa_regs": "CCPA Regulations (11 CCR)", "gdpr": "GDPR",
-                     "gpc": "Global Privacy Control"}
+                     "eprivacy": "ePrivacy Directive", "gpc": "Global Privacy Control"}
 
 
 def test_allure_labels_needs_refs():

@@ -55,6 +55,16 @@ FLAWS: dict[str, str] = {
     "stale_policy_date": "the policy page's text differs from process to process while its Last modified date stays",
     "outdated_policy_page": "the policy page says \"Last modified: December 2019\", more than 12 months ago",
     "profile_edit_not_saved": "a subject's own profile update answers with the new values but is never saved",
+    # the website (demo/web.py; suites/web)
+    "pixel_ignores_gpc": "the site's tag manager loads the partner's advertising pixel for a browser sending GPC",
+    "pixel_after_opt_out": ("the partner's pixel keeps loading on page views after the visitor opted out through "
+                            "the Do Not Sell or Share link"),
+    "pixel_advanced_matching": ("the tag manager hands the partner's pixel the sha256 of the email typed at signup "
+                                "(\"advanced matching\")"),
+    "session_recorder_keylogs": "the session-recording script sends form fields unmasked, as they are typed",
+    "tracker_before_consent": "third-party tags load before the visitor has chosen in the consent banner",
+    "undeclared_cookie": ("the partner's pixel syncs its id with cookiematch.test, which sets a third-party cookie "
+                          "the profile does not declare"),
 }
 
 

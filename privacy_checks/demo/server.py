@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import trustme
 
+from . import web
 from .app import ApiError, DemoApp, Principal, parse_id
 from .faults import Faults
 from .mailer import Mailer
@@ -310,10 +311,16 @@ class DemoHandler(BaseHTTPRequestHandler):
         try:
             raw = self._read_body()
             path = urlsplit(self.path)
-            template, fn, params = match_route(method, path.path)
-            body = self._parse_json(raw) if method in ("POST", "PATCH", "PUT") else {}
-            call = Call(self, params, parse_qs(path.query), body, request_id)
-            response = fn(call)
+            page = self._web_page(path.path)
+            if page is not None:
+                template = "web " + path.path if path.path.startswith("/web") else "vendor " + path.path
+                status, payload, content_type, headers = page
+                response = Response(status, payload, content_type, headers)
+            else:
+                template, fn, params = match_route(method, path.path)
+                body = self._parse_json(raw) if method in ("POST", "PATCH", "PUT") else {}
+                call = Call(self, params, parse_qs(path.query), body, request_id)
+                response = fn(call)
         except ApiError as exc:
             response = json_response(exc.status, {"error": exc.message})
         except Exception as exc:  # noqa: BLE001 - the client gets a 500, the log gets no personal data
@@ -323,6 +330,16 @@ class DemoHandler(BaseHTTPRequestHandler):
         self._send(response)
         # route templates, never raw paths: query strings carry emails (/api/outbox?to=...)
         demo.log.info("http %s %s status=%s request_id=%s", method, template, response.status, request_id)
+
+    def _web_page(self, path: str):
+        """The website's pages (/web/...) and the vendors' hosts the demo stands in for (demo/web.py)."""
+        demo = self.server.demo
+        host = self.headers.get("Host") or ""
+        if web.third_party_host(host):
+            return web.third_party(host, self.path, self.headers.get("Cookie"), demo.app.flaws)
+        if path == "/web" or path.startswith("/web/"):
+            return web.first_party(path, demo.app.flaws, demo.sink_port)
+        return None
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -497,6 +514,11 @@ class DemoServer:
         # a worker stuck in a delivery timeout still holds the connection; process exit closes it
         if not self.worker.is_alive() and not (self.mailer is not None and self.mailer.is_alive()):
             self.store.close()
+
+    @property
+    def sink_port(self) -> int | None:
+        """The capture server's port: the website's vendors send there under their own host names."""
+        return urlsplit(self.config.sink_url).port if self.config.sink_url else None
 
     @property
     def url(self) -> str:

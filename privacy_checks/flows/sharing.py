@@ -351,6 +351,8 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
                     if d.role not in ("sale", "undeclared")]
     needles = mine + ctrl
     for cap in capture.captures(0):
+        if sink_obs.browser_delivery(cap, profile):
+            continue
         sink = sink_obs.classify(cap.path, sinks)
         role = sink["role"] if sink else "undeclared"
         if role not in ("sale", "undeclared"):

@@ -252,6 +252,15 @@ def find_in_captures(captures: list[Capture], needles, sinks: list[dict]) -> lis
     return hits
 
 
+def browser_delivery(cap: Capture, profile) -> bool:
+    """Whether a capture came from a visitor's browser to a recipient `browser.recipients` declares
+    (the capture server may stand in for a site's vendors too): suites/web judges those, by
+    registrable domain, not the server-side recipient checks by path."""
+    host = (next((v for k, v in cap.headers.items() if k.lower() == "host"), "") or "").rsplit(":", 1)[0].lower()
+    domains = [d.lower() for r in (profile.browser.get("recipients") or []) for d in r.get("domains", [])]
+    return bool(host) and any(host == d or host.endswith("." + d) for d in domains)
+
+
 def wait_for(predicate, *, timeout: float, interval: float = 0.2):
     """Poll `predicate` until it returns something truthy or `timeout` passes; return its last value."""
     deadline = time.monotonic() + timeout

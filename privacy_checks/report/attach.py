@@ -31,6 +31,13 @@ def findings_table(findings: list[dict]) -> str:
     return out.getvalue()
 
 
+def _allure_types() -> dict:
+    import allure
+
+    return {"image/png": allure.attachment_type.PNG, "application/json": allure.attachment_type.JSON,
+            "text/plain": allure.attachment_type.TEXT}
+
+
 def attach_evidence(item, record, *, title: str | None = None) -> None:
     try:
         import allure
@@ -43,6 +50,7 @@ def attach_evidence(item, record, *, title: str | None = None) -> None:
     if getattr(item, "_privacy_evidence_attached", None) is record:
         return
     item._privacy_evidence_attached = record
+    types = _allure_types()
     data = record.to_dict()
     # Stages were recorded as the check ran; replaying them as steps lets an engineer walk
     # create -> control -> request -> poll -> sweep -> verdict in the Allure UI.
@@ -60,6 +68,9 @@ def attach_evidence(item, record, *, title: str | None = None) -> None:
             allure.attach(_json(exchange), name=f"HTTP {name} (redacted)", attachment_type=allure.attachment_type.JSON)
         if data["notes"]:
             allure.attach("\n".join(data["notes"]), name="notes", attachment_type=allure.attachment_type.TEXT)
+        for attachment in record.attachments:
+            allure.attach(attachment.data, name=attachment.name,
+                          attachment_type=types.get(attachment.media_type, allure.attachment_type.TEXT))
         allure.attach(_json(data), name="evidence", attachment_type=allure.attachment_type.JSON)
 
 
@@ -71,6 +82,15 @@ def write_evidence_file(directory: Path, check_id: str, nodeid: str, record, *, 
     """Write atomically: under pytest-xdist several workers write into the same directory."""
     directory.mkdir(parents=True, exist_ok=True)
     data = {"check_id": check_id, "nodeid": nodeid, "evidence": record.to_dict()}
+    # attachments (screenshots, request timelines) go beside it as files: <check-id>/<file>
+    for attachment, entry in zip(record.attachments, data["evidence"].get("attachments", []), strict=True):
+        folder = directory / check_id
+        folder.mkdir(exist_ok=True)
+        target = folder / attachment.filename
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(attachment.data)
+        os.replace(tmp, target)
+        entry["file"] = f"{check_id}/{attachment.filename}"
     if shared_by:
         data["recorded_by"] = shared_by
     path = evidence_path(directory, check_id)

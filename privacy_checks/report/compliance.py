@@ -118,7 +118,7 @@ def clause_id(citation: str) -> str:
     ref = _clause_of(citation)
     if ref is None:
         return citation
-    section = f"Art. {ref.clause.id}" if ref.family == "gdpr" else ref.clause.id
+    section = f"Art. {ref.clause.id}" if ref.family in ("gdpr", "eprivacy") else ref.clause.id
     return f"{ref.family}:{section}{ref.subsection}"
 
 
@@ -137,6 +137,17 @@ def _findings_summary(evidence: dict) -> list[str]:
         if f.get("kind"):
             line = f"{f['kind']}: {line}"
         out.append(redact_text(line))
+    return out
+
+
+def _attachments(evidence: dict, evidence_dir: Path, out_dir: Path) -> list[dict]:
+    """Files kept with a check's evidence (screenshots, request timelines), as links from the report."""
+    out = []
+    for a in evidence.get("attachments", []):
+        path = evidence_dir / str(a.get("file", ""))
+        if a.get("file") and path.is_file():
+            out.append({"name": str(a.get("name", a["file"])), "file": _rel(path, out_dir),
+                        "media_type": str(a.get("media_type", "")), "sha256": sha256_file(path)})
     return out
 
 
@@ -172,7 +183,8 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
                 data = {}
             entry["evidence"] = {"file": _rel(path, out_dir), "sha256": sha256_file(path),
                                  "stages": [s.get("stage") for s in data.get("evidence", {}).get("stages", [])],
-                                 "findings": _findings_summary(data.get("evidence", {}))}
+                                 "findings": _findings_summary(data.get("evidence", {})),
+                                 "attachments": _attachments(data.get("evidence", {}), evidence_dir, out_dir)}
         checks.append(entry)
 
     # One clause section per cited section, in the registry's order; a check citing several
@@ -358,6 +370,10 @@ def _render_check(c: dict) -> str:
             parts.append(f'<p class="muted">Steps recorded: {e(" → ".join(str(s) for s in ev["stages"]))}</p>')
         if ev["findings"] and c["outcome"] != "passed":
             parts.append("<p>Findings:</p><ul>" + "".join(f"<li>{e(f)}</li>" for f in ev["findings"][:20]) + "</ul>")
+        if ev.get("attachments"):
+            # links, not inline images: the report's CSP fetches nothing, and a reader opens the file
+            parts.append("<p>Attached: " + ", ".join(
+                f'<a href="{e(a["file"])}">{e(a["name"])}</a>' for a in ev["attachments"]) + "</p>")
         parts.append(f'<p class="muted">Evidence: <code>{e(ev["file"])}</code> sha256 <code>{e(ev["sha256"])}</code></p>')
     parts.append(f'<p class="muted">Test: <code>{e(c["test"] or "")}</code> · finished {e(c["finished_at"])}</p>')
     parts.append("</div>")
@@ -454,6 +470,7 @@ def write_reports(results_path: Path, out_dir: Path, *, evidence_dir: Path | Non
     else:
         _write_atomic(oscal_path, json.dumps(oscal, indent=2, ensure_ascii=False).encode())
     evidence = [evidence_dir / f"{c['check_id']}.json" for c in report["checks"]]
+    evidence += [out_dir / a["file"] for c in report["checks"] if c["evidence"] for a in c["evidence"]["attachments"]]
     files = [Path(results_path), json_path, html_path, *([oscal_path] if oscal_path else []), *evidence,
              *(extra_files or [])]
     manifest, digest = write_manifest(out_dir, files, report["run"])

@@ -180,7 +180,7 @@ def oscal_assessment_results(report: dict) -> dict:
                        "`clause` props of its finding; those below are the sections cited in this run.",
         "control-selections": [{"include-all": {}}],
     }
-    clause_props = [_prop("clause", f"{r['family']}:{'Art. ' if r['family'] == 'gdpr' else ''}{c['clause']}")
+    clause_props = [_prop("clause", f"{r['family']}:{'Art. ' if r['family'] in ('gdpr', 'eprivacy') else ''}{c['clause']}")
                     for r in report.get("regulations") or [] for c in r.get("clauses") or []]
     if clause_props:
         result["reviewed-controls"]["props"] = clause_props

@@ -27,7 +27,7 @@ import pytest
 from .. import outcomes
 
 _CHECK = "check"
-_FAMILIES = ("ccpa", "ccpa_regs", "gdpr", "gpc")
+_FAMILIES = ("ccpa", "ccpa_regs", "gdpr", "eprivacy", "gpc")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -121,6 +121,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if (state.reports_dir / MANIFEST).is_file() and state.evidence_dir.is_dir():
         for stale in state.evidence_dir.glob("*.json"):
             stale.unlink(missing_ok=True)
+        for stale in state.evidence_dir.glob("*/*"):  # attachments: <check-id>/<file>
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
         for line in _expired_lines(state):
@@ -215,8 +218,12 @@ def _evidence_of(item: pytest.Item):
     if isinstance(record, Evidence):
         return record, None
     # Procedure fixtures (one deletion per module) carry the evidence of every check judging
-    # them; read instance attributes only, so no lazy property starts anything.
-    for name, value in getattr(item, "funcargs", {}).items():
+    # them; read instance attributes only, so no lazy property starts anything. The fixtures the
+    # test names come first: a procedure's own evidence, not that of one it builds on.
+    funcargs = getattr(item, "funcargs", {})
+    direct = [n for n in getattr(getattr(item, "_fixtureinfo", None), "argnames", ()) if n in funcargs]
+    for name in direct + [n for n in funcargs if n not in direct]:
+        value = funcargs[name]
         record = getattr(value, "__dict__", {}).get("evidence")
         if isinstance(record, Evidence):
             return record, name

@@ -1,0 +1,224 @@
+"""The browser observer (observe/browser.py) against the demo's real pages in real Chromium,
+and the pieces it stands on: parties by registrable domain, the `browser:` profile section."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from privacy_checks.demo.launch import DemoProcess
+from privacy_checks.observe import browser as obs
+from privacy_checks.observe.forms import Matcher, Needle
+from privacy_checks.observe.sinks import CaptureClient, CaptureServer
+from privacy_checks.observe.tls_sink import sink_tls
+from privacy_checks.profile import lint
+
+ROOT = Path(__file__).resolve().parent.parent
+HOSTS = ["*.mediapro.test", "*.adpartner.test", "*.replaytrack.test", "*.cookiematch.test"]
+
+
+# -- parties ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("host", "domain"), [
+    ("www.example.co.uk", "example.co.uk"),       # a multi-label public suffix
+    ("a.b.example.com", "example.com"),
+    ("user.github.io", "user.github.io"),          # a private suffix of the list: each user is a party
+    ("stats.mediapro.test", "mediapro.test"),      # unknown TLD: the last two labels, as Chromium does
+    ("127.0.0.1", "127.0.0.1"),
+    ("localhost", "localhost"),
+    ("WWW.Example.COM.", "example.com"),
+])
+def test_registrable_domain_comes_from_the_public_suffix_list_offline(host, domain):
+    assert obs.registrable_domain(host) == domain
+
+
+def test_parties_are_first_party_declared_recipients_or_undeclared():
+    parties = obs.Parties(["mediapro.test"], [
+        {"name": "adpartner", "role": "third_party", "domains": ["adpartner.test"]},
+        {"name": "crm", "role": "service_provider", "domains": ["crm.example.com"]}])
+    assert parties.of("stats.mediapro.test").role == "first_party"
+    assert parties.of("pixel.adpartner.test") == obs.Party("adpartner", "third_party", "adpartner.test")
+    # a declared host stands for its registrable domain: the vendor's other hosts are the vendor too
+    assert parties.of("eu.example.com").name == "crm"
+    assert parties.of("sync.cookiematch.test").role == "undeclared"
+    assert parties.of("sync.cookiematch.test").outside and not parties.of("www.mediapro.test").outside
+
+
+def test_advanced_matching_digests_of_a_typed_email_are_found():
+    """Ad networks hash the trimmed, lower-cased email; sha256 and md5 of it are both forms."""
+    email = "Ada.Lovelace.pcqzabcdefghij@Example.com"
+    typed = Needle("s1", "email", email)
+    normalised = email.strip().lower().encode()
+    for algo in ("sha256", "md5"):
+        body = f'{{"em": "{hashlib.new(algo, normalised).hexdigest()}"}}'
+        assert [(m.needle.field, m.form) for m in Matcher([typed]).find(body)] == [("email", algo)]
+
+
+def test_the_server_side_recipient_checks_leave_browser_deliveries_to_suites_web():
+    from types import SimpleNamespace
+
+    from privacy_checks.observe.sinks import Capture, browser_delivery
+
+    profile = SimpleNamespace(browser={"recipients": [{"name": "adpartner", "domains": ["adpartner.test"]}]})
+    beacon = Capture(1, "POST", "/adpartner/collect", "", {"Host": "pixel.adpartner.test:4430"}, "{}", "t")
+    webhook = Capture(2, "POST", "/partner/leads", "", {"Host": "127.0.0.1:4430"}, "{}", "t")
+    assert browser_delivery(beacon, profile) and not browser_delivery(webhook, profile)
+    assert not browser_delivery(beacon, SimpleNamespace(browser={}))
+
+
+def test_a_missing_chromium_is_one_line_naming_the_debian_package(tmp_path):
+    with pytest.raises(obs.BrowserUnavailable) as err:
+        obs.chromium_executable(str(tmp_path / "chromium"))
+    message = str(err.value)
+    assert "\n" not in message and "apt-get install chromium" in message and str(tmp_path) in message
+
+
+# -- the profile section ----------------------------------------------------------------------
+
+def _profile(tmp_path, browser: str) -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text("name: t\nbase_url: https://app.example.com\nallowed_hosts: [app.example.com, "
+                    "www.example.com]\nbrowser:\n" + browser)
+    return path
+
+
+@pytest.mark.parametrize(("browser", "expected"), [
+    ("  journeys: {browse: [{visit: /, click: '#a'}]}\n", "browser.journeys.browse[0]: a browser step is exactly one of"),
+    ("  journeys: {browse: [{visit: 'https://ads.example.net/x'}]}\n",
+     "browser.journeys.browse[0].visit: host 'ads.example.net' is not in allowed_hosts"),
+    ("  journeys: {browse: [{fill: {selector: '#password', value: hunter2}}]}\n",
+     "browser.journeys.browse[0].fill.value: a password typed into a page must come from an environment variable"),
+    ("  resolve: {www.example.com: other.example.com}\n  journeys: {browse: [{visit: /}]}\n",
+     "browser.resolve['www.example.com']: 'other.example.com' is not an IP address"),
+    ("  consent: {required: true}\n  journeys: {browse: [{visit: /}]}\n",
+     "browser.consent: with required: true, give the banner, accept and reject selectors"),
+    ("  journeys: {signup: [{visit: /}]}\n", "browser.journeys: declare at least the 'browse' journey"),
+    ("  journeys: {browse: [{visit: /}], checkout: [{visit: /}]}\n",
+     "'checkout' is not a journey the checks run"),
+    ("  recipients: [{name: ads, role: partner, purpose: ads, domains: [ads.example.net]}]\n"
+     "  journeys: {browse: [{visit: /}]}\n", "browser.recipients[0].role: 'partner' is not one of"),
+])
+def test_browser_section_mistakes_are_one_line_each(tmp_path, browser, expected):
+    problems = lint(_profile(tmp_path, browser), env={})
+    assert any(expected in p for p in problems), problems
+
+
+def test_the_demo_profile_browser_section_is_valid():
+    env = {"PRIVACY_CHECKS_DEMO_URL": "https://127.0.0.1:1", "PRIVACY_CHECKS_DEMO_HTTP_URL": "http://127.0.0.1:2",
+           "PRIVACY_CHECKS_DEMO_DATA": "/tmp", "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "x"}
+    assert lint(ROOT / "fixtures" / "targets" / "demo.yaml", env=env) == []
+
+
+# -- the observer on the demo's pages ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo_site(tmp_path_factory):
+    capture = CaptureServer()
+    demo = DemoProcess(sink_url=capture.control_url).start()
+    ca = tmp_path_factory.mktemp("sink") / "ca.pem"
+    sink_tls(capture.control_url, ca)
+    port = int(demo.url.rsplit(":", 1)[1])
+    pins = [obs.spki_pin("127.0.0.1", port, cafile=f"{demo.data_dir}/tls/ca.pem", check_hostname=False),
+            obs.spki_pin("127.0.0.1", capture.port, cafile=str(ca), check_hostname=False)]
+    parties = obs.Parties(["mediapro.test"], [
+        {"name": "adpartner", "role": "third_party", "domains": ["adpartner.test"]},
+        {"name": "replaytrack", "role": "third_party", "domains": ["replaytrack.test"]}])
+    browser = obs.Browser(allowed_hosts=["127.0.0.1", "*.mediapro.test", "*.adpartner.test"],
+                          parties=parties, resolve={h: "127.0.0.1" for h in HOSTS}, spki_pins=pins,
+                          timeouts={"navigation": 20, "step": 4}).start()
+    yield browser, f"https://www.mediapro.test:{port}", capture
+    browser.close()
+    demo.stop()
+    capture.stop()
+
+
+CONSENT = {"banner": "#consent-banner", "accept": "#consent-accept", "reject": "#consent-reject"}
+
+
+def test_a_visitor_records_every_request_with_its_party_initiator_and_cookies(demo_site):
+    browser, site, capture = demo_site
+    visitor = browser.visitor("visitor")
+    before = CaptureClient(capture.control_url).last_seq()
+    visitor.visit(f"{site}/web/")
+    visitor.consent(CONSENT, "accept")
+    visitor.visit(f"{site}/web/")
+    barrier = visitor.barrier(f"{site}/web/")
+    beacon = next(r for r in visitor.requests if r.url.endswith("/adpartner/collect"))
+    assert beacon.party.name == "adpartner" and beacon.method == "POST" and beacon.resource_type == "ping"
+    assert '"event":"PageView"' in beacon.body
+    assert beacon.seq < barrier.seq and barrier.party.role == "first_party"
+    timeline = visitor.finish()
+    assert "adpartner/pixel.js" in next(r["initiator"] for r in timeline["requests"] if r["seq"] == beacon.seq)
+    # the vendor's third-party cookie is kept (Chrome's default) and is named, never shown
+    cookie = next(c for c in visitor.final_cookies if c.name == "_adp_uid")
+    assert cookie.party.name == "adpartner" and "adpartner/pixel.js" in cookie.set_by
+    sent = next(r for r in timeline["requests"] if r["seq"] == beacon.seq)["headers"]["cookie"]
+    assert sent == "_adp_uid=[REDACTED]"
+    # what the vendor's script sent also reached our capture server, under the vendor's name
+    assert any(c.path == "/adpartner/collect" and c.headers.get("Host", "").startswith("pixel.adpartner.test")
+               for c in CaptureClient(capture.control_url).captures(before))
+
+
+def test_a_gpc_visitor_sends_the_header_on_every_request_and_sees_the_property(demo_site):
+    browser, site, _ = demo_site
+    visitor = browser.visitor("gpc", gpc=True)
+    visitor.visit(f"{site}/web/")
+    assert visitor.page.evaluate("navigator.globalPrivacyControl") is True
+    assert visitor.requests and all(r.headers.get("sec-gpc") == "1" for r in visitor.requests)
+    assert visitor.gpc_seen
+    plain = browser.visitor("plain")
+    plain.visit(f"{site}/web/")
+    # Chromium itself has no GPC: without the init script the property is not there
+    assert plain.page.evaluate("navigator.globalPrivacyControl") is None
+    visitor.close()
+    plain.close()
+
+
+def test_requests_to_hosts_outside_the_allow_list_are_recorded_and_never_sent(demo_site):
+    browser, site, _ = demo_site
+    visitor = browser.visitor("visitor")
+    visitor.visit(f"{site}/web/")
+    visitor.consent(CONSENT, "accept")  # loads the recorder, whose host is not allowed here
+    recorder = [r for r in visitor.requests if r.host == "cdn.replaytrack.test"]
+    assert recorder and all(r.blocked and r.status == 0 for r in recorder)
+    with pytest.raises(obs.BrowserStepError, match="host 'sync.cookiematch.test' is not in allowed_hosts"):
+        visitor.visit(site.replace("www.mediapro", "sync.cookiematch") + "/cookiematch/sync")
+    visitor.close()
+
+
+def test_a_page_that_never_loads_is_an_error_naming_page_and_step_with_a_screenshot(demo_site):
+    browser, site, _ = demo_site
+    visitor = browser.visitor("visitor")
+    with pytest.raises(obs.BrowserStepError) as err:
+        visitor.visit(f"{site}/web/no-such-page")
+    assert "/web/no-such-page" in str(err.value) and "step 1" in str(err.value) and "HTTP 404" in str(err.value)
+    assert err.value.screenshot.startswith(b"\x89PNG")
+    visitor.visit(f"{site}/web/")
+    with pytest.raises(obs.BrowserStepError) as err:
+        visitor.wait_for("#never-there")
+    assert "selector '#never-there' never appeared within 4 s" in str(err.value)
+    assert f"page {site}/web/" in str(err.value) and "step 3 (wait for #never-there)" in str(err.value)
+    assert err.value.screenshot.startswith(b"\x89PNG")
+    visitor.close()
+
+
+def test_a_consent_banner_the_page_lacks_is_an_error(demo_site):
+    browser, site, _ = demo_site
+    visitor = browser.visitor("visitor")
+    visitor.visit(f"{site}/privacy-policy")
+    with pytest.raises(obs.BrowserStepError, match=r"describes a consent banner \(browser.consent.banner "
+                                                   r"'#consent-banner'\) but the page does not show it"):
+        visitor.consent(CONSENT, "reject")
+    visitor.close()
+
+
+def test_values_from_the_profile_never_reach_the_timeline(demo_site):
+    browser, site, _ = demo_site
+    visitor = browser.visitor("visitor", secrets=["S3cret-from-env"])
+    visitor.visit(f"{site}/web/signup")
+    visitor.fill("#password", "S3cret-from-env")
+    visitor.fill("#company", "Acme S3cret-from-env")
+    visitor.visit(f"{site}/web/?q=S3cret-from-env")
+    assert "S3cret-from-env" not in repr(visitor.finish())
