@@ -66,7 +66,10 @@ def test_demo_profile_loads_with_defaults():
     profile = load_profile(DEMO, DEMO_ENV)
     assert profile.name == "demo"
     assert profile.base_url == "https://127.0.0.1:1"
-    assert profile.allowed_hosts == ["127.0.0.1", "localhost"]
+    # the demo's own address, and the host names of its website's analytics and vendors (suites/web)
+    assert profile.allowed_hosts == ["127.0.0.1", "localhost", "*.mediapro.test", "*.adpartner.test",
+                                     "*.replaytrack.test", "*.cookiematch.test"]
+    assert profile.browser["first_party"] == ["127.0.0.1", "mediapro.test"]
     # the demo applies choices at once, so it bounds the sharing suites' propagation wait at 10 s
     assert profile.timeouts == {"request": 10.0, "operation": 60.0, "propagation": 10.0}
     assert profile.tls == {"ca_bundle": "/tmp/x/tls/ca.pem", "verify": True}
