@@ -12,6 +12,12 @@ def _examined(outcome: WebOutcome) -> str:
     return ", ".join(f"{n} {what}" for what, n in outcome.examined.items()) + " examined"
 
 
+def _no_leaks(outcome: WebOutcome, what: str, when: str = "") -> None:
+    if outcome.leaks:
+        lines = group(outcome.leaks)
+        raise PromiseBroken(f"{what} in {len(lines)} request(s) ({_examined(outcome)}{when}):" + _lines(lines))
+
+
 def tags_honour_gpc(outcome: WebOutcome) -> None:
     """11 CCR §7025(b): with GPC on, nothing of the subject's reaches a third-party or sale domain,
     and no third-party advertising cookie is set."""
@@ -28,11 +34,8 @@ def tags_honour_gpc(outcome: WebOutcome) -> None:
 def tags_stop_after_opt_out(outcome: WebOutcome) -> None:
     """§1798.120, §1798.135: after the site's own opt-out, later page views send nothing of the subject's."""
     _usable(outcome)
-    if outcome.leaks:
-        lines = group(outcome.leaks)
-        raise PromiseBroken(f"after the subject opted out through the site's Do Not Sell or Share link, later page "
-                            f"views still sent its identifiers to a third-party or sale domain in {len(lines)} "
-                            f"request(s) ({_examined(outcome)} after the opt-out):" + _lines(lines))
+    _no_leaks(outcome, "after the subject opted out through the site's Do Not Sell or Share link, later page views "
+                       "still sent its identifiers to a third-party or sale domain", " after the opt-out")
 
 
 def form_data_not_leaked(reference: WebOutcome) -> None:
@@ -45,11 +48,8 @@ def form_data_not_leaked(reference: WebOutcome) -> None:
         raise ControlFailed(f"positive control failed: none of the typed fields ({', '.join(reference.typed)}) was "
                             "seen in any request to the first party or a service provider, so the observer cannot "
                             "be shown to see typed data leave the page; an absence elsewhere would prove nothing")
-    if reference.leaks:
-        lines = group(reference.leaks)
-        raise PromiseBroken(f"what the subject typed ({', '.join(reference.typed)}) reached a domain outside the "
-                            f"first party and its declared service providers in {len(lines)} request(s) "
-                            f"({_examined(reference)}):" + _lines(lines))
+    _no_leaks(reference, f"what the subject typed ({', '.join(reference.typed)}) reached a domain outside the "
+                         "first party and its declared service providers")
 
 
 def nothing_before_consent(outcome: WebOutcome) -> None:

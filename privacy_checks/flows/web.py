@@ -42,7 +42,7 @@ from ..profile import host_allowed
 
 _SUBJECT_FIELD = re.compile(r"\{\{\s*subject\.(\w+)\s*\}\}")
 _TEMPLATE = re.compile(r"\{\{.*?\}\}")
-BARRIER_LABEL = "a first-party page fetched itself after the journey"
+MAX_SCREENSHOTS = 5  # per visitor: the pages behind the first findings
 
 
 # -- what the checks judge --------------------------------------------------------------------
@@ -274,13 +274,17 @@ class WebSession:
         made = [self.evidence.attach(f"request timeline: {visitor.name}", timeline, "application/json",
                                      f"timeline-{_slug(visitor.name)}.json")]
         steps = sorted({leak_step(leak, visitor) for leak in shots_for or []} - {None})
+        shots: list[obs.Screenshot] = []
         for step in steps:
+            # the page as it was when the step ended (the form as filled in, for a typing step)
             shot = next((s for s in visitor.screenshots if s.step >= step), None) or (
                 visitor.screenshots[-1] if visitor.screenshots else None)
-            if shot is not None:
-                made.append(self.evidence.attach(f"screenshot: {visitor.name}, step {shot.step} ({shot.label})",
-                                                 shot.png, "image/png",
-                                                 f"screenshot-{_slug(visitor.name)}-step{shot.step}.png"))
+            if shot is not None and shot not in shots:
+                shots.append(shot)
+        for shot in shots[:MAX_SCREENSHOTS]:
+            made.append(self.evidence.attach(f"screenshot: {visitor.name}, step {shot.step} ({shot.label})",
+                                             shot.png, "image/png",
+                                             f"screenshot-{_slug(visitor.name)}-step{shot.step}.png"))
         self.evidence.stage(f"visitor {visitor.name}", requests=len(visitor.requests),
                             cookies=len(getattr(visitor, "final_cookies", [])),
                             steps=[s.label for s in visitor.steps])

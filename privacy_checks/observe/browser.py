@@ -591,6 +591,9 @@ class Visitor:
         label = label or f"click {selector}"
         self._begin(label)
         locator = self._locate(selector, label)
+        if navigates:
+            # the form as filled in, before it goes: what a script reading fields saw
+            self._screenshot(f"before {label}")
         try:
             if navigates:
                 with self.page.expect_navigation(wait_until="load"):
