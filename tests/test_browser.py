@@ -4,6 +4,7 @@ and the pieces it stands on: parties by registrable domain, the `browser:` profi
 from __future__ import annotations
 
 import hashlib
+import socket
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,12 @@ def test_advanced_matching_digests_of_a_typed_email_are_found():
     for algo in ("sha256", "md5"):
         body = f'{{"em": "{hashlib.new(algo, normalised).hexdigest()}"}}'
         assert [(m.needle.field, m.form) for m in Matcher([typed]).find(body)] == [("email", algo)]
+
+
+def test_a_gmail_address_is_also_found_as_ad_networks_normalise_it():
+    typed = Needle("s1", "email", " Ada.Lovelace+pcqzabcdefghij@GMail.com")
+    digest = hashlib.sha256(b"adalovelace@gmail.com").hexdigest()
+    assert [m.form for m in Matcher([typed]).find(f"em={digest}")] == ["sha256"]
 
 
 def test_the_server_side_recipient_checks_leave_browser_deliveries_to_suites_web():
@@ -195,11 +202,17 @@ def test_a_page_that_never_loads_is_an_error_naming_page_and_step_with_a_screens
         visitor.visit(f"{site}/web/no-such-page")
     assert "/web/no-such-page" in str(err.value) and "step 1" in str(err.value) and "HTTP 404" in str(err.value)
     assert err.value.screenshot.startswith(b"\x89PNG")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    with pytest.raises(obs.BrowserStepError, match=rf"page https://www\.mediapro\.test:{closed}/web/, step 2 "
+                                                   r"\(visit .*\): the page never loaded: .*ERR_CONNECTION_REFUSED"):
+        visitor.visit(f"https://www.mediapro.test:{closed}/web/")
     visitor.visit(f"{site}/web/")
     with pytest.raises(obs.BrowserStepError) as err:
         visitor.wait_for("#never-there")
     assert "selector '#never-there' never appeared within 4 s" in str(err.value)
-    assert f"page {site}/web/" in str(err.value) and "step 3 (wait for #never-there)" in str(err.value)
+    assert f"page {site}/web/" in str(err.value) and "step 4 (wait for #never-there)" in str(err.value)
     assert err.value.screenshot.startswith(b"\x89PNG")
     visitor.close()
 

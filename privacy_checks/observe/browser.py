@@ -511,9 +511,9 @@ class Visitor:
                                      self.browser._seq + 1))
         return index
 
-    def _fail(self, label: str, what: str) -> BrowserStepError:
+    def _fail(self, label: str, what: str, *, page: str | None = None) -> BrowserStepError:
         shot = self._screenshot(label, force=True)
-        page = self.page.url
+        page = page or self.page.url
         return BrowserStepError(self.redact(f"visitor {self.name}, page {page}, step {len(self.steps)} ({label}): "
                                             f"{what}"), screenshot=shot, page=self.redact(page))
 
@@ -545,9 +545,9 @@ class Visitor:
         try:
             response = self.page.goto(url, wait_until="load")
         except PlaywrightError as exc:
-            raise self._fail(label, f"the page never loaded: {_first_line(exc)}") from None
+            raise self._fail(label, f"the page never loaded: {_first_line(exc)}", page=url) from None
         if response is not None and response.status >= 400:
-            raise self._fail(label, f"the page answered HTTP {response.status}")
+            raise self._fail(label, f"the page answered HTTP {response.status}", page=url)
         self._after_load()
         self._settle()
         self._screenshot(label)

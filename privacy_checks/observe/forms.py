@@ -106,13 +106,21 @@ def candidate_patterns(marker: str = MARKER) -> list[str]:
     return [marker, *base64_cores(marker.encode("utf-8"))]
 
 
+_GMAIL = ("gmail.com", "googlemail.com")
+
+
 def hash_digests(value: str) -> dict[str, str]:
     """``{hex digest: form}`` of the normalised value (trimmed, lower-cased) and, when it differs,
-    of the value as given: systems hash before or after normalising."""
+    of the value as given: systems hash before or after normalising. A Gmail address also in the
+    form ad networks' "advanced matching" normalise it to (dots and any +tag gone from the local
+    part, as Google's enhanced conversions and UID2 specify)."""
     out: dict[str, str] = {}
     variants = [value.strip().lower()]
     if value != variants[0]:
         variants.append(value)
+    local, at, domain = variants[0].rpartition("@")
+    if at and local and domain in _GMAIL:
+        variants.append(local.split("+", 1)[0].replace(".", "") + "@" + domain)
     for variant in variants:
         raw = variant.encode("utf-8")
         for kind in HASH_FORMS:
