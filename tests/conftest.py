@@ -72,7 +72,9 @@ def standalone_demo(tmp_path):
     url = line.split("url=")[1].split()[0]
     env = {"PRIVACY_CHECKS_DEMO_URL": url, "PRIVACY_CHECKS_DEMO_DATA": str(data),
            "PRIVACY_CHECKS_DEMO_HTTP_URL": line.split("http=")[1].split()[0],
-           "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": token}
+           "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": token,
+           "PRIVACY_CHECKS_DEMO_REDIS": line.split("redis=")[1].split()[0],
+           "PRIVACY_CHECKS_DEMO_S3_URL": line.split("s3=")[1].split()[0]}
     yield env
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=10)

@@ -25,6 +25,10 @@ def test_clean_demo_passes_every_deletion_check(suite_runner):
     ("keep_in_analytics", RESIDUAL, "analytics: table events, column email"),
     ("no_downstream_delete", NOTIFIED, "no deletion notice"),
     ("delete_hits_other_subject", INTACT, "is gone too"),
+    ("keep_in_cache", RESIDUAL, "no expiry"),
+    ("cache_ttl_7_days", RESIDUAL, "(hash), field email, held for 6 days 23 h more"),
+    ("keep_old_versions", RESIDUAL, "(noncurrent)"),
+    ("keep_in_lake", RESIDUAL, "/lake/analytics/events.parquet, row "),
 ])
 def test_each_deletion_flaw_fails_exactly_its_checks_naming_where(suite_runner, flaw, expected, where):
     run = suite_runner(*SUITES, flaws=(flaw,))

@@ -48,3 +48,33 @@ def test_lint_rejects_a_malformed_purge_period(tmp_path):
     result = subprocess.run([sys.executable, "-m", "privacy_checks.cli", "lint", str(bad)], capture_output=True,
                             text=True, timeout=60, env={**os.environ, **env})
     assert result.returncode == 2 and "retention_exceptions[0].purge_within" in result.stderr, result.stderr
+
+
+def test_a_cache_entry_kept_with_a_ttl_passes_only_under_an_exception_with_a_long_enough_max_ttl(tmp_path):
+    from privacy_checks.demo.launch import DemoProcess
+
+    demo = DemoProcess(flaws=["cache_ttl_7_days"]).start()
+    try:
+        def run_with(max_ttl: str, name: str):
+            profile = tmp_path / f"{name}.yaml"
+            profile.write_text(PROFILE.read_text() + f"""\
+  - store: cache
+    key: "profile:*"
+    max_ttl: {max_ttl}
+    legal_basis: "legitimate interest (fraud prevention)"
+    reason: the profile cache is kept for a week after deletion
+""")
+            args = ("--target", str(profile), f"--ledger=sqlite:///{tmp_path / name}.sqlite",
+                    "--privacy-reports", str(tmp_path / name))
+            return run_suites(tmp_path, DELETE, args=args, env=demo.env())
+
+        allowed = run_with("8d", "allowed")
+        assert allowed.outcomes()["ccpa.delete.no-residual-data"] == "passed", allowed.message(
+            "ccpa.delete.no-residual-data")
+        evidence = "".join(p.read_text() for p in (tmp_path / "allowed").rglob("*.json"))
+        assert "held for 6 days 23 h more" in evidence and "expiring within 8d" in evidence
+        too_short = run_with("24h", "short")
+        assert too_short.outcomes()["ccpa.delete.no-residual-data"] == "failed"
+        assert "held for 6 days 23 h more" in too_short.message("ccpa.delete.no-residual-data")
+    finally:
+        demo.stop()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .copies import Copies
 from .store import Store
 
 EDITABLE = (
@@ -166,9 +167,12 @@ def _reject_unknown(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
 
 class DemoApp:
     def __init__(
-        self, store: Store, flaws: frozenset[str], log: logging.Logger, admin_token: str, sharing: bool
+        self, store: Store, flaws: frozenset[str], log: logging.Logger, admin_token: str, sharing: bool,
+        copies: Copies | None = None,
     ) -> None:
         self.store = store
+        # the Redis cache, the S3 bucket and the lake export (demo/copies.py); None: not kept
+        self.copies = copies
         self.flaws = flaws
         self.log = log
         self._admin_token = admin_token.encode()
@@ -266,6 +270,8 @@ class DemoApp:
                 self._share(db, user, "signup", ip, course=None, passing=passing)
         except sqlite3.IntegrityError as exc:
             raise ApiError(409, "username or email already registered") from exc
+        if self.copies:
+            self.copies.user_written(user)
         self._log_subject("signup", user, rid)
         return self._public_user(user)
 
@@ -285,6 +291,8 @@ class DemoApp:
                 "INSERT INTO sessions (token, user_id, created_at) VALUES (?, ?, ?)",
                 (token, row["id"], iso(utcnow())),
             )
+        if self.copies:
+            self.copies.session_started(token, row["id"], username)
         if gpc:
             self._apply_gpc(row["id"])
         self.log.info("login user_id=%s request_id=%s", row["id"], rid)
@@ -333,6 +341,8 @@ class DemoApp:
                 raise ApiError(404, "no such user")
             self._purge(db, user_id, keep_search=False, keep_analytics=False)
             db.execute("DELETE FROM outbox WHERE lower(recipient) = lower(?)", (user["email"],))
+            if self.copies:
+                self.copies.user_deleted(user_id, purge=True)
         self.store.checkpoint()
         self.log.info("user purged by admin user_id=%s request_id=%s", user_id, rid)
 
@@ -360,6 +370,8 @@ class DemoApp:
             )
             self._share(db, user, "enrol", ip, course=fields["course"], gpc=self._honours_gpc(gpc),
                         passing=passing)
+        if self.copies:
+            self.copies.data_changed()
         self._log_subject("activity", user, rid)
         return {"id": activity_id, "user_id": user_id, "course": fields["course"], "created_at": created}
 
@@ -810,6 +822,9 @@ class DemoApp:
                 keep_analytics="keep_in_analytics" in self.flaws,
             )
             db.execute("DELETE FROM outbox WHERE lower(recipient) = lower(?)", (email,))
+            if self.copies:
+                # inside the transaction: the request is completed only once the copies are gone
+                self.copies.user_deleted(user_id)
             if "delete_hits_other_subject" in self.flaws:
                 victim = db.execute(
                     "SELECT id, email FROM users WHERE id != ? ORDER BY id DESC LIMIT 1", (user_id,)
@@ -817,6 +832,8 @@ class DemoApp:
                 if victim is not None:
                     self._purge(db, victim["id"], keep_search=False, keep_analytics=False)
                     db.execute("DELETE FROM outbox WHERE lower(recipient) = lower(?)", (victim["email"],))
+                    if self.copies:
+                        self.copies.user_deleted(victim["id"])
         notices = 0
         if self.sharing and "no_downstream_delete" not in self.flaws:
             for recipient in recipients:
@@ -857,6 +874,8 @@ class DemoApp:
         assignments = ", ".join(f"{name} = ?" for name in fields)
         db.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*fields.values(), user_id))
         user = self._user_row(db, user_id)
+        if self.copies:
+            self.copies.user_written(user)
         if not (correction and "partial_correction" in self.flaws):
             self._reindex(db, user_id)
         db.execute("UPDATE analytics.events SET email = ? WHERE user_id = ?", (user["email"], user_id))

@@ -11,6 +11,11 @@ FLAWS: dict[str, str] = {
     "keep_in_analytics": "deletion keeps analytics events with the email replaced by its sha256 hex",
     "no_downstream_delete": "deletion sends no deletion notice to the recipients of the subject's data",
     "delete_hits_other_subject": "deletion also deletes the most recently created other user",
+    "keep_in_cache": "deletion leaves the subject's profile in the Redis cache, without expiry",
+    "cache_ttl_7_days": "deletion leaves the subject's cached profile in Redis, expiring in 7 days",
+    "keep_old_versions": "objects are deleted with a delete marker only and overwrites keep earlier versions, "
+                         "so the bucket still holds the subject's avatar and past account exports",
+    "keep_in_lake": "the nightly Parquet analytics export only appends: a deleted subject's rows stay",
     # logs and secrets at rest
     "pii_in_logs": "the application log records email and full name on signup and activity",
     "plaintext_password": "passwords are stored in clear in users.password_hash",

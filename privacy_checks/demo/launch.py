@@ -35,6 +35,8 @@ class DemoProcess:
     start_timeout: float = 60.0
     url: str = ""
     http_url: str = ""
+    redis: str = ""  # host:port of the demo's cache (its password is the admin token)
+    s3_url: str = ""  # the demo's S3 endpoint
     proc: subprocess.Popen | None = None
     _tmp: tempfile.TemporaryDirectory | None = None
 
@@ -65,6 +67,8 @@ class DemoProcess:
         parts = dict(p.split("=", 1) for p in line.split()[3:] if "=" in p)
         self.url = parts["url"]
         self.http_url = parts.get("http", "")
+        self.redis = parts.get("redis", "")
+        self.s3_url = parts.get("s3", "")
         return self
 
     def _wait_ready(self) -> str:
@@ -95,7 +99,8 @@ class DemoProcess:
     def env(self) -> dict[str, str]:
         return {"PRIVACY_CHECKS_DEMO_URL": self.url, "PRIVACY_CHECKS_DEMO_HTTP_URL": self.http_url,
                 "PRIVACY_CHECKS_DEMO_DATA": self.data_dir or "",
-                "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": self.admin_token}
+                "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": self.admin_token,
+                "PRIVACY_CHECKS_DEMO_REDIS": self.redis, "PRIVACY_CHECKS_DEMO_S3_URL": self.s3_url}
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

@@ -26,8 +26,10 @@ import trustme
 
 from . import web
 from .app import ApiError, DemoApp, Principal, parse_id
+from .copies import Copies
 from .faults import Faults
 from .mailer import Mailer
+from .services import RedisServer, S3Server
 from .store import Store
 from .worker import Worker
 
@@ -474,10 +476,26 @@ class DemoServer:
         cfg = self.config
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "tls").mkdir(parents=True, exist_ok=True)
-        tls_context = self._tls_context()
-        self.log = self._logger()
-        self.store = Store(self.data_dir)
-        self.app = DemoApp(self.store, cfg.flaws, self.log, cfg.admin_token, sharing=bool(cfg.sink_url))
+        # The cache and the bucket are real servers of their own, started with the demo (the S3
+        # one takes a second or two to import, so it starts while the rest is set up).
+        self.redis_server = RedisServer(password=cfg.admin_token)
+        self.s3_server = S3Server()
+        s3_started = threading.Thread(target=self._start_s3, name="privacy-checks-demo-s3-start")
+        s3_started.start()
+        try:
+            self.redis_server.start()
+            tls_context = self._tls_context()
+            self.log = self._logger()
+            self.store = Store(self.data_dir)
+        finally:
+            s3_started.join()
+        if self._s3_error is not None:
+            self.redis_server.stop()
+            raise self._s3_error
+        self.copies = Copies(self.store, cfg.flaws, self.log, self.data_dir, redis_url=self.redis_server.url,
+                             s3_url=self.s3_server.url, s3_secret=cfg.admin_token)
+        self.app = DemoApp(self.store, cfg.flaws, self.log, cfg.admin_token, sharing=bool(cfg.sink_url),
+                           copies=self.copies)
         self.faults.install(self)
         self.https = AppServer((cfg.host, cfg.port), DemoHandler, self, tls_context)
         http_handler = DemoHandler if "plaintext_http" in cfg.flaws else RedirectHandler
@@ -492,6 +510,7 @@ class DemoServer:
             thread.start()
             self._threads.append(thread)
         self.worker.start()
+        self.copies.start()
         if self.mailer is not None:
             self.mailer.start()
         self._started = True
@@ -505,8 +524,11 @@ class DemoServer:
             server.shutdown()
             server.server_close()
         self.worker.stop(timeout=1.0)
+        self.copies.stop()
         if self.mailer is not None:
             self.mailer.stop(timeout=1.0)
+        self.redis_server.stop()
+        self.s3_server.stop()
         self.log.info("demo stopped")
         for handler in list(self.log.handlers):
             handler.close()
@@ -535,7 +557,15 @@ class DemoServer:
         return f"{scheme}://{host}:{server.server_address[1]}"
 
     def ready_line(self) -> str:
-        return f"privacy-checks demo ready url={self.url} http={self.http_url} data={self.data_dir}"
+        return (f"privacy-checks demo ready url={self.url} http={self.http_url} data={self.data_dir} "
+                f"redis=127.0.0.1:{self.redis_server.port} s3={self.s3_server.url}")
+
+    def _start_s3(self) -> None:
+        self._s3_error: Exception | None = None
+        try:
+            self.s3_server.start()
+        except Exception as exc:  # noqa: BLE001 - raised in start(), on the caller's thread
+            self._s3_error = exc
 
     def _tls_context(self) -> ssl.SSLContext:
         # a fresh CA per start: nothing to trust beyond this run, and the framework reads ca.pem

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -66,15 +67,24 @@ class RedisServer:
         last = ""
         for _ in range(3):  # the free port may be taken between choosing and binding it
             self.port = free_port()
-            argv = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-                    "--protected-mode", "yes", "--loglevel", "warning", *self.extra]
+            with tempfile.NamedTemporaryFile("w+", prefix="redis-", suffix=".log", delete=False) as log:
+                logfile = log.name
+            # "-": the rest of the configuration from stdin, so the password never shows in ps
+            argv = [binary, "-", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                    "--appendonly", "no", "--protected-mode", "yes", "--loglevel", "warning",
+                    "--logfile", logfile, *self.extra]
+            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         stdin=subprocess.PIPE, text=True)
+            assert self.proc.stdin is not None
             if self.password:
-                argv += ["--requirepass", self.password]
-            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                         stdin=subprocess.DEVNULL)
-            if self._wait():
+                quoted = self.password.replace("\\", "\\\\").replace('"', '\\"')
+                self.proc.stdin.write(f'requirepass "{quoted}"\n')
+            self.proc.stdin.close()
+            started = self._wait()
+            last = open(logfile, errors="replace").read().strip() if not started else ""
+            os.unlink(logfile)
+            if started:
                 return self
-            last = (self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else "").strip()
             _stop(self.proc)
         raise PrivacyChecksError(f"redis-server did not start on 127.0.0.1: {last.splitlines()[-1] if last else ''}")
 
@@ -96,8 +106,6 @@ class RedisServer:
 
     def stop(self) -> None:
         _stop(self.proc)
-        if self.proc is not None and self.proc.stderr:
-            self.proc.stderr.close()
         self.proc = None
 
 

@@ -82,7 +82,10 @@ class Hit:
             inner = f", {at}" if at != "" else ""
             return f"{self.store}: object {where}" + (f", version {version} ({state})" if version else "") + inner
         if kind == "row":
-            return f"{self.store}: file {where}, row {key.get('row')}, column {at}"
+            source = f"table {where}" + (f" (file {key['file']})" if key.get("file") else "") if key.get("table") \
+                else f"file {where}" + (f" ({key['file']})" if key.get("file") and key["file"] != where else "")
+            row = f", row {key['row']}" if key.get("row") is not None else ""
+            return f"{self.store}: {source}{row}, column {at}"
         return f"{self.store}: file {where}, line {at}"
 
 

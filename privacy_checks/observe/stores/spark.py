@@ -1,0 +1,208 @@
+"""Spark, for stores that outgrow one machine: the sweep's predicates run as Spark SQL on the
+cluster, and only candidate rows come back.
+
+``url`` is where Spark runs: a master (``spark://host:7077``, or ``local[N]`` on this machine) or
+a Spark Connect server (``sc://host:15002``). The store names what to sweep: ``tables`` in the
+session's catalog and/or ``paths`` (Parquet, CSV with a header, JSON Lines; globs as Spark reads
+them). Each is one scan: every string-like column (binary, struct, array and map values as their
+text) tested with the plan's substrings (``contains``) and whole values (``isin`` after a byte
+length gate, which Spark turns into a hash-set probe); the matching rows are collected and the
+Matcher decides. A finding names the table or file, the file a row came from and its row number
+where the source says so (Parquet's ``_metadata.row_index``), and the column.
+
+Cost: one scan of every named table or path per sweep, run by the cluster's executors. The
+session is started once per process and reused by later sweeps (a local JVM takes 10-25 s to
+start); ``conf`` passes Spark settings (``spark.executor.memory``...). Local mode binds the
+driver to 127.0.0.1 and runs no UI.
+"""
+
+from __future__ import annotations
+
+import atexit
+import tempfile
+import threading
+import time
+import uuid
+from typing import Any
+
+from privacy_checks.errors import StoreError
+from privacy_checks.observe.forms import MARKER
+
+from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, as_text, hits_in, matches
+
+_SESSION: dict[str, Any] = {}
+_LOCK = threading.Lock()
+_MAX_CANDIDATES = 100_000
+_FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
+
+
+def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResult) -> None:
+    unknown = sorted(set(store.options) - {"tables", "paths", "conf"})
+    if unknown:
+        raise StoreError(f"store {store.name!r}: unknown Spark setting(s) {', '.join(unknown)}")
+    spark = session(store)
+    sources = [("table", t) for t in store.options.get("tables") or []]
+    sources += [("path", p) for p in store.options.get("paths") or []]
+    if not sources:
+        raise StoreError(f"store {store.name!r}: name the tables or paths Spark should sweep")
+    for kind, name in sources:
+        t0 = time.perf_counter()
+        try:
+            frame = spark.table(name) if kind == "table" else _read(spark, name)
+        except Exception as e:  # noqa: BLE001 - AnalysisException and friends: this source cannot be read
+            result.unswept.append(Unswept(store.name, name, f"cannot read: {_first_line(e)}"))
+            continue
+        n = _sweep_frame(spark, store, plan, timeout_s, frame, kind, name, result)
+        result.timings.append(Timing(store.name, name, time.perf_counter() - t0, n))
+
+
+def session(store: StoreSpec):
+    """The Spark session for the store's master (started once per process, then reused)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ModuleNotFoundError:
+        raise StoreError(f"store {store.name!r} is a spark store, which needs the Python package 'pyspark', "
+                         "not installed here: pip install 'privacy-checks[spark]'") from None
+    master = (store.url or "").strip()
+    conf = {str(k): str(v) for k, v in (store.options.get("conf") or {}).items()}
+    wanted = (master, tuple(sorted(conf.items())))
+    with _LOCK:
+        current = _SESSION.get("spark")
+        if current is not None and _SESSION.get("key") == wanted:
+            return current
+        if current is not None:
+            current.stop()
+            _SESSION.clear()
+        try:
+            if master.startswith("sc://"):
+                spark = SparkSession.builder.remote(master).getOrCreate()
+            else:
+                builder = (SparkSession.builder.master(master).appName("privacy-checks sweep")
+                           .config("spark.ui.enabled", "false")
+                           .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="pcq-spark-"))
+                           .config("spark.sql.shuffle.partitions", "4"))
+                if master.startswith("local"):
+                    builder = builder.config("spark.driver.host", "127.0.0.1").config(
+                        "spark.driver.bindAddress", "127.0.0.1")
+                for key, value in conf.items():
+                    builder = builder.config(key, value)
+                spark = builder.getOrCreate()
+                spark.sparkContext.setLogLevel("ERROR")
+        except Exception as e:  # noqa: BLE001 - no Java, unreachable master, missing Connect client...
+            hint = " (is Java installed? Debian: openjdk-17-jre-headless)" if "java" in str(e).lower() else ""
+            raise StoreError(f"store {store.name!r}: cannot start Spark at {master}: {_first_line(e)}{hint}") from None
+        _SESSION.update(spark=spark, key=wanted)
+        return spark
+
+
+@atexit.register
+def _stop_session() -> None:
+    spark = _SESSION.pop("spark", None)
+    if spark is not None:
+        spark.stop()
+
+
+def _read(spark, path: str):
+    base = path.lower().rstrip("/*")
+    base = base[:-3] if base.endswith(".gz") else base
+    fmt = next((f for suffix, f in _FORMATS.items() if base.endswith(suffix)), "parquet")
+    reader = spark.read
+    if fmt == "csv":
+        reader = reader.option("header", "true")
+    return reader.format(fmt).load(path)
+
+
+_TEXT_TYPES = ("StringType", "BinaryType", "StructType", "ArrayType", "MapType", "VarcharType", "CharType")
+
+
+def _sweep_frame(spark, store: StoreSpec, plan: Plan, timeout_s: float, frame, kind: str, name: str,
+                 result: SweepResult) -> int:
+    from pyspark.sql import functions as F
+
+    columns = [f.name for f in frame.schema.fields
+               if type(f.dataType).__name__ in _TEXT_TYPES and not matches(store.exclude_columns, f.name)]
+    result.count(store.name, "tables" if kind == "table" else "paths")
+    result.count(store.name, "columns", len(columns))
+    if not columns:
+        return 0
+    texts = {c: F.col(f"`{c}`").cast("string") for c in columns}
+    preds = [p for p in (_predicate(F, texts[c], plan) for c in columns) if p is not None]
+    if not preds:
+        return 0
+    condition = preds[0]
+    for p in preds[1:]:
+        condition = condition | p
+    position = [F.lit(None).alias("pcq_file"), F.lit(None).alias("pcq_row")]
+    try:
+        frame.select("_metadata.file_path")  # file sources only
+        position = [F.col("_metadata.file_path").alias("pcq_file"), F.lit(None).alias("pcq_row")]
+        frame.select("_metadata.row_index")  # Parquet only
+        position[1] = F.col("_metadata.row_index").alias("pcq_row")
+    except Exception:  # noqa: BLE001 - a source without (some) metadata columns
+        pass
+    selected = frame.where(condition).select(*position, *[texts[c].alias(f"pcq_{i}") for i, c in enumerate(columns)])
+    rows = _collect(spark, selected.limit(_MAX_CANDIDATES + 1), timeout_s, store, name, result)
+    if rows is None:
+        return 0
+    if len(rows) > _MAX_CANDIDATES:
+        result.unswept.append(Unswept(store.name, name, f"more than {_MAX_CANDIDATES} candidate rows: only the "
+                                      "first were matched"))
+    hits: list[Hit] = []
+    for row in rows[:_MAX_CANDIDATES]:
+        file, index = row[0], row[1]
+        key: dict[str, Any] = {"row": None if index is None else int(index) + 1, "file": file}
+        if kind == "table":
+            key["table"] = True
+        for i, column in enumerate(columns):
+            text = as_text(row[2 + i])
+            if text:
+                hits += hits_in(plan, text, store.name, "row", name, column, dict(key))
+    result.hits += hits
+    return len(rows)
+
+
+def _predicate(F, text, plan: Plan):
+    preds = []
+    if plan.marker:
+        preds.append(F.lower(text).contains(MARKER) if plan.case_insensitive else text.contains(MARKER))
+    preds += [text.contains(core) for core in plan.marker_cores]
+    preds += [F.lower(text).contains(v.lower()) if ci else text.contains(v) for v, ci in plan.unanchored]
+    if plan.whole_values:
+        preds.append(F.octet_length(text).isin(plan.whole_octet_lengths) & text.isin(plan.whole_values))
+    if not preds:
+        return None
+    out = preds[0]
+    for p in preds[1:]:
+        out = out | p
+    return out
+
+
+def _collect(spark, frame, timeout_s: float, store: StoreSpec, name: str, result: SweepResult):
+    """Run the scan, cancelled after ``timeout_s``; None (and unswept) if it failed."""
+    group = f"pcq-{uuid.uuid4().hex}"
+    cancel = None
+    try:
+        context = spark.sparkContext
+        context.setJobGroup(group, "privacy-checks sweep", interruptOnCancel=True)
+        cancel = threading.Timer(timeout_s, context.cancelJobGroup, args=(group,))
+    except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext: interrupt the session instead
+        if hasattr(spark, "interruptAll"):
+            cancel = threading.Timer(timeout_s, spark.interruptAll)
+    if cancel is not None:
+        cancel.start()
+    t0 = time.monotonic()
+    try:
+        return frame.collect()
+    except Exception as e:  # noqa: BLE001 - a failed or cancelled job leaves this source unproven
+        late = time.monotonic() - t0 >= timeout_s
+        result.unswept.append(Unswept(store.name, name, f"timed out after {timeout_s:g}s" if late
+                                      else f"cannot read: {_first_line(e)}"))
+        return None
+    finally:
+        if cancel is not None:
+            cancel.cancel()
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__

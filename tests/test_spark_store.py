@@ -1,0 +1,76 @@
+"""Spark stores in local mode (local[2], Java from Debian's openjdk-17-jre-headless): the sweep's
+predicates run as Spark SQL and only candidate rows come back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+
+import duckdb
+import pytest
+
+from privacy_checks.observe.forms import MARKER, Needle
+from privacy_checks.observe.stores import StoreSpec, kind_of, sweep
+
+pytest.importorskip("pyspark")
+if shutil.which("java") is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("CI must run the Spark tests: install openjdk-17-jre-headless")
+    pytest.skip("Java not installed (Debian: openjdk-17-jre-headless)", allow_module_level=True)
+
+
+def person(tag: str = "s1"):
+    canary = MARKER + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(10))
+    email, name = f"ada.{canary}@example.com", f"Ada Lovelace {canary}"
+    return email, name, [Needle(tag, "email", email), Needle(tag, "full_name", name)]
+
+
+def test_paths_and_catalog_tables_are_swept_in_one_scan_each_naming_file_row_and_column(tmp_path):
+    email, name, needles = person()
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT i AS id, CASE WHEN i = 777 THEN '{email}' ELSE 'user' || i END AS email, "
+                f"CASE WHEN i = 901 THEN '{hashlib.sha256(email.encode()).hexdigest()}' ELSE 'h' END AS digest "
+                f"FROM range(1, 5001) t(i)) TO '{lake / 'users.parquet'}' (FORMAT parquet)")
+    con.close()
+    (lake / "events.csv").write_text(f"id,note\n1,hello\n2,call {name.upper()}\n")
+    (lake / "audit.json").write_text(json.dumps({"who": {"name": name}}) + "\n" + json.dumps({"who": {"name": "x"}}))
+    store = StoreSpec("warehouse", url="local[2]", options={
+        "paths": [str(lake / "users.parquet"), str(lake / "events.csv"), str(lake / "audit.json")],
+        "tables": ["signups"]})
+    assert kind_of(store) == "spark"
+    from privacy_checks.observe.stores.spark import session
+
+    spark = session(store)
+    spark.createDataFrame([(1, "nobody"), (2, f"welcome {email}")], ["id", "greeting"]).createOrReplaceTempView(
+        "signups")
+    result = sweep([store], needles, timeout_s=300)
+    got = {(h.table_or_path.rsplit("/", 1)[-1], h.row_key["row"], h.column_or_line, h.field, h.form)
+           for h in result.hits}
+    assert got == {
+        ("users.parquet", 777, "email", "email", "exact"),
+        ("users.parquet", 901, "digest", "email", "sha256"),
+        ("events.csv", None, "note", "full_name", "casefold"),
+        ("audit.json", None, "who", "full_name", "exact"),
+        ("signups", None, "greeting", "email", "exact"),
+    }
+    parquet = next(h for h in result.hits if h.row_key["row"] == 777)
+    assert parquet.place().startswith(f"warehouse: file {lake / 'users.parquet'} (file:")
+    assert parquet.place().endswith("users.parquet), row 777, column email")
+    assert next(h for h in result.hits if h.table_or_path == "signups").place().startswith("warehouse: table signups")
+    # only the candidate rows came back: two of 5,000 in the Parquet file
+    assert next(t for t in result.timings if t.where and t.where.endswith("users.parquet")).candidates == 2
+    assert result.unswept == [] and result.examined["warehouse"] == {"paths": 3, "tables": 1, "columns": 6}
+
+
+def test_a_missing_table_or_path_is_unswept_not_clean(tmp_path):
+    _, _, needles = person()
+    store = StoreSpec("warehouse", url="local[2]", options={"tables": ["no_such_table"],
+                                                            "paths": [str(tmp_path / "none.parquet")]})
+    result = sweep([store], needles, timeout_s=120)
+    assert [u.where for u in result.unswept] == ["no_such_table", str(tmp_path / "none.parquet")]
+    assert all(u.reason.startswith("cannot read: ") for u in result.unswept)
