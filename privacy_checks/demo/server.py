@@ -523,8 +523,10 @@ class DemoServer:
         for server in (self.https, self.http):
             server.shutdown()
             server.server_close()
+        self.redis_server.terminate()
+        self.s3_server.terminate()
         self.worker.stop(timeout=1.0)
-        self.copies.stop()
+        self.copies.stop(timeout=1.0)
         if self.mailer is not None:
             self.mailer.stop(timeout=1.0)
         self.redis_server.stop()

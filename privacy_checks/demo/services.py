@@ -37,6 +37,10 @@ def _stop(proc: subprocess.Popen | None) -> None:
     if proc is None or proc.poll() is not None:
         return
     proc.terminate()
+    _reap(proc)
+
+
+def _reap(proc: subprocess.Popen) -> None:
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -104,6 +108,11 @@ class RedisServer:
             time.sleep(0.02)
         return False
 
+    def terminate(self) -> None:
+        """Ask it to stop without waiting (``stop`` then waits): services stop side by side."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
     def stop(self) -> None:
         _stop(self.proc)
         self.proc = None
@@ -156,6 +165,10 @@ class S3Server:
                             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
                             config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2}))
 
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
     def stop(self) -> None:
         _stop(self.proc)
         if self.proc is not None:
@@ -171,18 +184,12 @@ def _serve_s3() -> int:
     server = ThreadedMotoServer("127.0.0.1", 0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    stopping = False
-
-    def stop(*_):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    # Everything is in memory: there is nothing to save, so a signal ends the process at once.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
     print(f"{S3_READY} url=http://{host}:{port}", flush=True)
-    while not stopping and os.getppid() != 1:  # an orphan (its owner killed) stops too
-        time.sleep(0.2)
-    server.stop()
+    while os.getppid() != 1:  # an orphan (its owner killed) stops too
+        time.sleep(0.5)
     return 0
 
 
