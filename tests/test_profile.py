@@ -16,6 +16,8 @@ DEMO_ENV = {
     "PRIVACY_CHECKS_DEMO_HTTP_URL": "http://127.0.0.1:2",
     "PRIVACY_CHECKS_DEMO_DATA": "/tmp/x",
     "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "t",
+    "PRIVACY_CHECKS_DEMO_REDIS": "127.0.0.1:3",
+    "PRIVACY_CHECKS_DEMO_S3_URL": "http://127.0.0.1:4",
 }
 
 BASE = """\
@@ -286,6 +288,13 @@ def test_lint_reports_every_missing_variable_of_the_demo():
         "demo.yaml: stores[1].url: environment variable 'PRIVACY_CHECKS_DEMO_DATA' is not set",
         "demo.yaml: stores[2].url: environment variable 'PRIVACY_CHECKS_DEMO_DATA' is not set",
         "demo.yaml: stores[3].files[0]: environment variable 'PRIVACY_CHECKS_DEMO_DATA' is not set",
+        "demo.yaml: stores[4].url: environment variable 'PRIVACY_CHECKS_DEMO_ADMIN_TOKEN' is not set",
+        "demo.yaml: stores[4].url: environment variable 'PRIVACY_CHECKS_DEMO_REDIS' is not set",
+        "demo.yaml: stores[5].endpoint_url: environment variable 'PRIVACY_CHECKS_DEMO_S3_URL' is not set",
+        "demo.yaml: stores[5].secret_access_key: environment variable 'PRIVACY_CHECKS_DEMO_ADMIN_TOKEN' is not set",
+        "demo.yaml: stores[6].endpoint_url: environment variable 'PRIVACY_CHECKS_DEMO_S3_URL' is not set",
+        "demo.yaml: stores[6].secret_access_key: environment variable 'PRIVACY_CHECKS_DEMO_ADMIN_TOKEN' is not set",
+        "demo.yaml: stores[7].lake[0]: environment variable 'PRIVACY_CHECKS_DEMO_DATA' is not set",
     ]
 
 
@@ -393,3 +402,33 @@ def test_schema_is_valid_draft_2020_12():
 
     text = resources.files("privacy_checks").joinpath("schemas", "profile.schema.json").read_text("utf-8")
     Draft202012Validator.check_schema(json.loads(text))
+
+
+def test_store_kinds_are_validated_by_their_own_keys_and_s3_secrets_come_from_the_environment(tmp_path):
+    path = tmp_path / "stores.yaml"
+    path.write_text(BASE.split("stores:")[0] + """\
+stores:
+  - name: cache
+    url: redis://127.0.0.1:6379
+    max_value_bytes: 0
+  - name: bucket
+    url: s3://my-bucket/prefix
+    secret_access_key: written-in-the-file
+    schemas: [public]
+  - name: warehouse
+    url: local[2]
+  - name: lake
+    lake: ["/data/*.parquet"]
+    include_tables: ["*"]
+retention_exceptions:
+  - {store: cache, key: "profile:*", max_ttl: a week, legal_basis: x, reason: y}
+""")
+    with pytest.raises(ProfileError) as err:
+        load_profile(path)
+    text = str(err.value)
+    assert "stores[0].max_value_bytes" in text
+    assert "stores[1].secret_access_key: secrets must come from environment variables" in text
+    assert "stores[1]: unknown property 'schemas'" in text  # an SQL setting on an S3 store
+    assert "stores[2]: a Spark store names the 'tables'" in text
+    assert "stores[3]: unknown property 'include_tables'" in text
+    assert "retention_exceptions[0].max_ttl" in text

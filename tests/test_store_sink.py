@@ -124,3 +124,53 @@ def test_profile_rejects_a_table_sink_on_a_file_store(tmp_path):
         "    store: logs\n", "    store: logs\n    table: events\n"))
     with pytest.raises(ProfileError, match="database store"):
         load_profile(path)
+
+
+def test_a_redis_stream_and_an_s3_prefix_stand_for_what_a_recipient_received(tmp_path):
+    import redis
+
+    from privacy_checks.demo.services import RedisServer, S3Server
+
+    cache, bucket = RedisServer().start(), S3Server().start()
+    try:
+        sent, kept = canary(), canary()
+        client = redis.Redis.from_url(cache.url)
+        client.xadd("outbound:crm", {"payload": f'{{"name": "{sent}"}}'})
+        client.set("profile:1", kept)  # in the store, but not what went to the recipient
+        s3 = bucket.client()
+        s3.create_bucket(Bucket="outbox")
+        s3.put_object(Bucket="outbox", Key="partner/2026-11-29.jsonl", Body=f'{{"email": "{sent}@example.com"}}\n'.encode())
+        s3.put_object(Bucket="outbox", Key="archive/old.jsonl", Body=f'{{"email": "{kept}@example.com"}}\n'.encode())
+        path = tmp_path / "p.yaml"
+        path.write_text(f"""
+name: sinks in caches and buckets
+base_url: https://127.0.0.1:9
+allowed_hosts: [127.0.0.1]
+stores:
+  - name: queue
+    url: {cache.url}
+  - name: outbox
+    url: s3://outbox
+    endpoint_url: {bucket.url}
+    region: us-east-1
+    access_key_id: test
+    secret_access_key: ${{PCQ_TEST_S3_SECRET}}
+sinks:
+  - {{name: crm, role: service_provider, purpose: crm, store: queue, key: "outbound:crm"}}
+  - {{name: partner, role: third_party, purpose: marketing, store: outbox, key: "partner/*"}}
+  - {{name: nobody, role: third_party, purpose: none, store: queue, key: "outbound:none"}}
+""")
+        profile = load_profile(path, env={"PCQ_TEST_S3_SECRET": "x"})
+        needles = [Needle("s1", "custom_field", sent), Needle("s1", "email", f"{sent}@example.com"),
+                   Needle("s2", "custom_field", kept), Needle("s2", "email", f"{kept}@example.com")]
+        crm = store_sink_hits(profile, sink(profile, "crm"), needles)
+        assert [(h.sink, h.subject_id, h.field) for h in crm] == [("crm", "s1", "custom_field")]
+        assert "key outbound:crm (stream)" in crm[0].where()
+        partner = store_sink_hits(profile, sink(profile, "partner"), needles)
+        assert {(h.sink, h.subject_id) for h in partner} == {("partner", "s1")}
+        assert "object s3://outbox/partner/2026-11-29.jsonl" in partner[0].where()
+        with pytest.raises(PrivacyChecksError, match="sink 'nobody': nothing matching outbound:none in store 'queue'"):
+            store_sink_hits(profile, sink(profile, "nobody"), needles)
+    finally:
+        cache.stop()
+        bucket.stop()

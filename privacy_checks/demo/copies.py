@@ -1,7 +1,7 @@
 """Where the demo keeps personal data outside its SQLite stores, as real services do.
 
 - **Redis cache** (``redis-server`` on loopback): ``profile:<id>`` (a hash of the account's
-  contact fields, expiring after an hour) and ``session:<token>`` (who a session belongs to).
+  contact fields, expiring after an hour) and ``session:<digest of the token>`` (who a session belongs to).
 - **S3 bucket** ``privacy-checks-demo`` (moto's server on loopback, versioning on):
   ``avatars/<id>.svg`` (an avatar rendered with the account's name, replaced when it changes)
   and ``exports/accounts.jsonl.gz`` (the nightly account export).
@@ -22,6 +22,7 @@ without expiry), ``cache_ttl_7_days`` (it stays, expiring in 7 days), ``keep_old
 from __future__ import annotations
 
 import gzip
+import hashlib
 import html
 import json
 import logging
@@ -87,14 +88,16 @@ class Copies:
         self._changed.set()
 
     def session_started(self, token: str, user_id: int, username: str) -> None:
-        self.redis.set(f"session:{token}", json.dumps({"user_id": user_id, "username": username}), ex=SESSION_TTL)
-        self.redis.sadd(f"sessions:{user_id}", token)
+        # keyed by a digest of the token: a key name is no place for a credential
+        key = f"session:{hashlib.sha256(token.encode()).hexdigest()[:32]}"
+        self.redis.set(key, json.dumps({"user_id": user_id, "username": username}), ex=SESSION_TTL)
+        self.redis.sadd(f"sessions:{user_id}", key)
         self.redis.expire(f"sessions:{user_id}", SESSION_TTL)
 
     def user_deleted(self, user_id: int, *, purge: bool = False) -> None:
         """A deletion (``purge``: the framework's own cleanup, which no flaw holds back)."""
-        tokens = self.redis.smembers(f"sessions:{user_id}")
-        self.redis.delete(*[b"session:" + t for t in tokens], f"sessions:{user_id}")
+        keys = self.redis.smembers(f"sessions:{user_id}")
+        self.redis.delete(*keys, f"sessions:{user_id}")
         profile = f"profile:{user_id}"
         if purge or not {"keep_in_cache", "cache_ttl_7_days"} & self.flaws:
             self.redis.delete(profile)

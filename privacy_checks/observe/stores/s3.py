@@ -29,8 +29,10 @@ import gzip
 import io
 import os
 import tempfile
+import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +45,7 @@ from privacy_checks.errors import StoreError
 from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, hits_in
 
 _MiB = 1 << 20
+_READERS = 8  # object versions read at the same time
 
 
 @dataclass
@@ -116,40 +119,75 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
         versions = list(_listing(s3, bucket, prefix, opts))
     except (ClientError, BotoCoreError) as e:
         raise _error(store, opts, "list", e) from None
-    lake = None
     budget = opts.max_store_bytes
+    reads: list[tuple[_Version, str, str, dict]] = []
+    for v in versions:
+        if opts.include_keys and not _matches(opts.include_keys, v.key):
+            continue
+        if _matches(opts.exclude_keys, v.key):
+            continue
+        where = f"s3://{bucket}/{v.key}"
+        label = where + (f" (version {v.version_id})" if v.version_id else "")
+        row = {"version_id": v.version_id, "latest": v.latest}
+        result.count(store.name, "objects" if v.latest else "noncurrent versions")
+        result.hits += hits_in(plan, v.key, store.name, "object", where, "key name", dict(row))
+        if v.size > opts.max_object_bytes:
+            result.unswept.append(Unswept(store.name, label, f"{v.size} bytes, larger than max_object_bytes "
+                                          f"({opts.max_object_bytes}); exclude_keys can leave it out on purpose"))
+            continue
+        if v.size > budget:
+            result.unswept.append(Unswept(store.name, label, f"not read: the store's max_store_bytes "
+                                          f"({opts.max_store_bytes}) was reached"))
+            continue
+        budget -= v.size
+        reads.append((v, where, label, row))
+    lake = _SharedLake(plan, timeout_s)
+
+    def read(item: tuple[_Version, str, str, dict]) -> SweepResult:
+        v, where, label, row = item
+        part = SweepResult()
+        t0 = time.perf_counter()
+        try:
+            n = _sweep_object(s3, bucket, v, where, row, store, plan, part, lake)
+        except (ClientError, BotoCoreError, OSError, EOFError) as e:
+            reason = e.response.get("Error", {}).get("Code") if isinstance(e, ClientError) else type(e).__name__
+            part.unswept.append(Unswept(store.name, label, f"unreadable: {reason}: {_scrub(str(e), opts)}"))
+            return part
+        part.count(store.name, "bytes", v.size)
+        part.timings.append(Timing(store.name, label, time.perf_counter() - t0, n))
+        return part
+
     try:
-        for v in versions:
-            if opts.include_keys and not _matches(opts.include_keys, v.key):
-                continue
-            if _matches(opts.exclude_keys, v.key):
-                continue
-            where = f"s3://{bucket}/{v.key}"
-            label = where + (f" (version {v.version_id})" if v.version_id else "")
-            row = {"version_id": v.version_id, "latest": v.latest}
-            result.count(store.name, "objects" if v.latest else "noncurrent versions")
-            result.hits += hits_in(plan, v.key, store.name, "object", where, "key name", dict(row))
-            if v.size > opts.max_object_bytes:
-                result.unswept.append(Unswept(store.name, label, f"{v.size} bytes, larger than max_object_bytes "
-                                              f"({opts.max_object_bytes}); exclude_keys can leave it out on purpose"))
-                continue
-            if v.size > budget:
-                result.unswept.append(Unswept(store.name, label, f"not read: the store's max_store_bytes "
-                                              f"({opts.max_store_bytes}) was reached"))
-                continue
-            budget -= v.size
-            t0 = time.perf_counter()
-            try:
-                n, lake = _sweep_object(s3, bucket, v, where, row, store, plan, timeout_s, result, lake)
-            except (ClientError, BotoCoreError, OSError, EOFError) as e:
-                reason = e.response.get("Error", {}).get("Code") if isinstance(e, ClientError) else type(e).__name__
-                result.unswept.append(Unswept(store.name, label, f"unreadable: {reason}: {_scrub(str(e), opts)}"))
-                continue
-            result.count(store.name, "bytes", v.size)
-            result.timings.append(Timing(store.name, label, time.perf_counter() - t0, n))
+        # Object reads wait on the network: a few at a time (boto3 clients are thread-safe).
+        with ThreadPoolExecutor(max_workers=_READERS) as pool:
+            for part in pool.map(read, reads):
+                result.hits += part.hits
+                result.unswept += part.unswept
+                result.timings += part.timings
+                for unit, n in part.examined.get(store.name, {}).items():
+                    result.count(store.name, unit, n)
     finally:
-        if lake is not None:
-            lake.__exit__()
+        lake.close()
+
+
+class _SharedLake:
+    """One lake reader (a DuckDB connection) for the store's table objects, used one at a time."""
+
+    def __init__(self, plan: Plan, timeout_s: float) -> None:
+        self.plan, self.timeout_s = plan, timeout_s
+        self.lock = threading.Lock()
+        self._lake = None
+
+    def get(self):
+        from .lake import Lake
+
+        if self._lake is None:
+            self._lake = Lake(self.plan, self.timeout_s)
+        return self._lake
+
+    def close(self) -> None:
+        if self._lake is not None:
+            self._lake.__exit__()
 
 
 def _listing(s3, bucket: str, prefix: str, opts: Options):
@@ -170,7 +208,7 @@ def _matches(patterns: list[str], key: str) -> bool:
 
 
 def _sweep_object(s3, bucket: str, v: _Version, where: str, row: dict, store: StoreSpec, plan: Plan,
-                  timeout_s: float, result: SweepResult, lake) -> tuple[int, Any]:
+                  result: SweepResult, lake: _SharedLake) -> int:
     from .lake import lake_format
 
     args: dict[str, Any] = {"Bucket": bucket, "Key": v.key}
@@ -181,20 +219,16 @@ def _sweep_object(s3, bucket: str, v: _Version, where: str, row: dict, store: St
         # A .json object is one document, read as text; JSON Lines are a table.
         fmt = None if v.key.lower().removesuffix(".gz").endswith(".json") else lake_format(v.key)
         if fmt is not None:
-            return _sweep_table_object(body, v, where, row, store, plan, timeout_s, result, lake, fmt)
-        return _sweep_stream(body, v, where, row, store, plan, result), lake
+            return _sweep_table_object(body, v, where, row, store, result, lake, fmt)
+        return _sweep_stream(body, v, where, row, store, plan, result)
     finally:
         body.close()
 
 
-def _sweep_table_object(body, v: _Version, where: str, row: dict, store: StoreSpec, plan: Plan, timeout_s: float,
-                        result: SweepResult, lake, fmt: str) -> tuple[int, Any]:
+def _sweep_table_object(body, v: _Version, where: str, row: dict, store: StoreSpec, result: SweepResult,
+                        lake: _SharedLake, fmt: str) -> int:
     """A Parquet/CSV/JSON Lines object: spooled to a temporary file (DuckDB reads files), then
     read by the lake reader so a finding names row and column."""
-    from .lake import Lake
-
-    if lake is None:
-        lake = Lake(plan, timeout_s)
     suffix = os.path.basename(v.key)[-20:]
     with tempfile.NamedTemporaryFile(suffix="-" + suffix.replace("/", "_")) as tmp:
         for chunk in iter(lambda: body.read(_MiB), b""):
@@ -205,9 +239,9 @@ def _sweep_table_object(body, v: _Version, where: str, row: dict, store: StoreSp
             return "object", where, f"row {number}, column {column}", dict(row)
 
         label = where + (f" (version {v.version_id})" if v.version_id else "")
-        n = lake.sweep_file(store.name, tmp.name, fmt, result, locate=locate, display=label,
-                            exclude_columns=store.exclude_columns)
-    return n, lake
+        with lake.lock:
+            return lake.get().sweep_file(store.name, tmp.name, fmt, result, locate=locate, display=label,
+                                         exclude_columns=store.exclude_columns)
 
 
 class _Raw(io.RawIOBase):
