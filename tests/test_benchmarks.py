@@ -41,3 +41,18 @@ def test_sweep_benchmark_finds_every_planted_canary_and_prints_its_table(tmp_pat
     assert len(recalls) == 8 and all(got == want and int(want) > 0 for got, want in recalls), run.stdout
     assert f"{db:9} floor (read every text column once)" in run.stdout
     assert re.search(rf"{db} +all forms 3 subjects / 1 subject +\d+\.\d\d", run.stdout), run.stdout
+
+
+def test_the_duckdb_and_redis_sections_find_every_planted_canary_and_print_their_floors(tmp_path):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--rows", "4000", "--keys", "2000", "--subjects",
+         "3", "--repeat", "1", "--db", "duckdb,redis", "--skip-slow", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    recalls = re.findall(r"recall (\d+)/(\d+)", run.stdout)
+    # DuckDB: exact and all forms for one and three subjects; Redis: the sweep for one and three, and Lua
+    assert len(recalls) == 14 and all(got == want and int(want) > 0 for got, want in recalls), run.stdout
+    assert "duckdb    floor (read every text column once)" in run.stdout
+    assert "redis     floor (SCAN + pipelined read of every value)" in run.stdout
+    assert re.search(r"redis +sweep all forms, 3 subjects +\d+\.\d\dx +<= 1.5x", run.stdout), run.stdout

@@ -27,6 +27,7 @@ import duckdb
 from privacy_checks.observe.forms import MARKER
 
 from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, as_text, hits_in, matches
+from .sql import _gate_variants  # the rarest-letter choice, shared with the SQL predicates
 
 _SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json",
              ".ndjson": "json"}
@@ -131,19 +132,32 @@ class Lake:
 
     def _predicate(self, text: str) -> str | None:
         plan = self.plan
-        preds: list[str] = []
+        patterns: list[tuple[str, bool]] = []
         if plan.marker:
-            # lower() before contains(): measured cheaper than ILIKE in DuckDB (see benchmarks/sweep.py)
-            preds.append(f"contains(lower({text}), {_lit(MARKER)})" if plan.case_insensitive
-                         else f"contains({text}, {_lit(MARKER)})")
-        preds += [f"contains({text}, {_lit(core)})" for core in plan.marker_cores]
-        preds += [f"contains(lower({text}), {_lit(v.lower())})" if ci else f"contains({text}, {_lit(v)})"
-                  for v, ci in plan.unanchored]
+            patterns.append((MARKER, plan.case_insensitive))
+        patterns += [(core, False) for core in plan.marker_cores]
+        patterns += list(plan.unanchored)
+        preds = [_contains(text, pattern, ci) for pattern, ci in patterns]
         if plan.whole_values:
             sizes = ", ".join(str(n) for n in plan.whole_octet_lengths)
             # A byte-length gate first: strlen() reads the string's header, the join probes a hash.
             preds.append(f"(strlen({text}) IN ({sizes}) AND {text} IN (SELECT v FROM pcq_whole))")
         return " OR ".join(preds) if preds else None
+
+
+def _contains(text: str, pattern: str, ci: bool) -> str:
+    """``text`` holds ``pattern`` (``ci``: in any case). Measured on the benchmark's 1M rows
+    (Parquet, paired floor runs): contains() 1.04x the floor; ILIKE 1.87x, contains(lower()) 2.18x,
+    and a one-character gate on the pattern's rarest letter in both cases before ILIKE 1.37x —
+    ILIKE then runs only on the few values holding that letter. A gate is looser, never stricter."""
+    if not ci:
+        return f"contains({text}, {_lit(pattern)})"
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = f"{text} ILIKE {_lit('%' + escaped + '%')} ESCAPE '\\'"
+    gate = _gate_variants(pattern, ci)
+    if not gate:
+        return like
+    return "((" + " OR ".join(f"contains({text}, {_lit(ch)})" for ch in gate) + f") AND {like})"
 
 
 def _reader(path: str, fmt: str) -> tuple[str, str]:
