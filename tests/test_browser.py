@@ -75,6 +75,15 @@ def test_the_server_side_recipient_checks_leave_browser_deliveries_to_suites_web
     assert not browser_delivery(beacon, SimpleNamespace(browser={}))
 
 
+@pytest.mark.parametrize(("value", "identifies"), [
+    ("886f63412031db9958e4f307", True), ("GJx_kT2-vQ9", True), ("accepted", False), ("1732905600", False),
+    ("true", False), ("Zm9vLWJhci1iYXotcXV4LXF1dXg=", True)])
+def test_which_cookie_values_count_as_identifiers(value, identifies):
+    from privacy_checks.flows.web import _identifier_like
+
+    assert _identifier_like(value) is identifies
+
+
 def test_a_missing_chromium_is_one_line_naming_the_debian_package(tmp_path):
     with pytest.raises(obs.BrowserUnavailable) as err:
         obs.chromium_executable(str(tmp_path / "chromium"))

@@ -337,8 +337,10 @@ class WebSession:
 
 
 def _identifier_like(value: str) -> bool:
-    """Long and not a plain word: 'accepted' is a choice, '7f3a…' or a session token identifies."""
-    return len(value) >= 8 and not (value.isalpha() and value.islower()) and value.lower() not in ("true", "false")
+    """A value only this browser holds: 'accepted' is a choice and '1732905600' a time, while
+    '7f3a9c…' or a session token identifies (letters and digits mixed, or long and not a word)."""
+    mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+    return (len(value) >= 8 and mixed) or (len(value) >= 16 and not value.isdigit() and not value.isalpha())
 
 
 def _parts(record: obs.RequestRecord) -> list[tuple[str, str]]:
@@ -571,11 +573,12 @@ def run_consent(run, *, test_id: str, evidence, reference: WebOutcome) -> WebOut
         subject = s.sign_up(visitor, "subject", consent="none")
         s.browse(visitor, subject, consent=None)
         barrier1 = s.barrier(visitor)
-        before = [r for r in visitor.requests if r.party.outside]
         cookies_before = [c for c in visitor.cookies() if c.party.outside]
-        # phase 2: reject in the banner (still shown: no choice was made), then the same pages again
-        visitor.consent(spec, "reject")
+        # phase 2: reject in the banner (still shown: no choice was made), then the same pages again;
+        # everything up to the click was made before any choice
         rejected = s.browser._seq
+        visitor.consent(spec, "reject")
+        before = [r for r in visitor.requests if r.party.outside and r.seq <= rejected]
         s.browse(visitor, subject, consent=None)
         barrier2 = s.barrier(visitor)
         out.barrier = (f"{barrier1.url} (request #{barrier1.seq}) before any choice; {barrier2.url} "
