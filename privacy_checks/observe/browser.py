@@ -687,7 +687,9 @@ class Visitor:
         self._begin(label)
         before = self.browser._seq
         try:
-            self.page.evaluate("u => fetch(u, {cache: 'no-store'}).then(r => r.status)", self.page.url)
+            # evaluate() has no timeout of its own: the fetch carries one
+            self.page.evaluate("([u, ms]) => fetch(u, {cache: 'no-store', signal: AbortSignal.timeout(ms)})"
+                               ".then(r => r.status)", [self.page.url, self.browser.timeouts["step"] * 1000])
         except PlaywrightError as exc:
             raise self._fail(label, f"the barrier request failed: {_first_line(exc)}") from None
         self._settle()
