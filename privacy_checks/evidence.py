@@ -2,6 +2,13 @@
 
 Redaction happens when a record is made, not when a report is written, so no later writer
 (Allure, the compliance report, a log) can leak a token, cookie or password.
+
+Redaction by name (a field called `token`) misses a secret that turns up elsewhere: in a URL,
+an error message, a traceback's local variables. So every live secret the run handles — the
+profile's configured credentials, the `Authorization`/`Cookie`/`Set-Cookie` values it sends and
+receives, and values it captures under a name that looks like a token, session, password, key
+or code — is remembered (`remember_secret`), and `scrub` replaces each of them wherever it
+appears. The plugin scrubs pytest's own failure output with it (tracebacks included).
 """
 
 from __future__ import annotations
@@ -17,6 +24,69 @@ SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"
 # A field whose name says it holds a secret is redacted wherever it appears in a body.
 SECRET_NAME = re.compile(r"(?i)(token|secret|password|passwd|api[_-]?key|authorization|cookie|session|code)")
 _MAX_BODY = 4000
+
+
+# Live secrets of this process, remembered as the run meets them. Short values are left out:
+# replacing "42" everywhere would shred every message and hide nothing worth hiding.
+MIN_SECRET_LENGTH = 6
+_LIVE: set[str] = set()
+_LIVE_PATTERN: list = [None]
+
+
+def remember_secret(value: Any) -> None:
+    """Remember a live secret value, so that `scrub` hides it wherever it appears."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return
+    text = str(value).strip()
+    if len(text) >= MIN_SECRET_LENGTH and text not in _LIVE and text != REDACTED:
+        _LIVE.add(text)
+        _LIVE_PATTERN[0] = None
+
+
+def remember_header_secrets(headers) -> None:
+    """The values of Authorization / Cookie / Set-Cookie (and the credential inside them)."""
+    for key, value in (headers or {}).items():
+        if key.lower() not in SECRET_HEADERS or not isinstance(value, str):
+            continue
+        remember_secret(value)
+        scheme, _, credential = value.partition(" ")
+        if scheme.lower() in ("bearer", "basic", "token") and credential:
+            remember_secret(credential)
+        for part in re.split(r"[;,]\s*", value):
+            name, eq, cookie = part.partition("=")
+            if eq and name.strip().lower() not in ("path", "domain", "expires", "max-age", "samesite"):
+                remember_secret(cookie)
+
+
+def scrub(text: str) -> str:
+    """`text` with every remembered live secret, and any bearer/basic credential, replaced."""
+    if not text:
+        return text
+    if _LIVE:
+        if _LIVE_PATTERN[0] is None:
+            _LIVE_PATTERN[0] = re.compile("|".join(re.escape(v) for v in sorted(_LIVE, key=len, reverse=True)))
+        text = _LIVE_PATTERN[0].sub(REDACTED, text)
+    return _CREDENTIAL.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+
+
+_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{16,}")
+
+
+def has_secret(text: str) -> bool:
+    return bool(text) and scrub(text) != text
+
+
+def scrub_value(value: Any) -> Any:
+    """`scrub` applied to every string inside a JSON-like value."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: scrub_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_value(v) for v in value]
+    return value
 
 
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -79,6 +149,8 @@ class Exchange:
     @classmethod
     def from_response(cls, resp, *, started: datetime, elapsed: float) -> Exchange:
         req = resp.request
+        remember_header_secrets(req.headers)
+        remember_header_secrets(resp.headers)
         return cls(
             method=req.method, url=_redact_url(req.url),
             request_headers=redact_headers(dict(req.headers)),
@@ -88,7 +160,7 @@ class Exchange:
             started_at=started.isoformat(), elapsed_s=round(elapsed, 4))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return scrub_value(asdict(self))
 
     def summary(self) -> str:
         return f"{self.method} {self.url} -> {self.status} ({self.elapsed_s:.2f} s)"
@@ -130,13 +202,13 @@ class Evidence:
     attachments: list[Attachment] = field(default_factory=list)
 
     def stage(self, name: str, **details: Any) -> None:
-        self.stages.append({"stage": name, **redact_value(details)})
+        self.stages.append(scrub_value({"stage": name, **redact_value(details)}))
 
     def finding(self, **details: Any) -> None:
-        self.findings.append(redact_value(details))
+        self.findings.append(scrub_value(redact_value(details)))
 
     def note(self, text: str) -> None:
-        self.notes.append(redact_text(text))
+        self.notes.append(scrub(redact_text(text)))
 
     def attach(self, name: str, data: bytes | str | Any, media_type: str, filename: str) -> Attachment:
         """Keep a file with the evidence; `data` must already be redacted (a dict or list is kept as
@@ -159,4 +231,5 @@ class Evidence:
                "exchanges": [e.to_dict() for e in self.exchanges], "notes": self.notes}
         if self.attachments:
             out["attachments"] = [a.to_dict() for a in self.attachments]
-        return out
+        # scrubbed again when written: a secret met after a stage was recorded is hidden too
+        return scrub_value(out)

@@ -11,11 +11,21 @@
 
 A failed positive control or barrier is a CheckError: the check could not be made, which
 is never the same as "the promise held" nor as "the promise was broken".
+
+A pass says what it examined. A check body records each thing it looked at with
+``examined("stores swept", 3)``; the plugin keeps the tally of every check while it runs
+(``tallying``), and a check that returns without a positive count is reported *not
+verified* (``NOTHING_EXAMINED``), never passed — so a check that forgets to look, or finds
+nothing to look at, cannot pass. Checks that know why there is nothing (the profile states
+the target lacks the thing) raise NotApplicable themselves, with the profile's reason.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sized
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from .errors import PrivacyChecksError
 
@@ -53,6 +63,70 @@ class NotApplicable(Exception):
 
 class NotVerified(Exception):
     """A mandatory right the profile says it cannot drive."""
+
+
+# -- what a check examined ----------------------------------------------------------------------
+
+_TALLY: ContextVar[dict[str, int] | None] = ContextVar("privacy_checks_examined", default=None)
+
+
+def examined(what: str, count: int | Sized) -> int:
+    """Record that the running check examined `count` items of `what` ("stores swept",
+    "notices matched", ...); a collection counts as its length. Returns the count."""
+    n = count if isinstance(count, int) else len(count)
+    tally = _TALLY.get()
+    if tally is not None:
+        tally[what] = n
+    return n
+
+
+@contextmanager
+def tallying() -> Iterator[dict[str, int]]:
+    """Collect what the checks called inside examined (the plugin wraps each check's call)."""
+    tally: dict[str, int] = {}
+    token = _TALLY.set(tally)
+    try:
+        yield tally
+    finally:
+        _TALLY.reset(token)
+
+
+def examined_anything(tally: dict[str, int] | None) -> bool:
+    return any(isinstance(v, int) and v > 0 for v in (tally or {}).values())
+
+
+def describe_examined(tally: dict[str, int] | None) -> str:
+    """`3 stores swept, 41 tables and files read` (the order the check recorded them in)."""
+    return ", ".join(f"{n} {what}" for what, n in (tally or {}).items()) or "nothing recorded"
+
+
+def nothing_examined(tally: dict[str, int] | None) -> str:
+    """The not-verified message of a check that would have passed having examined nothing."""
+    return (f"the check found nothing wrong but examined nothing ({describe_examined(tally)}), so a pass "
+            "would claim a check that was not made; see its evidence for what it looked for")
+
+
+@contextmanager
+def stage(out, name: str) -> Iterator[None]:
+    """Run one stage of a procedure: a framework error ends that stage only and is kept in
+    ``out.failed_stages`` under its name, voiding only the checks that judge that stage."""
+    try:
+        yield
+    except PrivacyChecksError as exc:
+        out.failed_stages.setdefault(name, str(exc))
+
+
+def recipients_declared(sinks_declared: int, lacks_reason: str | None, what: str) -> None:
+    """No recipient declared: not applicable when the profile says the target has none (its
+    reason), otherwise not verified, saying what to declare. Never a pass that looked at nothing."""
+    if sinks_declared:
+        return
+    if lacks_reason:
+        raise NotApplicable(f"the profile states the target has no recipients (lacks.recipients): {lacks_reason}")
+    raise NotVerified(f"the profile declares no recipients (sinks), so whether recipients are {what} cannot be "
+                      "observed; declare every service provider, contractor and third party that receives personal "
+                      "data under sinks: (with its deletion_notice), or state lacks.recipients: <reason> if the "
+                      "target discloses personal data to no one")
 
 
 def settle(out, body, *args, **kwargs):
@@ -93,6 +167,23 @@ def outcome_for_exception(exc: BaseException | None) -> str | None:
     if isinstance(exc, AssertionError):
         return FAILED
     return ERROR
+
+
+# Which right of the profile's `not_offered` each check belongs to, by check-id prefix.
+RIGHT_OF_CHECK = (
+    ("ccpa.delete.", "delete"), ("gdpr.erasure.", "delete"),
+    ("ccpa.know.", "know"), ("gdpr.access.", "know"), ("gdpr.portability.", "portability"),
+    ("ccpa.correct.", "correct"), ("gdpr.rectification.", "correct"),
+    ("ccpa.opt-out.", "opt_out"), ("ccpa.non-discrimination.", "opt_out"),
+    ("ccpa.deadlines.opt-out-", "opt_out"),
+    ("ccpa.gpc.", "gpc"), ("gpc.", "gpc"), ("ccpa.limit.", "limit"),
+    ("gdpr.object.", "object"), ("gdpr.consent.", "object"),
+)
+
+
+def right_of(check_id: str) -> str | None:
+    """The right (a key of `not_offered`) a check judges, or None for checks of no one right."""
+    return next((right for prefix, right in RIGHT_OF_CHECK if check_id.startswith(prefix)), None)
 
 
 def not_offered(profile, right: str) -> None:

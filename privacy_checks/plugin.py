@@ -163,9 +163,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError("privacy-checks: invalid check markers:\n  " + "\n  ".join(problems))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A right the profile says the target does not offer reaches every check of that right,
+    # before any fixture starts a procedure for it (outcomes.RIGHT_OF_CHECK).
+    check = item.get_closest_marker(_CHECK_ID)
+    run = item.config.stash.get(_RUN, None)
+    right = outcomes.right_of(str(check.args[0])) if check is not None and check.args else None
+    if right is not None and run is not None:
+        outcomes.not_offered(run.profile, right)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    if item.get_closest_marker(_CHECK_ID) is None:
+        return (yield)
+    # What the check body records with outcomes.examined(); a pass needs a positive count.
+    with outcomes.tallying() as tally:
+        item.privacy_examined = tally
+        return (yield)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     rep = yield
+    _scrub_report(rep, call)
     check = item.get_closest_marker(_CHECK_ID)
     if check is not None and check.args:
         rep.privacy_check_id = check.args[0]
@@ -175,23 +197,57 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             rep.privacy_target = run.target_info()
         rep.privacy_clauses = [m.name + ":" + str(a) for m in item.iter_markers() if m.name in _FAMILIES
                                for a in m.args]
-    if call.excinfo is not None and check is not None and rep.when == "setup" and isinstance(
-            call.excinfo.value, PrivacyChecksError):
-        # A fixture could not reach the target or load the profile: one line says which.
-        rep.longrepr = f"ERROR: {call.excinfo.value}"
-        item.user_properties.append(("privacy_outcome", outcomes.ERROR))
-    if call.excinfo is None or rep.when != "call" or check is None:
+    if check is None or rep.when == "teardown":
         return rep
-    kind = outcomes.outcome_for_exception(call.excinfo.value)
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if rep.when == "setup":
+        if isinstance(exc, outcomes.NotApplicable | outcomes.NotVerified):
+            return _verdict(item, rep, outcomes.outcome_for_exception(exc), str(exc))
+        if isinstance(exc, PrivacyChecksError):
+            # A fixture could not reach the target or load the profile: one line says which.
+            rep.longrepr = f"ERROR: {exc}"
+            rep.privacy_outcome = outcomes.ERROR
+            item.user_properties.append(("privacy_outcome", outcomes.ERROR))
+        return rep
+    tally = dict(getattr(item, "privacy_examined", None) or {})
+    rep.privacy_examined = tally
+    if exc is None:
+        if rep.passed and not outcomes.examined_anything(tally):
+            return _verdict(item, rep, outcomes.NOT_VERIFIED, outcomes.nothing_examined(tally))
+        return rep
+    kind = outcomes.outcome_for_exception(exc)
     if kind is None:
         return rep
-    message = str(call.excinfo.value)
-    if isinstance(call.excinfo.value, outcomes.PromiseBroken | PrivacyChecksError):
+    if isinstance(exc, outcomes.PromiseBroken | PrivacyChecksError):
         # The message names where the promise broke; a traceback into the framework would
         # only bury it.
-        rep.longrepr = f"{kind.upper()}: {message}"
+        rep.longrepr = f"{kind.upper()}: {exc}"
+    return _verdict(item, rep, kind, str(exc))
+
+
+def _scrub_report(rep: pytest.TestReport, call: pytest.CallInfo) -> None:
+    """No live secret in pytest's own output: the failure text (a traceback shows the values of
+    local variables), the exception message that Allure and JUnit copy, captured output."""
+    from .evidence import has_secret, scrub
+
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if exc is not None and any(has_secret(repr(a)) for a in exc.args):
+        exc.args = tuple(scrub(a if isinstance(a, str) else repr(a)) for a in exc.args)
+    if rep.longrepr is not None and not isinstance(rep.longrepr, tuple):
+        text = str(rep.longrepr)
+        if has_secret(text):
+            rep.longrepr = scrub(text)
+    elif isinstance(rep.longrepr, tuple) and has_secret(str(rep.longrepr[2])):
+        rep.longrepr = (rep.longrepr[0], rep.longrepr[1], scrub(str(rep.longrepr[2])))
+    rep.sections = [(name, scrub(content)) for name, content in rep.sections]
+
+
+def _verdict(item: pytest.Item, rep: pytest.TestReport, kind: str, message: str) -> pytest.TestReport:
+    """Give the report the privacy outcome `kind`: a not-verified or not-applicable check is one
+    line with its reason (a failure under --fail-not-verified), never a traceback."""
     if kind == outcomes.NOT_VERIFIED and item.config.getoption("fail_not_verified"):
         rep.outcome = "failed"
+        rep.longrepr = f"NOT VERIFIED: {message}"
         rep.privacy_outcome = outcomes.NOT_VERIFIED
     elif kind in (outcomes.NOT_APPLICABLE, outcomes.NOT_VERIFIED):
         rep.outcome = "skipped"
@@ -206,6 +262,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     kind = getattr(report, "privacy_outcome", None)
+    if kind == outcomes.NOT_VERIFIED and report.failed:
+        # --fail-not-verified: listed with the failures, each with its reason
+        return "failed", "V", "NOT VERIFIED"
     if kind == outcomes.ERROR:
         return "error", "E", "ERROR"
     if kind == outcomes.NOT_APPLICABLE:

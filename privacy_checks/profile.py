@@ -107,6 +107,12 @@ class Profile:
         return dict(self.data.get("not_offered") or {})
 
     @property
+    def lacks(self) -> dict[str, str]:
+        """What the profile states the target does not have, with the reason: `recipients`,
+        `export_categories`, `verification` (the checks that need it report that reason)."""
+        return dict(self.data.get("lacks") or {})
+
+    @property
     def retention_exceptions(self) -> list[dict]:
         return list(self.data.get("retention_exceptions") or [])
 
@@ -534,6 +540,19 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
                 out.append(((*where, "fill", "value"), "a password typed into a page must come from an "
                                                        "environment variable (${VAR}) or a template "
                                                        "({{ subject.password }})"))
+
+    lacks = _as_dict(data.get("lacks"))
+    contradictions = {
+        "recipients": ("sinks" if _as_list(data.get("sinks")) else None, "sinks are declared"),
+        "export_categories": ("export" if "categories" in _as_dict(data.get("export")) else None,
+                              "export.categories says where the export lists them"),
+        "verification": ("operations" if any(op in _as_dict(data.get("operations")) for op in
+                                             ("request_access", "fetch_code", "verify_request")) else None,
+                         "request_access, fetch_code or verify_request is declared"),
+    }
+    for key, (present, why) in contradictions.items():
+        if key in lacks and present:
+            out.append((("lacks", key), f"the profile says the target lacks {key}, yet {why}"))
 
     for i, exc in enumerate(_as_list(data.get("retention_exceptions"))):
         exc = _as_dict(exc)

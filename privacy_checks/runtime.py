@@ -37,6 +37,35 @@ def store_spec(store: dict):
     return StoreSpec(**shared, options=options)
 
 
+def remember_profile_secrets(profile) -> None:
+    """The profile's configured credentials (after ${VAR} substitution) are live secrets."""
+    from .evidence import remember_secret
+
+    for spec in profile.auth.values():
+        for key in ("token", "password", "client_secret", "value"):
+            value = spec.get(key) if isinstance(spec, dict) else None
+            if isinstance(value, str) and "{{" not in value:
+                remember_secret(value)
+    for store in profile.stores:
+        url = store.get("url")
+        if url:
+            from sqlalchemy.engine import make_url
+
+            try:
+                remember_secret(make_url(url).password)
+            except Exception:  # noqa: BLE001 - lint already reported a malformed URL
+                pass
+
+
+def capture_bind(settings: dict) -> tuple[str, int]:
+    """`capture.bind` ("host:port", "[::1]:8025") as (host, port); loopback on a free port by default."""
+    bind = settings.get("bind")
+    if not bind:
+        return "127.0.0.1", 0
+    host, _, port = str(bind).rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def demo_profile_path() -> Path:
     return Path(str(resources.files("privacy_checks.profiles").joinpath(DEMO_PROFILE)))
 
@@ -78,10 +107,31 @@ class RunContext:
         with self._lock:
             if self._capture is None:
                 if self._sink_control_url is None:
-                    self._capture_server = CaptureServer()
+                    host, port = capture_bind(self._capture_settings())
+                    self._capture_server = CaptureServer(
+                        host, port, advertised_url=self._capture_settings().get("advertised_url"))
                     self._sink_control_url = self._capture_server.control_url
                 self._capture = CaptureClient(self._sink_control_url)
             return self._capture
+
+    def _capture_settings(self) -> dict:
+        """The profile's `capture:` section (a --target profile; the built-in demo is told where
+        the sink is). A profile that does not load gives none: every check reports its error."""
+        if not self.target_path:
+            return {}
+        try:
+            return dict(self.profile.capture)
+        except PrivacyChecksError:
+            return {}
+
+    def capture_where(self) -> str:
+        """Where the capture server listens, for messages about deliveries that never came."""
+        settings = self._capture_settings()
+        listens = settings.get("bind") or (self._sink_control_url or "").split("://")[-1] or "a random port"
+        advertised = settings.get("advertised_url")
+        told = f", advertised to the target as {advertised}" if advertised else (
+            " (capture.bind not set: a random port)" if not settings.get("bind") and self.target_path else "")
+        return f"the capture server listens on {listens}{told}"
 
     @property
     def sink_url(self) -> str:
@@ -106,6 +156,7 @@ class RunContext:
                     # Remember it: every later test gets the same one-line error, not a retry.
                     self.startup_error = str(exc)
                     raise
+                remember_profile_secrets(self._profile)
             return self._profile
 
     def _start_demo(self) -> dict[str, str]:
@@ -127,6 +178,16 @@ class RunContext:
                 self._target = Target(profile, stores=stores, keep_artifacts=self.keep_artifacts,
                                       guard=lambda s: ensure_owned(self.ledger, s, target=profile.name))
             return self._target
+
+    @property
+    def history_name(self) -> str:
+        """The name cross-run history (the policy page's hash) is kept under. A real target keeps
+        its history; the built-in demo keeps one per set of flaws, since a demo started with other
+        flaws is another target: a clean run never compares itself with a flawed one."""
+        name = self.profile.name
+        if self.target_path or not self.flaws:
+            return name
+        return f"{name}[flaws: {','.join(sorted(self.flaws))}]"
 
     def target_info(self) -> dict:
         return {"name": self.profile.name, "base_url": self.profile.base_url, "flaws": list(self.flaws),
@@ -207,7 +268,9 @@ class RunContext:
         yield outcome
         errors = self.remove_created_since(start)
         if errors:
-            warnings.warn("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors),
+            from .evidence import scrub
+
+            warnings.warn(scrub("could not remove subjects (kept in the ledger for cleanup): " + "; ".join(errors)),
                           stacklevel=1)
 
     def remove_created_since(self, index: int) -> list[str]:

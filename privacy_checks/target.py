@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from .errors import PollTimeout, TargetError, UnexpectedStatus
-from .evidence import Exchange, redact_headers, redact_text
+from .evidence import SECRET_NAME, Exchange, redact_headers, redact_text, remember_secret
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
@@ -274,6 +274,7 @@ class Target:
         if self.adapter is not None and type(self.adapter).__dict__.get(name) is not None:
             reply = self._adapter_call(name, subject, captured, params, others)
             if reply is not None:
+                _remember_captured(reply.captured)
                 captured.update(reply.captured)
                 return OperationResult(name, captured, reply.last or StepResult(), self.exchanges[first_exchange:],
                                        started, datetime.now(UTC), parts=dict(reply.parts))
@@ -305,6 +306,7 @@ class Target:
                     raise TargetError(f"{where} ({last.describe()}): capture {key!r} from {source!r} found nothing; "
                                       f"{'body' if last.kind == 'HTTP' else 'output'}: {redact_text(last.text)[:300]}")
                 captured[key] = value
+                _remember_captured({key: value})
             if step.get("export_part"):
                 parts[step["export_part"]] = last
         return OperationResult(name, captured, last, self.exchanges[first_exchange:], started, datetime.now(UTC),
@@ -506,6 +508,7 @@ class Target:
         if resp.status_code != 200:
             raise TargetError(f"{where}: OAuth2 token endpoint {spec['token_url']} answered {resp.status_code}")
         body = resp.json()
+        remember_secret(body.get("access_token"))
         self._oauth_tokens[name] = (body["access_token"], time.monotonic() + float(body.get("expires_in", 300)))
         return body["access_token"]
 
@@ -603,6 +606,14 @@ class Target:
         if self.artifacts and not self.keep_artifacts:
             shutil.rmtree(self.artifacts, ignore_errors=True)
             self.artifacts = None
+
+
+def _remember_captured(values: dict) -> None:
+    """A captured value whose name looks like a token, session, password, key or code is a live
+    secret: it must not reach any output, an error message or a traceback included."""
+    for key, value in values.items():
+        if SECRET_NAME.search(str(key)):
+            remember_secret(value)
 
 
 def _cookie(result: StepResult, name: str) -> str | None:

@@ -73,3 +73,15 @@ def test_a_policy_text_changed_without_a_new_date_fails_on_the_next_run(tmp_path
     assert _failed(second) == {NEW_DATE}, second.outcomes()
     message = second.message(NEW_DATE)
     assert "/privacy-policy changed since" in message and f"showed {POLICY_LAST_MODIFIED} before" in message, message
+
+
+def test_a_clean_demo_run_after_a_flawed_one_in_the_same_directory_passes(tmp_path):
+    """The built-in demo keeps cross-run history per set of flaws: the clean demo's policy text
+    is not compared with a flawed demo's (a real target keeps its history across runs)."""
+    flawed = run_suites(tmp_path, PROMISES, args=POLICY, flaws=("stale_policy_date",))
+    assert flawed.outcomes()[NEW_DATE] == "not applicable", flawed.outcomes()
+    clean = run_suites(tmp_path, PROMISES, args=POLICY)
+    assert clean.returncode == 0, clean.stdout[-3000:]
+    assert clean.outcomes()[NEW_DATE] in ("passed", "not applicable"), clean.outcomes()
+    again = run_suites(tmp_path, PROMISES, args=POLICY)
+    assert again.outcomes()[NEW_DATE] == "passed", again.outcomes()

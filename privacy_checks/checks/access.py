@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..flows.access import AccessOutcome
 from ..observe.exports import Export
-from ..outcomes import CheckError, ControlFailed, PromiseBroken
+from ..outcomes import CheckError, ControlFailed, NotVerified, PromiseBroken, examined
 from .common import usable as _usable
 
 
@@ -23,6 +23,8 @@ def specific_pieces_complete(outcome: AccessOutcome) -> None:
                         f"target holds for the subject: {', '.join(outcome.missing)}")
     if problems:
         raise PromiseBroken("\n".join(problems) + f" (export: {_source(outcome)})")
+    examined("fields the target holds for the subject, looked for in the export", outcome.expected)
+    examined("export parts read", outcome.parts_read)
 
 
 def nothing_forbidden_disclosed(outcome: AccessOutcome) -> None:
@@ -32,6 +34,13 @@ def nothing_forbidden_disclosed(outcome: AccessOutcome) -> None:
                             "is held):\n  " + "\n  ".join(outcome.forbidden) + f"\n(export: {_source(outcome)})")
     if outcome.blind:
         raise ControlFailed(outcome.blind)
+    if not outcome.secret_fields:
+        raise NotVerified("the subjects carry no field that may never be disclosed (password, drivers_license; "
+                          "privacy_checks/data/field_categories.yaml), so nothing could be looked for by value; add "
+                          "one to the profile's subject.fields")
+    examined("fields never to be disclosed, looked for by value", outcome.secret_fields)
+    examined("salted hashes checked against the password", outcome.hashes_verified)
+    examined("export parts read", outcome.parts_read)
 
 
 def no_other_subject(outcome: AccessOutcome) -> None:
@@ -41,6 +50,7 @@ def no_other_subject(outcome: AccessOutcome) -> None:
                             + f"\n(export: {_source(outcome)})")
     if outcome.decoy_error or outcome.blind:
         raise ControlFailed(outcome.decoy_error or outcome.blind)
+    examined("export parts read", outcome.parts_read)
 
 
 def machine_readable(outcome: AccessOutcome) -> None:
@@ -65,10 +75,19 @@ def machine_readable(outcome: AccessOutcome) -> None:
                             + "\n  ".join(problems))
     if errors:
         raise CheckError("some renditions of the export could not be obtained:\n  " + "\n  ".join(errors))
+    examined("renditions parsed", [r for r in outcome.renditions.values() if isinstance(r, Export)])
 
 
 def categories_disclosed(outcome: AccessOutcome) -> None:
     _usable(outcome)
+    if outcome.categories_lacking:
+        held = ", ".join(sorted(outcome.categories_expected)) or "none found"
+        raise PromiseBroken(f"the profile states the export lists no categories of personal information "
+                            f"(lacks.export_categories: {outcome.categories_lacking}), yet Cal. Civ. Code "
+                            f"§1798.110(a)(1), (c)(1) require them in the response; the subject is held under "
+                            f"categories {held}")
+    if outcome.categories_unstated:
+        raise NotVerified(outcome.categories_unstated)
     if outcome.categories_error:
         raise CheckError(outcome.categories_error)
     listed = set(outcome.categories_listed)
@@ -77,10 +96,18 @@ def categories_disclosed(outcome: AccessOutcome) -> None:
         lines = [f"category {c} (held as {', '.join(sorted(set(f)))})" for c, f in sorted(missing.items())]
         raise PromiseBroken(f"the export lists categories {sorted(listed)} but the target holds the subject's data in "
                             f"further categories (Cal. Civ. Code §1798.140(v)(1)):\n  " + "\n  ".join(lines))
+    examined("categories the subject is held under", outcome.categories_expected)
+    examined("categories the export lists", outcome.categories_listed)
 
 
 def verified_requester_only(outcome: AccessOutcome) -> None:
     _usable(outcome)
+    if outcome.verification_lacking:
+        raise PromiseBroken(f"the profile states the target does not verify who asks for a person's data "
+                            f"(lacks.verification: {outcome.verification_lacking}); 11 CCR §7060-§7062 require a "
+                            "reasonable method to verify a request to know before answering it")
+    if outcome.verification_unstated:
+        raise NotVerified(outcome.verification_unstated)
     if outcome.verification_problems:
         raise PromiseBroken("a request that was not properly verified got the subject's data:\n  "
                             + "\n  ".join(outcome.verification_problems))
@@ -88,6 +115,7 @@ def verified_requester_only(outcome: AccessOutcome) -> None:
         raise CheckError(outcome.verification_error)
     if outcome.blind:
         raise ControlFailed(outcome.blind)
+    examined("unverified attempts made", outcome.verification_attempts)
 
 
 def second_request_honoured(outcome: AccessOutcome) -> None:
@@ -98,3 +126,4 @@ def second_request_honoured(outcome: AccessOutcome) -> None:
         raise PromiseBroken(outcome.second_problem + " (a business must answer up to two access requests in 12 months)")
     if outcome.second_error:
         raise CheckError(outcome.second_error)
+    examined("second access requests answered", 1 if outcome.second_made else 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from ..observe.stores import sweep
-from ..outcomes import ControlFailed, PromiseBroken
+from ..outcomes import ControlFailed, PromiseBroken, examined
 from ..runtime import store_specs
 
 
@@ -31,6 +31,7 @@ def check_subject_reaches_stores(run, subject, evidence) -> None:
         raise ControlFailed(f"subject {subject.canary} was created but never found in store(s) "
                             f"{', '.join(missing_stores)}: the store declarations do not match where the target "
                             "keeps data, so absence checks against them would prove nothing")
+    examined("declared stores seen holding the subject", must_hold & found)
     if target.has_operation("read_subject"):
         # Only what the stores hold can be read back: a field the target lawfully discards
         # (e.g. a location the policy says it does not collect) is not owed.
@@ -44,3 +45,4 @@ def check_subject_reaches_stores(run, subject, evidence) -> None:
         if res.last.status != 200 or missing:
             raise PromiseBroken(f"reading subject {subject.canary} back gave status {res.last.status}; "
                                 f"fields not returned: {', '.join(missing) or 'none'}")
+        examined("fields read back", [f for f in subject.strong_fields() if f != "password" and f in held])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..outcomes import CheckError, NotVerified
+from ..outcomes import recipients_declared as recipients_declared  # re-exported for check bodies
 
 MAX_LINES = 8
 
@@ -26,3 +27,12 @@ def lines(items: list[str]) -> str:
     shown = items[:MAX_LINES]
     more = f"\n  … and {len(items) - len(shown)} more (see the evidence)" if len(items) > len(shown) else ""
     return "\n  " + "\n  ".join(shown) + more
+
+
+def needs_stage(outcome, stage: str) -> None:
+    """An error when a stage this check judges could not be completed (other stages' failures are
+    shown in the evidence, and do not void this check)."""
+    failed = (getattr(outcome, "failed_stages", None) or {}).get(stage)
+    if failed:
+        raise CheckError(failed)
+

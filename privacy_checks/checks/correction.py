@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..flows.access import CorrectionOutcome
-from ..outcomes import CheckError, PromiseBroken
+from ..outcomes import CheckError, PromiseBroken, examined
+from .common import needs_stage, recipients_declared, usable
 
 
 def _completed(outcome: CorrectionOutcome) -> None:
-    if outcome.error:
-        raise CheckError(outcome.error)
+    usable(outcome)
     if outcome.completion_failure:
         raise PromiseBroken(f"the correction request was not carried out: {outcome.completion_failure}")
 
@@ -23,6 +23,9 @@ def corrected_everywhere(outcome: CorrectionOutcome) -> None:
     if outcome.unswept:
         raise CheckError("parts of the stores could not be swept, so the old value's absence there is unproven:\n  "
                          + "\n  ".join(outcome.unswept))
+    examined("stores that held the old value", outcome.old_seen)
+    for what, n in outcome.swept.items():
+        examined(f"{what} after the correction", n)
 
 
 def recipients_told(outcome: CorrectionOutcome) -> None:
@@ -30,3 +33,7 @@ def recipients_told(outcome: CorrectionOutcome) -> None:
     if outcome.recipients_not_told:
         raise PromiseBroken("recipients of the old value were not told of the correction:\n  "
                             + "\n  ".join(outcome.recipients_not_told))
+    recipients_declared(outcome.sinks_declared, outcome.lacks_recipients, "told of the correction")
+    needs_stage(outcome, "recipients")
+    examined("recipients of the old value", outcome.recipients_before)
+    examined("recipients seen receiving the corrected value", outcome.recipients_told)

@@ -7,7 +7,7 @@ ledger keeps it and a later run judges it again.
 from __future__ import annotations
 
 from ..flows.deadlines import ACK_CHECK, OPT_OUT_CHECK, RESPOND_CHECK, DeadlineOutcome, Verdict
-from ..outcomes import CheckError, PromiseBroken, not_offered
+from ..outcomes import CheckError, PromiseBroken, examined, not_offered
 from .common import usable
 
 
@@ -29,6 +29,7 @@ def _judge(outcome: DeadlineOutcome, check: str, evidence, promise: str) -> None
     if not verdicts:
         raise CheckError(f"no request to judge for '{promise}': none was filed by the framework or listed by the "
                          "target, so the deadline cannot be shown to hold")
+    examined("requests judged", verdicts)
 
 
 def acknowledged_in_time(outcome: DeadlineOutcome, evidence=None) -> None:

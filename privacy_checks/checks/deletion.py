@@ -3,50 +3,77 @@
 from __future__ import annotations
 
 from ..flows.deletion import DeletionOutcome, describe_hit, overdue_retention
-from ..outcomes import CheckError, PromiseBroken
+from ..outcomes import CheckError, NotVerified, PromiseBroken, examined
+from .common import needs_stage, recipients_declared
 from .common import usable as _usable
 
 
-def request_completes(outcome: DeletionOutcome) -> None:
+def _requested(outcome: DeletionOutcome) -> None:
+    """What every deletion check needs: a usable procedure and a request carried out."""
     _usable(outcome)
     if outcome.completion_failure:
         raise PromiseBroken(f"the deletion request {outcome.request_id or ''} never completed: "
                             f"{outcome.completion_failure} (kept in the ledger; later runs judge its deadline)")
 
 
+def request_completes(outcome: DeletionOutcome) -> None:
+    _requested(outcome)
+    examined("deletion requests carried out", 1 if outcome.completed_at else 0)
+
+
 def no_residual_data(outcome: DeletionOutcome) -> None:
-    request_completes(outcome)
+    _requested(outcome)
+    # Residual data after a seen barrier is a verdict, whatever failed in another stage.
     if outcome.residual:
         lines = "\n  ".join(describe_hit(h) for h in outcome.residual)
         raise PromiseBroken(f"the deleted subject's data is still held in {len(outcome.residual)} place(s):\n  {lines}")
+    needs_stage(outcome, "stores")
     if outcome.unswept:
         raise CheckError("parts of the stores could not be swept, so absence there is unproven:\n  "
                          + "\n  ".join(outcome.unswept))
+    if not outcome.held:
+        raise NotVerified("no store was seen holding the subject before the deletion (every store is declared "
+                          "expect_subject: false, and none held it), so its absence afterwards proves nothing")
+    examined("stores seen holding the subject before the request", outcome.held)
+    for what, n in outcome.swept.items():
+        examined(f"{what} after the request", n)
 
 
 def account_gone(outcome: DeletionOutcome) -> None:
-    request_completes(outcome)
+    _requested(outcome)
     if outcome.account_problems:
         raise PromiseBroken("the deleted account is still usable: " + "; ".join(outcome.account_problems))
+    needs_stage(outcome, "account")
+    if not outcome.account_probes:
+        raise NotVerified("the profile declares neither read_subject with gone_when nor login, so whether the "
+                          "deleted account can still be read or used cannot be observed; declare one of them")
+    examined("account probes after the request", outcome.account_probes)
 
 
 def recipients_told(outcome: DeletionOutcome) -> None:
-    request_completes(outcome)
+    _requested(outcome)
     problems = outcome.missing_notices + [f"after the deletion, {s}" for s in outcome.shared_after]
     if problems:
         raise PromiseBroken("recipients of the subject's data were not told to delete it:\n  " + "\n  ".join(problems))
+    recipients_declared(outcome.sinks_declared, outcome.lacks_recipients, "told to delete the subject's data")
+    needs_stage(outcome, "recipients")
+    examined("recipients that received the subject", outcome.recipients_before)
+    examined("deletion notices matched", outcome.notices)
 
 
 def others_intact(outcome: DeletionOutcome) -> None:
-    request_completes(outcome)
+    _requested(outcome)
     if outcome.isolation_problems:
         raise PromiseBroken("deleting one subject harmed another: " + "; ".join(outcome.isolation_problems))
+    needs_stage(outcome, "isolation")
+    examined("looks at the control subject after the request", outcome.isolation_checked)
 
 
 def time_limited_retention_purged(run, evidence) -> None:
     """Data kept under a `purge_within` exception is gone once its period has ended."""
     still, purged = overdue_retention(run)
     evidence.stage("time-limited retention", still_held=still, purged=purged)
+    examined("holds past their purge date", len(still) + len(purged))
     if not still and not purged:
         from ..outcomes import NotApplicable
 

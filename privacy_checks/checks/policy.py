@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from ..outcomes import CheckError, NotApplicable, PromiseBroken
+from ..outcomes import CheckError, NotApplicable, PromiseBroken, examined
 from ..policy import CATEGORY_TITLES, field_categories, months_between
 from .common import lines as _lines
 from .common import usable as _usable
@@ -36,6 +36,7 @@ def no_undisclosed_category(outcome, policy) -> None:
         names = ", ".join(f"{c} ({policy.category_title(c)})" for c in sorted(denied))
         raise PromiseBroken(f"the policy marks {names} not collected, yet the target holds subject "
                             f"{outcome.subject}'s data in it:" + _lines(_held_lines(outcome, denied)))
+    examined("places holding the subject, classified", outcome.held)
 
 
 def categories_collected_disclosed(outcome, policy) -> None:
@@ -52,6 +53,7 @@ def categories_collected_disclosed(outcome, policy) -> None:
         raise PromiseBroken(f"the target holds categories its policy does not disclose as collected — {names}; "
                             "the privacy policy must list every category collected in the preceding 12 months "
                             "(Cal. Civ. Code §1798.130(a)(5)(B)(i)):" + _lines(_held_lines(outcome, undisclosed)))
+    examined("places holding the subject, classified", outcome.held)
 
 
 def fields_in_policy_lists(outcome, policy) -> None:
@@ -66,6 +68,7 @@ def fields_in_policy_lists(outcome, policy) -> None:
         lists = ", ".join(lst["id"] for lst in policy.field_lists())
         raise PromiseBroken(f"the target stores subject {outcome.subject}'s fields that none of the policy's "
                             f"field lists ({lists}) mention:" + _lines(lines))
+    examined("fields the target stores", outcome.fields_held)
 
 
 def recipients_get_disclosed_categories_only(outcome, policy) -> None:
@@ -97,6 +100,7 @@ def recipients_get_disclosed_categories_only(outcome, policy) -> None:
         raise PromiseBroken(f"recipients received subject {outcome.subject}'s data in categories the policy does "
                             f"not disclose (it lists {listed} as disclosed for a business purpose):"
                             + _lines(found))
+    examined("fields delivered to recipients, classified", outcome.received)
 
 
 # -- review and change -------------------------------------------------------------------------
@@ -108,6 +112,7 @@ def review_and_change(outcome) -> None:
     if problems:
         raise PromiseBroken("the subject cannot review and change its personal information by logging in:"
                             + _lines(problems))
+    examined("fields changed and read back", outcome.changed)
 
 
 # -- the policy page ---------------------------------------------------------------------------
@@ -123,6 +128,7 @@ def last_revised_date_shown(outcome) -> None:
         raise PromiseBroken(f"the policy page {outcome.url} shows its date («{outcome.date_text}») only "
                             f"{outcome.date_position} characters into its text, not at the top; it begins: "
                             f"«{outcome.excerpt}»")
+    examined("policy pages read", 1)
 
 
 def updated_within_12_months(outcome, today: date | None = None) -> None:
@@ -137,6 +143,7 @@ def updated_within_12_months(outcome, today: date | None = None) -> None:
         raise PromiseBroken(f"the policy page {outcome.url} was last revised {outcome.date.isoformat()} "
                             f"(«{outcome.date_text}»), {age} months before {today.isoformat()}; Cal. Civ. Code "
                             "§1798.130(a)(5) requires an update at least once every 12 months")
+    examined("policy pages read", 1)
 
 
 def new_text_new_date(outcome) -> None:
@@ -146,6 +153,7 @@ def new_text_new_date(outcome) -> None:
     if prev is None:
         raise NotApplicable(f"first observation of the policy page {outcome.url} for this target: its sha256 "
                             f"{outcome.sha256[:16]}… and date are now in the ledger; the next run compares")
+    examined("earlier observations compared", 1)
     if prev["sha256"] == outcome.sha256:
         return
     now = outcome.date.isoformat() if outcome.date else None

@@ -8,7 +8,7 @@ from datetime import date
 from urllib.parse import urljoin
 
 from ..flows.sharing import DEADLINES, CensusOutcome, ChoiceOutcome, QuoteOutcome, group
-from ..outcomes import NotApplicable, PromiseBroken
+from ..outcomes import NotApplicable, PromiseBroken, examined
 from .common import lines as _lines
 from .common import usable as _usable
 
@@ -31,6 +31,8 @@ def sharing_stops(outcome: ChoiceOutcome) -> None:
         raise PromiseBroken(f"after the {outcome.label} at {requested}{pending}, the subject's {what} still "
                             f"reached a restricted recipient in {len(lines)} delivery(ies); {_delay(outcome)}:"
                             + _lines(lines))
+    examined("restricted recipients judged behind a barrier", outcome.judged)
+    examined("rounds after the request", outcome.rounds)
 
 
 def no_verification_needed(outcome: ChoiceOutcome) -> None:
@@ -40,10 +42,17 @@ def no_verification_needed(outcome: ChoiceOutcome) -> None:
         raise PromiseBroken(f"the {outcome.label} request {outcome.request_id or ''} was not carried out with "
                             f"only the subject's own session: {outcome.request_failure} (a request to opt out "
                             "must not need a verification code or identity proof)")
+    examined("requests made with the subject's own session", 1 if outcome.requested_at else 0)
+
+
+def _census_examined(outcome: CensusOutcome) -> None:
+    examined("recipients behind the barrier", outcome.barrier)
+    examined("deliveries read", outcome.deliveries_read)
 
 
 def no_sale(outcome: CensusOutcome) -> None:
     _usable(outcome)
+    _census_examined(outcome)
     if outcome.sale_declared:
         if outcome.sold:
             raise PromiseBroken(f"a subject's data reached a recipient the profile declares as a sale "
@@ -58,6 +67,7 @@ def no_sale(outcome: CensusOutcome) -> None:
 
 def no_undeclared_recipient(outcome: CensusOutcome) -> None:
     _usable(outcome)
+    _census_examined(outcome)
     if outcome.undeclared:
         raise PromiseBroken("a subject's data reached a recipient the profile does not declare (sinks), so it "
                             "is shared with someone the policy does not disclose:" + _lines(outcome.undeclared))
@@ -68,6 +78,8 @@ def same_price_and_service(outcome: QuoteOutcome) -> None:
     if outcome.differences:
         raise PromiseBroken(f"after opting out, the subject is treated differently at {outcome.where}:"
                             + _lines(outcome.differences))
+    examined("quotes compared after the opt-out", [q for q in (outcome.subject_quote, outcome.control_quote)
+                                                    if q is not None])
 
 
 def gpc_support_resource(target, profile) -> None:
@@ -105,3 +117,4 @@ def gpc_support_resource(target, profile) -> None:
     if problems:
         raise PromiseBroken(f"GET {url} does not follow the GPC specification's support resource:"
                             + _lines(problems))
+    examined("support resources read", 1)

@@ -12,8 +12,8 @@ from urllib.parse import urljoin, urlsplit
 from ..flows.deletion import describe_hit
 from ..flows.transport import Traffic, no_https_reason
 from ..observe import transport as obs
-from ..outcomes import CheckError, ControlFailed, NotApplicable, PromiseBroken
-from .common import usable
+from ..outcomes import CheckError, ControlFailed, NotApplicable, NotVerified, PromiseBroken, examined
+from .common import needs_stage, recipients_declared, usable
 
 
 def require_https(profile) -> None:
@@ -71,6 +71,7 @@ def personal_data_over_https(traffic: Traffic, evidence) -> None:
                             "so there is nothing to judge (are the operations' requests recorded?)")
     if plain:
         raise PromiseBroken("personal data travelled over plain http in:\n  " + "\n  ".join(plain))
+    examined("exchanges carrying the subject's data", carried)
 
 
 def http_only_redirects(profile, evidence) -> None:
@@ -96,7 +97,17 @@ def http_only_redirects(profile, evidence) -> None:
         url += ("&" if "?" in url else "?") + f"probe={probe}"
         ans = obs.http_get(url, timeout=timeout, headers={"X-Privacy-Checks-Probe": probe})
         if ans.status is None:
-            evidence.note(f"nothing listens on {h}:{p} (connection refused): no plain-http service to judge")
+            # A refused port serves nothing in cleartext, but only a live target can show it.
+            th, tp = obs.endpoint(profile.base_url)
+            if not obs.listening(th, tp, timeout):
+                raise CheckError(f"the target does not answer at {profile.base_url} ({th}:{tp} refuses "
+                                 f"connections) and nothing listens on {h}:{p}: a dead target shows nothing")
+            if profile.transport.get("http_url"):
+                raise CheckError(f"the profile declares transport.http_url {http_url}, but nothing listens on "
+                                 f"{h}:{p} (connection refused); correct the address, or leave it out")
+            evidence.note(f"nothing listens on {h}:{p} (connection refused) while {th}:{tp} answers: no "
+                          "plain-http service serves anything in cleartext")
+            examined("plain-http ports probed (connection refused)", 1)
             return
         location = next((v for k, v in ans.headers.items() if k.lower() == "location"), "")
         answers.append(f"GET {url} -> {ans.status} Location: {location or '-'}")
@@ -116,6 +127,7 @@ def http_only_redirects(profile, evidence) -> None:
     evidence.stage("plain-http answers", answers=answers)
     if problems:
         raise PromiseBroken("plain http does more than redirect to https:\n  " + "\n  ".join(problems))
+    examined("plain-http answers", answers)
 
 
 def hsts_one_year(profile, evidence) -> None:
@@ -139,6 +151,7 @@ def hsts_one_year(profile, evidence) -> None:
     evidence.stage("HSTS", answers=seen)
     if problems:
         raise PromiseBroken("browsers are not told to insist on https:\n  " + "\n  ".join(problems))
+    examined("https answers", seen)
 
 
 def legacy_tls_refused(profile, evidence) -> None:
@@ -155,6 +168,7 @@ def legacy_tls_refused(profile, evidence) -> None:
     if blind:
         raise CheckError(f"cannot probe {host}:{port} for " + "; ".join(f"{p.version}: {p.detail}" for p in blind)
                          + " — whether the server accepts it is unknown")
+    examined("legacy TLS versions offered and refused", [p for p in probes if p.outcome == "refused"])
 
 
 def certificate_trusted(profile, evidence) -> None:
@@ -170,6 +184,7 @@ def certificate_trusted(profile, evidence) -> None:
         presented = f"; presented: subject {res.subject}, issued by {res.issuer}" if res.issuer else ""
         raise PromiseBroken(f"certificate not trusted for {host} (port {port}): {res.reason}{presented}; "
                             f"trust anchors: {anchors}")
+    examined("certificates verified", 1)
 
 
 # -- in transit: what the subject's traffic showed -----------------------------------------
@@ -188,12 +203,14 @@ def cookies_secure(traffic: Traffic, profile, evidence) -> None:
     if absent:
         raise ControlFailed(f"positive control failed: login did not set the declared session cookie(s) "
                             f"{', '.join(absent)} (set: {', '.join(sorted(names)) or 'none'})")
+    examined("logins observed", 1)
     if not traffic.cookies:
-        evidence.note("login set no cookie (a bearer-token API): nothing to judge")
+        evidence.note("login set no cookie (a bearer-token API): no cookie can leak")
         return
     bad = [f"cookie {c.name!r} (path {c.path}) lacks {', '.join(c.missing())}" for c in traffic.cookies if c.missing()]
     if bad:
         raise PromiseBroken("cookies set at login can leak over plain http or to scripts:\n  " + "\n  ".join(bad))
+    examined("cookies set at login", traffic.cookies)
 
 
 def no_personal_data_in_urls(traffic: Traffic, evidence) -> None:
@@ -211,13 +228,15 @@ def no_personal_data_in_urls(traffic: Traffic, evidence) -> None:
     if found:
         raise PromiseBroken("personal data appears in URLs, which end up in logs, histories and Referers:\n  "
                             + "\n  ".join(found))
+    examined("exchanges whose URLs were read", traffic.exchanges)
+    examined("deliveries whose URLs were read", traffic.captures)
 
 
 def deliveries_over_https(traffic: Traffic, profile, evidence) -> None:
     """Every delivery to a recipient arrived at the capture sink over TLS."""
     _usable(traffic)
-    if not profile.sinks:
-        raise NotApplicable("the profile declares no recipients (sinks), so no delivery can be judged")
+    recipients_declared(len(profile.sinks), profile.lacks.get("recipients"), "sent deliveries over https")
+    needs_stage(traffic, "recipients")
     if not traffic.recipients:
         raise ControlFailed(f"positive control failed: no recipient received the subject "
                             f"{traffic.subject.canary} within the propagation timeout, so no delivery was seen")
@@ -235,16 +254,24 @@ def deliveries_over_https(traffic: Traffic, profile, evidence) -> None:
     if plain:
         raise PromiseBroken(f"{len(plain)} deliver{'y' if len(plain) == 1 else 'ies'} to recipients travelled "
                             "in cleartext:\n  " + "\n  ".join(plain))
+    examined("recipients that received the subject", traffic.recipients)
+    examined("deliveries inspected", traffic.captures)
 
 
 # -- at rest ------------------------------------------------------------------------------------
 
 def _swept(traffic: Traffic) -> None:
-    if traffic.no_https:
-        # at-rest checks do not need https, but the procedure did not run to avoid cleartext
-        raise CheckError(f"the traffic procedure did not run: {traffic.no_https}")
-    if traffic.error:
-        raise CheckError(traffic.error)
+    # Stores and logs, not TLS: the at-rest procedure runs whatever the transport.
+    usable(traffic)
+    needs_stage(traffic, "stores")
+    if traffic.subject is None:
+        raise CheckError(f"the procedure did not run: {traffic.no_https or 'no subject was created'}")
+
+
+def _examined_sweep(traffic: Traffic) -> None:
+    examined("stores seen holding the subject", traffic.stores_seen)
+    for what, n in traffic.swept.items():
+        examined(what, n)
 
 
 def password_hashed(traffic: Traffic, evidence) -> None:
@@ -261,13 +288,17 @@ def password_hashed(traffic: Traffic, evidence) -> None:
     if traffic.unswept:
         raise CheckError("parts of the stores could not be swept, so the password's absence there is unproven:\n  "
                          + "\n  ".join(traffic.unswept))
+    if not traffic.stores_seen:
+        raise NotVerified("the subject was seen in no store, so the absence of its password there proves nothing")
+    _examined_sweep(traffic)
 
 
 def no_personal_data_in_logs(traffic: Traffic, evidence) -> None:
     """No value of the subject in the target's log files."""
     _swept(traffic)
     if not traffic.log_stores:
-        raise CheckError("the profile declares no log files (a store with 'files:'), so logs cannot be checked")
+        raise NotVerified("the profile declares no log files (a store with 'files:'), so logs cannot be checked; "
+                          "declare where the target writes its logs")
     if not traffic.log_files:
         raise ControlFailed(f"positive control failed: the log globs of store(s) {', '.join(traffic.log_stores)} "
                             "match no file")
@@ -281,3 +312,4 @@ def no_personal_data_in_logs(traffic: Traffic, evidence) -> None:
     if strong:
         raise PromiseBroken("the subject's personal data is written to the logs:\n  "
                             + "\n  ".join(describe_hit(h) for h in strong))
+    examined("log files read", traffic.log_files)

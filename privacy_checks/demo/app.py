@@ -284,6 +284,10 @@ class DemoApp:
                 "SELECT id, password_hash FROM users WHERE username = ? AND deleted = 0", (username,)
             ).fetchone()
         if not check_password(row["password_hash"] if row else _DUMMY_HASH, password) or row is None:
+            if "throttle_keeps_username" in self.flaws:
+                with self.store.transaction() as db:
+                    db.execute("INSERT INTO login_attempts (username, attempted_at) VALUES (?, ?)",
+                               (username, iso(utcnow())))
             raise ApiError(401, "invalid credentials")
         token = secrets.token_urlsafe(32)
         with self.store.transaction() as db:

@@ -16,6 +16,8 @@ FLAWS: dict[str, str] = {
     "keep_old_versions": "objects are deleted with a delete marker only and overwrites keep earlier versions, "
                          "so the bucket still holds the subject's avatar and past account exports",
     "keep_in_lake": "the nightly Parquet analytics export only appends: a deleted subject's rows stay",
+    "throttle_keeps_username": ("failed logins are kept in a login throttle table with the username tried, "
+                                "the deleted subject's included"),
     # logs and secrets at rest
     "pii_in_logs": "the application log records email and full name on signup and activity",
     "plaintext_password": "passwords are stored in clear in users.password_hash",

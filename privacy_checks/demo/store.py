@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS tickets (
 );
 CREATE INDEX IF NOT EXISTS tickets_user ON tickets(user_id);
 CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, user_id INTEGER NOT NULL, created_at TEXT NOT NULL);
+-- a login throttle: failed attempts (only under the throttle_keeps_username flaw)
+CREATE TABLE IF NOT EXISTS login_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT NOT NULL, attempted_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS privacy_requests (
     id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
     received_at TEXT NOT NULL, due_at TEXT NOT NULL, acknowledged_at TEXT, completed_at TEXT,

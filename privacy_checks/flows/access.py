@@ -32,15 +32,17 @@ from ..errors import PrivacyChecksError, TargetError, UnexpectedStatus
 from ..observe import exports as ex
 from ..observe import sinks as sink_obs
 from ..observe.forms import Needle
+from ..observe.password_hashes import hash_scheme
 from ..observe.stores import sweep
-from ..outcomes import ControlFailed
+from ..outcomes import ControlFailed, NotVerified, settle, stage
 from ..places import Places
 from ..retention import exceptions_from_profile, split_allowed
 from ..runtime import store_specs
 from ..subjects import category_table
 
-# 11 CCR §7024(d): never disclosed, only said to be held. Keys named like these in an export
-# are a disclosure even when the value is a hash the canary matcher cannot recognise.
+# 11 CCR §7024(d): never disclosed, only said to be held. A key named like these is supporting
+# evidence shown with the verdict ("password": "[hidden]" says only that one is held); the
+# verdict rests on values: the subject's own (any sweep form) or a salted hash of its password.
 FORBIDDEN_KEY = re.compile(
     r"(?i)(^|[_\-. ])(password|passwd|pwd|password_hash|security_(question|answer)s?|ssn|social_security"
     r"|drivers?_licen[cs]e|passport(_number)?|account_number|health_insurance|medical_id|biometric)"
@@ -82,6 +84,16 @@ class AccessOutcome:
     places_undistinguished: list[str] = field(default_factory=list)
     wrong_request: dict | None = None  # the wrong-code request, judged after the barrier
     log: list[str] = field(default_factory=list)
+    skip: Exception | None = None
+    parts_read: int = 0  # parts of the export parsed (files of an archive, a document)
+    secret_fields: list[str] = field(default_factory=list)  # §7024(d) fields looked for by value
+    hashes_verified: int = 0  # salted-hash-shaped values checked against the subject's password
+    forbidden_keys: list[str] = field(default_factory=list)  # keys named like §7024(d) items: evidence only
+    categories_unstated: str | None = None  # the profile is silent on where categories are listed
+    categories_lacking: str | None = None  # the profile says the export lists none (lacks.export_categories)
+    verification_unstated: str | None = None  # the profile declares no verification flow
+    verification_lacking: str | None = None  # the profile says the target verifies nobody (lacks.verification)
+    second_made: bool = False  # a second access request was made and answered
 
 
 def _fields_found(export: ex.Export, needles: list[Needle], structured: bool = False) -> dict[str, str]:
@@ -110,17 +122,13 @@ def _wait_in_stores(specs, must_hold: set[str], subjects, timeout: float) -> lis
 def run_access(run, *, test_id: str, evidence, parts=ALL_PARTS) -> AccessOutcome:
     """Run the access procedure; never raises for a broken promise (the outcome records it)."""
     out = AccessOutcome()
-    try:
-        _access(run, test_id, evidence, out, frozenset(parts))
-    except PrivacyChecksError as exc:
-        out.error = str(exc)
-    return out
+    return settle(out, _access, run, test_id, evidence, out, frozenset(parts))
 
 
 def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[str]) -> None:
     target, profile = run.target, run.profile
     if not target.has_operation("export"):
-        raise TargetError(f"{profile.name}: the profile declares no 'export' operation, so the right to know "
+        raise NotVerified(f"{profile.name}: the profile declares no 'export' operation, so the right to know "
                           "cannot be exercised (declare it, or not_offered.know with the reason)")
     propagation = float(profile.timeouts.get("propagation", 30))
     specs = store_specs(profile)
@@ -168,14 +176,24 @@ def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[st
         out.blind = (f"positive control failed: the export at {export.source} holds none of the subject's data "
                      f"({export.describe()}), so the absence of anything else in it proves nothing")
     _places(places, found, subject, out)
-    secret_fields = [f for f in subject.fields if never_disclose(f)]
+    out.parts_read = len(export.parts)
+    out.secret_fields = secret_fields = [f for f in subject.fields if never_disclose(f)]
     for fname, where in _fields_found(export, subject.needles(secret_fields)).items():
         out.forbidden.append(f"field {fname} found in {where}")
+    password = subject.fields.get("password")
     for part in export.parts:
         for path in _forbidden_keys(part.data):
-            out.forbidden.append(f"{part.name}: key {path} (a §7024(d) item by its name)")
+            out.forbidden_keys.append(f"{part.name}: key {path}")
+        if password and "password" in secret_fields:
+            for path, value in _hash_shaped(part.data):
+                out.hashes_verified += 1
+                scheme = hash_scheme(value, password)
+                if scheme:
+                    out.forbidden.append(f"{part.name}: key {path} holds a salted {scheme} hash of the subject's "
+                                         "password (it can be attacked offline)")
     evidence.stage("export judged", found=found, missing=out.missing, weak_missing=out.weak_missing,
-                   forbidden=out.forbidden)
+                   forbidden=out.forbidden, hashes_verified=out.hashes_verified,
+                   keys_named_like_forbidden_items=out.forbidden_keys)
     evidence.stage("export judged by place", places=out.places, missing=out.places_missing,
                    cannot_tell_apart=out.places_undistinguished)
 
@@ -224,10 +242,18 @@ def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[st
         evidence.stage("decoy", decoy=decoy.canary, control_error=out.decoy_error, found=out.decoy_found)
 
     if "verification" in parts:
-        try:
-            _verification(run, subject, decoy, first_request, out, evidence)
-        except PrivacyChecksError as exc:
-            out.verification_error = str(exc)
+        missing_ops = [op for op in ("request_access", "fetch_code", "verify_request") if not target.has_operation(op)]
+        if profile.lacks.get("verification"):
+            out.verification_lacking = profile.lacks["verification"]
+        elif missing_ops:
+            out.verification_unstated = (f"the profile declares no {', '.join(missing_ops)} operation(s), so a "
+                                         "wrongly verified request cannot be submitted; declare request_access, "
+                                         "fetch_code and verify_request, or state lacks.verification: <reason>")
+        else:
+            try:
+                _verification(run, subject, decoy, first_request, out, evidence)
+            except PrivacyChecksError as exc:
+                out.verification_error = str(exc)
     if "second" in parts or "verification" in parts:
         _second(run, subject, strong, out, evidence)
 
@@ -257,6 +283,28 @@ def _export_link(profile) -> str:
     return next(iter(links.values()))
 
 
+MAX_HASHES = 50  # salted-hash checks per export part: each costs what one login costs
+
+
+def _hash_shaped(data: Any, path: str = "") -> list[tuple[str, str]]:
+    """(path, value) of string values shaped like a stored password hash ($ or : separated)."""
+    out: list[tuple[str, str]] = []
+    if isinstance(data, dict):
+        items = [(f"{path}.{k}" if path else str(k), v) for k, v in data.items()]
+    elif isinstance(data, list):
+        items = [(f"{path}[{i}]", v) for i, v in enumerate(data[:1000])]
+    else:
+        return [(path or "(document)", data)] if isinstance(data, str) and HASH_SHAPE.match(data) else []
+    for p, v in items:
+        out += _hash_shaped(v, p)
+        if len(out) >= MAX_HASHES:
+            return out[:MAX_HASHES]
+    return out
+
+
+HASH_SHAPE = re.compile(r"^\$?(pbkdf2|scrypt|2[abxy]|argon2)[^\s]{20,1000}$")
+
+
 def _forbidden_keys(data: Any, path: str = "") -> list[str]:
     out = []
     if isinstance(data, dict):
@@ -272,9 +320,17 @@ def _forbidden_keys(data: Any, path: str = "") -> list[str]:
 
 
 def _categories(profile, export: ex.Export, observed: set[str], subject, out: AccessOutcome) -> None:
+    for fname in sorted(observed):
+        for cat in subject.categories(fname):
+            out.categories_expected.setdefault(cat, []).append(fname)
     path = (profile.data.get("export") or {}).get("categories")
+    if profile.lacks.get("export_categories"):
+        out.categories_lacking = profile.lacks["export_categories"]
+        return
     if not path:
-        out.categories_error = "the profile does not say where the export lists categories (export.categories)"
+        out.categories_unstated = ("the profile does not say where the export lists the categories of personal "
+                                   "information (export.categories), so whether it lists them cannot be read; "
+                                   "declare the path, or state lacks.export_categories: <reason>")
         return
     from ..target import lookup
 
@@ -283,17 +339,10 @@ def _categories(profile, export: ex.Export, observed: set[str], subject, out: Ac
         out.categories_error = f"the export has no list of categories at {path!r} ({export.describe()})"
         return
     out.categories_listed = [str(c) for c in listed]
-    for fname in sorted(observed):
-        for cat in subject.categories(fname):
-            out.categories_expected.setdefault(cat, []).append(fname)
 
 
 def _verification(run, subject, decoy, first_request: dict, out: AccessOutcome, evidence) -> None:
     target = run.target
-    for op in ("request_access", "fetch_code", "verify_request"):
-        if not target.has_operation(op):
-            raise TargetError(f"the profile declares no {op!r} operation, so a wrongly verified request cannot be "
-                              "submitted (declare request_access, fetch_code and verify_request)")
     needles = subject.needles(subject.strong_fields())
 
     def leaked(export: ex.Export) -> list[str]:
@@ -344,6 +393,7 @@ def _second(run, subject, strong: list[str], out: AccessOutcome, evidence) -> No
             again = None
             out.second_problem = f"the second access request (status {status}) delivered no export: {exc}"
         if again is not None:
+            out.second_made = True
             found = _fields_found(again, subject.needles(strong))
             if not found:
                 out.second_problem = (f"the second access request (status {status}) delivered an export without the "
@@ -391,6 +441,11 @@ class CorrectionOutcome:
     recipients_told: dict[str, str] = field(default_factory=dict)
     recipients_not_told: list[str] = field(default_factory=list)
     completion_failure: str | None = None
+    skip: Exception | None = None
+    failed_stages: dict[str, str] = field(default_factory=dict)  # "recipients" -> why it failed
+    swept: dict[str, int] = field(default_factory=dict)
+    sinks_declared: int = 0
+    lacks_recipients: str | None = None
 
 
 _PARAM = re.compile(r"\{\{\s*params\.([A-Za-z_]\w*)\s*\}\}")
@@ -404,21 +459,18 @@ def correction_fields(profile) -> list[str]:
 
 def run_correction(run, *, test_id: str, evidence) -> CorrectionOutcome:
     out = CorrectionOutcome()
-    try:
-        _correction(run, test_id, evidence, out)
-    except PrivacyChecksError as exc:
-        out.error = str(exc)
-    return out
+    return settle(out, _correction, run, test_id, evidence, out)
 
 
 def _correction(run, test_id: str, evidence, out: CorrectionOutcome) -> None:
-    from ..flows.deletion import describe_hit
+    from ..flows.deletion import describe_hit, swept_counts
 
     target, profile = run.target, run.profile
     names = correction_fields(profile)
     if not target.has_operation("correct") or not names:
-        raise TargetError(f"{profile.name}: the profile declares no 'correct' operation using params.<field>, so "
+        raise NotVerified(f"{profile.name}: the profile declares no 'correct' operation using params.<field>, so "
                           "a correction cannot be requested (or declare not_offered.correct with the reason)")
+    out.sinks_declared, out.lacks_recipients = len(profile.sinks), profile.lacks.get("recipients")
     propagation = float(profile.timeouts.get("propagation", 30))
     specs = store_specs(profile)
     capture = run.capture
@@ -456,9 +508,22 @@ def _correction(run, test_id: str, evidence, out: CorrectionOutcome) -> None:
         return got
 
     if profile.sinks:
-        sink_obs.wait_for(lambda: recipients(old_needles) or None, timeout=propagation)
-        time.sleep(0.5)  # deliveries still in flight land in recipients_before, not after the correction
-        out.recipients_before = {k: sorted(set(v)) for k, v in recipients(old_needles).items()}
+        # Every recipient expected to receive each subject must be seen receiving this one, or its
+        # silence after the correction would prove nothing (only the recipients check needs this).
+        expected = {s["name"] for s in profile.sinks if s.get("expect_subject", True)}
+        strong = subject.needles(subject.strong_fields())
+        with stage(out, "recipients"):
+            sink_obs.wait_for(lambda: recipients(old_needles) and expected <= set(recipients(strong)) or None,
+                              timeout=propagation)
+            time.sleep(0.5)  # deliveries still in flight land in recipients_before, not after the correction
+            out.recipients_before = {k: sorted(set(v)) for k, v in recipients(old_needles).items()}
+            missing = sorted(expected - set(recipients(strong)))
+            if missing:
+                raise ControlFailed(f"positive control failed: declared recipient(s) {', '.join(missing)} never "
+                                    f"received the subject {subject.canary} within {propagation:.0f} s, so whether "
+                                    f"they are told of the correction cannot be judged; {run.capture_where()} — is "
+                                    "the target configured to deliver there? (a recipient that does not receive "
+                                    "every subject is declared with expect_subject: false)")
     evidence.stage("positive control", old_seen=out.old_seen, recipients=out.recipients_before)
 
     # -- the correction -------------------------------------------------------------------------
@@ -492,6 +557,7 @@ def _correction(run, test_id: str, evidence, out: CorrectionOutcome) -> None:
         raise ControlFailed(f"barrier failed: a write made after the correction was never seen: {'; '.join(blind)}")
 
     final = sweep(specs, old_needles)
+    out.swept = swept_counts(final)
     out.unswept = [f"{u.store}: {u.where}: {u.reason}" for u in final.unswept]
     bad, allowed = split_allowed([h for h in final.hits if not h.weak], exceptions_from_profile(profile))
     out.old_residual = [describe_hit(h) for h in bad]
@@ -504,6 +570,8 @@ def _correction(run, test_id: str, evidence, out: CorrectionOutcome) -> None:
         got = recipients(new_needles, seq_before)
         return {s for s, fields in out.recipients_before.items() if not set(fields) & set(got.get(s, []))}
 
+    if "recipients" in out.failed_stages:
+        return
     # one shared deadline: recipients are waited for together, not one propagation each
     sink_obs.wait_for(lambda: not untold() or None, timeout=propagation)
     late = untold()

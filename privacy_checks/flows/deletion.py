@@ -5,11 +5,15 @@ Order matters and is the point of the module:
 2. positive control: the sweep finds the subject in every store that must hold it, and the
    recipients' captures show its deliveries (otherwise an absence would prove nothing);
 3. the deletion is requested through the target's own interface and polled to completion;
-4. barrier: a new subject, created after the deletion, acts; we wait until its data is
+4. the account probes (read the subject, log in as it) run next: they may write (a login
+   throttle keeps the name tried), and everything they write must be in front of the sweep;
+5. barrier: a new subject, created after the deletion, acts; we wait until its data is
    visible in every store and at every recipient where the deleted subject was seen, so a
    pipeline that has not caught up cannot pass for one that forgot;
-5. sweep again and judge: residual data, the account, the recipients, the control.
-Each suite test then judges one promise from the recorded outcome.
+6. sweep again and judge: residual data, the recipients, the control.
+Each suite test then judges one promise from the recorded outcome. Each depends only on the
+stages whose evidence it judges (``STAGES``): a stage that fails is recorded in
+``failed_stages`` and shown, and voids only the checks that need it.
 """
 
 from __future__ import annotations
@@ -18,11 +22,17 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..errors import PollTimeout, PrivacyChecksError, TargetError, UnexpectedStatus
+from ..errors import PollTimeout, PrivacyChecksError, UnexpectedStatus
 from ..observe import sinks as sink_obs
 from ..observe.stores import sweep
+from ..outcomes import settle, stage
 from ..retention import exceptions_from_profile, split_allowed
 from ..runtime import store_specs
+
+# The stages whose failure can void a check, besides creating the subjects and the request
+# itself (which every check needs): stores (control, barrier, final sweep), recipients
+# (control, barrier, notices), account (the probes), isolation (the control subject).
+STAGES = ("stores", "recipients", "account", "isolation")
 
 
 @dataclass
@@ -54,6 +64,14 @@ class DeletionOutcome:
     shared_after: list[str] = field(default_factory=list)
     isolation_problems: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    skip: Exception | None = None
+    failed_stages: dict[str, str] = field(default_factory=dict)  # stage -> why it could not be completed
+    held: list[str] = field(default_factory=list)  # stores seen holding the subject before the request
+    swept: dict[str, int] = field(default_factory=dict)  # what the final sweep read (swept_counts)
+    sinks_declared: int = 0
+    lacks_recipients: str | None = None  # the profile's lacks.recipients reason
+    account_probes: list[str] = field(default_factory=list)  # what was tried on the deleted account
+    isolation_checked: list[str] = field(default_factory=list)  # what was looked at for the control
 
 
 def _locations(hits) -> dict[str, list[str]]:
@@ -61,6 +79,12 @@ def _locations(hits) -> dict[str, list[str]]:
     for h in hits:
         out.setdefault(h.store, []).append(f"{h.table_or_path}.{h.column_or_line}")
     return out
+
+
+def swept_counts(result) -> dict[str, int]:
+    """What a sweep read: stores, and tables or files within them (from its timings)."""
+    return {"stores swept": len({t.store for t in result.timings if t.where is None}),
+            "tables and files read": len({(t.store, t.where) for t in result.timings if t.where is not None})}
 
 
 def describe_hit(hit) -> str:
@@ -73,20 +97,19 @@ def run_deletion(run, *, test_id: str, evidence, subject=None, control=None,
 
     `regime` ("ccpa" or "gdpr") is the law whose deadline later runs judge the request by."""
     out = DeletionOutcome(regime=regime)
-    try:
-        _run(run, test_id, evidence, out, subject, control)
-    except PrivacyChecksError as exc:
-        out.error = str(exc)
-    return out
+    return settle(out, _run, out, run, test_id, evidence, subject, control)
 
 
-def _run(run, test_id: str, evidence, out: DeletionOutcome, subject, control) -> None:
+def _run(out: DeletionOutcome, run, test_id: str, evidence, subject, control) -> None:
     target, profile = run.target, run.profile
     propagation = float(profile.timeouts.get("propagation", 30))
     specs = store_specs(profile)
     must_hold = {s["name"] for s in profile.stores if s.get("expect_subject", True)}
     exceptions = exceptions_from_profile(profile)
     capture = run.capture
+    sinks = profile.sinks
+    out.sinks_declared = len(sinks)
+    out.lacks_recipients = profile.lacks.get("recipients")
 
     subject = subject or run.create_subject(test_id, role="subject")
     control = control or run.create_subject(test_id, role="control")
@@ -96,42 +119,16 @@ def _run(run, test_id: str, evidence, out: DeletionOutcome, subject, control) ->
     evidence.stage("subjects created", subject=subject.canary, control=control.canary)
 
     # -- 2. positive control ------------------------------------------------------------------
-    def seen():
-        res = sweep(specs, subject.needles(subject.strong_fields()) + control.needles(control.strong_fields()))
-        mine = _locations([h for h in res.hits if h.subject_id == subject.id])
-        missing = sorted(must_hold - set(mine))
-        return res, mine, missing
-
-    deadline = time.monotonic() + propagation
-    res, mine, missing = seen()
-    while missing and time.monotonic() < deadline:
-        time.sleep(0.5)
-        res, mine, missing = seen()
-    if missing:
-        why = "; ".join(f"{u.store}: {u.where}: {u.reason}" for u in res.unswept if u.store in missing)
-        raise _control_failed(f"positive control failed: the subject {subject.canary} was never seen in store(s) "
-                              f"{', '.join(missing)} within {propagation:.0f} s, so an absence there would prove "
-                              "nothing (is the store declared correctly, and does create/activity reach it?)"
-                              + (f"; the sweep could not read: {why}" if why else ""))
-    for name in sorted({s.name for s in specs}):
-        out.stores[name] = StoreVerdict(name, seen_before=sorted(set(mine.get(name, []))))
-    evidence.stage("positive control: stores", seen={k: sorted(set(v)) for k, v in mine.items()})
-
-    sinks = profile.sinks
+    with stage(out, "stores"):
+        _stores_control(specs, must_hold, subject, control, propagation, out, evidence)
 
     def recipients(needles, since=0):
         caps = capture.captures(since)
         return {h.sink: h.role for h in sink_obs.find_in_captures(caps, needles, sinks)}
 
-    def sinks_caught_up():
-        mine_r = recipients(subject.needles(subject.strong_fields()))
-        ctrl_r = recipients(control.needles(control.strong_fields()))
-        return mine_r if mine_r and set(ctrl_r) <= set(mine_r) else None
-
     if sinks:
-        out.recipients_before = sink_obs.wait_for(sinks_caught_up, timeout=propagation) or recipients(
-            subject.needles(subject.strong_fields()))
-        evidence.stage("positive control: recipients", received=out.recipients_before)
+        with stage(out, "recipients"):
+            _recipients_control(run, sinks, subject, control, recipients, propagation, out, evidence)
 
     # -- 3. the deletion request --------------------------------------------------------------
     seq_before = capture.last_seq()
@@ -151,11 +148,94 @@ def _run(run, test_id: str, evidence, out: DeletionOutcome, subject, control) ->
     run.ledger.update_subject(subject.id, state="deleted")
     evidence.stage("deletion requested", request_id=out.request_id, operation_seconds=round(result.elapsed, 2))
 
-    # -- 4. barrier ---------------------------------------------------------------------------
-    barrier = run.create_subject(test_id, role="control")
-    if target.has_operation("activity"):
-        target.run("activity", barrier)
-    held = {name for name, v in out.stores.items() if v.seen_before}
+    # -- 4. the account probes: before the barrier and the final sweep, which see what they wrote
+    with stage(out, "account"):
+        _judge_account(target, subject, out)
+
+    # -- 5. barrier ---------------------------------------------------------------------------
+    barrier = None
+    try:
+        barrier = run.create_subject(test_id, role="control")
+        if target.has_operation("activity"):
+            target.run("activity", barrier)
+    except PrivacyChecksError as exc:
+        for name in ("stores", "recipients"):
+            out.failed_stages.setdefault(name, f"barrier failed: the barrier subject could not be created: {exc}")
+
+    # -- 6. judge -----------------------------------------------------------------------------
+    if barrier is not None and "stores" not in out.failed_stages:
+        with stage(out, "stores"):
+            _store_barrier(specs, barrier, propagation, out, evidence)
+            _final_sweep(run, specs, subject, control, exceptions, out, evidence)
+    if barrier is not None and sinks and "recipients" not in out.failed_stages:
+        with stage(out, "recipients"):
+            if out.recipients_before:
+                got = sink_obs.wait_for(
+                    lambda: set(out.recipients_before) <= set(recipients(barrier.needles(barrier.strong_fields()),
+                                                                         seq_before)),
+                    timeout=propagation)
+                if not got:
+                    late = sorted(set(out.recipients_before) - set(recipients(barrier.needles(), seq_before)))
+                    raise _control_failed(f"barrier failed: recipient(s) {', '.join(late)} never received a "
+                                          "delivery made after the deletion (observer blind: the control was never "
+                                          "delivered)")
+                evidence.stage("barrier seen: recipients", recipients=sorted(out.recipients_before))
+            _judge_recipients(run, subject, out, seq_before, propagation, evidence)
+    with stage(out, "isolation"):
+        _judge_isolation(target, specs, control, out)
+    if out.failed_stages:
+        evidence.stage("stages that could not be completed (each voids only the checks that need it)",
+                       **out.failed_stages)
+
+
+def _stores_control(specs, must_hold, subject, control, propagation, out: DeletionOutcome, evidence) -> None:
+    def seen():
+        res = sweep(specs, subject.needles(subject.strong_fields()) + control.needles(control.strong_fields()))
+        mine = _locations([h for h in res.hits if h.subject_id == subject.id])
+        missing = sorted(must_hold - set(mine))
+        return res, mine, missing
+
+    deadline = time.monotonic() + propagation
+    res, mine, missing = seen()
+    while missing and time.monotonic() < deadline:
+        time.sleep(0.5)
+        res, mine, missing = seen()
+    if missing:
+        why = "; ".join(f"{u.store}: {u.where}: {u.reason}" for u in res.unswept if u.store in missing)
+        raise _control_failed(f"positive control failed: the subject {subject.canary} was never seen in store(s) "
+                              f"{', '.join(missing)} within {propagation:.0f} s, so an absence there would prove "
+                              "nothing (is the store declared correctly, and does create/activity reach it?)"
+                              + (f"; the sweep could not read: {why}" if why else ""))
+    for name in sorted({s.name for s in specs}):
+        out.stores[name] = StoreVerdict(name, seen_before=sorted(set(mine.get(name, []))))
+    out.held = sorted(name for name, v in out.stores.items() if v.seen_before)
+    evidence.stage("positive control: stores", seen={k: sorted(set(v)) for k, v in mine.items()})
+
+
+def _recipients_control(run, sinks, subject, control, recipients, propagation, out: DeletionOutcome,
+                        evidence) -> None:
+    """Every recipient expected to receive each subject did receive this one, before the request."""
+    expected = sorted(s["name"] for s in sinks if s.get("expect_subject", True))
+
+    def caught_up():
+        mine_r = recipients(subject.needles(subject.strong_fields()))
+        ctrl_r = recipients(control.needles(control.strong_fields()))
+        return mine_r if mine_r and set(ctrl_r) <= set(mine_r) and set(expected) <= set(mine_r) else None
+
+    out.recipients_before = sink_obs.wait_for(caught_up, timeout=propagation) or recipients(
+        subject.needles(subject.strong_fields()))
+    evidence.stage("positive control: recipients", expected=expected, received=out.recipients_before)
+    missing = [name for name in expected if name not in out.recipients_before]
+    if missing:
+        raise _control_failed(
+            f"positive control failed: declared recipient(s) {', '.join(missing)} never received the subject "
+            f"{subject.canary} within {propagation:.0f} s, so whether they are told to delete it cannot be judged; "
+            f"{run.capture_where()} — is the target configured to deliver there? (a recipient that does not "
+            "receive every subject is declared with expect_subject: false)")
+
+
+def _store_barrier(specs, barrier, propagation, out: DeletionOutcome, evidence) -> None:
+    held = set(out.held)
 
     def barrier_visible():
         res = sweep(specs, barrier.needles(barrier.strong_fields()))
@@ -173,18 +253,12 @@ def _run(run, test_id: str, evidence, out: DeletionOutcome, subject, control) ->
     if blind:
         raise _control_failed(f"barrier failed: a write made after the deletion never became visible in store(s) "
                               f"{', '.join(blind)} within {propagation:.0f} s; their absence verdict cannot be made")
-    if out.recipients_before:
-        got = sink_obs.wait_for(
-            lambda: set(out.recipients_before) <= set(recipients(barrier.needles(barrier.strong_fields()), seq_before)),
-            timeout=propagation)
-        if not got:
-            late = sorted(set(out.recipients_before) - set(recipients(barrier.needles(), seq_before)))
-            raise _control_failed(f"barrier failed: recipient(s) {', '.join(late)} never received a delivery made "
-                                  f"after the deletion (observer blind: the control was never delivered)")
-    evidence.stage("barrier seen", stores=sorted(held), recipients=sorted(out.recipients_before))
+    evidence.stage("barrier seen: stores", stores=sorted(held))
 
-    # -- 5. judge -----------------------------------------------------------------------------
+
+def _final_sweep(run, specs, subject, control, exceptions, out: DeletionOutcome, evidence) -> None:
     final = sweep(specs, subject.needles() + control.needles(control.strong_fields()))
+    out.swept = swept_counts(final)
     out.unswept = [f"{u.store}: {u.where}: {u.reason}" for u in final.unswept]
     gone_hits = [h for h in final.hits if h.subject_id == subject.id]
     bad, out.allowed = split_allowed(gone_hits, exceptions)
@@ -197,18 +271,14 @@ def _run(run, test_id: str, evidence, out: DeletionOutcome, subject, control) ->
         if v.verdict != "failed" and not v.seen_before:
             v.verdict = "no subject data"
             v.message = "the subject was never seen here, before or after the deletion"
-    evidence.stage("sweep after deletion", residual=[describe_hit(h) for h in out.residual],
+    evidence.stage("sweep after deletion", swept=out.swept, residual=[describe_hit(h) for h in out.residual],
                    weak=[describe_hit(h) for h in out.weak_residual],
                    allowed=[f"{describe_hit(h)} — allowed: {e.describe()}" for h, e in out.allowed],
                    unswept=out.unswept)
     for h in out.residual:
         evidence.finding(kind="residual data", store=h.store, location=h.table_or_path, column=h.column_or_line,
                          row=h.row_key, field=h.field, form=h.form, excerpt=h.excerpt)
-
     _record_holds(run, subject, out)
-    _judge_account(target, subject, out)
-    _judge_recipients(run, subject, out, seq_before, propagation, evidence)
-    _judge_isolation(target, specs, control, out)
 
 
 def _record_holds(run, subject, out: DeletionOutcome) -> None:
@@ -263,22 +333,26 @@ def _record_request(run, subject, out: DeletionOutcome, status: str) -> None:
 
 
 def _judge_account(target, subject, out: DeletionOutcome) -> None:
+    # The subject's captured values (its id, its last token) stay available to every probe.
     op = target.profile.operation("read_subject")
     if op is not None:
+        cond = op.get("gone_when")
         try:
             res = target.run("read_subject", subject, dict(subject.captured))
-            cond = op.get("gone_when")
+            if cond:
+                out.account_probes.append(f"read_subject answered {res.last.status}, judged by gone_when ({cond})")
             if cond and not target.condition("read_subject", cond, res.last):
                 out.account_problems.append(f"reading the deleted subject: {res.last.describe()}, which does not "
                                             f"satisfy gone_when ({cond})")
         except UnexpectedStatus as exc:
+            out.account_probes.append(f"read_subject answered {exc.status}")
             out.account_problems.append(f"reading the deleted subject gave an unexpected answer: {exc}")
     if target.has_operation("login"):
         try:
-            target.run("login", subject, {})
+            target.run("login", subject, dict(subject.captured))
             out.account_problems.append("logging in as the deleted subject still succeeds")
-        except UnexpectedStatus:
-            pass  # refused, as it should be
+        except UnexpectedStatus as exc:  # refused, as it should be
+            out.account_probes.append(f"login as the deleted subject refused ({exc.status})")
 
 
 def _judge_recipients(run, subject, out: DeletionOutcome, seq_before: int, propagation: float, evidence) -> None:
@@ -340,13 +414,16 @@ def _judge_isolation(target, specs, control, out: DeletionOutcome) -> None:
     if op is not None:
         try:
             res = target.run("read_subject", control, dict(control.captured))
+            out.isolation_checked.append(f"read_subject of the control answered {res.last.status}")
             cond = op.get("gone_when")
             if cond and target.condition("read_subject", cond, res.last):
                 out.isolation_problems.append(f"the control subject {control.canary} is gone too "
                                               f"(read_subject: {res.last.describe()})")
-        except TargetError as exc:
+        except UnexpectedStatus as exc:  # an answer, but not the control's record; no answer is an error
             out.isolation_problems.append(f"the control subject {control.canary} cannot be read: {exc}")
     seen = {h.store for h in sweep(specs, control.needles(control.strong_fields())).hits}
     for name, verdict in out.stores.items():
-        if verdict.seen_before and name not in seen:
-            out.isolation_problems.append(f"the control subject {control.canary} vanished from store {name}")
+        if verdict.seen_before:
+            out.isolation_checked.append(f"store {name} swept for the control")
+            if name not in seen:
+                out.isolation_problems.append(f"the control subject {control.canary} vanished from store {name}")

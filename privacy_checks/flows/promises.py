@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 
 from ..observe.forms import Needle
 from ..observe.stores import sweep
-from ..outcomes import CheckError, ControlFailed, settle
+from ..outcomes import CheckError, ControlFailed, NotVerified, settle
 from ..runtime import store_specs
 from .disclosure import where
 
@@ -58,9 +58,9 @@ def _review_and_change(run, test_id: str, evidence, out: EditOutcome) -> None:
     target, profile = run.target, run.profile
     missing_ops = [op for op in ("read_profile", "update_profile") if not target.has_operation(op)]
     if missing_ops:
-        raise CheckError(f"the profile declares no {' or '.join(missing_ops)} operation: the subject's own "
-                         "session must read (read_profile) and change (update_profile, using params.<field>) "
-                         "its account profile for this promise to be checked")
+        raise NotVerified(f"the profile declares no {' or '.join(missing_ops)} operation: the subject's own "
+                          "session must read (read_profile) and change (update_profile, using params.<field>) "
+                          "its account profile for this promise to be checked")
     fields = _params_of(profile.operation("update_profile"))
     if not fields:
         raise CheckError("the update_profile operation uses no params.<field>, so nothing can be changed")
@@ -201,7 +201,7 @@ def _policy_page(run, policy, evidence, out: PageOutcome) -> None:
         out.date = parse_date(found.group(2))
     ledger = run.ledger
     # the key is the path, not the URL: a target's port may change between runs, its page does not
-    out.previous = ledger.last_policy_hash(run.profile.name, out.key)
-    ledger.record_policy_hash(run.profile.name, out.key, out.sha256, out.date.isoformat() if out.date else None)
+    out.previous = ledger.last_policy_hash(run.history_name, out.key)
+    ledger.record_policy_hash(run.history_name, out.key, out.sha256, out.date.isoformat() if out.date else None)
     evidence.stage("policy page", url=out.url, sha256=out.sha256, date=out.date_text, position=out.date_position,
                    previous=out.previous)

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import PollTimeout, PrivacyChecksError, UnexpectedStatus
+from ..errors import PollTimeout, UnexpectedStatus
 from ..observe import sinks as sink_obs
 from ..observe.forms import CANARY_RE, excerpt
-from ..outcomes import ControlFailed, NotVerified, not_offered, settle
+from ..outcomes import ControlFailed, NotVerified, not_offered, recipients_declared, settle
 
 LEGAL_MAXIMUM = "15 business days (11 CCR §7026(f))"
 # how soon each choice must take effect, as the evidence states it next to the delay observed
@@ -159,8 +159,12 @@ def _skip_or_missing(profile, target, choice: Choice) -> None:
                             "a business that sells or shares must honour the signal (11 CCR §7025(b))")
     for op in filter(None, (choice.operation, choice.activity)):
         if not target.has_operation(op):
-            raise ControlFailed(f"the profile declares no operation {op!r}; declare it, or give the reason the "
-                                f"target lacks this right in not_offered.{choice.right}")
+            # the profile is silent about a right: not verified, never an error or a pass
+            raise NotVerified(f"the profile declares no operation {op!r}, so the {choice.label} cannot be "
+                              f"exercised; declare it, or give the reason the target lacks this right in "
+                              f"not_offered.{choice.right}")
+    recipients_declared(len(profile.sinks), profile.lacks.get("recipients"),
+                        f"kept from receiving the subject's data after the {choice.label}")
 
 
 def run_choice(run, *, test_id: str, evidence, kind: str) -> ChoiceOutcome:
@@ -282,6 +286,8 @@ def _run_choice(run, test_id: str, evidence, out: ChoiceOutcome, choice: Choice)
 @dataclass
 class CensusOutcome:
     error: str | None = None
+    skip: Exception | None = None
+    deliveries_read: int = 0  # every capture of this run, each read for canaries
     sale_declared: list[str] = field(default_factory=list)
     sold: list[str] = field(default_factory=list)
     undeclared: list[str] = field(default_factory=list)
@@ -310,16 +316,13 @@ def run_census(run, *, test_id: str, evidence) -> CensusOutcome:
     """Make a subject and a control act, wait for the control behind the subject, then read
     everything every recipient received in this run (any subject's canary, in any form)."""
     out = CensusOutcome(evidence=evidence)
-    try:
-        _run_census(run, test_id, evidence, out)
-    except PrivacyChecksError as exc:
-        out.error = str(exc)
-    return out
+    return settle(out, _run_census, run, test_id, evidence, out)
 
 
 def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
     target, profile, capture = run.target, run.profile, run.capture
     sinks = profile.sinks
+    recipients_declared(len(sinks), profile.lacks.get("recipients"), "sent only what the policy allows")
     propagation = float(profile.timeouts.get("propagation", 60))
     out.sale_declared = sorted(s["name"] for s in sinks if s.get("role") == "sale")
     seq0 = capture.last_seq()
@@ -350,7 +353,9 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
     out.received = [d for d in _deliveries(capture.captures(seq0), mine, sinks)
                     if d.role not in ("sale", "undeclared")]
     needles = mine + ctrl
-    for cap in capture.captures(0):
+    everything = capture.captures(0)
+    out.deliveries_read = len(everything)
+    for cap in everything:
         if sink_obs.browser_delivery(cap, profile):
             continue
         sink = sink_obs.classify(cap.path, sinks)
@@ -417,7 +422,8 @@ def _run_non_discrimination(run, test_id: str, evidence, out: QuoteOutcome) -> N
                           "(Cal. Civ. Code §1798.125)")
     not_offered(profile, "opt_out")
     if not target.has_operation("opt_out"):
-        raise ControlFailed("the profile declares no operation 'opt_out' to exercise before comparing quotes")
+        raise NotVerified("the profile declares no operation 'opt_out' to exercise before comparing quotes; "
+                          "declare it, or give the reason the target lacks it in not_offered.opt_out")
     subject = run.create_subject(test_id, role="subject")
     control = run.create_subject(test_id, role="control")
     mine, theirs = _own_values(subject), _own_values(control)

@@ -22,7 +22,9 @@ from ..errors import PrivacyChecksError
 from ..observe import sinks as sink_obs
 from ..observe.stores import sweep
 from ..observe.transport import CookieSeen, cookies_in
+from ..outcomes import stage
 from ..runtime import store_specs
+from .deletion import swept_counts
 
 
 @dataclass
@@ -43,6 +45,9 @@ class Traffic:
     log_files: list[str] = field(default_factory=list)
     log_barrier: str = ""  # how the log barrier was met, or why not
     store_barrier: str = ""
+    swept: dict[str, int] = field(default_factory=dict)  # what the sweep read (deletion.swept_counts)
+    failed_stages: dict[str, str] = field(default_factory=dict)  # "recipients" -> why it failed
+    skip: Exception | None = None
     evidence: object = None  # the procedure's own record, for the reports
 
 
@@ -53,11 +58,13 @@ def no_https_reason(profile) -> str | None:
     return None
 
 
-def observe_traffic(run, *, test_id: str, evidence) -> Traffic:
+def observe_traffic(run, *, test_id: str, evidence, at_rest: bool = False) -> Traffic:
+    """The in-transit checks send nothing to a target without https; the at-rest checks
+    (`at_rest`) need stores and logs, not TLS, and run whatever the transport."""
     out = Traffic()
     try:
         out.no_https = no_https_reason(run.profile)
-        if out.no_https is None:
+        if out.no_https is None or at_rest:
             _run(run, test_id, evidence, out)
     except PrivacyChecksError as exc:
         out.error = str(exc)
@@ -115,16 +122,18 @@ def _run(run, test_id: str, evidence, out: Traffic) -> None:
             mine, theirs = delivered(strong), delivered(ctrl)
             return mine if mine and set(mine) <= set(theirs) else None
 
-        out.recipients = sink_obs.wait_for(caught_up, timeout=propagation) or {}
-        if not out.recipients:
-            # nothing delivered at all is for the webhook check to report; a late control is not
-            mine, theirs = delivered(strong), delivered(ctrl)
-            out.recipients = mine
-            late = sorted(set(mine) - set(theirs))
-            if late:
-                raise _control_failed(f"barrier failed: recipient(s) {', '.join(late)} never received the control "
-                                      f"subject's data within {propagation:.0f} s, so deliveries may still be in "
-                                      "flight")
+        # only the deliveries check judges this stage; the stores and logs do not wait on it
+        with stage(out, "recipients"):
+            out.recipients = sink_obs.wait_for(caught_up, timeout=propagation) or {}
+            if not out.recipients:
+                # nothing delivered at all is for the webhook check to report; a late control is not
+                mine, theirs = delivered(strong), delivered(ctrl)
+                out.recipients = mine
+                late = sorted(set(mine) - set(theirs))
+                if late:
+                    raise _control_failed(f"barrier failed: recipient(s) {', '.join(late)} never received the "
+                                          f"control subject's data within {propagation:.0f} s, so deliveries may "
+                                          "still be in flight")
     out.captures = capture.captures(seq0)
 
     def seen():
@@ -167,6 +176,7 @@ def _run(run, test_id: str, evidence, out: Traffic) -> None:
         # the sweep runs after the barrier, so it sees everything the subject's operations logged
         res, mine, theirs = seen()
     out.stores_seen = {k: sorted(set(v)) for k, v in mine.items()}
+    out.swept = swept_counts(res)
     out.hits = [h for h in res.hits if h.subject_id == subject.id]
     out.unswept = [f"{u.store}: {u.where}: {u.reason}" for u in res.unswept]
     evidence.stage("barrier and sweep", recipients=out.recipients, stores_seen=out.stores_seen,

@@ -490,6 +490,9 @@ def obtain(target, subject, captured: dict | None = None, *, rendition: str | No
         export.status = statuses.pop() if len(statuses) == 1 else None
         return export
     if delivery == "files" and rendition is None:
+        if not spec.get("files"):
+            raise ExportError(f"{profile.name}: export.delivery is 'files' but export.files (the path the "
+                              "export operation writes) is not declared")
         return load_path(str(target.render(spec["files"], ctx)), limits)
     links = renditions(profile)
     if not links:

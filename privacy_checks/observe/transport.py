@@ -312,6 +312,15 @@ def _path(url: str) -> str:
     return parts.path + ("?" + parts.query if parts.query else "")
 
 
+def listening(host: str, port: int, timeout: float) -> bool:
+    """Whether anything accepts a TCP connection on host:port (a dead target does not)."""
+    try:
+        _connect(host, port, timeout).close()
+    except TargetError:
+        return False
+    return True
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 def _connect(host: str, port: int, timeout: float) -> socket.socket:

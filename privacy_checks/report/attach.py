@@ -74,14 +74,30 @@ def attach_evidence(item, record, *, title: str | None = None) -> None:
         allure.attach(_json(data), name="evidence", attachment_type=allure.attachment_type.JSON)
 
 
+def attach_examined(item, examined: dict[str, int]) -> None:
+    """What the check examined, as a step of its own: a pass always names a positive count."""
+    try:
+        import allure
+    except ImportError:  # pragma: no cover - allure-pytest is a dependency
+        return
+    if not item.config.pluginmanager.has_plugin("allure_listener"):
+        return
+    from ..outcomes import describe_examined
+
+    with allure.step(f"examined: {describe_examined(examined)}"):
+        if examined:
+            allure.attach(_json(examined), name="examined", attachment_type=allure.attachment_type.JSON)
+
+
 def evidence_path(directory: Path, check_id: str) -> Path:
     return directory / f"{check_id}.json"
 
 
-def write_evidence_file(directory: Path, check_id: str, nodeid: str, record, *, shared_by: str | None = None) -> Path:
+def write_evidence_file(directory: Path, check_id: str, nodeid: str, record, *, shared_by: str | None = None,
+                        examined: dict[str, int] | None = None) -> Path:
     """Write atomically: under pytest-xdist several workers write into the same directory."""
     directory.mkdir(parents=True, exist_ok=True)
-    data = {"check_id": check_id, "nodeid": nodeid, "evidence": record.to_dict()}
+    data = {"check_id": check_id, "nodeid": nodeid, "examined": dict(examined or {}), "evidence": record.to_dict()}
     # attachments (screenshots, request timelines) go beside it as files: <check-id>/<file>
     for attachment, entry in zip(record.attachments, data["evidence"].get("attachments", []), strict=True):
         folder = directory / check_id

@@ -28,6 +28,7 @@ from pathlib import Path
 from .. import __version__
 from .. import clauses as registry
 from ..evidence import redact_text
+from ..outcomes import describe_examined
 
 SIGNING_KEY_ENV = "PRIVACY_CHECKS_SIGNING_KEY"
 REPORT_JSON = "compliance-report.json"
@@ -49,7 +50,8 @@ PLAIN = {
     "skipped": "skipped",
 }
 EXPLAIN = {
-    "passed": "the promise held, and the evidence shows how it was checked",
+    "passed": "the promise held; the check says what it examined (a pass with nothing examined is "
+              "never counted as held), and the evidence shows how it was checked",
     "failed": "the promise is broken: the evidence says where",
     "error": "the check could not be made (for example the target was unreachable or a positive "
              "control failed), so nothing is claimed either way",
@@ -170,6 +172,8 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
             "test": raw.get("nodeid"),
             "finished_at": _iso(raw.get("finished_at")),
             "duration_s": raw.get("duration_s"),
+            # what the check looked at: a pass always carries a positive count
+            "examined": dict(raw.get("examined") or {}),
             "evidence": None,
         }
         for citation in raw.get("clauses", []):
@@ -364,6 +368,8 @@ def _render_check(c: dict) -> str:
              f'<span class="muted">— {e(EXPLAIN.get(c["outcome"], ""))}</span></p>']
     if c["message"]:
         parts.append(f"<pre>{e(c['message'])}</pre>")
+    if c.get("examined"):
+        parts.append(f'<p class="examined">Examined: {e(describe_examined(c["examined"]))}</p>')
     if c.get("evidence"):
         ev = c["evidence"]
         if ev["stages"]:

@@ -247,13 +247,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     state = _state(item.config)
     check_id = _check_id(item)
     if state is not None and check_id:
+        from .attach import attach_evidence, attach_examined, write_evidence_file
+
+        examined = getattr(rep, "privacy_examined", None) or {}
+        attach_examined(item, examined)
         record, fixture = _evidence_of(item)
         if record is not None:
-            from .attach import attach_evidence, write_evidence_file
-
             shared = f"fixture {fixture} (shared by the checks judging one procedure)" if fixture else None
             try:
-                write_evidence_file(state.evidence_dir, check_id, item.nodeid, record, shared_by=shared)
+                write_evidence_file(state.evidence_dir, check_id, item.nodeid, record, shared_by=shared,
+                                    examined=examined)
             except OSError as exc:
                 state.problems.append(f"evidence of {check_id} not written: {exc}")
             attach_evidence(item, record, title=f"evidence of the procedure ({fixture})" if fixture else None)

@@ -22,6 +22,7 @@ class CheckResult:
     clauses: list[str]
     duration_s: float
     finished_at: str
+    examined: dict[str, int] = field(default_factory=dict)  # what a pass looked at (outcomes.examined)
 
 
 @dataclass
@@ -46,7 +47,8 @@ class Results:
                 self.target = report.privacy_target
             self.add(CheckResult(check_id=check_id, nodeid=report.nodeid, outcome=outcome_of(report),
                                  message=message_of(report), clauses=list(getattr(report, "privacy_clauses", [])),
-                                 duration_s=round(report.duration, 3), finished_at=str(report.stop)))
+                                 duration_s=round(report.duration, 3), finished_at=str(report.stop),
+                                 examined=dict(getattr(report, "privacy_examined", None) or {})))
 
     def finish(self, target: dict | None = None) -> Path | None:
         """End of the session: the controller's own target description (when it loaded the

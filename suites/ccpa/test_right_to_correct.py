@@ -13,7 +13,6 @@ import pytest
 
 from privacy_checks.checks import correction
 from privacy_checks.flows.access import module_procedure, run_correction
-from privacy_checks.outcomes import not_offered
 
 
 @pytest.fixture(scope="module")
@@ -21,21 +20,15 @@ def correction_procedure(request, privacy_run):
     yield from module_procedure(request, privacy_run, "correct", run_correction)
 
 
-@pytest.fixture
-def corrected(correction_procedure, privacy_profile):
-    not_offered(privacy_profile, "correct")
-    return correction_procedure
-
-
 @pytest.mark.ccpa("1798.106(c)")
 @pytest.mark.ccpa_regs("7023(c)")
 @pytest.mark.check("ccpa.correct.old-value-replaced-everywhere")
-def test_corrected_value_replaces_the_old_one_in_every_store(corrected):
-    correction.corrected_everywhere(corrected)
+def test_corrected_value_replaces_the_old_one_in_every_store(correction_procedure):
+    correction.corrected_everywhere(correction_procedure)
 
 
 @pytest.mark.ccpa("1798.106(c)")
 @pytest.mark.ccpa_regs("7023(c)")
 @pytest.mark.check("ccpa.correct.recipients-notified")
-def test_service_providers_holding_the_old_value_are_told_to_correct_it(corrected):
-    correction.recipients_told(corrected)
+def test_service_providers_holding_the_old_value_are_told_to_correct_it(correction_procedure):
+    correction.recipients_told(correction_procedure)

@@ -19,7 +19,6 @@ import pytest
 
 from privacy_checks.checks import access
 from privacy_checks.flows.access import module_procedure, run_access
-from privacy_checks.outcomes import not_offered
 
 
 @pytest.fixture(scope="module")
@@ -27,51 +26,45 @@ def access_procedure(request, privacy_run):
     yield from module_procedure(request, privacy_run, "know", run_access)
 
 
-@pytest.fixture
-def know(access_procedure, privacy_profile):
-    not_offered(privacy_profile, "know")
-    return access_procedure
-
-
 @pytest.mark.ccpa("1798.110(a)(5)", "1798.110(c)(5)")
 @pytest.mark.ccpa_regs("7024")
 @pytest.mark.check("ccpa.know.specific-pieces-complete")
-def test_export_holds_every_specific_piece_collected(know):
-    access.specific_pieces_complete(know)
+def test_export_holds_every_specific_piece_collected(access_procedure):
+    access.specific_pieces_complete(access_procedure)
 
 
 @pytest.mark.ccpa("1798.110(a)(1)", "1798.110(c)(1)")
 @pytest.mark.check("ccpa.know.categories-disclosed")
-def test_export_lists_every_category_the_subject_is_held_under(know):
-    access.categories_disclosed(know)
+def test_export_lists_every_category_the_subject_is_held_under(access_procedure):
+    access.categories_disclosed(access_procedure)
 
 
 @pytest.mark.ccpa_regs("7024(d)")
 @pytest.mark.check("ccpa.know.nothing-forbidden-disclosed")
-def test_export_never_discloses_the_password_or_other_7024d_items(know):
-    access.nothing_forbidden_disclosed(know)
+def test_export_never_discloses_the_password_or_other_7024d_items(access_procedure):
+    access.nothing_forbidden_disclosed(access_procedure)
 
 
 @pytest.mark.ccpa("1798.100(e)", "1798.110")
 @pytest.mark.check("ccpa.know.only-the-requesters-data")
-def test_export_holds_no_other_persons_data(know):
-    access.no_other_subject(know)
+def test_export_holds_no_other_persons_data(access_procedure):
+    access.no_other_subject(access_procedure)
 
 
 @pytest.mark.ccpa("1798.130(a)(3)(B)(iii)")
 @pytest.mark.check("ccpa.know.machine-readable")
-def test_specific_pieces_come_in_a_structured_machine_readable_format(know):
-    access.machine_readable(know)
+def test_specific_pieces_come_in_a_structured_machine_readable_format(access_procedure):
+    access.machine_readable(access_procedure)
 
 
 @pytest.mark.ccpa("1798.110")
 @pytest.mark.ccpa_regs("7060", "7061", "7062")
 @pytest.mark.check("ccpa.know.verified-requester-only")
-def test_unverified_requests_get_none_of_the_subjects_data(know):
-    access.verified_requester_only(know)
+def test_unverified_requests_get_none_of_the_subjects_data(access_procedure):
+    access.verified_requester_only(access_procedure)
 
 
 @pytest.mark.ccpa("1798.130(b)")
 @pytest.mark.check("ccpa.know.second-request-honoured")
-def test_a_second_access_request_within_12_months_is_honoured(know):
-    access.second_request_honoured(know)
+def test_a_second_access_request_within_12_months_is_honoured(access_procedure):
+    access.second_request_honoured(access_procedure)

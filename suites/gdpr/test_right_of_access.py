@@ -13,7 +13,6 @@ import pytest
 
 from privacy_checks.checks import access
 from privacy_checks.flows.access import module_procedure, run_access
-from privacy_checks.outcomes import not_offered
 
 
 @pytest.fixture(scope="module")
@@ -21,19 +20,13 @@ def access_procedure(request, privacy_run):
     yield from module_procedure(request, privacy_run, "access", run_access, parts={"decoy"})
 
 
-@pytest.fixture
-def copy(access_procedure, privacy_profile):
-    not_offered(privacy_profile, "know")
-    return access_procedure
-
-
 @pytest.mark.gdpr("Art.15(1)", "Art.15(3)")
 @pytest.mark.check("gdpr.access.copy-complete")
-def test_the_copy_holds_all_personal_data_processed(copy):
-    access.specific_pieces_complete(copy)
+def test_the_copy_holds_all_personal_data_processed(access_procedure):
+    access.specific_pieces_complete(access_procedure)
 
 
 @pytest.mark.gdpr("Art.15(4)")
 @pytest.mark.check("gdpr.access.others-not-disclosed")
-def test_the_copy_holds_no_other_persons_data(copy):
-    access.no_other_subject(copy)
+def test_the_copy_holds_no_other_persons_data(access_procedure):
+    access.no_other_subject(access_procedure)

@@ -14,7 +14,6 @@ import pytest
 
 from privacy_checks.checks import access
 from privacy_checks.flows.access import module_procedure, run_access
-from privacy_checks.outcomes import not_offered
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +23,5 @@ def access_procedure(request, privacy_run):
 
 @pytest.mark.gdpr("Art.20(1)")
 @pytest.mark.check("gdpr.portability.machine-readable")
-def test_provided_data_comes_in_a_structured_commonly_used_machine_readable_format(access_procedure,
-                                                                                   privacy_profile):
-    not_offered(privacy_profile, "portability")
+def test_provided_data_comes_in_a_structured_commonly_used_machine_readable_format(access_procedure):
     access.machine_readable(access_procedure)

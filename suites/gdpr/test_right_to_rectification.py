@@ -10,7 +10,6 @@ import pytest
 
 from privacy_checks.checks import correction
 from privacy_checks.flows.access import module_procedure, run_correction
-from privacy_checks.outcomes import not_offered
 
 
 @pytest.fixture(scope="module")
@@ -18,19 +17,13 @@ def correction_procedure(request, privacy_run):
     yield from module_procedure(request, privacy_run, "correct", run_correction)
 
 
-@pytest.fixture
-def rectified(correction_procedure, privacy_profile):
-    not_offered(privacy_profile, "correct")
-    return correction_procedure
-
-
 @pytest.mark.gdpr("Art.16")
 @pytest.mark.check("gdpr.rectification.old-value-replaced-everywhere")
-def test_rectified_value_replaces_the_old_one_in_every_store(rectified):
-    correction.corrected_everywhere(rectified)
+def test_rectified_value_replaces_the_old_one_in_every_store(correction_procedure):
+    correction.corrected_everywhere(correction_procedure)
 
 
 @pytest.mark.gdpr("Art.19")
 @pytest.mark.check("gdpr.rectification.recipients-notified")
-def test_each_recipient_of_the_old_value_is_told_of_the_rectification(rectified):
-    correction.recipients_told(rectified)
+def test_each_recipient_of_the_old_value_is_told_of_the_rectification(correction_procedure):
+    correction.recipients_told(correction_procedure)

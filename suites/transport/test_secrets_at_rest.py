@@ -20,7 +20,8 @@ from privacy_checks.flows.transport import observe_traffic
 
 @pytest.fixture(scope="module")
 def at_rest(request, privacy_run):
-    yield from privacy_run.procedure(request, observe_traffic, label="traffic")
+    # stores and logs, not TLS: this procedure runs on a plain-http target too
+    yield from privacy_run.procedure(request, observe_traffic, label="at-rest", at_rest=True)
 
 
 @pytest.mark.ccpa("1798.100(e)", "1798.81.5")
