@@ -355,7 +355,9 @@ def test_access_export_json_and_csv(demo_proc: Callable[..., Demo]) -> None:
     assert done["export_url"] == f"/api/privacy-requests/{done['id']}/export?format=json"
     exported = demo.call("GET", done["export_url"], token=ada["token"]).json()
     assert exported["user"]["custom_field"] == ada["custom_field"]
-    assert "password_hash" not in exported["user"] and "password" not in exported["user"]
+    # the export says a password is held (11 CCR §7024(d)) and discloses neither it nor its hash
+    assert "password_hash" not in exported["user"] and ada["password"] not in json.dumps(exported)
+    assert exported["user"]["password"] == "[held as a salted hash; not disclosed]"
     assert [a["course"] for a in exported["activity"]] == ["phishing-101"]
     assert exported["categories"] == ["A", "B", "F"]
     assert exported["tickets"] == []  # Ada filed none

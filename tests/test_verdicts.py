@@ -323,3 +323,45 @@ def test_the_at_rest_checks_run_on_a_plain_http_target(tmp_path):
     for check_id in ("transport.rest.password-hashed", "transport.rest.no-personal-data-in-logs"):
         assert run.results[check_id]["outcome"] == "passed", run.results[check_id]
         assert run.results[check_id]["examined"]
+
+
+def test_a_password_key_alone_is_evidence_a_disclosed_hash_of_the_password_fails(suite_runner, tmp_path):
+    """The clean demo's export says `"password": "[held as a salted hash; not disclosed]"`, as
+    11 CCR §7024(d) asks: shown as supporting evidence, not a failure (the flaw
+    export_includes_password, whose export carries the salted hash itself, fails: see
+    test_access_suites.py)."""
+    run = suite_runner("suites/ccpa/test_right_to_know.py")
+    check = "ccpa.know.nothing-forbidden-disclosed"
+    assert run.results[check]["outcome"] == "passed", run.results[check]
+    evidence = json.loads((tmp_path / "reports" / "evidence" / f"{check}.json").read_text())
+    judged = next(s for s in evidence["evidence"]["stages"] if s["stage"] == "export judged")
+    assert any(key.endswith("key user.password") for key in judged["keys_named_like_forbidden_items"]), judged
+    assert run.results[check]["examined"]["fields never to be disclosed, looked for by value"] >= 1
+
+
+def test_an_export_without_categories_or_verification_is_a_verdict_not_an_error(tmp_path):
+    """Silent profile: not verified, saying what to declare. A profile stating the target lacks
+    them: failed, since the law requires both."""
+    suites = ("suites/ccpa/test_right_to_know.py",)
+    checks = ("ccpa.know.categories-disclosed", "ccpa.know.verified-requester-only")
+    with demo_process(tmp_path) as env:
+        profile = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
+        for op in ("request_access", "fetch_code", "verify_request"):
+            del profile["operations"][op]
+        del profile["export"]["categories"]
+        silent = tmp_path / "silent.yaml"
+        silent.write_text(yaml.safe_dump(profile, sort_keys=False))
+        stating = tmp_path / "stating.yaml"
+        stating.write_text(yaml.safe_dump({**profile, "lacks": {
+            "export_categories": "the export is the raw account record", "verification": "anyone may ask"}},
+            sort_keys=False))
+        (tmp_path / "silent").mkdir()
+        (tmp_path / "stating").mkdir()
+        quiet = run_suites(tmp_path / "silent", *suites, args=("--target", str(silent)), env=env)
+        said = run_suites(tmp_path / "stating", *suites, args=("--target", str(stating)), env=env)
+    for check_id in checks:
+        assert quiet.results[check_id]["outcome"] == "not verified", quiet.results[check_id]
+        assert said.results[check_id]["outcome"] == "failed", said.results[check_id]
+    assert "export.categories" in quiet.message(checks[0]) and "lacks.export_categories" in quiet.message(checks[0])
+    assert "the export is the raw account record" in said.message(checks[0])
+    assert "anyone may ask" in said.message(checks[1]) and "7060" in said.message(checks[1])
