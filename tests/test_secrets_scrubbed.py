@@ -73,7 +73,7 @@ def test_no_secret_reaches_any_output_when_each_stage_fails(tmp_path, standalone
     # each stage failed as intended, and said so without the secret
     outcomes = run.outcomes()
     assert outcomes["ccpa.collect.subject-reaches-declared-stores"] == "error", run.results
-    assert "?session=[REDACTED]" in run.message("ccpa.collect.subject-reaches-declared-stores")
+    assert "/api/users/1?[REDACTED]" in run.message("ccpa.collect.subject-reaches-declared-stores")
     assert outcomes["ccpa.delete.no-residual-data"] == "error"
     assert "KeyError" in run.stdout  # a real traceback was printed, scrubbed
     assert "/nonexistent/[REDACTED]/export.json" in run.message("ccpa.know.specific-pieces-complete")

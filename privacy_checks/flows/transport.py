@@ -191,7 +191,9 @@ def _login_cookies(target, subject) -> list[CookieSeen]:
     saved = target.session.cookies
     target.session.cookies = RequestsCookieJar()
     try:
-        target.run("login", subject, {})
+        # the subject's captures stay available (a login may use its id), in a copy: what this
+        # login captures is only for judging its cookies
+        target.run("login", subject, dict(subject.captured))
         return cookies_in(target.session.cookies)
     finally:
         target.session.cookies = saved
