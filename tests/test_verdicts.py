@@ -303,9 +303,10 @@ def test_a_target_that_stops_answering_after_the_sweep_keeps_the_residual_data_v
 
 def test_a_dead_target_is_an_error_for_every_probe_that_needs_it(tmp_path):
     """Nothing listens at base_url: the read-only transport probes cannot pass for a dead target."""
-    port = _free_port()
+    port, http_port = _free_port(), _free_port()
     profile = tmp_path / "dead.yaml"
-    profile.write_text(f"name: dead\nbase_url: https://127.0.0.1:{port}\nallowed_hosts: [127.0.0.1]\n")
+    profile.write_text(f"name: dead\nbase_url: https://127.0.0.1:{port}\nallowed_hosts: [127.0.0.1]\n"
+                       f"transport: {{http_url: 'http://127.0.0.1:{http_port}'}}\n")
     run = run_suites(tmp_path, "suites/transport/test_encryption_in_transit.py", args=("--target", str(profile),
                                                                                        "-m", "read_only"))
     for check_id in ("transport.http.redirect-only", "transport.https.hsts", "transport.tls.legacy-versions-refused",
