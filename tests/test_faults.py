@@ -162,8 +162,8 @@ def test_dropped_connections_end_as_errors_naming_the_url_and_are_not_resent(tmp
 def test_malformed_json_ends_as_errors_through_the_demo_fault_option(tmp_path):
     run, wall = _run(tmp_path, fault="malformed_json")
     _assert_clear(run, wall, outcome="error", budget=0, says=[
-        "operation 'create_subject' step 1 (POST https://127.0.0.1:", "/api/users): capture 'user_id' from "
-        "'json.id' found nothing (status 201); body: {\"id\": "])
+        "operation 'create_subject' step 1 (POST https://127.0.0.1:", "/api/users answered 201): capture 'user_id' "
+        "from 'json.id' found nothing; body: {\"id\": "])
 
 
 def test_a_deletion_that_never_completes_fails_with_the_timeout_and_last_status(tmp_path, faulty_demo):
