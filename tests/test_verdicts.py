@@ -368,3 +368,15 @@ def test_an_export_without_categories_or_verification_is_a_verdict_not_an_error(
     assert "export.categories" in quiet.message(checks[0]) and "lacks.export_categories" in quiet.message(checks[0])
     assert "the export is the raw account record" in said.message(checks[0])
     assert "anyone may ask" in said.message(checks[1]) and "7060" in said.message(checks[1])
+
+
+def test_an_opt_out_is_judged_for_verification_even_when_no_recipient_can_be_observed(tmp_path):
+    """Deliveries go nowhere we listen: whether sharing stops cannot be judged (error), but the
+    opt-out request itself — made with the subject's own session only — still is."""
+    with demo_process(tmp_path) as env:
+        run = run_suites(tmp_path, "suites/ccpa/test_opt_out.py", args=("--target", str(_demo_profile(tmp_path))),
+                         env=env)
+    assert run.results["ccpa.opt-out.sharing-stops"]["outcome"] == "error", run.results
+    verification = run.results["ccpa.opt-out.no-verification"]
+    assert verification["outcome"] == "passed", verification
+    assert verification["examined"] == {"requests made with the subject's own session": 1}

@@ -10,6 +10,7 @@ from urllib.parse import urljoin
 from ..flows.sharing import DEADLINES, CensusOutcome, ChoiceOutcome, QuoteOutcome, group
 from ..outcomes import NotApplicable, PromiseBroken, examined
 from .common import lines as _lines
+from .common import needs_stage
 from .common import usable as _usable
 
 
@@ -31,6 +32,7 @@ def sharing_stops(outcome: ChoiceOutcome) -> None:
         raise PromiseBroken(f"after the {outcome.label} at {requested}{pending}, the subject's {what} still "
                             f"reached a restricted recipient in {len(lines)} delivery(ies); {_delay(outcome)}:"
                             + _lines(lines))
+    needs_stage(outcome, "recipients")
     examined("restricted recipients judged behind a barrier", outcome.judged)
     examined("rounds after the request", outcome.rounds)
 

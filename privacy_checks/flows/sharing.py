@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import PollTimeout, UnexpectedStatus
 from ..observe import sinks as sink_obs
 from ..observe.forms import CANARY_RE, excerpt
-from ..outcomes import ControlFailed, NotVerified, not_offered, recipients_declared, settle
+from ..outcomes import ControlFailed, NotVerified, not_offered, recipients_declared, settle, stage
 
 LEGAL_MAXIMUM = "15 business days (11 CCR §7026(f))"
 # how soon each choice must take effect, as the evidence states it next to the delay observed
@@ -113,6 +113,7 @@ class ChoiceOutcome:
     recipients_before: dict[str, str] = field(default_factory=dict)
     judged: list[str] = field(default_factory=list)
     shared_after: list[Delivery] = field(default_factory=list)
+    failed_stages: dict[str, str] = field(default_factory=dict)  # "recipients" -> why it failed
     evidence: Any = None
 
 
@@ -179,33 +180,58 @@ def _run_choice(run, test_id: str, evidence, out: ChoiceOutcome, choice: Choice)
     _skip_or_missing(profile, target, choice)
     sinks = profile.sinks
     restricted = {s["name"]: s for s in sinks if choice.restricted(s)}
-    if not restricted:
-        raise ControlFailed(f"the profile declares no {choice.recipients} recipient (sinks), so there is nothing "
-                            f"the {choice.label} could be shown to stop")
     out.propagation_s = propagation = float(profile.timeouts.get("propagation", 60))
 
     seq0 = capture.last_seq()
     subject = run.create_subject(test_id, role="subject")
     control = run.create_subject(test_id, role="control")
     fields = [f for f in subject.strong_fields() if not choice.sensitive_only or subject.is_sensitive(f)]
-    if not fields:
-        raise ControlFailed("the subject has no sensitive field (per privacy_checks/data/field_categories.yaml) "
-                            "to follow; add one (e.g. geolocation) to the profile's subject.fields")
     out.fields = fields
     mine = subject.needles(fields)
     ctrl = control.needles(control.strong_fields())
     evidence.stage("subjects created", subject=subject.canary, control=control.canary, fields=fields)
+    # What the recipients receive is one stage (positive control, rounds behind a barrier); the
+    # request is another: whether a request needs verification is judged even when the
+    # recipients could not be observed.
+    with stage(out, "recipients"):
+        _recipients_before(target, capture, choice, restricted, fields, mine, ctrl, seq0, propagation, out,
+                           evidence, subject, control)
+
+    # -- 3. the request ---------------------------------------------------------------------
+    out.requested_at = datetime.now(UTC)
+    t_request = time.monotonic()
+    if choice.operation:
+        try:
+            result = target.run(choice.operation, subject)
+            evidence.stage(f"{choice.label} requested", operation_seconds=round(result.elapsed, 2))
+        except (PollTimeout, UnexpectedStatus) as exc:
+            # The consumer asked; whether sharing stops is still judged below.
+            out.request_failure = str(exc)
+            evidence.stage(f"{choice.label} requested, not carried out", failure=str(exc))
+        out.request_id = next((str(v) for k, v in subject.captured.items()
+                               if k.endswith("request_id") and k.startswith(choice.operation)), None)
+    if "recipients" not in out.failed_stages:
+        with stage(out, "recipients"):
+            _rounds(target, capture, choice, restricted, mine, ctrl, sinks, t_request, propagation, out, evidence,
+                    subject, control)
+    if out.failed_stages:
+        evidence.stage("stages that could not be completed (each voids only the checks that need it)",
+                       **out.failed_stages)
+
+
+def _recipients_before(target, capture, choice: Choice, restricted: dict, fields, mine, ctrl, seq0: int,
+                       propagation: float, out: ChoiceOutcome, evidence, subject, control) -> None:
+    sinks = target.profile.sinks
+    if not restricted:
+        raise ControlFailed(f"the profile declares no {choice.recipients} recipient (sinks), so there is nothing "
+                            f"the {choice.label} could be shown to stop")
+    if not fields:
+        raise ControlFailed("the subject has no sensitive field (per privacy_checks/data/field_categories.yaml) "
+                            "to follow; add one (e.g. geolocation) to the profile's subject.fields")
 
     # -- 2. positive control -----------------------------------------------------------------
     def later(since: int, targets=None):
-        """The subject's deliveries since `since`, once the control's latest follows them everywhere."""
-        caps = capture.captures(since)
-        subj = _deliveries(caps, mine, sinks)
-        last_subj, last_ctrl = _latest(subj), _latest(_deliveries(caps, ctrl, sinks))
-        wanted = set(targets) if targets is not None else {s for s in last_subj if s != "UNDECLARED"}
-        if not wanted or any(last_ctrl.get(s, 0) <= last_subj.get(s, 0) for s in wanted):
-            return None
-        return subj or [None]
+        return _later(capture, mine, ctrl, sinks, since, targets)
 
     # Signups settle first (the control's delivery follows the subject's wherever the subject
     # went), so a late signup delivery cannot pass for the activity round below.
@@ -227,22 +253,27 @@ def _run_choice(run, test_id: str, evidence, out: ChoiceOutcome, choice: Choice)
                             f"followed by a later delivery for the control within {propagation:.0f} s, so an "
                             f"absence after the {choice.label} would prove nothing")
     out.recipients_before = {d.sink: d.role for d in before}
-    judged = out.judged = sorted(out.recipients_before)
+    out.judged = sorted(out.recipients_before)
     evidence.stage("positive control: recipients", received=[d.describe() for d in before[:10]])
 
-    # -- 3. the request ---------------------------------------------------------------------
-    out.requested_at = datetime.now(UTC)
-    t_request = time.monotonic()
-    if choice.operation:
-        try:
-            result = target.run(choice.operation, subject)
-            evidence.stage(f"{choice.label} requested", operation_seconds=round(result.elapsed, 2))
-        except (PollTimeout, UnexpectedStatus) as exc:
-            # The consumer asked; whether sharing stops is still judged below.
-            out.request_failure = str(exc)
-            evidence.stage(f"{choice.label} requested, not carried out", failure=str(exc))
-        out.request_id = next((str(v) for k, v in subject.captured.items()
-                               if k.endswith("request_id") and k.startswith(choice.operation)), None)
+
+def _later(capture, mine, ctrl, sinks, since: int, targets=None):
+    """The subject's deliveries since `since`, once the control's latest follows them everywhere."""
+    caps = capture.captures(since)
+    subj = _deliveries(caps, mine, sinks)
+    last_subj, last_ctrl = _latest(subj), _latest(_deliveries(caps, ctrl, sinks))
+    wanted = set(targets) if targets is not None else {s for s in last_subj if s != "UNDECLARED"}
+    if not wanted or any(last_ctrl.get(s, 0) <= last_subj.get(s, 0) for s in wanted):
+        return None
+    return subj or [None]
+
+
+def _rounds(target, capture, choice: Choice, restricted: dict, mine, ctrl, sinks, t_request: float,
+            propagation: float, out: ChoiceOutcome, evidence, subject, control) -> None:
+    judged = out.judged
+
+    def later(since: int, targets=None):
+        return _later(capture, mine, ctrl, sinks, since, targets)
 
     # -- 4. rounds behind a barrier ---------------------------------------------------------
     deadline = t_request + propagation
