@@ -250,7 +250,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         from .attach import attach_evidence, attach_examined, write_evidence_file
 
         examined = getattr(rep, "privacy_examined", None) or {}
-        attach_examined(item, examined)
         record, fixture = _evidence_of(item)
         if record is not None:
             shared = f"fixture {fixture} (shared by the checks judging one procedure)" if fixture else None
@@ -260,6 +259,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             except OSError as exc:
                 state.problems.append(f"evidence of {check_id} not written: {exc}")
             attach_evidence(item, record, title=f"evidence of the procedure ({fixture})" if fixture else None)
+        attach_examined(item, examined)
     return rep
 
 
