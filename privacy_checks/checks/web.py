@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from ..flows.web import WebOutcome, group
-from ..outcomes import ControlFailed, NotVerified, PromiseBroken
+from ..outcomes import ControlFailed, NotVerified, PromiseBroken, examined
 from .common import lines as _lines
 from .common import usable as _usable
+
+
+def _tally(outcome: WebOutcome) -> None:
+    """What the browser procedure looked at, as this check's examined counts (outcomes.examined)."""
+    for what, n in outcome.examined.items():
+        examined(what, n)
 
 
 def _examined(outcome: WebOutcome) -> str:
@@ -22,6 +28,7 @@ def tags_honour_gpc(outcome: WebOutcome) -> None:
     """11 CCR §7025(b): with GPC on, nothing of the subject's reaches a third-party or sale domain,
     and no third-party advertising cookie is set."""
     _usable(outcome)
+    _tally(outcome)
     found = [c.describe() for c in outcome.cookies] + group(outcome.leaks)
     if found:
         raise PromiseBroken(
@@ -34,6 +41,7 @@ def tags_honour_gpc(outcome: WebOutcome) -> None:
 def tags_stop_after_opt_out(outcome: WebOutcome) -> None:
     """§1798.120, §1798.135: after the site's own opt-out, later page views send nothing of the subject's."""
     _usable(outcome)
+    _tally(outcome)
     _no_leaks(outcome, "after the subject opted out through the site's Do Not Sell or Share link, later page views "
                        "still sent its identifiers to a third-party or sale domain", " after the opt-out")
 
@@ -41,6 +49,7 @@ def tags_stop_after_opt_out(outcome: WebOutcome) -> None:
 def form_data_not_leaked(reference: WebOutcome) -> None:
     """What the subject types reaches only the first party and declared service providers, in no form."""
     _usable(reference)
+    _tally(reference)
     if not reference.typed:
         raise NotVerified("the profile's journeys type none of the subject's values (no fill step with "
                           "{{ subject.<field> }}), so where typed data goes cannot be observed")
@@ -56,6 +65,7 @@ def nothing_before_consent(outcome: WebOutcome) -> None:
     """GDPR Art. 6(1)(a), 7; ePrivacy Art. 5(3): no third-party request or cookie before the visitor
     accepts, and none after a rejection."""
     _usable(outcome)
+    _tally(outcome)
     found = [c.describe() for c in outcome.cookies] + outcome.requests_outside
     if found:
         raise PromiseBroken(f"third parties were contacted without the visitor's consent ({_examined(outcome)}): "
@@ -66,6 +76,7 @@ def nothing_before_consent(outcome: WebOutcome) -> None:
 def cookies_disclosed(reference: WebOutcome) -> None:
     """Every third-party cookie's domain is a declared recipient."""
     _usable(reference)
+    _tally(reference)
     if reference.cookies:
         raise PromiseBroken(f"the visitor's browser holds third-party cookies of domains the profile does not "
                             f"declare (browser.recipients; {_examined(reference)}):"
