@@ -19,6 +19,7 @@ driver to 127.0.0.1 and runs no UI.
 from __future__ import annotations
 
 import atexit
+import os
 import tempfile
 import threading
 import time
@@ -77,6 +78,9 @@ def session(store: StoreSpec):
             if master.startswith("sc://"):
                 spark = SparkSession.builder.remote(master).getOrCreate()
             else:
+                if master.startswith("local"):
+                    # before the JVM starts: Spark otherwise picks the machine's external address
+                    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
                 builder = (SparkSession.builder.master(master).appName("privacy-checks sweep")
                            .config("spark.ui.enabled", "false")
                            .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="pcq-spark-"))
