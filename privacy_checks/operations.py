@@ -66,8 +66,9 @@ USES: dict[str, OperationUse] = {u.name: u for u in (
     OperationUse("file_request", "response deadlines: files a (back-dated) control request",
                  params=("type", "received_at"), reads=("!request_id",)),
     OperationUse("read_request", "response deadlines: reads a request back", after=None, params=("request_id",)),
-    OperationUse("read_acknowledgement", "response deadlines: when a request was acknowledged", after=None,
-                 params=("request_id",)),
+    OperationUse("read_acknowledgement", "response deadlines: when a request was acknowledged, for the "
+                 "request's subject as the ledger keeps it (a mail step reads the subject's own mailbox)",
+                 after=(), from_ledger=True, params=("request_id",)),
     OperationUse("list_requests", "response deadlines: the target's own request log", after=None),
 )}
 

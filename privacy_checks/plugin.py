@@ -83,7 +83,10 @@ def pytest_configure(config: pytest.Config) -> None:
         ledger_url=config.getoption("ledger"), seed=str(config.getoption("privacy_seed")),
         lease_seconds=float(config.getoption("lease_seconds")),
         sink_control_url=(worker or {}).get("privacy_checks_sink"),
-        keep_artifacts=bool(config.getoption("keep_artifacts")))
+        keep_artifacts=bool(config.getoption("keep_artifacts")),
+        smtp_url=(worker or {}).get("privacy_checks_smtp"))
+    if (worker or {}).get("privacy_checks_error"):
+        config.stash[_RUN].startup_error = worker["privacy_checks_error"]
 
 
 _RESULTS = pytest.StashKey["object"]()
@@ -117,8 +120,15 @@ _CONFIG: list = []
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist must not reject it
 def pytest_configure_node(node) -> None:  # pragma: no cover - only with pytest-xdist
-    # The controller runs the capture sink so every worker's target delivers to one place.
-    node.workerinput["privacy_checks_sink"] = node.config.stash[_RUN].sink_url
+    # The controller runs the capture sinks (HTTP and SMTP) so every worker's target delivers to one place.
+    run = node.config.stash[_RUN]
+    node.workerinput["privacy_checks_sink"] = run.sink_url
+    try:
+        node.workerinput["privacy_checks_smtp"] = run.smtp_url or ""
+    except PrivacyChecksError as exc:
+        # every check of every worker reports it, as a single process would
+        node.workerinput["privacy_checks_smtp"] = ""
+        node.workerinput["privacy_checks_error"] = str(exc)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

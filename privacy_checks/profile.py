@@ -492,6 +492,7 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
                 declared = f"declared: {', '.join(auth)}" if auth else "no auth is declared"
                 out.append(((*where, "auth"), f"{ref!r} is not declared in auth ({declared})"))
             check_condition((*where, "poll", "until"), _as_dict(step.get("poll")).get("until"))
+            check_condition((*where, "mail", "match"), _as_dict(step.get("mail")).get("match"))
             if "method" in step:
                 path = step.get("path")
                 if isinstance(path, str) and re.match(r"https?://", path):
@@ -626,7 +627,8 @@ _TEMPLATE_ANY = re.compile(r"\{\{(.*?)\}\}", re.S)
 _TEMPLATE_EXPR = re.compile(r"\s*([A-Za-z_][\w.]*)\s*")  # what target.py fills in
 _LOOKS_LIKE_NAME = re.compile(r"\s*[A-Za-z_][\w .\-\[\]]*\s*")
 # Keys of a step whose strings are templates (capture sources, conditions and SQL text are not).
-_TEMPLATED = ("path", "query", "headers", "json", "form", "body", "files", "params", "command", "env", "stdin")
+_TEMPLATED = ("path", "query", "headers", "json", "form", "body", "files", "params", "command", "env", "stdin",
+              "mail")
 TEMPLATE_ROOTS = ("subject", "captured", "params", "uuid", "now", "output_dir", "target", "decoy", "control")
 TARGET_NAMES = ("origin", "base_url")
 # What a step's result offers its captures and the conditions judged on it (docs/profile.md).
@@ -634,7 +636,10 @@ STEP_NAMES: dict[str, tuple[str, ...]] = {
     "HTTP": ("status", "headers", "json", "text", "url", "method", "path"),
     "SQL": ("row", "rows", "rowcount"),
     "command": ("status", "stdout", "stderr", "json", "output_dir"),
+    "mail": ("headers", "text", "json", "path"),
 }
+# A captured mail, as a mail step's `match` sees it.
+MAIL_NAMES = ("headers", "text", "path")
 # A recipient's delivery, as a sink's deletion_notice condition sees it.
 DELIVERY_NAMES = ("method", "path", "headers", "json", "text")
 # Names people carry over from another step kind, and what they mean there.
@@ -644,7 +649,7 @@ _KIND_HINTS = {"SQL": {"json": "row", "status": "rowcount", "text": "row"},
 
 
 def step_kind(step: dict) -> str:
-    return "SQL" if "sql" in step else "command" if "command" in step else "HTTP"
+    return "SQL" if "sql" in step else "command" if "command" in step else "mail" if "mail" in step else "HTTP"
 
 
 def _step_captures(step: dict) -> set[str]:
@@ -898,6 +903,9 @@ def _name_problems(data: dict, unresolved: set[JsonPath]) -> list[Problem]:
             poll = _as_dict(step.get("poll"))
             out += _condition_problems(("operations", op_name, "steps", i, "poll", "until"), poll.get("until"),
                                        STEP_NAMES["HTTP"], "an HTTP response", "HTTP")
+            match = _as_dict(step.get("mail")).get("match")
+            out += _condition_problems(("operations", op_name, "steps", i, "mail", "match"), match,
+                                       MAIL_NAMES, "a captured mail", "mail")
 
     for i, sink in enumerate(_as_list(data.get("sinks"))):
         out += _condition_problems(("sinks", i, "deletion_notice"), _as_dict(sink).get("deletion_notice"),

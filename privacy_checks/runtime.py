@@ -73,7 +73,8 @@ def demo_profile_path() -> Path:
 class RunContext:
     def __init__(self, *, target_path: str | None, flaws: list[str], faults: list[str] | None = None,
                  ledger_url: str | None, seed: str, lease_seconds: float,
-                 sink_control_url: str | None = None, run_label: str = "", keep_artifacts: bool = False) -> None:
+                 sink_control_url: str | None = None, smtp_url: str | None = None, run_label: str = "",
+                 keep_artifacts: bool = False) -> None:
         self.target_path = target_path
         self.flaws = flaws
         self.faults = faults or []
@@ -82,6 +83,11 @@ class RunContext:
         self.lease_seconds = lease_seconds
         self.keep_artifacts = keep_artifacts
         self._sink_control_url = sink_control_url
+        # Under xdist the controller runs both captures and hands workers their addresses ("" for
+        # a run that observes no mail); a process given none runs its own.
+        self._owns_capture = sink_control_url is None
+        self._smtp_url = smtp_url
+        self._smtp_server = None
         self._lock = threading.RLock()
         self._capture_server = None
         self._capture = None
@@ -106,12 +112,15 @@ class RunContext:
 
         with self._lock:
             if self._capture is None:
-                if self._sink_control_url is None:
-                    host, port = capture_bind(self._capture_settings())
-                    self._capture_server = CaptureServer(
-                        host, port, advertised_url=self._capture_settings().get("advertised_url"))
+                # loading the profile (for its settings) may start the SMTP capture, which starts
+                # this one first: settings before the check, so it is made only once
+                settings = self._capture_settings() if self._sink_control_url is None else {}
+                if self._capture is None and self._sink_control_url is None:
+                    host, port = capture_bind(settings)
+                    self._capture_server = CaptureServer(host, port, advertised_url=settings.get("advertised_url"))
                     self._sink_control_url = self._capture_server.control_url
-                self._capture = CaptureClient(self._sink_control_url)
+                if self._capture is None:
+                    self._capture = CaptureClient(self._sink_control_url)
             return self._capture
 
     def _capture_settings(self) -> dict:
@@ -134,6 +143,42 @@ class RunContext:
         return f"the capture server listens on {listens}{told}"
 
     @property
+    def smtp_url(self) -> str | None:
+        """Where the target sends mail (smtp://host:port), or None when this run observes none.
+
+        Mail is observed for the built-in demo (its outbox is mailed) and for a profile that sets
+        `capture.smtp` or whose sinks declare a `mailbox`. Captured mail joins the HTTP capture's
+        sequence, so every worker reads it through the same client."""
+        with self._lock:
+            if self._smtp_url is None and self._owns_capture:
+                settings = self._smtp_settings()  # loading the profile may have started it already
+                if self._smtp_url is not None:
+                    pass
+                elif settings is None:
+                    self._smtp_url = ""
+                else:
+                    from .observe.smtp import SmtpCaptureServer
+
+                    self.capture  # noqa: B018 - the HTTP capture whose sequence mail joins
+                    host, port = capture_bind(settings)
+                    self._smtp_server = SmtpCaptureServer(host, port, record_into=self._capture_server._server)
+                    self._smtp_url = settings.get("advertised_url") or self._smtp_server.url
+            return self._smtp_url or None
+
+    def mail_to(self, address: str) -> list:
+        """Every message the SMTP capture received for `address` in this run, oldest first."""
+        return self.capture.captures(0, path=f"mailto:{address}")
+
+    def _smtp_settings(self) -> dict | None:
+        if not self.target_path:
+            return {}
+        profile = self.profile
+        smtp = (profile.capture or {}).get("smtp")
+        if smtp is None and not any(s.get("mailbox") for s in profile.sinks):
+            return None
+        return dict(smtp or {})
+
+    @property
     def sink_url(self) -> str:
         self.capture  # noqa: B018 - starts the sink on first use
         return self._sink_control_url  # type: ignore[return-value]
@@ -150,6 +195,12 @@ class RunContext:
                 try:
                     if self.target_path:
                         self._profile = load_profile(self.target_path)
+                        if self._owns_capture:
+                            try:
+                                self.smtp_url  # noqa: B018 - listening before the first subject is made
+                            except PrivacyChecksError:
+                                self._profile = None  # a run that cannot observe mail has no usable profile
+                                raise
                     else:
                         self._profile = load_profile(demo_profile_path(), env={**os.environ, **self._start_demo()})
                 except PrivacyChecksError as exc:
@@ -162,7 +213,8 @@ class RunContext:
     def _start_demo(self) -> dict[str, str]:
         from .demo.launch import DemoProcess
 
-        self.demo = DemoProcess(flaws=list(self.flaws), faults=list(self.faults), sink_url=self.sink_url).start()
+        self.demo = DemoProcess(flaws=list(self.flaws), faults=list(self.faults), sink_url=self.sink_url,
+                                smtp_url=self.smtp_url).start()
         return self.demo.env()
 
     @property
@@ -176,7 +228,8 @@ class RunContext:
                 from .safety import ensure_owned
 
                 self._target = Target(profile, stores=stores, keep_artifacts=self.keep_artifacts,
-                                      guard=lambda s: ensure_owned(self.ledger, s, target=profile.name))
+                                      guard=lambda s: ensure_owned(self.ledger, s, target=profile.name),
+                                      mail=self.mail_to if self.smtp_url else None)
             return self._target
 
     @property
@@ -310,5 +363,7 @@ class RunContext:
             self._target.close()
         if self.demo is not None:
             self.demo.stop()
+        if self._smtp_server is not None:
+            self._smtp_server.stop()
         if self._capture_server is not None:
             self._capture_server.stop()

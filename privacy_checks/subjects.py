@@ -84,6 +84,12 @@ def canary_token(seed: str, test_id: str, nonce: str, index: int) -> str:
     return MARKER + body
 
 
+def subject_id_for(token: str) -> str:
+    """A subject's id, derived from its canary: whoever sees the canary (in a mail address, say)
+    knows whose it is without asking the process that created the subject."""
+    return str(uuid.UUID(bytes=hashlib.sha256(token.encode()).digest()[:16]))
+
+
 @dataclass
 class Subject:
     """One synthetic person, as created (or about to be created) on the target."""
@@ -170,8 +176,8 @@ class SubjectFactory:
                 values[name] = values.get(same, "")
                 strategies[name] = strategies.get(same, "canary")
         values = {name: values[name] for name in self.fields}
-        return Subject(id=str(uuid.UUID(bytes=hashlib.sha256(token.encode()).digest()[:16])),
-                       test_id=test_id, canary=token, fields=values, strategies=strategies, role=role)
+        return Subject(id=subject_id_for(token), test_id=test_id, canary=token, fields=values,
+                       strategies=strategies, role=role)
 
     def _value(self, name: str, strategy: str, spec: dict, fake, first: str, last: str, token: str) -> str:
         rnd = int.from_bytes(hashlib.sha256(f"{token}|{name}".encode()).digest()[:8], "big")

@@ -89,7 +89,7 @@ class StepResult:
     json: Any = None  # the parsed body (HTTP), stdout (command), or the first row (SQL)
     text: str = ""  # the body (HTTP) or stdout (command)
     url: str = ""
-    method: str = ""  # the HTTP method, "SQL" or "COMMAND"
+    method: str = ""  # the HTTP method, "SQL", "COMMAND" or "MAIL"
     rows: list[dict] = field(default_factory=list)
     rowcount: int | None = None
     stderr: str = ""
@@ -97,7 +97,7 @@ class StepResult:
 
     @property
     def kind(self) -> str:
-        return {"SQL": "SQL", "COMMAND": "command"}.get(self.method, "HTTP")
+        return {"SQL": "SQL", "COMMAND": "command", "MAIL": "mail"}.get(self.method, "HTTP")
 
     def context(self) -> dict[str, Any]:
         if self.kind == "SQL":
@@ -105,6 +105,8 @@ class StepResult:
         if self.kind == "command":
             return {"status": self.status, "stdout": self.text, "stderr": self.stderr, "json": self.json,
                     "output_dir": self.output_dir}
+        if self.kind == "mail":
+            return {"headers": self.headers, "text": self.text, "json": self.json, "path": self.url}
         return {"status": self.status, "headers": self.headers, "json": self.json, "text": self.text,
                 "url": self.url, "method": self.method, "path": urlsplit(self.url).path if self.url else None}
 
@@ -114,6 +116,8 @@ class StepResult:
             return f"the SQL step on store {self.url} found {self.rowcount} row(s)"
         if self.kind == "command":
             return f"the command {self.url} exited {self.status}"
+        if self.kind == "mail":
+            return f"the mail to {self.url[len('mailto:'):]}"
         return f"{self.method} {self.url} answered {self.status}" if self.url else "the operation's result"
 
 
@@ -166,7 +170,7 @@ class Adapter:
 class Target:
     def __init__(self, profile, *, recorder: Callable[[Exchange], None] | None = None,
                  stores: dict | None = None, guard: Callable[[Any], None] | None = None,
-                 keep_artifacts: bool = False) -> None:
+                 keep_artifacts: bool = False, mail: Callable[[str], list] | None = None) -> None:
         import requests
         from requests.adapters import HTTPAdapter
 
@@ -180,6 +184,8 @@ class Target:
         self.guard = guard
         self.exchanges: list[Exchange] = []
         self.stores = stores or {}
+        # captured mail to one address (observe/smtp.py through the capture client), for mail steps
+        self.mail = mail
         self.request_timeout = float(profile.timeouts.get("request", 10))
         self.operation_timeout = float(profile.timeouts.get("operation", 120))
         self.session = requests.Session()
@@ -264,7 +270,11 @@ class Target:
         credentials."""
         captured = captured if captured is not None else (subject.captured if subject is not None else {})
         others = {k: v for k, v in (others or {}).items() if v is not None}
-        if subject is not None and self.guard is not None and name != "create_subject":
+        op = self.profile.operation(name)
+        steps = (op or {}).get("steps") or []
+        # reading our own SMTP capture touches nothing on the target, so a removed subject's mail may be read
+        mail_only = bool(steps) and all("mail" in step for step in steps)
+        if subject is not None and self.guard is not None and name != "create_subject" and not mail_only:
             self.guard(subject)
         for other in others.values():
             if self.guard is not None and other is not subject:
@@ -278,7 +288,6 @@ class Target:
                 captured.update(reply.captured)
                 return OperationResult(name, captured, reply.last or StepResult(), self.exchanges[first_exchange:],
                                        started, datetime.now(UTC), parts=dict(reply.parts))
-        op = self.profile.operation(name)
         if op is None:
             raise TargetError(f"{self.name}: the profile declares no operation {name!r}")
         deadline = time.monotonic() + self.operation_timeout
@@ -297,6 +306,10 @@ class Target:
             elif "command" in step:
                 last = self._command_step(step, ctx, where, name, index)
                 captured["output_dir"] = last.output_dir
+            elif "mail" in step:
+                last = self._mail_step(step, ctx, where, deadline)
+                if last.json is None:
+                    continue  # `required: false` and nothing arrived: nothing to capture
             else:
                 acting = captured if actor is subject else actor.captured
                 last = self._http_step(step, ctx, where, deadline, actor, acting, extra_headers or {})
@@ -575,6 +588,35 @@ class Target:
             self.artifacts = tempfile.mkdtemp(prefix="privacy-checks-artifacts-")
         return tempfile.mkdtemp(prefix=f"{label}-", dir=self.artifacts)
 
+    def _mail_step(self, step: dict, ctx: dict, where: str, deadline: float) -> StepResult:
+        """Wait for the newest captured mail to `to` that satisfies `match`; its headers, decoded
+        text and envelope (json: to, from, subject, date, received_at) are what the step captures."""
+        from .conditions import compile_condition
+
+        spec = step["mail"]
+        to = str(self.render(spec["to"], ctx)).strip().lower()
+        match = spec.get("match")
+        cond = compile_condition(str(self.render(match, ctx))) if match else None
+        timeout = float(spec["timeout"])
+        if self.mail is None:
+            raise TargetError(f"{where}: a mail step needs the SMTP capture server; set capture.smtp in the profile")
+        stop = min(time.monotonic() + timeout, deadline)
+        while True:
+            mails = self.mail(to)
+            found = [c for c in mails if cond is None or cond.evaluate(c.context())]
+            if found:
+                return _mail_result(found[-1])
+            if time.monotonic() >= stop:
+                break
+            time.sleep(0.1)
+        if spec.get("required", True) is False:
+            return StepResult(method="MAIL", url=f"mailto:{to}")
+        seen = "; ".join(f"{c.headers.get('Subject', '(no subject)')!r} at {c.received_at}" for c in mails[-5:])
+        raise TargetError(f"{where}: no mail to {to}" + (f" matching {match!r}" if match else "")
+                          + f" reached the SMTP capture within {timeout:.0f} s"
+                          + (f"; {len(mails)} other(s) to that address: {redact_text(seen)}" if mails else
+                             "; none at all to that address"))
+
     def _capture(self, source: str, result: StepResult) -> Any:
         if source == "status":
             return result.status
@@ -625,6 +667,20 @@ def _cookie(result: StepResult, name: str) -> str | None:
 def _has_capture(template: str, captured: dict) -> bool:
     return all(lookup(captured, m.group(1).partition(".")[2]) is not None
                for m in _TEMPLATE.finditer(template) if m.group(1).startswith("captured."))
+
+
+def _mail_result(cap) -> StepResult:
+    import email.utils
+
+    date = cap.headers.get("Date")
+    try:
+        sent = email.utils.parsedate_to_datetime(date).isoformat() if date else None
+    except (TypeError, ValueError):
+        sent = None
+    envelope = {"to": cap.path[len("mailto:"):], "from": cap.headers.get("X-Envelope-From"),
+                "subject": cap.headers.get("Subject"), "date": sent, "received_at": cap.received_at}
+    return StepResult(status=None, headers=dict(cap.headers), json=envelope, text=cap.body, method="MAIL",
+                      url=cap.path)
 
 
 def _step_result(resp) -> StepResult:

@@ -39,7 +39,9 @@ def test_clean_demo_passes_every_deadline_check(suite_runner):
 
 @pytest.mark.parametrize(("flaw", "expected", "where"), [
     ("overdue_requests", {RESPOND, OPT_OUT, GDPR}, rf"target log request {REQUEST_ID} \(\w+\): open \d+ days? past due"),
-    ("no_acknowledgement", {ACK}, rf"ledger request {REQUEST_ID} \(access\): not acknowledged, \d+ days? past due"),
+    # the demo's profile reads the acknowledgement from the mail the subject received
+    ("no_acknowledgement", {ACK}, rf"ledger request {REQUEST_ID} \(access\): not acknowledged, \d+ days? past due"
+                                  r".*no receipt mail to the subject reached the SMTP capture"),
     ("extension_without_notice", {RESPOND, GDPR},
      rf"target log request {REQUEST_ID} \(access\): open \d+ days? past due .*extension without notice"),
 ])
@@ -156,3 +158,16 @@ def test_injected_now_without_a_zone_names_the_variable():
 def test_injected_now_that_is_not_a_date_names_the_variable():
     with pytest.raises(CheckError, match=f"{ENV_NOW}='yesterday' is not an ISO 8601 date-time"):
         now_from_env({ENV_NOW: "yesterday"})
+
+
+def test_acknowledgements_read_from_mail_are_an_error_when_no_mail_reaches_the_capture(tmp_path, standalone_demo):
+    """The demo's profile reads receipts from mail; a demo that mails nothing (started without an
+    SMTP server) leaves the capture blind: the acknowledgement check cannot be made, which is an
+    error, never a failure and never a pass; the other deadline checks do not need mail."""
+    from tests.conftest import run_suites
+
+    run = run_suites(tmp_path, SUITES[0], env=standalone_demo.env(), args=("--target", str(demo_profile_path())))
+    outcomes = run.outcomes()
+    assert outcomes[ACK] == "error", run.stdout[-3000:]
+    assert "positive control failed: no mail at all to the control subject" in run.message(ACK)
+    assert outcomes[RESPOND] == "passed" and outcomes[OPT_OUT] == "passed", outcomes

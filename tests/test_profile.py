@@ -164,7 +164,8 @@ BROKEN = [
     pytest.param(
         edit("      - method: GET\n", "      - metod: GET\n"), ENV,
         ["staging.yaml: operations.read_subject.steps[0]: a step needs 'method' (an HTTP request), "
-         "'sql' (a statement on a store) or 'command' (a program to run)"],
+         "'sql' (a statement on a store), 'command' (a program to run) or 'mail' (a message the SMTP capture "
+         "received)"],
         id="step-of-no-kind"),
     pytest.param(
         edit("        auth: admin\n", "        auth: admin\n        json: {a: 1}\n        form: {a: 1}\n"), ENV,

@@ -45,6 +45,10 @@ def test_clean_demo_passes_every_sharing_check_under_xdist(suite_runner, tmp_pat
     ("ignore_objection", {OBJECT, WITHDRAW}, LEAD),
     ("sells_data", {NO_SALE}, "databroker (sale) POST /databroker/purchase"),
     ("shares_with_undeclared", {UNDECLARED}, "UNDECLARED recipient POST /adtech/audience"),
+    # mail, observed by the run's SMTP capture server
+    ("mail_marketing_after_opt_out", {OPT_OUT}, "newsletter (third_party) SMTP mailto:subscribers@news.partner.example"),
+    ("mail_undeclared_recipient", {UNDECLARED},
+     "UNDECLARED recipient SMTP mailto:signups@archive.mediapro-backup.example"),
     ("discriminate", {EQUAL}, "price_cents: 6900 for the opted-out subject, 4900 for the control"),
     ("bad_gpc_json", {GPC_JSON}, "/.well-known/gpc.json"),
 ])

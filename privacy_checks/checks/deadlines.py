@@ -7,7 +7,7 @@ ledger keeps it and a later run judges it again.
 from __future__ import annotations
 
 from ..flows.deadlines import ACK_CHECK, OPT_OUT_CHECK, RESPOND_CHECK, DeadlineOutcome, Verdict
-from ..outcomes import CheckError, PromiseBroken, examined, not_offered
+from ..outcomes import CheckError, ControlFailed, PromiseBroken, examined, not_offered
 from .common import usable
 
 
@@ -33,6 +33,11 @@ def _judge(outcome: DeadlineOutcome, check: str, evidence, promise: str) -> None
 
 
 def acknowledged_in_time(outcome: DeadlineOutcome, evidence=None) -> None:
+    usable(outcome, raise_not_verified=True)
+    if outcome.ack_blind:
+        raise ControlFailed(outcome.ack_blind)
+    if outcome.ack_mails:
+        examined("mails to the control subject read", outcome.ack_mails)
     _judge(outcome, ACK_CHECK, evidence, "receipt confirmed within 10 business days")
 
 

@@ -244,7 +244,8 @@ def deliveries_over_https(traffic: Traffic, profile, evidence) -> None:
 
     plain = []
     for cap in traffic.captures:
-        if cap.scheme != "https":
+        # mail (scheme smtp) is not a web delivery; this check judges HTTP deliveries only
+        if cap.scheme not in ("https", "smtp"):
             sink = classify(cap.path, profile.sinks)
             who = f"{sink['name']} ({sink['role']})" if sink else "UNDECLARED recipient"
             plain.append(f"{who} {cap.method} {cap.path} at {cap.received_at}: delivered over {cap.scheme}://, "

@@ -62,8 +62,15 @@ MAX_EXTENSION_DAYS = 45
 # the CCPA categories the policy says are collected and that this service holds (identifiers,
 # customer records, internet activity)
 CATEGORIES = ["A", "B", "F"]
-NOTICE_RECIPIENTS = ("crm", "email", "partner")
-RECIPIENT_ROLES = {"crm": "service_provider", "email": "service_provider", "partner": "third_party"}
+NOTICE_RECIPIENTS = ("crm", "email", "partner", "newsletter")
+RECIPIENT_ROLES = {"crm": "service_provider", "email": "service_provider", "partner": "third_party",
+                   "newsletter": "third_party"}
+# The partner's newsletter service takes its subscribers by mail (only when the demo has a mail
+# server, --smtp-url): a third party, so an opt-out, GPC or an objection must stop it.
+NEWSLETTER = "subscribers@news.partner.example"
+NEWSLETTER_PRIVACY = "privacy@news.partner.example"
+# mail_undeclared_recipient: a copy of every signup goes here, an address no recipient is declared for
+SIGNUP_ARCHIVE = "signups@archive.mediapro-backup.example"
 MAX_FIELD_LENGTH = 4000
 MAX_CODE_ATTEMPTS = 5
 MAX_DELIVERY_ATTEMPTS = 6
@@ -159,6 +166,11 @@ def _text_fields(body: Mapping[str, Any], names: Iterable[str], required: Iterab
     return out
 
 
+def _mail_payload(subject: str, text: str) -> dict[str, str]:
+    """A queued delivery by mail (path mailto:<address>): the worker sends it over SMTP."""
+    return {"subject": subject, "text": text}
+
+
 def _reject_unknown(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
     unknown = sorted(set(body) - set(allowed))
     if unknown:
@@ -169,6 +181,7 @@ class DemoApp:
     def __init__(
         self, store: Store, flaws: frozenset[str], log: logging.Logger, admin_token: str, sharing: bool,
         copies: Copies | None = None,
+        mailing: bool = False,
     ) -> None:
         self.store = store
         # the Redis cache, the S3 bucket and the lake export (demo/copies.py); None: not kept
@@ -178,6 +191,8 @@ class DemoApp:
         self._admin_token = admin_token.encode()
         # without a sink there is nobody to share with, so nothing is queued
         self.sharing = sharing
+        # without a mail server, the recipients reached by mail (the newsletter) get nothing
+        self.mailing = mailing and sharing
         # deletions whose downstream notices are still queued: request id -> subject's email
         self._awaiting_notices: dict[str, str] = {}
         # queue row id -> values a delivery carries but no store may hold (the visit's location)
@@ -466,7 +481,8 @@ class DemoApp:
                 )
                 self._mail(
                     db, user["email"], f"Confirm your {label} request",
-                    f"Your verification code is {code}.", code=code, request_id=request_id,
+                    f"Your verification code for request {request_id} is {code}.", code=code,
+                    request_id=request_id,
                 )
             else:
                 self._apply_choice(db, user_id, kind)
@@ -845,8 +861,13 @@ class DemoApp:
         notices = 0
         if self.sharing and "no_downstream_delete" not in self.flaws:
             for recipient in recipients:
-                self._enqueue(db, None, recipient, f"/{recipient}/deletions",
-                              {"user_id": user_id, "email": email}, request_id=request_id)
+                if recipient == "newsletter":
+                    self._enqueue(db, None, recipient, f"mailto:{NEWSLETTER_PRIVACY}", _mail_payload(
+                        f"Erasure request {request_id}", f"Please erase the subscriber {email} and all data you "
+                        f"hold about them (request {request_id})."), request_id=request_id)
+                else:
+                    self._enqueue(db, None, recipient, f"/{recipient}/deletions",
+                                  {"user_id": user_id, "email": email}, request_id=request_id)
                 notices += 1
         return email, notices
 
@@ -874,6 +895,8 @@ class DemoApp:
         db.execute(f"UPDATE users SET {column} = 1 WHERE id = ?", (user_id,))
         # leads queued before the choice was made carry exactly what the choice withholds
         db.execute("DELETE FROM outbound_queue WHERE user_id = ? AND recipient = 'partner'", (user_id,))
+        if kind != "limit" and not (kind == "opt_out" and "mail_marketing_after_opt_out" in self.flaws):
+            db.execute("DELETE FROM outbound_queue WHERE user_id = ? AND recipient = 'newsletter'", (user_id,))
 
     def _apply_update(
         self, db: sqlite3.Connection, user_id: int, fields: Mapping[str, str], correction: bool = False
@@ -901,6 +924,13 @@ class DemoApp:
         ).fetchone()
         if received and self._may_share_with_partner(user):
             self._enqueue(db, user_id, "partner", "/partner/updates", self._lead(user, user["ip_address"]))
+        mailed = db.execute(
+            "SELECT 1 FROM deliveries WHERE user_id = ? AND recipient = 'newsletter'", (user_id,)
+        ).fetchone()
+        if mailed and self.mailing:
+            self._enqueue(db, user_id, "newsletter", f"mailto:{NEWSLETTER}", _mail_payload(
+                f"Subscriber update: {user['full_name']}",
+                f"Please update the subscriber to {user['full_name']} <{user['email']}> of {user['company']}."))
 
     @staticmethod
     def _check_unique(db: sqlite3.Connection, fields: Mapping[str, str], exclude: int | None = None) -> None:
@@ -915,6 +945,12 @@ class DemoApp:
     @staticmethod
     def _may_share_with_partner(user: sqlite3.Row, gpc: bool = False) -> bool:
         return not (user["opted_out"] or user["objected"] or gpc)
+
+    def _may_mail_newsletter(self, user: sqlite3.Row, gpc: bool = False) -> bool:
+        # mail_marketing_after_opt_out: the newsletter's list ignores the opted_out flag an
+        # opt-out request sets; a Sec-GPC header on the request itself still stops it
+        opted_out = user["opted_out"] and "mail_marketing_after_opt_out" not in self.flaws
+        return not (opted_out or user["objected"] or gpc)
 
     def _passing_through(self, body: Mapping[str, Any], fields: dict[str, str]) -> dict[str, str]:
         """What goes to the partner in memory only: the pass-through fields of `body`, and the
@@ -959,6 +995,14 @@ class DemoApp:
                 # store (see _passing_through), and withheld once a limit request is honoured
                 with self._transit_lock:
                     self._in_transit[queued] = dict(passing)
+        if self.mailing and self._may_mail_newsletter(user, gpc):
+            self._enqueue(db, user_id, "newsletter", f"mailto:{NEWSLETTER}", _mail_payload(
+                f"New subscriber: {user['full_name']}",
+                f"Please add {user['full_name']} <{user['email']}> of {user['company']} ({event}).",
+            ))
+        if self.mailing and "mail_undeclared_recipient" in self.flaws and event == "signup":
+            self._enqueue(db, user_id, "archive", f"mailto:{SIGNUP_ARCHIVE}", _mail_payload(
+                "signup", f"{user['full_name']} <{user['email']}> signed up from {ip}."))
         if "sells_data" in self.flaws and event == "signup":
             self._enqueue(db, user_id, "databroker", "/databroker/purchase", self._public_user(user))
         if "shares_with_undeclared" in self.flaws:

@@ -31,6 +31,11 @@ FLAWS: dict[str, str] = {
     "sells_data": "every new user is also sent to a data broker (/databroker/purchase)",
     "shares_with_undeclared": "signups and activity are also sent to an undeclared recipient (/adtech/audience)",
     "discriminate": "users who opted out are quoted a higher price and a reduced service level",
+    # mail (only with a mail server, --smtp-url)
+    "mail_marketing_after_opt_out": ("an opt-out request does not reach the partner's newsletter list: the "
+                                     "subject's name and email are still mailed to it"),
+    "mail_undeclared_recipient": ("a copy of every signup is mailed to signups@archive.mediapro-backup.example, "
+                                  "an address no recipient is declared for"),
     "bad_gpc_json": "/.well-known/gpc.json is served as text/plain with \"gpc\": \"yes\" and no lastUpdate",
     # response deadlines
     "overdue_requests": "the request log holds three back-dated requests (access, delete, opt-out) never answered",

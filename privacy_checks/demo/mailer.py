@@ -6,9 +6,11 @@ reads it, in its own thread, so a slow or absent mail server never holds up a re
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import smtplib
 import threading
+from datetime import datetime
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
@@ -50,7 +52,7 @@ class Mailer(threading.Thread):
     def _drain(self) -> None:
         with self.store.reading() as db:
             rows = [dict(r) for r in db.execute(
-                "SELECT id, recipient, subject, body FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                "SELECT id, recipient, subject, body, created_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
                 (self._last, BATCH),
             )]
         for row in rows:
@@ -68,14 +70,23 @@ class Mailer(threading.Thread):
             self._last = row["id"]
 
     def _send(self, row: dict) -> bool:
-        msg = EmailMessage()
-        msg["From"] = SENDER
-        msg["To"] = row["recipient"]
-        msg["Subject"] = row["subject"]
-        msg.set_content(row["body"] or row["subject"])
-        try:
-            with smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT) as smtp:
-                smtp.send_message(msg)
-            return True
-        except (smtplib.SMTPException, OSError, ValueError):  # ValueError: a header it cannot encode
-            return False
+        return send_mail(self.host, self.port, row["recipient"], row["subject"], row["body"] or row["subject"],
+                         date=row.get("created_at"))
+
+
+def send_mail(host: str, port: int, to: str, subject: str, text: str, date: str | None = None) -> bool:
+    """One message over SMTP; False when it could not be handed over (the caller retries)."""
+    msg = EmailMessage()
+    msg["From"] = SENDER
+    msg["To"] = to
+    msg["Subject"] = subject
+    if date:
+        # the time the outbox recorded it: a back-dated request's acknowledgement says when it was sent
+        msg["Date"] = email.utils.format_datetime(datetime.fromisoformat(date.replace("Z", "+00:00")))
+    msg.set_content(text)
+    try:
+        with smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT) as smtp:
+            smtp.send_message(msg)
+        return True
+    except (smtplib.SMTPException, OSError, ValueError):  # ValueError: a header it cannot encode
+        return False

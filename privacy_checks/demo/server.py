@@ -495,12 +495,12 @@ class DemoServer:
         self.copies = Copies(self.store, cfg.flaws, self.log, self.data_dir, redis_url=self.redis_server.url,
                              s3_url=self.s3_server.url, s3_secret=cfg.admin_token)
         self.app = DemoApp(self.store, cfg.flaws, self.log, cfg.admin_token, sharing=bool(cfg.sink_url),
-                           copies=self.copies)
+                           copies=self.copies, mailing=bool(cfg.smtp_url))
         self.faults.install(self)
         self.https = AppServer((cfg.host, cfg.port), DemoHandler, self, tls_context)
         http_handler = DemoHandler if "plaintext_http" in cfg.flaws else RedirectHandler
         self.http = AppServer((cfg.host, cfg.http_port), http_handler, self, None)
-        self.worker = Worker(self.app, cfg.sink_url, self.log, sink_ca=cfg.sink_ca)
+        self.worker = Worker(self.app, cfg.sink_url, self.log, sink_ca=cfg.sink_ca, smtp_url=cfg.smtp_url)
         self.mailer = Mailer(self.store, cfg.smtp_url, self.log) if cfg.smtp_url else None
         for server in (self.https, self.http):
             thread = threading.Thread(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import ssl
 import threading
@@ -10,8 +11,10 @@ import traceback
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .app import DemoApp
+from .mailer import send_mail
 
 DELIVERY_TIMEOUT = 5.0
 BATCH = 50
@@ -19,13 +22,15 @@ BATCH = 50
 
 class Worker(threading.Thread):
     def __init__(self, app: DemoApp, sink_url: str | None, log: logging.Logger, interval: float = 0.05,
-                 sink_ca: Path | None = None) -> None:
+                 sink_ca: Path | None = None, smtp_url: str | None = None) -> None:
         super().__init__(name="privacy-checks-demo-worker", daemon=True)
         self.app = app
         self.sink_url = sink_url.rstrip("/") if sink_url else None
         if self.sink_url and "plaintext_webhooks" in app.flaws and self.sink_url.startswith("https://"):
             # the sink takes both on one port; the flaw is choosing cleartext anyway
             self.sink_url = "http://" + self.sink_url[len("https://"):]
+        smtp = urlsplit(smtp_url) if smtp_url else None
+        self.smtp = (smtp.hostname or "127.0.0.1", smtp.port or 25) if smtp else None
         self.log = log
         self.interval = interval
         self._stopping = threading.Event()
@@ -64,6 +69,12 @@ class Worker(threading.Thread):
                 return
 
     def _post(self, path: str, payload: str) -> bool:
+        if path.startswith("mailto:"):
+            # a recipient reached by mail (the newsletter): the same queue, retries and records
+            if self.smtp is None:
+                return False
+            message = json.loads(payload)
+            return send_mail(*self.smtp, path[len("mailto:"):], message["subject"], message["text"])
         request = urllib.request.Request(
             f"{self.sink_url}{path}", data=payload.encode(), method="POST",
             headers={"Content-Type": "application/json"},

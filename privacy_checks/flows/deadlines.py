@@ -19,10 +19,13 @@ No run can wait 45 days, so the procedure works from memory and from the target'
    the audit began is seen, through every page). Requests the framework did not file are reported
    by id, type and dates only — never identity or content.
 
-Where acknowledgement is observed: ``read_acknowledgement`` (the demo's outbox, a SQL step), when
-the profile has it, gives the time a receipt message was sent for the framework's own requests; a
-record's ``acknowledged_at`` is only the target's claim. For real users' requests the log's
-``acknowledged_at`` is all there is.
+Where acknowledgement is observed: ``read_acknowledgement``, when the profile has it, gives the time
+a receipt message was sent for the framework's own requests — a SQL step on the target's outbox, or
+(the demo) a ``mail`` step that finds the receipt mail the SMTP capture received at the subject's
+own address and captures its ``acknowledged_at`` (the mail's Date). No such mail: not acknowledged.
+Mail reaches only the run that was listening, so a request filed by an earlier run keeps what that
+run observed. A record's ``acknowledged_at`` is only the target's claim; for real users' requests
+the log's ``acknowledged_at`` is all there is.
 
 Field names the operations return (JSON object, list items or SQL columns): ``id``, ``type``,
 ``status``, ``received_at``, ``acknowledged_at``, ``completed_at``, ``extended_until``,
@@ -90,6 +93,9 @@ class DeadlineOutcome:
     controls: list[str] = field(default_factory=list)
     log_pages: int = 0
     log_listed: int = 0
+    # acknowledgements are read from mail, and none reached the capture for the control subject
+    ack_blind: str | None = None
+    ack_mails: int = 0  # messages to the control subject read as the mail's positive control
 
     def of(self, check: str) -> list[Verdict]:
         return [v for v in self.verdicts if v.check == check]
@@ -174,7 +180,27 @@ class _Procedure:
             filed[rid] = asked
         self.evidence.stage("control requests filed", subject=subject.canary,
                             requests={rid: f"received_at asked {at.isoformat()}" for rid, at in filed.items()})
+        if self.target.has_operation("read_acknowledgement") and self._ack_by_mail():
+            self.out.ack_blind = self._mail_blind(subject)
         return filed
+
+    def _mail_blind(self, subject) -> str | None:
+        """Positive control of acknowledgements read from mail: the control subject's requests got
+        some mail to its address (a code, a receipt, a completion), so the capture is not blind and a
+        missing receipt is the target's. Returns why it is blind, or None."""
+        from ..observe.sinks import wait_for
+
+        address = str(subject.fields.get("email") or "")
+        timeout = float(self.profile.timeouts.get("propagation", 30))
+        mails = wait_for(lambda: self.run_ctx.mail_to(address), timeout=timeout, interval=0.3) if address else []
+        if not mails:
+            return (f"positive control failed: no mail at all to the control subject {subject.canary} reached the "
+                    f"SMTP capture ({self.run_ctx.smtp_url}) within {timeout:.0f} s of its requests, so a missing "
+                    "acknowledgement mail would prove nothing (does the target send its mail there?)")
+        self.out.ack_mails = len(mails)
+        self.evidence.stage("positive control: mail", messages_to_the_control=len(mails),
+                            subjects=[m.headers.get("Subject", "") for m in mails[:5]])
+        return None
 
     # -- 2. re-poll the ledger --------------------------------------------------------------------
     def _repoll(self, controls: dict[str, datetime]) -> None:
@@ -188,10 +214,19 @@ class _Procedure:
             rid = str(row["request_id"])
             fresh, gone = self._read(rid, controls)
             record = dict(row)
-            note = ""
+            note = ack_note = ""
             if fresh is not None:
                 if self.target.has_operation("read_acknowledgement"):
-                    fresh["acknowledged_at"] = self._acknowledged(rid)
+                    observed = self._acknowledged(row)
+                    if observed is not None or row["run_id"] == self.run_ctx.run_id or not self._ack_by_mail():
+                        fresh["acknowledged_at"] = observed
+                        if self._ack_by_mail():
+                            ack_note = (f"; receipt mail dated {observed} reached the SMTP capture" if observed else
+                                        "; no receipt mail to the subject reached the SMTP capture")
+                    else:
+                        # mail sent in an earlier run reached that run's capture, not this one: what that
+                        # run recorded stands, else the target's own claim
+                        fresh["acknowledged_at"] = row.get("acknowledged_at") or fresh.get("acknowledged_at")
                 record.update({k: v for k, v in fresh.items() if k in FIELDS and (v is not None or k != "received_at")})
             elif gone:
                 if _recorded_base_url(row) not in (None, self.profile.base_url):
@@ -207,7 +242,7 @@ class _Procedure:
                     record["completed_at"] = row["created_at"]
             else:
                 continue  # unreadable now: stays open, the reason is in `unjudged`
-            verdicts = self._judge(record, "ledger", note)
+            verdicts = self._judge(record, "ledger", note, ack_note)
             self.out.verdicts += verdicts
             lines += [v.line() for v in verdicts]
             updates = {k: record.get(k) for k in FIELDS if record.get(k) != row.get(k)}
@@ -240,10 +275,25 @@ class _Procedure:
             self.out.controls.append(f"control request {rid} read back: received_at {fields.get('received_at')}")
         return fields, False
 
-    def _acknowledged(self, rid: str) -> str | None:
-        res = self.target.run("read_acknowledgement", None, {}, params={"request_id": rid})
-        value = _record_fields(res.last).get("acknowledged_at")
+    def _acknowledged(self, row: dict) -> str | None:
+        """When the receipt message for the ledger request `row` was sent, as `read_acknowledgement`
+        observes it (a SQL row, or a mail step capturing acknowledged_at), or None."""
+        rid = str(row["request_id"])
+        subject = None
+        if row.get("subject_id") and (found := self.ledger.subject(row["subject_id"])) is not None:
+            subject = subject_from_ledger(found)  # a mail step looks in the subject's own mailbox
+        try:
+            res = self.target.run("read_acknowledgement", subject, {}, params={"request_id": rid})
+        except TargetError as exc:
+            if self._ack_by_mail():
+                raise CheckError(f"operation 'read_acknowledgement' for request {rid}: {exc}") from None
+            raise
+        value = res.captured.get("acknowledged_at") or _record_fields(res.last).get("acknowledged_at")
         return str(value) if value else None
+
+    def _ack_by_mail(self) -> bool:
+        op = self.profile.operation("read_acknowledgement") or {}
+        return any("mail" in step for step in op.get("steps", []))
 
     def _settle_subjects(self, subject_ids: set[str]) -> None:
         still_open = {r["subject_id"] for r in self.ledger.open_requests(self.profile.name)}
@@ -355,7 +405,7 @@ class _Procedure:
         return _instant(row[0]) if row else None
 
     # -- judging ----------------------------------------------------------------------------------
-    def _judge(self, record: dict, source: str, note: str) -> list[Verdict]:
+    def _judge(self, record: dict, source: str, note: str, ack_note: str = "") -> list[Verdict]:
         rid, kind = str(record.get("request_id")), str(record.get("kind"))
         if kind not in REQUEST_TYPES:
             self.out.unjudged.append(f"{source} request {rid}: type {kind!r} is not one the rules know "
@@ -377,8 +427,8 @@ class _Procedure:
             return [Verdict(source, rid, kind, check, "failed", f"impossible record: {_tail(exc, rid)}")]
         if self.regime == "ccpa" and kind in ("access", "delete", "correct"):
             a = judge_acknowledgement(request, self.now)
-            out.append(Verdict(source, rid, kind, ACK_CHECK, a.outcome, f"{a.message} [{a.rule.clause}]{note}",
-                               a.days_late))
+            out.append(Verdict(source, rid, kind, ACK_CHECK, a.outcome,
+                               f"{a.message} [{a.rule.clause}]{note}{ack_note}", a.days_late))
         return out
 
 

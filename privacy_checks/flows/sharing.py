@@ -123,11 +123,15 @@ def _deliveries(captures, needles, sinks: list[dict]) -> list[Delivery]:
     from ..observe.forms import match_text
 
     out = []
+    owners = sink_obs.mail_owners(needles)
     for cap in captures:
         sink = sink_obs.classify(cap.path, sinks)
         name, role = (sink["name"], sink["role"]) if sink else ("UNDECLARED", "undeclared")
         text = "\n".join([cap.path, cap.query, json.dumps(cap.headers), cap.body])
+        own = sink_obs.owner_of(cap, owners)  # mail to a subject's own address is not a disclosure of its data
         for m in match_text(text, needles):
+            if own is not None and m.needle.subject_id == own:
+                continue
             out.append(Delivery(name, role, cap.method, cap.path, cap.received_at, cap.seq, m.needle.field,
                                 m.form, redact_text(excerpt(text, m.start, m.end))))
     return out
@@ -334,7 +338,9 @@ def _canary_finding(cap, role_name: str, own: list[Delivery]) -> str | None:
     from ..evidence import redact_text
 
     text = "\n".join([cap.path, cap.query, json.dumps(cap.headers), cap.body])
-    found = list(CANARY_RE.finditer(text.lower()))
+    # mail to a synthetic subject's own address carries that subject's canary as a matter of course
+    mine = sink_obs.addressee_token(cap)
+    found = [m for m in CANARY_RE.finditer(text.lower()) if m.group() != mine]
     forms = [f"{d.field} ({d.form})" for d in own if d.form not in ("exact", "casefold")]
     if not found and not forms:
         return None

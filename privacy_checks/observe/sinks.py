@@ -73,12 +73,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _control(self, path: str, query: str) -> None:
         if path == "/captures":
-            since = 0
-            for part in query.split("&"):
-                if part.startswith("since="):
-                    since = int(part[6:] or 0)
-            self._send(200, {"captures": [c.to_dict() for c in self.server.since(since)],
-                             "last": self.server.last_seq()})
+            from urllib.parse import parse_qs
+
+            args = parse_qs(query)
+            since = int((args.get("since") or ["0"])[0] or 0)
+            exact = (args.get("path") or [None])[0]
+            caps = self.server.since(since)
+            if exact is not None:
+                caps = [c for c in caps if c.path.lower() == exact.lower()]
+            self._send(200, {"captures": [c.to_dict() for c in caps], "last": self.server.last_seq()})
         elif path == "/responses" and self.command == "POST":
             self.server.responses.update(json.loads(self._read_body() or "{}"))
             self._send(200, {"ok": True})
@@ -173,12 +176,14 @@ class CaptureClient:
         self._session = requests.Session()
         self._session.trust_env = False
 
-    def captures(self, since: int = 0) -> list[Capture]:
+    def captures(self, since: int = 0, path: str | None = None) -> list[Capture]:
+        """Captures after `since`; with `path`, only those to that path (any case), e.g. "mailto:a@b"."""
         import requests
 
-        url = f"{self.control_url}{CONTROL_PREFIX}/captures?since={since}"
+        url = f"{self.control_url}{CONTROL_PREFIX}/captures"
+        params = {"since": since, **({"path": path} if path is not None else {})}
         try:
-            resp = self._session.get(url, timeout=self.timeout)
+            resp = self._session.get(url, params=params, timeout=self.timeout)
             resp.raise_for_status()
         except requests.RequestException as exc:
             raise PrivacyChecksError(f"capture sink at {self.control_url} is not answering: {exc}") from None
@@ -237,16 +242,74 @@ def _classify_mailbox(address: str, sinks: list[dict]) -> dict | None:
     return best
 
 
+def mail_recipient(cap: Capture) -> str | None:
+    """The envelope recipient of a captured mail (lower case), or None for an HTTP delivery."""
+    if not cap.path.startswith("mailto:"):
+        return None
+    return cap.path[len("mailto:"):].strip().strip("<>").lower()
+
+
+def addressee_token(cap: Capture) -> str | None:
+    """The canary of the synthetic subject a mail is addressed to, or None.
+
+    A subject's own address carries its canary (subjects.py), so mail to it is recognised in
+    any process, whoever created the subject. What such a mail carries of *that* subject is the
+    subject's own (a code, an acknowledgement, a notice to the consumer), never a disclosure;
+    another subject's data in it is still one (to an address no sink claims: undeclared).
+    """
+    from .forms import CANARY_RE
+
+    address = mail_recipient(cap)
+    m = CANARY_RE.search(address) if address else None
+    return m.group(0) if m else None
+
+
+def addressee(cap: Capture) -> str | None:
+    """The id of the synthetic subject a mail is addressed to (see `addressee_token`), or None."""
+    from ..subjects import subject_id_for
+
+    token = addressee_token(cap)
+    return subject_id_for(token) if token else None
+
+
+def mail_owners(needles) -> dict[str, str]:
+    """Address -> subject id, for every needle whose value is an email address: a second address
+    field carries a canary of its own, so it is recognised by value."""
+    return {n.value.strip().lower(): n.subject_id for n in needles
+            if "@" in n.value and " " not in n.value.strip()}
+
+
+def owner_of(cap: Capture, owners: dict[str, str]) -> str | None:
+    """The synthetic subject a mail is addressed to: by the canary in the address, or by one of
+    the subject's own address values (`owners`); None for anyone else and for HTTP."""
+    address = mail_recipient(cap)
+    if address is None:
+        return None
+    return owners.get(address) or addressee(cap)
+
+
+def own_mail(captures: list[Capture], subject_id: str) -> list[Capture]:
+    """The mail addressed to the subject itself, oldest first."""
+    return [c for c in captures if addressee(c) == subject_id]
+
+
 def find_in_captures(captures: list[Capture], needles, sinks: list[dict]) -> list[SinkHit]:
-    """Every needle found in a capture (path, query, headers or body), with its sink."""
+    """Every needle found in a capture (path, query, headers or body), with its sink.
+
+    A subject's values in mail to that subject's own address are left out: the subject is not
+    a recipient of its own data (`addressee`)."""
     from .forms import match_text
 
     hits = []
+    owners = mail_owners(needles)
     for cap in captures:
         sink = classify(cap.path, sinks)
         name, role = (sink["name"], sink["role"]) if sink else ("UNDECLARED", "undeclared")
         text = "\n".join([cap.path, cap.query, json.dumps(cap.headers), cap.body])
+        own = owner_of(cap, owners)
         for m in match_text(text, needles):
+            if own is not None and m.needle.subject_id == own:
+                continue
             hits.append(SinkHit(name, role, cap, m.needle.subject_id, m.needle.field, m.form,
                                 getattr(m, "excerpt", "") or ""))
     return hits

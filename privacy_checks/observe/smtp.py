@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
+import io
 import socket
 import threading
+import zipfile
 from datetime import UTC, datetime
 from email.message import Message
 
@@ -50,20 +53,84 @@ class _MailLog:
 
 
 def decoded_text(msg: Message) -> str:
-    """The text of every leaf part, transfer encoding and charset undone (attachments too)."""
+    """The text of every leaf part, transfer encoding and charset undone (attachments too).
+
+    Each part's own headers come first (an attachment's file name can carry a value), HTML is
+    also given with its character references undone (``&#64;`` is ``@``), and the members of a
+    zip attachment are read too, so a value inside any of them is found as itself.
+    """
     texts = []
     for part in msg.walk():
         if part.is_multipart():
             continue
-        payload = part.get_payload(decode=True)
-        if payload is None:
-            continue
-        charset = part.get_content_charset() or "utf-8"
+        if part is not msg:
+            texts.append("\n".join(f"{k}: {v}" for k, v in part.items()))
         try:
-            texts.append(payload.decode(charset, "replace"))
-        except LookupError:  # a charset name Python does not know
-            texts.append(payload.decode("utf-8", "replace"))
+            payload = part.get_payload(decode=True)
+        except Exception:  # noqa: BLE001 - a part the parser cannot decode is kept as sent
+            payload = None
+        if payload is None:
+            raw = part.get_payload()
+            payload = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+        if _is_zip(part, payload):
+            texts += _zip_texts(payload)
+            continue
+        text = _text(payload, part.get_content_charset())
+        texts.append(text)
+        if part.get_content_type() == "text/html":
+            texts.append(html.unescape(text))
     return "\n".join(texts)
+
+
+def _text(payload: bytes, charset: str | None) -> str:
+    try:
+        return payload.decode(charset or "utf-8", "replace")
+    except LookupError:  # a charset name Python does not know
+        return payload.decode("utf-8", "replace")
+
+
+def _is_zip(part: Message, payload: bytes) -> bool:
+    return payload[:4] == b"PK\x03\x04" and (
+        part.get_content_type() in ("application/zip", "application/x-zip-compressed", "application/octet-stream")
+        or (part.get_filename() or "").lower().endswith(".zip"))
+
+
+def _zip_texts(payload: bytes) -> list[str]:
+    """Each member's name and text; bounded, since a zip bomb must not stop the capture."""
+    out, budget = [], _MAX_MESSAGE * 5
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+            for info in zf.infolist()[:1000]:
+                out.append(info.filename)
+                if info.is_dir() or info.file_size > budget:
+                    continue
+                budget -= info.file_size
+                with zf.open(info) as fh:
+                    out.append(_text(fh.read(info.file_size + 1), None))
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError):
+        out.append(payload.decode("utf-8", "replace"))
+    return out
+
+
+def recorded_body(content: bytes) -> tuple[str, list[str]]:
+    """What a message is searched as: its decoded parts, plus the raw bytes when the MIME is
+    broken (a defect, or a parser failure), so a malformed message is never dropped or half-read.
+    Returns (body, defects)."""
+    try:
+        msg = email.message_from_bytes(content, policy=email.policy.default)
+        body = decoded_text(msg)
+        defects = [type(d).__name__ for part in msg.walk() for d in part.defects]
+    except Exception as exc:  # noqa: BLE001 - whatever the parser met, the bytes are still searched
+        return _raw(content), [f"unparsable: {type(exc).__name__}"]
+    if defects:
+        body = f"{body}\n{_raw(content)}"
+    return body, defects
+
+
+def _raw(content: bytes) -> str:
+    # UTF-8 where the bytes are UTF-8, every other byte kept as itself: ASCII canaries match in
+    # any case, and no byte is lost
+    return content.decode("utf-8", "surrogateescape").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def message_headers(msg: Message, mail_from: str, rcpt_tos: list[str]) -> dict[str, str]:
@@ -83,10 +150,17 @@ class _Handler:
         self.log = log
 
     async def handle_DATA(self, server, session, envelope) -> str:
-        content = envelope.content if isinstance(envelope.content, bytes) else envelope.content.encode()
-        msg = email.message_from_bytes(content, policy=email.policy.default)
-        headers = message_headers(msg, envelope.mail_from or "", list(envelope.rcpt_tos))
-        body = decoded_text(msg)
+        content = envelope.original_content or envelope.content
+        if isinstance(content, str):
+            content = content.encode("utf-8", "surrogateescape")
+        body, defects = recorded_body(content)
+        try:
+            msg = email.message_from_bytes(content, policy=email.policy.default)
+            headers = message_headers(msg, envelope.mail_from or "", list(envelope.rcpt_tos))
+        except Exception:  # noqa: BLE001 - headers that do not parse are in the raw body already
+            headers = {"X-Envelope-From": envelope.mail_from or "", "X-Envelope-To": ", ".join(envelope.rcpt_tos)}
+        if defects:
+            headers["X-Privacy-Checks-MIME-Defects"] = ", ".join(dict.fromkeys(defects))
         for rcpt in envelope.rcpt_tos:
             self.log.add("SMTP", f"mailto:{rcpt}", "", headers, body, scheme="smtp")
         return "250 Message accepted for delivery"

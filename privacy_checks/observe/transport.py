@@ -300,6 +300,8 @@ def canaries_in_urls(exchanges, captures, needles) -> list[str]:
             if name.lower() == "referer":
                 look(value, f"Referer sent with {ex.method} {_path(ex.url)}: {value}")
     for cap in captures:
+        if cap.scheme == "smtp":
+            continue  # a mail's "path" is its recipient's address, not a URL
         look(cap.path + ("?" + cap.query if cap.query else ""), f"URL of delivery {cap.method} {cap.path}")
         for name, value in cap.headers.items():
             if name.lower() == "referer":
