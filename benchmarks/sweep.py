@@ -79,7 +79,7 @@ B32 = "abcdefghijklmnopqrstuvwxyz234567"
 def make_subjects(count: int, rng: random.Random) -> list[dict[str, str]]:
     subjects = []
     for i in range(count):
-        canary = MARKER + "".join(rng.choice(B32) for _ in range(10))
+        canary = MARKER + rng.choice(B32[:26]) + "".join(rng.choice(B32) for _ in range(9))
         first, last = rng.choice(FIRST), rng.choice(LAST)
         subjects.append(
             {

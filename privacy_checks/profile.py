@@ -555,6 +555,24 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
         if key in lacks and present:
             out.append((("lacks", key), f"the profile says the target lacks {key}, yet {why}"))
 
+    from .subjects import CANARY_STRATEGIES, shortest_length
+
+    subject = _as_dict(data.get("subject"))
+    for field_name, spec in _as_dict(subject.get("strategies")).items():
+        spec = _as_dict(spec)
+        where = ("subject", "strategies", field_name)
+        strategy = spec.get("strategy")
+        for key in ("short", "max_length"):
+            if key in spec and strategy not in CANARY_STRATEGIES:
+                out.append(((*where, key), f"'{key}' applies to strategies {', '.join(CANARY_STRATEGIES)}, "
+                                           f"not {strategy!r}"))
+        limit = spec.get("max_length")
+        if isinstance(limit, int) and strategy in CANARY_STRATEGIES:
+            need = shortest_length(strategy, spec, str(subject.get("email_domain", "example.com")))
+            if limit < need:
+                out.append(((*where, "max_length"), f"{limit} is too short: strategy {strategy!r} needs at "
+                                                    f"least {need} characters (with the short canary)"))
+
     for i, exc in enumerate(_as_list(data.get("retention_exceptions"))):
         exc = _as_dict(exc)
         if isinstance(exc.get("store"), str):

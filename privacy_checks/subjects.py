@@ -19,7 +19,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .observe.forms import MARKER, Needle
+from .observe.forms import LITERAL, MARKER, Needle, short_canary
 
 # Fields the MediaPRO policy lists for registered users and LMS users ("What specific
 # information is collected?"), each with the strategy that fills it.
@@ -77,11 +77,13 @@ def new_run_nonce() -> str:
 
 
 def canary_token(seed: str, test_id: str, nonce: str, index: int) -> str:
+    """``MARKER`` and a ten-character body (observe/forms.py explains the format)."""
     digest = hashlib.sha256(f"{seed}|{test_id}|{nonce}|{index}".encode()).digest()
-    # 10 base32 characters = 50 bits: collisions across every run a company will ever make
-    # are negligible, and the token stays short enough for length-limited columns.
-    body = base64.b32encode(digest).decode().lower()[:10]
-    return MARKER + body
+    # 10 base32 characters, the first a letter: ~49 bits, so collisions across every run a
+    # company will ever make are negligible. A letter first keeps a short canary's body from
+    # reading as the rest of the marker (its run of 4s).
+    body = base64.b32encode(digest).decode().lower()
+    return MARKER + _B32[:26][digest[-1] % 26] + body[1:10]
 
 
 def subject_id_for(token: str) -> str:
@@ -126,6 +128,37 @@ class Subject:
 
     def describe(self) -> str:
         return f"{self.role} {self.canary} ({self.test_id})"
+
+
+# Strategies whose values carry the subject's canary, and so take `short` and `max_length`.
+CANARY_STRATEGIES = ("canary", "email", "password", CONTENT_STRATEGY)
+TOKEN_SLOT = "\0"
+
+
+def _fit(name: str, spec: dict, shapes: list[str], token: str) -> str:
+    """The first of ``shapes`` (decorated first, ``TOKEN_SLOT`` standing for the canary) that fits
+    the field's ``max_length``: with the full canary, then with the short one unless ``short``
+    asks for the short one only. The full canary is found in every in-text form by one literal;
+    a short one is found in base64 only by a search per value (docs/profile.md)."""
+    limit = spec.get("max_length")
+    tokens = [short_canary(token)] if spec.get("short") else [token, short_canary(token)]
+    options = [shape.replace(TOKEN_SLOT, t) for t in tokens for shape in shapes]
+    for option in options:
+        if limit is None or len(option) <= limit:
+            return option
+    raise ValueError(f"subject field {name!r}: max_length {limit} is shorter than its shortest value "
+                     f"({len(options[-1])} characters: {options[-1]!r})")
+
+
+def shortest_length(strategy: str, spec: dict, email_domain: str = "example.com") -> int:
+    """The fewest characters a canary-bearing strategy can fill a field with (its short canary
+    alone, or with what the strategy cannot drop: an email's domain, a password's classes)."""
+    short = len(LITERAL) + 10
+    if strategy == "email":
+        return short + 1 + len(str(spec.get("domain", email_domain)))
+    if strategy == "password":
+        return short + len("Pw--9!Xq")
+    return short
 
 
 class SubjectFactory:
@@ -183,11 +216,12 @@ class SubjectFactory:
         rnd = int.from_bytes(hashlib.sha256(f"{token}|{name}".encode()).digest()[:8], "big")
         if strategy == "email":
             local = f"{first}.{last}".lower().replace(" ", "").replace("'", "")
-            return f"{local}.{token}@{spec.get('domain', self.email_domain)}"
+            domain = spec.get("domain", self.email_domain)
+            return _fit(name, spec, [f"{local}.{TOKEN_SLOT}@{domain}", f"{TOKEN_SLOT}@{domain}"], token)
         if strategy == "password":
             # Long, mixed classes so common password policies accept it; the canary proves
             # whether it is ever stored or sent in a recoverable form.
-            return f"Pw-{token}-9!Xq"
+            return _fit(name, spec, [f"Pw-{TOKEN_SLOT}-9!Xq"], token)
         if strategy == "phone":
             # NANP numbers 555-0100..0199 are reserved for fiction in every area code.
             area = 201 + rnd % 700
@@ -205,9 +239,11 @@ class SubjectFactory:
             return str(choices[rnd % len(choices)])
         if strategy == "fixed":
             return str(spec.get("value", ""))
+        # The decoration is drawn once (Faker's stream must not move), then filled with a token.
         if strategy == CONTENT_STRATEGY:
-            return f"{name.replace('_', ' ')} {token}: {fake.sentence(nb_words=6).rstrip('.')}"
-        return self._canary_text(name, fake, first, last, token)
+            sentence = fake.sentence(nb_words=6).rstrip(".")
+            return _fit(name, spec, [f"{name.replace('_', ' ')} {TOKEN_SLOT}: {sentence}", TOKEN_SLOT], token)
+        return _fit(name, spec, [self._canary_text(name, fake, first, last, TOKEN_SLOT), TOKEN_SLOT], token)
 
     @staticmethod
     def _canary_text(name: str, fake, first: str, last: str, token: str) -> str:

@@ -16,7 +16,8 @@ from privacy_checks.observe.stores import StoreSpec, sweep
 
 
 def person(tag: str = "s1"):
-    canary = MARKER + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(10))
+    canary = MARKER + secrets.choice("abcdefghijklmnopqrstuvwxyz") + "".join(
+        secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(9))
     email, name = f"ada.{canary}@example.com", f"Ada Lovelace {canary}"
     return email, name, [Needle(tag, "email", email), Needle(tag, "full_name", name),
                          Needle(tag, "phone", "+1-555-0142", weak=True)]

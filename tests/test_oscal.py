@@ -15,6 +15,7 @@ import trestle.oscal as trestle_oscal  # compliance-trestle, in the dev extra
 from trestle.oscal.assessment_results import AssessmentResults
 
 from conftest import run_suites
+from privacy_checks.observe.forms import MARKER
 from privacy_checks.report import build, compliance
 from privacy_checks.report.oscal import NS, OSCAL_VERSION, oscal_assessment_results
 
@@ -103,7 +104,7 @@ def test_a_real_run_writes_valid_oscal_assessment_results(deletion_run):
     assert listed[compliance.OSCAL_JSON] == hashlib.sha256(path.read_bytes()).hexdigest()
     # Only what the sanitised compliance report holds: no password canary, no bearer token.
     data = path.read_bytes()
-    assert not re.search(rb"Pw-pcqz[0-9a-z]+", data)
+    assert not re.search(rb"Pw-" + re.escape(MARKER.encode()) + rb"[0-9a-z]+", data)
     assert not re.search(rb"(?i)\bbearer\s+(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{6,}", data)
 
 

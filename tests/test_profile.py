@@ -433,3 +433,22 @@ retention_exceptions:
     assert "stores[2]: a Spark store names the 'tables'" in text
     assert "stores[3]: unknown property 'include_tables'" in text
     assert "retention_exceptions[0].max_ttl" in text
+
+
+def test_short_canary_options_are_checked(tmp_path):
+    text = BASE + """\
+subject:
+  strategies:
+    username: {strategy: canary, max_length: 13}
+    email: {strategy: email, max_length: 25}
+    phone: {strategy: phone, short: true}
+    chat_username: {strategy: canary, short: true}
+"""
+    assert lint(write(tmp_path, text), ENV) == [
+        "staging.yaml: subject.strategies.username.max_length: 13 is too short: strategy 'canary' needs at "
+        "least 14 characters (with the short canary)",
+        "staging.yaml: subject.strategies.email.max_length: 25 is too short: strategy 'email' needs at "
+        "least 26 characters (with the short canary)",
+        "staging.yaml: subject.strategies.phone.short: 'short' applies to strategies canary, email, password, content, "
+        "not 'phone'",
+    ]

@@ -40,7 +40,8 @@ def r(server):
 
 
 def person(tag: str = "s1"):
-    canary = MARKER + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(10))
+    canary = MARKER + secrets.choice("abcdefghijklmnopqrstuvwxyz") + "".join(
+        secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(9))
     email = f"ada.{canary}@example.com"
     name = f"Ada Lovelace {canary}"
     return canary, email, name, [Needle(tag, "email", email), Needle(tag, "full_name", name),

@@ -19,12 +19,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conftest import run_suites
+from privacy_checks.observe.forms import MARKER
 from privacy_checks.report import build, compliance
 from privacy_checks.report.junit import rewrite_errors
 
 DELETION = "suites/ccpa/test_right_to_delete.py"
-# A subject's password is `Pw-<canary>-9!Xq` (subjects.py); canaries start with "pcqz".
-PASSWORD_CANARY = re.compile(rb"Pw-pcqz[0-9a-z]+")
+# A subject's password is `Pw-<canary>-9!Xq` (subjects.py); canaries start with the marker.
+PASSWORD_CANARY = re.compile(rb"Pw-" + re.escape(MARKER.encode()) + rb"[0-9a-z]+")
 BEARER = re.compile(rb"(?i)\bbearer\s+(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{6,}")
 
 

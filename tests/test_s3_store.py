@@ -38,7 +38,8 @@ def bucket(server):
 
 
 def person(tag: str = "s1"):
-    canary = MARKER + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(10))
+    canary = MARKER + secrets.choice("abcdefghijklmnopqrstuvwxyz") + "".join(
+        secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(9))
     email, name = f"ada.{canary}@example.com", f"Ada Lovelace {canary}"
     return canary, email, name, [Needle(tag, "email", email), Needle(tag, "full_name", name),
                                  Needle(tag, "username", f"ada_{canary}")]

@@ -18,10 +18,11 @@ from sqlalchemy.dialects import postgresql
 
 from privacy_checks.errors import StoreError
 from privacy_checks.observe.forms import (
+    LEGACY_MARKER,
+    LITERAL,
     MARKER,
     Needle,
     base64_cores,
-    candidate_patterns,
     expand,
     match_text,
 )
@@ -59,9 +60,14 @@ def db_url(request, tmp_path):
     return _fresh_pg_database(request.getfixturevalue("pg_url"))
 
 
+def make_canary(rng: random.Random, marker: str = MARKER) -> str:
+    body = rng.choice("abcdefghijklmnopqrstuvwxyz") + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(9))
+    return marker + body
+
+
 def subject(i: int, rng: random.Random | None = None) -> tuple[str, list[Needle]]:
     rng = rng or random.Random(i)
-    canary = MARKER + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(10))
+    canary = make_canary(rng)
     sid = f"s{i:03d}"
     return canary, [
         Needle(sid, "full_name", f"Ada Lovelace {canary}"),
@@ -189,23 +195,21 @@ EXPECTED = {
 # --- forms -------------------------------------------------------------------------------------
 
 
-def test_candidate_patterns_cover_every_non_hash_form():
-    patterns = candidate_patterns(MARKER)
-    assert patterns[0] == MARKER
+def test_every_non_hash_form_holds_the_literal():
+    """The quick version of tests/test_canary_format.py: the forms expand() lists hold it."""
     for form in expand(NEEDLES):
         if form.needle.weak:
             continue
         if form.kind in ("md5", "sha1", "sha256"):
-            assert MARKER not in form.pattern
+            assert LITERAL not in form.pattern
             continue
-        text = form.pattern if form.case_sensitive else form.pattern.lower()
-        assert any(p in text for p in patterns), form
+        assert LITERAL in form.pattern.lower(), form
 
 
 @pytest.mark.parametrize("prefix", ["", "x", "xy", "xyz", "wxyz"])
 def test_base64_found_at_every_alignment(prefix):
     blob = base64.b64encode((prefix + json.dumps({"email": EMAIL})).encode()).decode()
-    assert any(p in blob for p in base64_cores(MARKER.encode()))
+    assert LITERAL in blob.lower()
     assert [(m.needle.field, m.form) for m in match_text(f"data={blob};", NEEDLES)] == [("email", "base64")]
     urlsafe = base64.urlsafe_b64encode((prefix + "\xff\xfe" + EMAIL).encode("latin-1")).decode()
     assert ("email", "base64") in {(m.needle.field, m.form) for m in match_text(urlsafe, NEEDLES)}
@@ -219,10 +223,11 @@ def test_match_text_forms_and_excerpt():
 
     m = matches[0]
     assert excerpt(text, m.start, m.end) == f"••••=«{EMAIL}» •••••• ••; ••••=•••…"
-    # Our own canaries in the context stay readable; everything else is masked.
+    # Our own canaries in the context stay readable, whole even where the window would cut
+    # one; everything else is masked.
     other = f"name Ada {CANARY} x"
     assert excerpt(other + " " + EMAIL, len(other) + 1, len(other) + 1 + len(EMAIL)) == (
-        f"…•• {CANARY} • «{EMAIL}»"
+        f"…{CANARY} • «{EMAIL}»"
     )
 
 
@@ -230,7 +235,7 @@ def test_weak_value_needs_boundaries_and_other_canaries_are_ignored():
     assert match_text("call +1-555-01420 or 192.0.2.15", NEEDLES) == []
     assert [m.form for m in match_text(f"call {PHONE}.", NEEDLES)] == ["exact"]
     assert match_text(f"call {PHONE}0", NEEDLES) == []
-    assert match_text(f"{OTHER_CANARY} {MARKER}{CANARY[4:-1]}", NEEDLES) == []
+    assert match_text(f"{OTHER_CANARY} {MARKER}{CANARY[len(MARKER):-1]}", NEEDLES) == []
     assert match_text(hashlib.sha256(b"something else").hexdigest(), NEEDLES) == []
 
 
@@ -361,8 +366,9 @@ def test_every_form_inside_json_and_binary_columns(db_url):
 
 
 def test_anchor_is_a_rare_suffix_of_the_pattern():
-    assert _anchor(MARKER, True) == "qz"  # q and z are the rarest letters in either case
-    for core in base64_cores(MARKER.encode()):
+    assert _anchor(LEGACY_MARKER, True) == "qz"  # q and z are the rarest letters in either case
+    assert _anchor(LITERAL, True) == LITERAL  # starts with its rarest character already
+    for core in base64_cores(LEGACY_MARKER.encode()):
         anchor = _anchor(core, False)
         assert core.endswith(anchor) and len(anchor) >= 2
     assert _anchor("ab", False) == "ab"
@@ -517,13 +523,31 @@ def test_plain_and_gzip_logs(tmp_path):
 
 
 def test_unreadable_files_are_listed(tmp_path):
-    (tmp_path / "a.log").mkdir()  # a directory the glob matches
     (tmp_path / "b.log").symlink_to(tmp_path / "gone")
     (tmp_path / "c.log.gz").write_bytes(b"\x1f\x8b" + b"not gzip at all")
     (tmp_path / "d.log").write_text(f"ok {EMAIL}\n")
     result = sweep([StoreSpec("logs", files=[str(tmp_path / "*.log*")])], NEEDLES)
-    assert sorted(os.path.basename(u.where) for u in result.unswept) == ["a.log", "b.log", "c.log.gz"]
+    assert sorted(os.path.basename(u.where) for u in result.unswept) == ["b.log", "c.log.gz"]
     assert [(os.path.basename(h.table_or_path), h.form) for h in result.hits] == [("d.log", "exact")]
+
+
+def test_directories_a_glob_matches_are_walked(tmp_path):
+    """Issue 14 (14): "logs/**" matches directories too; each is walked, not reported unswept,
+    and a file both the glob and a walk reach is swept once. A link to a directory is not
+    followed (it may lead back up the tree) and is listed."""
+    (tmp_path / "a.log" / "rotated" / "old").mkdir(parents=True)  # a directory named like a log
+    (tmp_path / "a.log" / "rotated" / "old" / "x.txt").write_text(f"kept {EMAIL}\n")
+    (tmp_path / "top.txt").write_text(f"top {NAME}\n")
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
+    result = sweep([StoreSpec("logs", files=[str(tmp_path / "**")])], NEEDLES)
+    got = sorted((os.path.relpath(h.table_or_path, tmp_path), h.field) for h in result.hits)
+    assert got == [("a.log/rotated/old/x.txt", "email"), ("top.txt", "full_name")]
+    assert [(os.path.basename(u.where), u.reason) for u in result.unswept] == [
+        ("loop", "is a link to a directory (not followed)")
+    ]
+    walked = sweep([StoreSpec("logs", files=[str(tmp_path / "*.log")])], NEEDLES)
+    assert [os.path.relpath(h.table_or_path, tmp_path) for h in walked.hits] == ["a.log/rotated/old/x.txt"]
+    assert not walked.unswept
 
 
 def test_very_long_line_is_read_in_pieces(tmp_path):

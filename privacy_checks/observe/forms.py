@@ -1,10 +1,33 @@
-"""The forms in which a store may keep a subject's value, and finding them in text.
+"""The canary format, the forms in which a store may keep a subject's value, and finding them.
 
-A canary is ``MARKER`` followed by ten characters of ``[a-z2-7]``. Every non-hash form of a
-canary-bearing value still contains either the marker (exact, lower-cased, URL-encoded: the
-marker is plain lower-case ASCII, which none of them alter) or one of the base64 renderings of
-the marker, so stores can pick candidates with a few predicates whatever the number of
-subjects. Hashes carry no marker and are compared as whole values against digests computed here.
+The canary format
+-----------------
+A canary is ``MARKER`` followed by a body of ten characters ``[a-z][a-z2-7]{9}`` (50 bits from
+the seed, test id, run nonce and index): ``q0nd44444kx7pqa2mzt``. Its short form, for fields a
+target keeps short, is ``LITERAL`` followed by the same body: ``q0ndkx7pqa2mzt``.
+
+``LITERAL`` (``q0nd``) is the point of the design: every in-text form of a value that carries a
+canary holds it, in some letter case, so one case-insensitive substring test per value finds the
+candidates of every subject, in every in-text form, at once:
+
+- exact, casefold (lower, upper, title or any mix) and urlencoded: the literal is ASCII letters
+  and digits, which case mappings change only in case and percent-encoding leaves alone;
+- base64, standard and URL-safe, padded or not, wherever the canary sits in the encoded bytes:
+  the marker ends in a run of five ``4``; base64 renders ``444`` as ``NDQ0``, and at each of the
+  three byte alignments the run (with the ``q0nd`` before it) encodes to text holding ``Q0ND``;
+- token: the canary itself, alone, in any case (a word index, a tsvector).
+
+Hashes carry no literal; they are compared as whole values (or hex tokens) against digests
+computed here. Not covered by the literal, and said so in docs/profile.md: a short-form canary
+in base64 (searched for per value, at a cost per subject); base64 whose line wrapping falls
+inside the four characters of the literal (3 of every 76 wrap positions; the Matcher joins
+wrapped lines once a value is a candidate for another reason); encodings other than these
+(``\\uXXXX`` JSON escapes are undone for PostgreSQL ``json`` columns by the SQL sweep).
+tests/test_canary_format.py enumerates every alignment, case and encoding.
+
+Canaries of the previous format (``pcqz`` and ten characters of ``[a-z2-7]``) stay in ledgers of
+earlier runs; ``LEGACY_MARKER`` and its base64 cores are searched for whenever a sweep is given
+such a value, so cleanup and retention re-checks still find them.
 """
 
 from __future__ import annotations
@@ -17,17 +40,44 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-MARKER = "pcqz"
-CANARY_RE = re.compile(MARKER + r"[a-z2-7]{10}")
+LITERAL = "q0nd"
+MARKER = LITERAL + "44444"
+LEGACY_MARKER = "pcqz"
+_BODY = r"[a-z][a-z2-7]{9}"
+# Lower-case text: a full or short canary of this format, or one of the previous format.
+CANARY_RE = re.compile(rf"{LITERAL}(?:44444)?{_BODY}|{LEGACY_MARKER}[a-z2-7]{{10}}")
 
-TEXT_FORMS = ("exact", "casefold", "urlencoded", "base64")
+TEXT_FORMS = ("exact", "casefold", "urlencoded", "base64", "token")
 HASH_FORMS = ("md5", "sha1", "sha256")
 ALL_FORMS = TEXT_FORMS + HASH_FORMS
 
-# Looking ahead lets a canary that starts inside a preceding "pcqz…" run still be seen.
+# Looking ahead lets a canary that starts inside a preceding canary-like run still be seen.
 _ANCHOR_RE = re.compile(f"(?=({CANARY_RE.pattern}))")
 _HEX_RUN_RE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,64}(?![0-9A-Fa-f])")
 _HEX_LENGTHS = {32, 40, 64}
+# A line break inside base64 (MIME wraps at 76, PEM at 64), with the indentation that may follow.
+_WRAP_RE = re.compile(r"(?<=[A-Za-z0-9+/=_-])\r?\n[ \t]*(?=[A-Za-z0-9+/=_-])")
+TOKEN_FIELD = "canary"
+
+
+def token_key(token: str) -> str:
+    """The part of a canary that names its subject: the body behind the marker, whatever the
+    form (full, short) or case it was written in."""
+    token = token.lower()
+    if token.startswith(MARKER) and len(token) == len(MARKER) + 10:
+        return token[len(MARKER):]
+    if token.startswith(LITERAL) and len(token) == len(LITERAL) + 10:
+        return token[len(LITERAL):]
+    return token
+
+
+def is_legacy(token: str) -> bool:
+    return token.lower().startswith(LEGACY_MARKER)
+
+
+def short_canary(token: str) -> str:
+    """The short form of a canary of this format (the literal and the body)."""
+    return LITERAL + token_key(token) if not is_legacy(token) else token
 
 
 @dataclass(frozen=True)
@@ -97,13 +147,13 @@ def base64_cores(data: bytes) -> list[str]:
     return list(dict.fromkeys(cores))
 
 
-def candidate_patterns(marker: str = MARKER) -> list[str]:
-    """Substrings that every non-hash form of every canary contains (one of them, at least).
-
-    The marker itself (case-insensitively) covers exact, casefold and urlencoded; the base64
-    cores of the marker (case-sensitive) cover base64.
-    """
-    return [marker, *base64_cores(marker.encode("utf-8"))]
+def candidate_patterns(marker: str = MARKER) -> list[tuple[str, bool]]:
+    """``(substring, case_insensitive)`` pairs, one of which every in-text form of every canary
+    that starts with ``marker`` contains. For this format that is the literal alone; for the
+    legacy marker, the marker (any case) and its base64 cores (exact case)."""
+    if marker.lower().startswith(LITERAL):
+        return [(LITERAL, True)]
+    return [(marker, True), *[(core, False) for core in base64_cores(marker.encode("utf-8"))]]
 
 
 _GMAIL = ("gmail.com", "googlemail.com")
@@ -128,8 +178,19 @@ def hash_digests(value: str) -> dict[str, str]:
     return out
 
 
+def _url_forms(value: str) -> list[str]:
+    return [
+        encoded
+        for encoded in dict.fromkeys(
+            (urllib.parse.quote(value, safe=""), urllib.parse.quote(value), urllib.parse.quote_plus(value))
+        )
+        if encoded != value
+    ]
+
+
 def expand(needles: Iterable[Needle], forms: Collection[str] | None = None) -> list[Form]:
-    """Every form of every needle. Weak needles have only their exact form."""
+    """Every form of every needle. Weak needles have only their exact form; the token form is
+    the canary alone, found by ``Matcher`` wherever no other form of its subject covers it."""
     wanted = check_forms(forms)
     out: list[Form] = []
     for needle in needles:
@@ -145,16 +206,8 @@ def expand(needles: Iterable[Needle], forms: Collection[str] | None = None) -> l
         if "casefold" in wanted:
             out.append(Form(needle, "casefold", value.lower(), case_sensitive=False))
         if "urlencoded" in wanted:
-            for encoded in dict.fromkeys(
-                (
-                    urllib.parse.quote(value, safe=""),
-                    urllib.parse.quote(value),
-                    urllib.parse.quote_plus(value),
-                )
-            ):
-                if encoded != value:
-                    # Percent-escapes may be written in either case (RFC 3986 2.1).
-                    out.append(Form(needle, "urlencoded", encoded, case_sensitive=False))
+            # Percent-escapes may be written in either case (RFC 3986 2.1).
+            out += [Form(needle, "urlencoded", e, case_sensitive=False) for e in _url_forms(value)]
         if "base64" in wanted:
             for core in base64_cores(value.encode("utf-8")):
                 out.append(Form(needle, "base64", core))
@@ -164,11 +217,12 @@ def expand(needles: Iterable[Needle], forms: Collection[str] | None = None) -> l
     return out
 
 
-def _mask(context: str) -> str:
+def mask(context: str) -> str:
+    """``context`` with every letter and digit masked, except our own canaries."""
     pieces, last = [], 0
-    for m in CANARY_RE.finditer(context):
+    for m in CANARY_RE.finditer(context.lower()):
         pieces.append(re.sub(r"[^\W_]", "•", context[last:m.start()]))
-        pieces.append(m.group(0))
+        pieces.append(context[m.start():m.end()])
         last = m.end()
     pieces.append(re.sub(r"[^\W_]", "•", context[last:]))
     return "".join(pieces)
@@ -179,30 +233,108 @@ def excerpt(text: str, start: int, end: int, width: int = 40) -> str:
     side = width // 2
     # The context may be somebody else's data (a real user's row, a log line): keep its shape
     # for the engineer, but mask its letters and digits; only our own canaries stay readable.
-    before = _mask(text[max(0, start - side) : start])
-    after = _mask(text[end : end + side])
-    out = ("…" if start > side else "") + before + "«" + text[start:end] + "»" + after
-    out += "…" if end + side < len(text) else ""
+    # Masked over a wider window (masking keeps lengths), so a canary cut by the window's edge
+    # is still recognised and stays readable.
+    reach = len(MARKER) + 10
+    wide_before = text[max(0, start - side - reach) : start]
+    wide_after = text[end : end + side + reach]
+    cut_before, cut_after = max(0, len(wide_before) - side), min(side, len(wide_after))
+    # A canary the window's edge would cut is shown whole.
+    for m in CANARY_RE.finditer(wide_before.lower()):
+        if m.start() < cut_before < m.end():
+            cut_before = m.start()
+    for m in CANARY_RE.finditer(wide_after.lower()):
+        if m.start() < cut_after < m.end():
+            cut_after = m.end()
+    before = mask(wide_before)[cut_before:]
+    after = mask(wide_after)[:cut_after]
+    out = ("…" if start > len(before) else "") + before + "«" + text[start:end] + "»" + after
+    out += "…" if end + len(after) < len(text) else ""
     return re.sub(r"[\x00-\x1f\x7f]", " ", out)
+
+
+def _unwrapped(text: str) -> tuple[str, list[int]] | None:
+    """``text`` with the line breaks inside base64 runs removed, and each character's index in
+    ``text``; None when nothing is wrapped."""
+    if "\n" not in text:
+        return None
+    pieces: list[str] = []
+    index: list[int] = []
+    last = 0
+    for m in _WRAP_RE.finditer(text):
+        pieces.append(text[last:m.start()])
+        index.extend(range(last, m.start()))
+        last = m.end()
+    if last == 0:
+        return None
+    pieces.append(text[last:])
+    index.extend(range(last, len(text)))
+    return "".join(pieces), index
+
+
+def utf16_bytes(pattern: str) -> bytes:
+    """The bytes of ASCII ``pattern`` in UTF-16, little- or big-endian."""
+    # Little- and big-endian UTF-16 of ASCII differ by where the NUL of each character sits;
+    # dropping the last (little-endian) or first (big-endian) byte leaves the same bytes.
+    return pattern.encode("utf-16-le")[:-1]
+
+
+def byte_patterns(pattern: str, case_insensitive: bool) -> list[bytes]:
+    """The byte strings a stored copy of ``pattern`` holds: UTF-8 and UTF-16 (either byte order),
+    in every letter case when ``case_insensitive``. Used on BLOB/bytea columns and raw files."""
+    variants = [pattern]
+    if case_insensitive:
+        letters = [i for i, ch in enumerate(pattern) if ch.isascii() and ch.isalpha()]
+        variants = []
+        for mask in range(1 << len(letters)):
+            chars = list(pattern.lower())
+            for bit, i in enumerate(letters):
+                if mask >> bit & 1:
+                    chars[i] = chars[i].upper()
+            variants.append("".join(chars))
+    out: list[bytes] = []
+    for v in variants:
+        out += [v.encode("utf-8"), utf16_bytes(v)]
+    return list(dict.fromkeys(out))
+
+
+def texts_of_bytes(data: bytes) -> list[str]:
+    """How to read stored bytes as text: UTF-8, and UTF-16 where a canary occurs in UTF-16 (a BLOB
+    written by a Windows program, a file embedding it).
+
+    UTF-16 is read little-endian from the canary's byte parity. For text of U+0000..U+00FF that
+    also reads big-endian bytes correctly (each character is its low byte beside a NUL, the
+    NUL after it instead of before), and a NUL appended at the end completes the last one;
+    decoding both byte orders would read ASCII twice, once shifted by a character."""
+    texts = [data.decode("utf-8", errors="replace")]
+    if b"\0" in data:
+        lowered = data.lower()
+        for probe in (utf16_bytes(LITERAL), utf16_bytes(LEGACY_MARKER)):
+            at = lowered.find(probe)
+            if at >= 0:
+                piece = data[at % 2:]
+                texts.append((piece + b"\0" * (len(piece) % 2)).decode("utf-16-le", errors="replace"))
+    return list(dict.fromkeys(texts))
 
 
 class Matcher:
     """Finds every form of a fixed set of needles in texts; built once, used on many texts.
 
     Each kind of form is looked up from something cheap found in the text first (a canary, a
-    base64 marker core, a hex token, a weak value), so the cost per text does not grow with the
+    base64 literal, a hex token, a weak value), so the cost per text does not grow with the
     number of needles.
     """
 
     def __init__(self, needles: Iterable[Needle], forms: Collection[str] | None = None):
         self.forms = check_forms(forms)
         self.needles = list(dict.fromkeys(n for n in needles if n.value))
-        self._by_anchor: dict[str, list[tuple[Needle, re.Pattern[str], list[re.Pattern[str]]]]] = {}
-        self._unanchored: list[tuple[Needle, re.Pattern[str], list[re.Pattern[str]]]] = []
+        self._by_anchor: dict[str, list[tuple[Needle, re.Pattern[str] | None, list[re.Pattern[str]]]]] = {}
+        self._unanchored: list[tuple[Needle, re.Pattern[str] | None, list[re.Pattern[str]]]] = []
         self._base64: list[tuple[Needle, str]] = []
         self._hashes: dict[str, list[tuple[Needle, str]]] = {}
         self._weak: dict[str, list[Needle]] = {}
-        self.marker_cores = base64_cores(MARKER.encode("ascii"))
+        # token key -> the subject's token needle (field "canary", value: the canary as first seen)
+        self._tokens: dict[str, Needle] = {}
         text_wanted = {"exact", "casefold"} & set(self.forms)
         for needle in self.needles:
             if needle.weak:
@@ -211,13 +343,20 @@ class Matcher:
                 continue
             plain = re.compile(re.escape(needle.value), re.IGNORECASE) if text_wanted else None
             urls = [
-                re.compile(re.escape(f.pattern), re.IGNORECASE)
-                for f in expand([needle], ["urlencoded"] if "urlencoded" in self.forms else [])
+                re.compile(re.escape(encoded), re.IGNORECASE)
+                for encoded in (_url_forms(needle.value) if "urlencoded" in self.forms else [])
             ]
             entry = (needle, plain, urls)
             anchor = CANARY_RE.search(needle.value.lower())
             if anchor:
-                self._by_anchor.setdefault(anchor.group(), []).append(entry)
+                key = token_key(anchor.group())
+                self._by_anchor.setdefault(key, []).append(entry)
+                if key not in self._tokens:
+                    token = self._tokens[key] = Needle(needle.subject_id, TOKEN_FIELD, anchor.group())
+                    if "base64" in self.forms:
+                        # The canary alone, base64-encoded (in either of its forms).
+                        for form in dict.fromkeys((anchor.group(), short_canary(anchor.group()))):
+                            self._base64 += [(token, core) for core in base64_cores(form.encode())]
             else:
                 self._unanchored.append(entry)
             if "base64" in self.forms:
@@ -226,6 +365,9 @@ class Matcher:
             for digest, kind in hash_digests(needle.value).items():
                 if kind in self.forms:
                     self._hashes.setdefault(digest, []).append((needle, kind))
+        self._b64_probes = [p for p, _ in candidate_patterns(MARKER)]
+        if any(is_legacy(n.value) for n in self._tokens.values()):
+            self._b64_probes += [p for p, ci in candidate_patterns(LEGACY_MARKER) if not ci]
         self._weak_re = None
         if self._weak:
             alternatives = "|".join(re.escape(v) for v in sorted(self._weak, key=len, reverse=True))
@@ -242,10 +384,12 @@ class Matcher:
             found.setdefault((needle, form, start), Match(needle, form, start, end))
 
         entries = list(self._unanchored)
-        lowered = text.lower() if self._by_anchor else ""
-        if MARKER in lowered:
-            for anchor in dict.fromkeys(_ANCHOR_RE.findall(lowered)):
-                entries.extend(self._by_anchor.get(anchor, ()))
+        lowered = text.lower()
+        canaries = []
+        if self._by_anchor and (LITERAL in lowered or LEGACY_MARKER in lowered):
+            canaries = [m for m in _ANCHOR_RE.finditer(lowered)]
+            for key in dict.fromkeys(token_key(m.group(1)) for m in canaries):
+                entries.extend(self._by_anchor.get(key, ()))
         for needle, plain, urls in entries:
             if plain is not None:
                 for m in plain.finditer(text):
@@ -256,12 +400,11 @@ class Matcher:
             for pattern in urls:
                 for m in pattern.finditer(text):
                     add(needle, "urlencoded", m.start(), m.end())
-        if self._base64 and (self._unanchored or any(c in text for c in self.marker_cores)):
-            for needle, core in self._base64:
-                at = text.find(core)
-                while at >= 0:
-                    add(needle, "base64", at, at + len(core))
-                    at = text.find(core, at + 1)
+        if self._base64 and (
+            self._unanchored or any(p in (lowered if p.islower() else text) for p in self._b64_probes)
+            or "\n" in text
+        ):
+            self._find_base64(text, add)
         if self._hashes and len(text) >= 32:
             for m in _HEX_RUN_RE.finditer(text):
                 if len(m.group()) in _HEX_LENGTHS:
@@ -271,7 +414,37 @@ class Matcher:
             for m in self._weak_re.finditer(text):
                 for needle in self._weak[m.group()]:
                     add(needle, "exact", m.start(), m.end())
-        return sorted(found.values(), key=lambda m: (m.start, m.needle.subject_id, m.needle.field, m.form))
+        if "token" in self.forms and canaries:
+            self._find_tokens(canaries, found, add)
+        # A token or base64 token inside a value already found says nothing more.
+        spans = [(m.needle.subject_id, m.start, m.end) for m in found.values() if m.needle.field != TOKEN_FIELD]
+        kept = [
+            m for m in found.values()
+            if m.needle.field != TOKEN_FIELD
+            or not any(s == m.needle.subject_id and a <= m.start and m.end <= b for s, a, b in spans)
+        ]
+        return sorted(kept, key=lambda m: (m.start, m.needle.subject_id, m.needle.field, m.form))
+
+    def _find_base64(self, text: str, add) -> None:
+        views: list[tuple[str, list[int] | None]] = [(text, None)]
+        unwrapped = _unwrapped(text)
+        if unwrapped is not None:
+            views.append(unwrapped)
+        for view, index in views:
+            for needle, core in self._base64:
+                at = view.find(core)
+                while at >= 0:
+                    if index is None:
+                        add(needle, "base64", at, at + len(core))
+                    else:
+                        add(needle, "base64", index[at], index[at + len(core) - 1] + 1)
+                    at = view.find(core, at + 1)
+
+    def _find_tokens(self, canaries, found, add) -> None:
+        for m in canaries:
+            token = self._tokens.get(token_key(m.group(1)))
+            if token is not None:
+                add(token, "token", m.start(1), m.end(1))
 
 
 @lru_cache(maxsize=32)

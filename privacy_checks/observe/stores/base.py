@@ -17,13 +17,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from privacy_checks.observe.forms import (
+    LEGACY_MARKER,
+    LITERAL,
     MARKER,
     Match,
     Matcher,
     Needle,
     base64_cores,
+    byte_patterns,
     excerpt,
     hash_digests,
+    texts_of_bytes,
+    utf16_bytes,
 )
 
 
@@ -67,12 +72,16 @@ class Hit:
     excerpt: str
     # Seconds until the store itself drops the value (a Redis key's TTL); None: no expiry known.
     expires_in: float | None = None
+    # What row_key is: "primary key", "unique" (a unique constraint or index), "values" (every
+    # non-text column; may not be unique), "physical" (rowid/ctid: moves when the row is
+    # rewritten), "fts rowid" (a full-text index's document id), "none".
+    row_key_kind: str = "primary key"
 
     def place(self) -> str:
         """Where the hit is, in the store's own terms: what a reader needs to find it again."""
         kind, where, at, key = self.location_kind, self.table_or_path, self.column_or_line, self.row_key or {}
         if kind == "table":
-            return f"{self.store}: table {where}, column {at}" + (f", row {self.row_key}" if self.row_key else "")
+            return f"{self.store}: table {where}, column {at}" + (f", row {self.describe_row()}" if self.row_key else "")
         if kind == "key":
             held = "no expiry" if self.expires_in is None else f"held for {held_for(self.expires_in)} more"
             return f"{self.store}: db {key.get('db')}, key {where} ({key.get('type')}), {at}, {held}"
@@ -87,6 +96,20 @@ class Hit:
             row = f", row {key['row']}" if key.get("row") is not None else ""
             return f"{self.store}: {source}{row}, column {at}"
         return f"{self.store}: file {where}, line {at}"
+
+    def describe_row(self) -> str:
+        """A table row's key as a reader would use it to find the row again, and what kind of
+        key it is when that matters (not unique, or a physical address that moves)."""
+        if not self.row_key:
+            return ""
+        pairs = ", ".join(f"{k}={v!r}" for k, v in self.row_key.items())
+        note = {
+            "unique": " (unique key)",
+            "values": " (its non-text values; the table has no unique key)",
+            "physical": " (a physical row id: the table has no key, and the id moves when the row is rewritten)",
+            "fts rowid": " (document id in the index)",
+        }.get(self.row_key_kind, "")
+        return pairs + note
 
 
 def held_for(seconds: float) -> str:
@@ -142,29 +165,66 @@ def byte_lengths(values: list[str], encodings: Sequence[str] | None = None) -> l
 
 
 class Plan:
-    """What to look for, computed once per sweep."""
+    """What to look for, computed once per sweep; every store kind builds its predicates from it.
+
+    A value is a candidate (to be returned and given to ``matcher``) when it contains one of
+    ``patterns`` or equals one of ``whole_values``. Candidate tests may be looser, never stricter.
+
+    - ``patterns``: ``(substring, case_insensitive)`` pairs. For canaries of the current format
+      this is ``(forms.LITERAL, True)`` alone, whatever the number of subjects: every in-text form
+      (exact, casefold, urlencoded, base64 at any alignment, token) holds the literal in some
+      letter case, and so does every substring of it (a kind may test a shorter piece and let
+      the matcher decide). With ``forms`` limited to ``exact`` the literal is case-sensitive.
+      Canaries of the previous format add ``forms.LEGACY_MARKER`` (any case) and its base64
+      cores (exact case); a strong value without any canary adds itself and its base64 cores.
+    - ``literal``: ``forms.LITERAL`` when it is among ``patterns``, else None.
+    - ``whole_values``: hex digests (both cases) of strong values, then weak values, each to be
+      compared with a whole stored value; ``whole_octet_lengths`` their sizes in bytes in the
+      store's encoding (``set_encodings``), so a kind can skip every value of another size.
+      ``json_whole_values`` / ``json_whole_octet_lengths`` add each one's JSON string spelling.
+    - ``digests`` and ``weak_values``: the two parts of ``whole_values``.
+    - ``byte_patterns``: every pattern as the bytes a BLOB or file holds (UTF-8 and UTF-16, each
+      letter case where case-insensitive); ``prefilter`` a regular expression over bytes true
+      of every line or blob that can hold a needle (patterns, 32 hex digits, weak values).
+    - ``matcher``: decides, on a candidate's text, exactly which needle and form it holds;
+      ``find_in_bytes`` does the same for stored bytes (UTF-8, and UTF-16 where it occurs).
+    """
 
     def __init__(self, needles: list[Needle], forms: tuple[str, ...]):
         self.forms = forms
         self.matcher = Matcher(needles, forms)
         strong = [n for n in self.matcher.needles if not n.weak]
-        anchored = [n for n in strong if MARKER in n.value.lower()]
-        self.marker = bool(anchored) and bool({"exact", "casefold", "urlencoded"} & set(forms))
-        self.case_insensitive = "casefold" in forms
-        self.marker_cores = base64_cores(MARKER.encode("ascii")) if anchored and "base64" in forms else []
-        # A value shorter than the shortest core of any needle cannot hold a base64 form.
-        self.min_base64_length = min(
-            (len(c) for n in anchored for c in base64_cores(n.value.encode("utf-8"))), default=0
-        )
-        # Rare: a strong value without a canary. Searched for on its own, at a cost per needle.
-        self.unanchored: list[tuple[str, bool]] = []
-        for n in strong:
-            if MARKER in n.value.lower():
-                continue
-            if {"exact", "casefold"} & set(forms):
-                self.unanchored.append((n.value, self.case_insensitive))
+        in_text = {"exact", "casefold", "urlencoded", "token"} & set(forms)
+        case_insensitive = bool(set(forms) - {"exact"})
+        self.patterns: list[tuple[str, bool]] = []
+        current = [n for n in strong if LITERAL in n.value.lower()]
+        legacy = [n for n in strong if LITERAL not in n.value.lower() and LEGACY_MARKER in n.value.lower()]
+        if current and (in_text or "base64" in forms):
+            self.patterns.append((LITERAL, case_insensitive))
+            # A short canary carries the literal but not the run of 4s that makes its base64
+            # hold it: its base64 forms are searched for one by one.
             if "base64" in forms:
-                self.unanchored += [(core, False) for core in base64_cores(n.value.encode("utf-8"))]
+                self.patterns += [
+                    (core, False)
+                    for n in current
+                    if MARKER not in n.value.lower()
+                    for core in base64_cores(n.value.encode("utf-8"))
+                ]
+        if legacy:
+            if in_text:
+                self.patterns.append((LEGACY_MARKER, case_insensitive))
+            if "base64" in forms:
+                self.patterns += [(core, False) for core in base64_cores(LEGACY_MARKER.encode("ascii"))]
+        for n in strong:
+            if LITERAL in n.value.lower() or LEGACY_MARKER in n.value.lower():
+                continue
+            # Rare: a strong value without a canary. Searched for on its own, at a cost per needle.
+            if {"exact", "casefold"} & set(forms):
+                self.patterns.append((n.value, "casefold" in forms))
+            if "base64" in forms:
+                self.patterns += [(core, False) for core in base64_cores(n.value.encode("utf-8"))]
+        self.patterns = list(dict.fromkeys(self.patterns))
+        self.literal = LITERAL if any(p == LITERAL for p, _ in self.patterns) else None
         digests: set[str] = set()
         for n in strong:
             digests |= {d for d, kind in hash_digests(n.value).items() if kind in forms}
@@ -179,26 +239,39 @@ class Plan:
             json.dumps(v, ensure_ascii=False) for v in self.whole_values
         ]
         self.set_encodings(None)
+        self.byte_patterns = list(
+            dict.fromkeys(b for p, ci in self.patterns for b in byte_patterns(p, ci))
+        )
         self.prefilter = self._file_prefilter()
 
     def set_encodings(self, encodings: Sequence[str] | None) -> None:
-        """The byte lengths whole values can have in the store about to be swept."""
+        """The byte lengths whole values can have in the store about to be swept (``encodings``:
+        the store's text encodings, None when it does not say: every one we know of)."""
+        self.encodings = encodings
         self.whole_octet_lengths = byte_lengths(self.whole_values, encodings)
         self.json_whole_octet_lengths = byte_lengths(self.json_whole_values, encodings)
 
     def _file_prefilter(self) -> re.Pattern[bytes] | None:
         parts = []
-        if self.marker:
-            parts.append(b"(?i:" + re.escape(MARKER.encode()) + b")")
-        parts += [re.escape(c.encode()) for c in self.marker_cores]
+        for pattern, ci in self.patterns:
+            for raw in (pattern.encode("utf-8"), utf16_bytes(pattern)):
+                parts.append((b"(?i:" + re.escape(raw) + b")") if ci else re.escape(raw))
         if self.digests:
             parts.append(rb"[0-9A-Fa-f]{32}")
-        parts += [
-            (b"(?i:" + re.escape(v.encode()) + b")") if ci else re.escape(v.encode())
-            for v, ci in self.unanchored
-        ]
         parts += [re.escape(v.encode()) for v in self.weak_values]
         return re.compile(b"|".join(parts)) if parts else None
+
+    def find_in_bytes(self, data: bytes) -> list[tuple[str, Match]]:
+        """(text, match) for every needle and form in stored bytes, read as UTF-8 and, where a
+        canary occurs in UTF-16, as UTF-16 too; one match per needle and form."""
+        seen: set[tuple[Needle, str]] = set()
+        out: list[tuple[str, Match]] = []
+        for text in texts_of_bytes(data):
+            for m in dedup(self.matcher.find(text)):
+                if (m.needle, m.form) not in seen:
+                    seen.add((m.needle, m.form))
+                    out.append((text, m))
+        return out
 
 
 def matches(patterns: Sequence[str], *names: str) -> bool:
@@ -214,7 +287,7 @@ def dedup(matches: list[Match]) -> list[Match]:
 
 
 def make_hit(store: str, kind: str, where: str, col: str | int, key, m: Match, text: str,
-             expires_in: float | None = None) -> Hit:
+             expires_in: float | None = None, *, key_kind: str | None = None) -> Hit:
     return Hit(
         store=store,
         location_kind=kind,
@@ -227,6 +300,7 @@ def make_hit(store: str, kind: str, where: str, col: str | int, key, m: Match, t
         weak=m.needle.weak,
         excerpt=excerpt(text, m.start, m.end),
         expires_in=expires_in,
+        row_key_kind=(key_kind or ("primary key" if kind == "table" else kind)) if key else "none",
     )
 
 
@@ -237,7 +311,8 @@ def hits_in(plan: Plan, text: str, store: str, kind: str, where: str, col: str |
 
 
 def as_text(value: Any) -> str | None:
-    """A value a store returned, as the text the Matcher reads (bytes decoded leniently)."""
+    """A value a store returned, as the text the Matcher reads (bytes decoded leniently; for
+    bytes that may hold UTF-16, use ``Plan.find_in_bytes``)."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -247,3 +322,21 @@ def as_text(value: Any) -> str | None:
     if isinstance(value, dict | list | tuple):
         return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)
+
+
+def holder(hit: Hit) -> tuple:
+    """The place a hit is in, as a place that can hold a subject: a table's row, a file, a key,
+    an object (version)."""
+    if hit.location_kind == "table":
+        return (hit.store, hit.table_or_path, tuple(sorted((hit.row_key or {}).items(), key=str)))
+    if hit.location_kind in ("key", "object", "row"):
+        return (hit.store, hit.location_kind, hit.table_or_path, tuple(sorted((hit.row_key or {}).items(), key=str)))
+    return (hit.store, hit.table_or_path)
+
+
+def corroborated(hits: Sequence[Hit]) -> list[Hit]:
+    """Weak hits in a place that a strong hit of the same subject already proves holds it (the
+    same row, file, key or object). A weak value alone proves nothing; beside a canary it is one
+    more of the subject's values kept there, and must be named with it."""
+    proven = {(h.subject_id, holder(h)) for h in hits if not h.weak}
+    return [h for h in hits if h.weak and (h.subject_id, holder(h)) in proven]

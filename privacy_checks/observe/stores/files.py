@@ -1,7 +1,7 @@
 """File stores (log files, exports, dumps; plain or gzip): read line by line, prefiltered by bytes.
 
-A line is decoded and matched only when one byte pattern of the plan's (the marker in any case,
-its base64 cores, a 32-digit hex run, a weak value) occurs in it; a line longer than
+A line is decoded and matched only when one byte pattern of the plan's (the canary literal in any
+case, in UTF-8 or UTF-16; a 32-digit hex run; a weak value) occurs in it; a line longer than
 ``_FILE_PIECE`` is read in overlapping pieces so no value is cut in two unseen.
 """
 
@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from privacy_checks.observe.forms import Needle
+from privacy_checks.observe.forms import Needle, texts_of_bytes
 
 from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, dedup, make_hit
 
@@ -26,13 +26,52 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
     _sweep_files(store, plan, result)
 
 
+def _literal_root(pattern: str) -> str:
+    parts = pattern.split(os.sep)
+    for i, part in enumerate(parts):
+        if glob.has_magic(part):
+            return os.sep.join(parts[:i]) or os.sep
+    return os.path.dirname(pattern)
+
+
+def _through_link(path: str, root: str) -> bool:
+    """Does ``path`` pass through a link to a directory below the glob's literal ``root``?
+    (``**`` follows such links, and a link back up the tree repeats the tree many times.)"""
+    current = root
+    for part in os.path.relpath(path, root).split(os.sep)[:-1]:
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            return True
+    return False
+
+
+def _walk(paths: list[str]) -> Iterator[str]:
+    """Every file the glob's matches name: a matched directory is walked (``**`` matches
+    directories too, and a directory of dumps is a place data rests), without following links
+    to directories, so a link loop cannot walk forever."""
+    for path in paths:
+        if os.path.isdir(path) and not os.path.islink(path):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    yield os.path.join(root, name)
+        else:
+            yield path
+
+
 def _sweep_files(store: StoreSpec, plan: Plan, result: SweepResult) -> None:
+    done: set[str] = set()
     for pattern in store.files or []:
-        paths = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        expanded = os.path.expanduser(pattern)
+        root = _literal_root(expanded)
+        paths = sorted(p for p in glob.glob(expanded, recursive=True) if not _through_link(p, root))
         if not paths:
             result.empty_globs.append((store.name, pattern))
             continue
-        for path in paths:
+        for path in _walk(paths):
+            if path in done:
+                continue  # "logs/**" matches a directory and every file under it
+            done.add(path)
             t0 = time.perf_counter()
             n = _sweep_file(store, plan, path, result)
             result.count(store.name, "files")
@@ -58,16 +97,20 @@ def _pieces(stream) -> Iterator[tuple[int, bytes]]:
 
 def candidate_lines(plan: Plan, stream) -> Iterator[tuple[int, str]]:
     """(line number, decoded text) of every line (or piece of a long line) the plan's byte
-    prefilter lets through; the Matcher then decides. Shared with object stores (s3.py)."""
+    prefilter lets through, read as UTF-8 and, where a canary occurs in UTF-16, as UTF-16 too
+    (so a line may come twice, once per reading); the Matcher then decides. Shared with object
+    stores (s3.py)."""
     for number, piece in _pieces(stream):
         if plan.prefilter is None or not plan.prefilter.search(piece):
             continue
-        yield number, piece.decode("utf-8", errors="replace").rstrip("\r\n")
+        for text in texts_of_bytes(piece.rstrip(b"\r\n")):
+            yield number, text.rstrip("\r\n")
 
 
 def _sweep_file(store: StoreSpec, plan: Plan, path: str, result: SweepResult) -> int:
     if os.path.isdir(path):
-        result.unswept.append(Unswept(store.name, path, "is a directory"))
+        # A link to a directory: not followed (it may lead back up the tree).
+        result.unswept.append(Unswept(store.name, path, "is a link to a directory (not followed)"))
         return 0
     candidates = 0
     hits: list[Hit] = []

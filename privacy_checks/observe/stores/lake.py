@@ -24,8 +24,6 @@ from typing import Any
 
 import duckdb
 
-from privacy_checks.observe.forms import MARKER
-
 from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, as_text, hits_in, matches
 from .sql import _gate_variants  # the rarest-letter choice, shared with the SQL predicates
 
@@ -132,12 +130,7 @@ class Lake:
 
     def _predicate(self, text: str) -> str | None:
         plan = self.plan
-        patterns: list[tuple[str, bool]] = []
-        if plan.marker:
-            patterns.append((MARKER, plan.case_insensitive))
-        patterns += [(core, False) for core in plan.marker_cores]
-        patterns += list(plan.unanchored)
-        preds = [_contains(text, pattern, ci) for pattern, ci in patterns]
+        preds = [_contains(text, pattern, ci) for pattern, ci in plan.patterns]
         if plan.whole_values:
             sizes = ", ".join(str(n) for n in plan.whole_octet_lengths)
             # A byte-length gate first: strlen() reads the string's header, the join probes a hash.

@@ -37,7 +37,6 @@ import redis
 from redis.exceptions import RedisError
 
 from privacy_checks.errors import StoreError
-from privacy_checks.observe.forms import MARKER
 
 from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, hits_in
 
@@ -381,10 +380,7 @@ def _literals(plan: Plan) -> tuple[list[str], list[str], list[str], bool]:
     substrings, whole values, and whether a 32-digit hex run makes a candidate (digests)."""
     ci: list[str] = []
     cs: list[str] = []
-    if plan.marker:
-        (ci if plan.case_insensitive else cs).append(MARKER)
-    cs += list(plan.marker_cores)
-    for value, insensitive in plan.unanchored:
+    for value, insensitive in plan.patterns:
         (ci if insensitive else cs).append(value.lower() if insensitive else value)
     return ci, cs, list(plan.weak_values), bool(plan.digests)
 
