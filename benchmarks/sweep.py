@@ -45,6 +45,9 @@ from pg import start_throwaway_cluster  # noqa: E402
 from privacy_checks.observe.forms import MARKER, Matcher, Needle  # noqa: E402
 from privacy_checks.observe.stores import StoreSpec, sweep, text_expression  # noqa: E402
 
+# Issue 22's targets, as multiples of the floor (and of one subject's sweep).
+EXACT_TARGET, ALL_FORMS_TARGET, GROWTH_TARGET = 1.2, 1.5, 1.1
+
 # table -> (share of rows, text columns); "payload" is JSON.
 TABLES: dict[str, tuple[float, list[str]]] = {
     "accounts": (0.1, ["full_name", "email", "address"]),
@@ -443,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if db == "spark":
             continue  # reported, no target: local mode is not a cluster
-        for form, limit in (("exact", 1.5), ("all forms", 3.0)):
+        for form, limit in (("exact", EXACT_TARGET), ("all forms", ALL_FORMS_TARGET)):
             for who in ("1 subject", many):
                 r = ratios[db, f"sweep {form}, {who}"]
                 print(
@@ -451,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             growth = ratios[db, f"sweep {form}, {many}"] / ratios[db, f"sweep {form}, 1 subject"]
             print(
-                f"  {db:9} {form:9} {many} / 1 subject {growth:5.2f}  <= 1.2  {'met' if growth <= 1.2 else 'MISSED'}"
+                f"  {db:9} {form:9} {many} / 1 subject {growth:5.2f}  <= {GROWTH_TARGET}  "
+                f"{'met' if growth <= GROWTH_TARGET else 'MISSED'}"
             )
     return 1 if failed else 0
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .observe.forms import TOKEN_FIELD
+
 
 def place_of(hit) -> str:
     """The place a hit is in: a table, a file, the prefix of a key or of an object's name."""
@@ -34,7 +36,9 @@ class Places:
     def of(cls, hits: Iterable, subject_id: str) -> Places:
         out = cls()
         for h in hits:
-            if h.subject_id == subject_id and not h.weak:
+            # A bare canary (form token: a word index, a tsvector) names no field: it cannot show
+            # which of the subject's values a place holds, so it does not make a place here.
+            if h.subject_id == subject_id and not h.weak and h.field != TOKEN_FIELD:
                 out.fields.setdefault(place_of(h), set()).add(h.field)
         return out
 

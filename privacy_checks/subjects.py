@@ -19,7 +19,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .observe.forms import LITERAL, MARKER, Needle, short_canary
+from .observe.forms import LITERAL, MARKER, Needle, canary_needles, short_canary
 
 # Fields the MediaPRO policy lists for registered users and LMS users ("What specific
 # information is collected?"), each with the strategy that fills it.
@@ -105,6 +105,8 @@ class Subject:
     captured: dict[str, Any] = field(default_factory=dict)
 
     def needles(self, fields: list[str] | None = None) -> list[Needle]:
+        """The needles of ``fields`` (default: every field, and the subject's canaries alone, so a
+        sweep also finds a bare canary: see forms.canary_needles)."""
         wanted = fields if fields is not None else list(self.fields)
         out = []
         for name in wanted:
@@ -112,6 +114,9 @@ class Subject:
             if not value:
                 continue
             out.append(Needle(self.id, name, value, self.strategies.get(name) in WEAK_STRATEGIES))
+        if fields is None:
+            strong = [v for f, v in self.fields.items() if self.strategies.get(f) not in WEAK_STRATEGIES]
+            out += canary_needles(self.id, [self.canary, *strong])
         return out
 
     def strong_fields(self) -> list[str]:

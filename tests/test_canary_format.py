@@ -31,6 +31,7 @@ from privacy_checks.observe.forms import (
     LITERAL,
     MARKER,
     Needle,
+    canary_needles,
     match_text,
     short_canary,
 )
@@ -46,7 +47,7 @@ VALUES = {
     "username": f"ada_{CANARY}",
     "password": f"Pw-{CANARY}-9!Xq",
 }
-NEEDLES = [Needle("s1", f, v) for f, v in VALUES.items()]
+NEEDLES = [Needle("s1", f, v) for f, v in VALUES.items()] + canary_needles("s1", VALUES.values())
 
 
 def _cases(value: str) -> dict[str, str]:
@@ -139,6 +140,10 @@ def test_token_form_finds_the_canary_alone_in_any_case():
     assert [m.form for m in match_text(VALUES["username"], NEEDLES)] == ["exact"]
     short = short_canary(CANARY)
     assert [m.form for m in match_text(f"x {short} y", NEEDLES)] == ["token"]
+    # Only when asked: the values of some fields (the old ones of a correction) are not the
+    # subject, and every other field still carries the same canary.
+    some = [n for n in NEEDLES if n.field == "email"]
+    assert match_text(text, some) == []
 
 
 def test_utf16_bytes_are_read(tmp_path):
@@ -216,7 +221,7 @@ def test_legacy_canaries_in_the_ledger_are_still_found(tmp_path):
     """A subject of an earlier run (``pcqz`` canary) must still be found by cleanup checks and
     retention re-checks: its marker and base64 cores join the plan only when such a value is swept."""
     legacy = LEGACY_MARKER + "abcdefgh23"
-    old = [Needle("old", "email", f"ada.{legacy}@example.com")]
+    old = [Needle("old", "email", f"ada.{legacy}@example.com"), *canary_needles("old", [legacy])]
     assert Plan(NEEDLES, ("exact", "casefold", "base64")).patterns == [(LITERAL, True)]
     plan = Plan(old + NEEDLES, ("exact", "casefold", "base64"))
     assert (LEGACY_MARKER, True) in plan.patterns and (LITERAL, True) in plan.patterns

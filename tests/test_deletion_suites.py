@@ -46,3 +46,13 @@ def test_analytics_kept_as_a_hash_is_reported_as_the_hash_form(suite_runner):
     run = suite_runner(SUITES[0], flaws=("keep_in_analytics",))
     message = run.message("ccpa.delete.no-residual-data")
     assert "field email (sha256)" in message, message
+
+
+def test_weak_values_beside_a_canary_are_named_marked_weak(suite_runner):
+    """Issue 14 (7): the row a canary proves to hold the subject also keeps its fictional phone
+    number and documentation-range IP; they are named with it, marked weak."""
+    run = suite_runner(SUITES[0], flaws=("soft_delete",))
+    message = run.message("ccpa.delete.no-residual-data")
+    assert "app: table users, column phone, row id=" in message, message
+    assert "field phone (exact, weak: the subject's value beside its canary, no proof alone)" in message
+    assert "field ip_address (exact, weak" in message

@@ -23,6 +23,7 @@ from privacy_checks.observe.forms import (
     MARKER,
     Needle,
     base64_cores,
+    canary_needles,
     expand,
     match_text,
 )
@@ -464,6 +465,97 @@ def test_unreachable_postgres_names_store_and_hides_password(pg_url):
         sweep([StoreSpec("typo", url="postgresq://u:s3cr3t-pw@127.0.0.1/x")], NEEDLES)
 
 
+# --- traps real PostgreSQL databases set (issue 22) ---------------------------------------------
+
+
+def test_the_sweep_gets_the_parallel_scan_the_floor_gets(pg_url):
+    """The planner expects a third of the rows to pass each strpos() > 0 and prices moving them out
+    of parallel workers above a serial scan; the sweep's session prices that at nothing, so the
+    same table is read by the workers a plain count(*) gets."""
+    from privacy_checks.observe.stores.base import Plan, SweepResult
+    from privacy_checks.observe.stores.sql import _tables, sweep_query, sweep_session
+
+    url = _fresh_pg_database(pg_url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE big (id integer PRIMARY KEY, a text, b text)")
+        # ~40 MB: well above min_parallel_table_scan_size (8 MB), where workers pay for themselves
+        conn.exec_driver_sql("INSERT INTO big SELECT i, md5(i::text) || ' order shipped to the warehouse', "
+                             "'customer ' || i FROM generate_series(1, 400000) i")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE big")
+    plan = Plan(NEEDLES, ("exact",))
+    with engine.connect() as conn:
+        (table,) = _tables(conn, StoreSpec("app", url=url), SweepResult())
+        conn.rollback()
+        sql = str(sweep_query(conn.dialect, plan, table, table.columns).compile(
+            dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+
+        def explain(tuned: bool) -> str:
+            with conn.begin():
+                if tuned:
+                    sweep_session(conn)
+                return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql.replace("%", "%%")))
+
+        assert "Workers Planned" in explain(True), explain(True)
+        count = "\n".join(r[0] for r in conn.exec_driver_sql(
+            "EXPLAIN SELECT count(*) FROM big WHERE length(coalesce(a, '')) + length(coalesce(b, '')) < 0"))
+        conn.rollback()
+        assert "Workers Planned" in count  # what the floor gets
+        assert "Workers Planned" not in explain(False)  # the trap, untuned
+    engine.dispose()
+
+
+def test_a_column_with_a_nondeterministic_collation_is_swept(pg_url):
+    """strpos() and LIKE raise an error on a non-deterministic (ICU) collation; the sweep
+    compares under COLLATE "C" and must see the column like any other."""
+    url = _fresh_pg_database(pg_url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        try:
+            conn.exec_driver_sql("CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', "
+                                 "deterministic = false)")
+        except sa.exc.DBAPIError as e:
+            if os.environ.get("CI"):
+                raise
+            pytest.skip(f"this PostgreSQL server has no ICU: {e.orig}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id integer PRIMARY KEY, v text COLLATE ci, w varchar(40) COLLATE ci)")
+        conn.execute(sa.text("INSERT INTO t VALUES (1, :a, NULL), (2, :b, NULL), (3, NULL, :c)"),
+                     {"a": EMAIL.upper(), "b": f"see {B64_TOKEN}", "c": PHONE})
+        # the trap itself: a substring search under this collation is an error
+        with pytest.raises(sa.exc.DBAPIError, match="nondeterministic"):
+            with conn.begin_nested():
+                conn.exec_driver_sql("SELECT strpos(v, 'x') FROM t")
+    engine.dispose()
+    result = sweep([StoreSpec("app", url=url)], NEEDLES)
+    assert not result.unswept
+    assert found(result) == {
+        ("t", "v", (("id", 1),), "email", "casefold", False),
+        ("t", "v", (("id", 2),), "email", "base64", False),
+        ("t", "w", (("id", 3),), "phone", "exact", True),
+    }
+
+
+def test_json_that_escapes_the_canary_is_read_unescaped(pg_url):
+    """PostgreSQL's json type keeps its input as written: a writer that escapes characters
+    (\\u0071 for q) hides the literal from a substring test on the text; jsonb does not."""
+    url = _fresh_pg_database(pg_url)
+    escaped = "".join(f"\\u{ord(ch):04x}" for ch in CANARY)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE j (id integer PRIMARY KEY, doc json)")
+        conn.execute(sa.text("INSERT INTO j VALUES (1, CAST(:a AS json)), (2, CAST(:b AS json)), (3, CAST(:c AS json))"),
+                     {"a": '{"name": "Ada Lovelace ' + escaped + '"}',
+                      "b": '{"note": "nul \\u0000 and ' + escaped + '"}', "c": '{"name": "nobody"}'})
+        assert CANARY not in conn.exec_driver_sql("SELECT doc::text FROM j WHERE id = 1").scalar()
+    engine.dispose()
+    assert found(sweep([StoreSpec("app", url=url)], NEEDLES + canary_needles("s001", [CANARY]))) == {
+        ("j", "doc", (("id", 1),), "full_name", "exact", False),
+        ("j", "doc", (("id", 2),), "canary", "token", False),
+    }
+
+
 def test_table_without_permission_is_listed_unswept(pg_url):
     url = _fresh_pg_database(pg_url)
     populate(url)
@@ -556,3 +648,16 @@ def test_very_long_line_is_read_in_pieces(tmp_path):
     path.write_text(filler + f" {EMAIL} " + "y" * 100 + "\n" + f"{NAME}\n")
     result = sweep([StoreSpec("dump", files=[str(path)])], NEEDLES)
     assert sorted((h.column_or_line, h.field) for h in result.hits) == [(1, "email"), (2, "full_name")]
+
+
+def test_a_weak_value_is_named_only_where_a_canary_proves_the_subject():
+    from privacy_checks.observe.stores.base import Hit, corroborated
+
+    def hit(table, key, field, weak):
+        return Hit("app", "table", table, "c", key, "s001", field, "exact", weak, "")
+
+    strong = hit("users", {"id": 1}, "email", False)
+    beside = hit("users", {"id": 1}, "phone", True)
+    alone = hit("users", {"id": 2}, "phone", True)
+    other_subject = Hit("app", "table", "users", "c", {"id": 1}, "s002", "phone", "exact", True, "")
+    assert corroborated([strong, beside, alone, other_subject]) == [beside]

@@ -36,7 +36,7 @@ def test_clean_demo_passes_every_transport_check(suite_runner):
     ("plaintext_webhooks", "transport.recipients.https",
      ["crm (service_provider) POST /crm/contacts at", "delivered over http://, not https"]),
     ("plaintext_password", "transport.rest.password-hashed",
-     ["app: table users, column password_hash, row {'id': ", "field password (exact)"]),
+     ["app: table users, column password_hash, row id=", "field password (exact)"]),
     ("pii_in_logs", "transport.rest.no-personal-data-in-logs", ["logs: file ", "app.log, line ", "field email"]),
 ])
 def test_each_transport_flaw_fails_exactly_its_check_naming_where(suite_runner, flaw, check, where):

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from ..errors import PollTimeout, PrivacyChecksError, UnexpectedStatus
 from ..observe import sinks as sink_obs
 from ..observe.stores import sweep
+from ..observe.stores.base import corroborated
 from ..outcomes import settle, stage
 from ..retention import exceptions_from_profile, split_allowed
 from ..runtime import store_specs
@@ -88,7 +89,8 @@ def swept_counts(result) -> dict[str, int]:
 
 
 def describe_hit(hit) -> str:
-    return f"{hit.place()}: field {hit.field} ({hit.form}) {hit.excerpt}"
+    weak = ", weak: the subject's value beside its canary, no proof alone" if hit.weak else ""
+    return f"{hit.place()}: field {hit.field} ({hit.form}{weak}) {hit.excerpt}"
 
 
 def run_deletion(run, *, test_id: str, evidence, subject=None, control=None,
@@ -262,8 +264,11 @@ def _final_sweep(run, specs, subject, control, exceptions, out: DeletionOutcome,
     out.unswept = [f"{u.store}: {u.where}: {u.reason}" for u in final.unswept]
     gone_hits = [h for h in final.hits if h.subject_id == subject.id]
     bad, out.allowed = split_allowed(gone_hits, exceptions)
-    out.residual = [h for h in bad if not h.weak]
-    out.weak_residual = [h for h in bad if h.weak]
+    # A weak value (a fictional phone number) proves nothing alone; in a row or file a canary
+    # already proves to hold the subject, it is one more of the subject's values kept there.
+    beside = corroborated(bad)
+    out.residual = [h for h in bad if not h.weak or h in beside]
+    out.weak_residual = [h for h in bad if h.weak and h not in beside]
     for h in out.residual:
         v = out.stores.setdefault(h.store, StoreVerdict(h.store))
         v.verdict = "failed"
@@ -277,7 +282,7 @@ def _final_sweep(run, specs, subject, control, exceptions, out: DeletionOutcome,
                    unswept=out.unswept)
     for h in out.residual:
         evidence.finding(kind="residual data", store=h.store, location=h.table_or_path, column=h.column_or_line,
-                         row=h.row_key, field=h.field, form=h.form, excerpt=h.excerpt)
+                         row=h.row_key, field=h.field, form=h.form, weak=h.weak, excerpt=h.excerpt)
     _record_holds(run, subject, out)
 
 

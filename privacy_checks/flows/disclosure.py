@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from ..errors import PrivacyChecksError
-from ..observe.forms import Needle
+from ..observe.forms import TOKEN_FIELD, Needle
 from ..observe.stores import Hit, sweep
 from ..outcomes import ControlFailed, settle
 from ..policy import field_categories
@@ -136,6 +136,11 @@ def _run(run, test_id: str, evidence, out: DisclosureOutcome) -> None:
         loc = where(hit)
         if hit.weak:
             out.weak.append(f"{hit.field} ({hit.form}) at {loc}")
+            continue
+        if hit.field == TOKEN_FIELD:
+            # the bare canary (a word index, a tsvector): proof the subject is there, but of no
+            # field in particular, so nothing to classify; the field's own hits are classified
+            out.weak.append(f"canary alone ({hit.form}) at {loc}")
             continue
         if subject.strategies.get(hit.field) == CONTENT_STRATEGY:
             # text the subject wrote: its category is whatever a person writes, and no field list

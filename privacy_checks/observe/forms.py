@@ -88,6 +88,19 @@ class Needle:
     weak: bool = False
 
 
+def canary_needles(subject_id: str, values: Iterable[str]) -> list[Needle]:
+    """The needles of a subject's canaries alone (field ``TOKEN_FIELD``): every canary the values
+    carry, once. A sweep given them also reports the bare canary (form ``token``: a word index, a
+    tsvector) wherever none of the subject's values is found whole around it. Give them when the
+    question is about the subject as a whole (is it gone?), not about some of its values (was
+    this one corrected?): every other value still carries the same canary."""
+    seen: dict[str, str] = {}
+    for value in values:
+        for m in CANARY_RE.finditer((value or "").lower()):
+            seen.setdefault(token_key(m.group()), m.group())
+    return [Needle(subject_id, TOKEN_FIELD, token) for token in seen.values()]
+
+
 @dataclass(frozen=True)
 class Form:
     """One rendering of a needle's value that a store may hold.
@@ -333,13 +346,24 @@ class Matcher:
         self._base64: list[tuple[Needle, str]] = []
         self._hashes: dict[str, list[tuple[Needle, str]]] = {}
         self._weak: dict[str, list[Needle]] = {}
-        # token key -> the subject's token needle (field "canary", value: the canary as first seen)
+        # token key -> the needle of a subject's canary alone (field TOKEN_FIELD; see canary_needles)
         self._tokens: dict[str, Needle] = {}
         text_wanted = {"exact", "casefold"} & set(self.forms)
+        legacy = False
         for needle in self.needles:
             if needle.weak:
                 if "exact" in self.forms:
                     self._weak.setdefault(needle.value, []).append(needle)
+                continue
+            anchor = CANARY_RE.search(needle.value.lower())
+            legacy = legacy or bool(anchor and is_legacy(anchor.group()))
+            if needle.field == TOKEN_FIELD:
+                if anchor and "token" in self.forms:
+                    self._tokens.setdefault(token_key(anchor.group()), needle)
+                if anchor and "base64" in self.forms:
+                    # The canary alone, base64-encoded (in either of its forms).
+                    for form in dict.fromkeys((anchor.group(), short_canary(anchor.group()))):
+                        self._base64 += [(needle, core) for core in base64_cores(form.encode())]
                 continue
             plain = re.compile(re.escape(needle.value), re.IGNORECASE) if text_wanted else None
             urls = [
@@ -347,16 +371,8 @@ class Matcher:
                 for encoded in (_url_forms(needle.value) if "urlencoded" in self.forms else [])
             ]
             entry = (needle, plain, urls)
-            anchor = CANARY_RE.search(needle.value.lower())
             if anchor:
-                key = token_key(anchor.group())
-                self._by_anchor.setdefault(key, []).append(entry)
-                if key not in self._tokens:
-                    token = self._tokens[key] = Needle(needle.subject_id, TOKEN_FIELD, anchor.group())
-                    if "base64" in self.forms:
-                        # The canary alone, base64-encoded (in either of its forms).
-                        for form in dict.fromkeys((anchor.group(), short_canary(anchor.group()))):
-                            self._base64 += [(token, core) for core in base64_cores(form.encode())]
+                self._by_anchor.setdefault(token_key(anchor.group()), []).append(entry)
             else:
                 self._unanchored.append(entry)
             if "base64" in self.forms:
@@ -366,7 +382,7 @@ class Matcher:
                 if kind in self.forms:
                     self._hashes.setdefault(digest, []).append((needle, kind))
         self._b64_probes = [p for p, _ in candidate_patterns(MARKER)]
-        if any(is_legacy(n.value) for n in self._tokens.values()):
+        if legacy:
             self._b64_probes += [p for p, ci in candidate_patterns(LEGACY_MARKER) if not ci]
         self._weak_re = None
         if self._weak:
@@ -386,7 +402,7 @@ class Matcher:
         entries = list(self._unanchored)
         lowered = text.lower()
         canaries = []
-        if self._by_anchor and (LITERAL in lowered or LEGACY_MARKER in lowered):
+        if (self._by_anchor or self._tokens) and (LITERAL in lowered or LEGACY_MARKER in lowered):
             canaries = [m for m in _ANCHOR_RE.finditer(lowered)]
             for key in dict.fromkeys(token_key(m.group(1)) for m in canaries):
                 entries.extend(self._by_anchor.get(key, ()))
@@ -414,7 +430,7 @@ class Matcher:
             for m in self._weak_re.finditer(text):
                 for needle in self._weak[m.group()]:
                     add(needle, "exact", m.start(), m.end())
-        if "token" in self.forms and canaries:
+        if self._tokens and canaries:
             self._find_tokens(canaries, found, add)
         # A token or base64 token inside a value already found says nothing more.
         spans = [(m.needle.subject_id, m.start, m.end) for m in found.values() if m.needle.field != TOKEN_FIELD]

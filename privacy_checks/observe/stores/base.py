@@ -20,6 +20,7 @@ from privacy_checks.observe.forms import (
     LEGACY_MARKER,
     LITERAL,
     MARKER,
+    TOKEN_FIELD,
     Match,
     Matcher,
     Needle,
@@ -227,7 +228,8 @@ class Plan:
         self.literal = LITERAL if any(p == LITERAL for p, _ in self.patterns) else None
         digests: set[str] = set()
         for n in strong:
-            digests |= {d for d, kind in hash_digests(n.value).items() if kind in forms}
+            if n.field != TOKEN_FIELD:  # a canary alone is looked for in text, not hashed
+                digests |= {d for d, kind in hash_digests(n.value).items() if kind in forms}
         # Whole-value comparison against both cases keeps the column bare (no lower() per row).
         self.digests = sorted(digests | {d.upper() for d in digests})
         self.weak_values = (

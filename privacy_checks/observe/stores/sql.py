@@ -652,12 +652,15 @@ def sweep_session(conn: Connection) -> None:
     """Settings for the sweep's statements, inside their transaction.
 
     PostgreSQL: the planner expects a third of the rows to pass each strpos() > 0 and prices
-    sending them from parallel workers (parallel_tuple_cost) above a serial scan, so the sweep
-    ran without the workers the floor gets (measured 2.16x instead of 1.14x the floor). Few rows
-    pass in truth: price their transfer at nothing. tests/test_sweep_postgres.py asserts the plan.
+    sending them from parallel workers (parallel_tuple_cost, parallel_setup_cost) above a serial
+    scan, so the sweep ran without the workers the floor gets (measured 2.16x instead of 1.14x
+    the floor). Few rows pass in truth: price their transfer and the workers' start at nothing
+    (tables under min_parallel_table_scan_size still get no workers). tests/test_sweep.py asserts
+    the plan.
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL parallel_tuple_cost = 0")
+        conn.exec_driver_sql("SET LOCAL parallel_setup_cost = 0")
 
 
 def sweep_query(dialect: Dialect, plan: Plan, table: _Table, columns: list[_Column]) -> sa.Select | None:
