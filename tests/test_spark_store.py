@@ -23,7 +23,8 @@ if shutil.which("java") is None:
 
 
 def person(tag: str = "s1"):
-    canary = MARKER + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(10))
+    canary = MARKER + secrets.choice("abcdefghijklmnopqrstuvwxyz") + "".join(
+        secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(9))
     email, name = f"ada.{canary}@example.com", f"Ada Lovelace {canary}"
     return email, name, [Needle(tag, "email", email), Needle(tag, "full_name", name)]
 

@@ -27,7 +27,6 @@ import uuid
 from typing import Any
 
 from privacy_checks.errors import StoreError
-from privacy_checks.observe.forms import MARKER
 
 from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, as_text, hits_in, matches
 
@@ -166,11 +165,7 @@ def _sweep_frame(spark, store: StoreSpec, plan: Plan, timeout_s: float, frame, k
 
 
 def _predicate(F, text, plan: Plan):
-    preds = []
-    if plan.marker:
-        preds.append(F.lower(text).contains(MARKER) if plan.case_insensitive else text.contains(MARKER))
-    preds += [text.contains(core) for core in plan.marker_cores]
-    preds += [F.lower(text).contains(v.lower()) if ci else text.contains(v) for v, ci in plan.unanchored]
+    preds = [F.lower(text).contains(v.lower()) if ci else text.contains(v) for v, ci in plan.patterns]
     if plan.whole_values:
         preds.append(F.octet_length(text).isin(plan.whole_octet_lengths) & text.isin(plan.whole_values))
     if not preds:
