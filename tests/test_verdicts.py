@@ -10,9 +10,7 @@ check written without any knowledge of the demo.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from conftest import ROOT, run_suites
+from privacy_checks.demo.launch import DemoProcess
 
 NOTIFIED = {"ccpa.delete.recipients-notified", "gdpr.erasure.recipients-notified"}
 
@@ -222,23 +221,15 @@ def test_not_offered_reaches_every_check_of_the_right_one_line_each(tmp_path, st
 # -- a demo started by hand, as a real target would be -------------------------------------------
 
 @contextmanager
-def demo_process(tmp_path: Path, *flaws: str, sink_url: str = "http://127.0.0.1:9"):
-    """The demo as its own process (flaws switched on), and the environment its profile needs."""
-    data, token = tmp_path / "demo-data", "verdicts-admin-token"
-    argv = [sys.executable, "-m", "privacy_checks.cli", "demo", "--data-dir", str(data), "--admin-token", token,
-            "--sink-url", sink_url]
-    for flaw in flaws:
-        argv += ["--flaw", flaw]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
+def demo_process(tmp_path: Path, *flaws: str, sink_url: str = "http://127.0.0.1:9", smtp_url: str | None = None):
+    """The demo as its own process (flaws switched on), and the environment its profile needs
+    (the launcher's own list, so a new variable the demo profile names is never missing here)."""
+    demo = DemoProcess(flaws=list(flaws), sink_url=sink_url, data_dir=str(tmp_path / "demo-data"),
+                       admin_token="verdicts-admin-token", smtp_url=smtp_url).start()
     try:
-        line = proc.stdout.readline()
-        assert "ready" in line, line
-        yield {"PRIVACY_CHECKS_DEMO_URL": line.split("url=")[1].split()[0],
-               "PRIVACY_CHECKS_DEMO_HTTP_URL": line.split("http=")[1].split()[0],
-               "PRIVACY_CHECKS_DEMO_DATA": str(data), "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": token}
+        yield demo.env()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+        demo.stop()
 
 
 def _free_port() -> int:
@@ -256,11 +247,14 @@ def _demo_profile(tmp_path: Path, **changes) -> Path:
 
 
 def test_the_capture_server_listens_where_the_profile_says_so_a_missing_notice_fails(tmp_path):
-    """capture.bind is honoured: the demo delivers there, and a deletion without notices fails."""
-    port = _free_port()
-    with demo_process(tmp_path, "no_downstream_delete", sink_url=f"http://127.0.0.1:{port}") as env:
+    """capture.bind is honoured: the demo delivers there, and a deletion without notices fails.
+    The demo's newsletter is a recipient reached by mail, so the SMTP capture is bound too."""
+    port, smtp_port = _free_port(), _free_port()
+    with demo_process(tmp_path, "no_downstream_delete", sink_url=f"http://127.0.0.1:{port}",
+                      smtp_url=f"smtp://127.0.0.1:{smtp_port}") as env:
         profile = _demo_profile(tmp_path, capture={"bind": f"127.0.0.1:{port}",
-                                                   "advertised_url": f"http://127.0.0.1:{port}"})
+                                                   "advertised_url": f"http://127.0.0.1:{port}",
+                                                   "smtp": {"bind": f"127.0.0.1:{smtp_port}"}})
         run = run_suites(tmp_path, "suites/ccpa/test_right_to_delete.py", args=("--target", str(profile)), env=env)
     assert run.results["ccpa.delete.recipients-notified"]["outcome"] == "failed", run.results
     assert "no deletion notice" in run.message("ccpa.delete.recipients-notified")
