@@ -109,4 +109,17 @@ class CaptureModel:
         return set().union(*self.captures.get(op, [set()]))
 
 
-__all__ = ["OperationUse", "USES", "CaptureModel", "kept_by_ledger", "use"]
+__all__ = ["OperationUse", "USES", "CaptureModel", "kept_by_ledger", "shared_fields", "use"]
+
+
+def shared_fields(profile, strategies: dict[str, str]) -> list[str]:
+    """The content fields `interact` writes into the shared space (what each subject contributes).
+
+    A content field (strategy `content`) named in interact's templates, for the subject or for
+    the decoy: a message is its author's, so the subject's export owes the subject's and must not
+    hold the decoy's, and deleting the subject must leave the decoy's."""
+    import re
+
+    op = profile.operation("interact") or {}
+    named = set(re.findall(r"\{\{\s*(?:subject|decoy|control)\.([A-Za-z_]\w*)\s*\}\}", repr(op.get("steps", []))))
+    return sorted(f for f in named if strategies.get(f) == "content")

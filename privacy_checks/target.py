@@ -247,6 +247,9 @@ class Target:
         if expr == "now":
             return datetime.now(UTC).isoformat()
         root, _, rest = expr.partition(".")
+        if root not in ctx and root in ("decoy", "control"):
+            raise TargetError(f"template '{{{{ {expr} }}}}': the operation runs without a {root} here (only the "
+                              "procedures' 'interact' runs with the decoy)")
         if root not in ctx:
             raise TargetError(f"template '{{{{ {expr} }}}}': {root!r} has no value here (`privacy-checks lint` "
                               "says which names each step can use)")
@@ -276,8 +279,8 @@ class Target:
         mail_only = bool(steps) and all("mail" in step for step in steps)
         if subject is not None and self.guard is not None and name != "create_subject" and not mail_only:
             self.guard(subject)
-        for other in others.values():
-            if self.guard is not None and other is not subject:
+        for other in {id(o): o for o in others.values() if o is not subject}.values():
+            if self.guard is not None:
                 self.guard(other)
         started = datetime.now(UTC)
         first_exchange = len(self.exchanges)

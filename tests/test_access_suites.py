@@ -26,6 +26,8 @@ def test_clean_demo_passes_every_access_and_correction_check(suite_runner):
                                             "postal_address, chat_username"),
     ("export_html_only", ACCESS, READABLE, "(text/html; found html)"),
     ("export_other_subject", ACCESS, OTHERS, "the decoy's custom_field in https://"),
+    ("export_includes_shared_space", ACCESS, OTHERS, "the export discloses another person's messages:\n  the decoy's "
+                                                     "message at "),
     ("export_skips_tickets", ACCESS, COMPLETE, "held in 1 place(s): app: table tickets (shown by support_ticket, "
                                                "which only that place holds)"),
     ("export_includes_password", KNOW, {"ccpa.know.nothing-forbidden-disclosed"}, "key user.password_hash"),

@@ -32,6 +32,8 @@ def test_clean_demo_passes_every_deletion_check(suite_runner):
     # written by the framework's own login attempt after the deletion: seen only because that
     # probe runs before the final sweep
     ("throttle_keeps_username", RESIDUAL, "app: table login_attempts, column username"),
+    ("delete_removes_shared_thread", INTACT, "the control's contribution to the space it shared with the deleted "
+                                             "subject is gone from app: messages, body (message)"),
 ])
 def test_each_deletion_flaw_fails_exactly_its_checks_naming_where(suite_runner, flaw, expected, where):
     run = suite_runner(*SUITES, flaws=(flaw,))

@@ -282,3 +282,47 @@ def test_basic_auth_takes_a_password_captured_at_run_time(tmp_path, server, subj
     sent = server.hits[0]["headers"]["Authorization"]
     assert base64.b64decode(sent.split()[1]).decode() == f"{subject.fields['username']}:p-123"
     assert "p-123" not in json.dumps([e.to_dict() for e in target.exchanges])
+
+
+def test_a_step_as_the_decoy_acts_with_its_credentials_and_is_guarded(tmp_path, server, subject):
+    decoy = SubjectFactory(seed="recipes", nonce="n1").build("tests/test_recipes.py::x", role="decoy")
+    path = tmp_path / "interact.yaml"
+    path.write_text(f"""\
+name: recipes
+base_url: http://127.0.0.1:{server.server_address[1]}
+allowed_hosts: [127.0.0.1]
+auth:
+  user: {{type: bearer, token: "{{{{ captured.token }}}}"}}
+operations:
+  create_subject:
+    steps: [{{method: POST, path: /users, capture: {{user_id: json.id}}}}]
+  login:
+    steps: [{{method: POST, path: /login, capture: {{token: json.path}}}}]
+  interact:
+    steps:
+      - method: POST
+        path: /rooms
+        auth: user
+        json: {{members: ["{{{{ decoy.captured.user_id }}}}"], by: "{{{{ subject.username }}}}"}}
+        capture: {{room_id: json.id}}
+      - method: POST
+        path: /rooms/{{{{ captured.room_id }}}}/messages
+        as: decoy
+        auth: user
+        json: {{body: "{{{{ decoy.username }}}}"}}
+""")
+    assert lint(path, {}) == []
+    guarded = []
+    target = Target(load_profile(path, {}), guard=lambda s: guarded.append(s.role))
+    subject.captured.update(token="subject-token", user_id=1)
+    decoy.captured.update(token="decoy-token", user_id=2)
+    target.run("interact", subject, others={"decoy": decoy, "control": decoy})
+    room, message = server.hits
+    assert room["headers"]["Authorization"] == "Bearer subject-token"
+    assert json.loads(room["body"]) == {"members": [2], "by": subject.fields["username"]}
+    assert message["path"] == "/rooms/7/messages"  # the subject's capture, in the decoy's step
+    assert message["headers"]["Authorization"] == "Bearer decoy-token"
+    assert json.loads(message["body"]) == {"body": decoy.fields["username"]}
+    assert sorted(guarded) == ["decoy", "subject"]  # the ledger guard saw both
+    with pytest.raises(TargetError, match=r"'\{\{ decoy.captured.user_id \}\}': the operation runs without a decoy"):
+        target.run("interact", subject, {"room_id": 7, "user_id": 1})

@@ -24,6 +24,7 @@ def specific_pieces_complete(outcome: AccessOutcome) -> None:
     if problems:
         raise PromiseBroken("\n".join(problems) + f" (export: {_source(outcome)})")
     examined("fields the target holds for the subject, looked for in the export", outcome.expected)
+    examined("places the subject was seen in, each shown in the export by a value only it holds", outcome.places)
     examined("export parts read", outcome.parts_read)
 
 
@@ -45,11 +46,16 @@ def nothing_forbidden_disclosed(outcome: AccessOutcome) -> None:
 
 def no_other_subject(outcome: AccessOutcome) -> None:
     _usable(outcome)
+    problems = []
+    if outcome.others_messages:
+        problems.append("the export discloses another person's messages:\n  " + "\n  ".join(outcome.others_messages))
     if outcome.decoy_found:
-        raise PromiseBroken("the subject's export holds another person's data:\n  " + "\n  ".join(outcome.decoy_found)
-                            + f"\n(export: {_source(outcome)})")
+        problems.append("the subject's export holds another person's data:\n  " + "\n  ".join(outcome.decoy_found))
+    if problems:
+        raise PromiseBroken("\n".join(problems) + f"\n(export: {_source(outcome)})")
     if outcome.decoy_error or outcome.blind:
         raise ControlFailed(outcome.decoy_error or outcome.blind)
+    examined("the decoy's contributions to a shared space, looked for in the export", outcome.shared_looked_for)
     examined("export parts read", outcome.parts_read)
 
 

@@ -37,6 +37,8 @@ PASS_THROUGH = ("drivers_license",)
 PUBLIC_USER = ("id", *EDITABLE, "ip_address", "opted_out", "limited", "objected", "created_at")
 ACTIVITY_COLUMNS = ("id", "course", "note", "ip_address", "created_at")
 TICKET_COLUMNS = ("id", "name", "email", "body", "created_at")
+MESSAGE_COLUMNS = ("id", "room_id", "user_id", "body", "created_at")
+MAX_ROOM_MEMBERS = 50
 REQUEST_COLUMNS = (
     "id", "user_id", "type", "status", "received_at", "due_at", "acknowledged_at", "completed_at",
     "extended_until", "extension_reason", "extension_notice_at",
@@ -411,6 +413,53 @@ class DemoApp:
         self.log.info("ticket filed user_id=%s ticket_id=%s request_id=%s", user_id, ticket_id, rid)
         return {"id": ticket_id, "user_id": user_id, "created_at": created}
 
+    def create_room(self, principal: Principal, body: Mapping[str, Any], rid: str) -> dict[str, Any]:
+        """A study room the session's user opens with other users (its members)."""
+        if principal.user_id is None:
+            raise ApiError(403, "a room is opened by a user's own session")
+        _reject_unknown(body, ("name", "members"))
+        name = _text_fields(body, ("name",), required=("name",))["name"]
+        members = body.get("members") or []
+        if not isinstance(members, list) or len(members) > MAX_ROOM_MEMBERS:
+            raise ApiError(400, f"members must be a list of at most {MAX_ROOM_MEMBERS} user ids")
+        ids = sorted({principal.user_id, *(parse_id(m, "members") for m in members)})
+        with self.store.transaction() as db:
+            for user_id in ids:
+                if self._user_row(db, user_id, live=True) is None:
+                    raise ApiError(404, f"no such user {user_id}")
+            room_id = db.execute("INSERT INTO rooms (name, owner_id, created_at) VALUES (?, ?, ?)",
+                                 (name, principal.user_id, iso(utcnow()))).lastrowid
+            db.executemany("INSERT INTO room_members (room_id, user_id) VALUES (?, ?)", [(room_id, u) for u in ids])
+        self.log.info("room opened room_id=%s members=%s request_id=%s", room_id, len(ids), rid)
+        return {"id": room_id, "name": name, "members": ids}
+
+    def post_message(self, principal: Principal, room_id: int, body: Mapping[str, Any], rid: str) -> dict[str, Any]:
+        _reject_unknown(body, ("body",))
+        text = _text_fields(body, ("body",), required=("body",))["body"]
+        created = iso(utcnow())
+        with self.store.transaction() as db:
+            self._require_member(db, principal, room_id)
+            message_id = db.execute(
+                "INSERT INTO messages (room_id, user_id, body, created_at) VALUES (?, ?, ?, ?)",
+                (room_id, principal.user_id, text, created),
+            ).lastrowid
+        self.log.info("message posted room_id=%s message_id=%s request_id=%s", room_id, message_id, rid)
+        return {"id": message_id, "room_id": room_id, "created_at": created}
+
+    def room_messages(self, principal: Principal, room_id: int) -> dict[str, Any]:
+        with self.store.reading() as db:
+            self._require_member(db, principal, room_id)
+            rows = db.execute(f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE room_id = ? ORDER BY id",
+                              (room_id,)).fetchall()
+        return {"messages": [dict(r) for r in rows]}
+
+    @staticmethod
+    def _require_member(db: sqlite3.Connection, principal: Principal, room_id: int) -> None:
+        if principal.user_id is None or db.execute(
+                "SELECT 1 FROM room_members WHERE room_id = ? AND user_id = ?", (room_id, principal.user_id)
+        ).fetchone() is None:
+            raise ApiError(404, "no such room")
+
     def price(self, principal: Principal, user_id: int) -> dict[str, Any]:
         self._authorize_user(principal, user_id)
         with self.store.reading() as db:
@@ -602,6 +651,13 @@ class DemoApp:
             tickets = db.execute(
                 f"SELECT {', '.join(TICKET_COLUMNS)} FROM tickets WHERE user_id = ? ORDER BY id", (user["id"],)
             ).fetchall()
+            # the subject's own messages; export_includes_shared_space: every message of the rooms
+            # the subject is in, other people's included
+            mine = ("room_id IN (SELECT room_id FROM room_members WHERE user_id = ?)"
+                    if "export_includes_shared_space" in self.flaws else "user_id = ?")
+            messages = db.execute(
+                f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE {mine} ORDER BY id", (user["id"],)
+            ).fetchall()
         if "export_includes_password" in self.flaws:
             shown = dict(user)
         else:
@@ -613,6 +669,7 @@ class DemoApp:
         export: dict[str, Any] = {
             "user": shown,
             "activity": [dict(row) for row in activity],
+            "messages": [dict(row) for row in messages],
             "categories": ["A"] if "export_categories_incomplete" in self.flaws else list(CATEGORIES),
             "disclosed_to": [{"recipient": r, "role": RECIPIENT_ROLES.get(r, "other")} for r in recipients],
         }
@@ -840,6 +897,12 @@ class DemoApp:
         if "soft_delete" in self.flaws:
             db.execute("UPDATE users SET deleted = 1 WHERE id = ?", (user_id,))
         else:
+            if "delete_removes_shared_thread" in self.flaws:
+                # the rooms the subject opened go, with everyone's replies in them
+                owned = "SELECT id FROM rooms WHERE owner_id = ?"
+                db.execute(f"DELETE FROM messages WHERE room_id IN ({owned})", (user_id,))
+                db.execute(f"DELETE FROM room_members WHERE room_id IN ({owned})", (user_id,))
+                db.execute("DELETE FROM rooms WHERE owner_id = ?", (user_id,))
             self._purge(
                 db, user_id,
                 keep_search="keep_in_search_index" in self.flaws,
@@ -875,8 +938,12 @@ class DemoApp:
 
     def _purge(self, db: sqlite3.Connection, user_id: int, keep_search: bool, keep_analytics: bool) -> None:
         user = self._user_row(db, user_id)
-        for table in ("activity", "tickets", "sessions", "outbound_queue", "deliveries", "verifications"):
+        for table in ("activity", "tickets", "messages", "room_members", "sessions", "outbound_queue", "deliveries",
+                      "verifications"):
             db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+        # a room the user opened stays for the others in it; one nobody is left in goes
+        db.execute("UPDATE rooms SET owner_id = NULL WHERE owner_id = ?", (user_id,))
+        db.execute("DELETE FROM rooms WHERE id NOT IN (SELECT room_id FROM room_members)")
         if not keep_search:
             db.execute("DELETE FROM search.documents WHERE user_id = ?", (user_id,))
         if keep_analytics and user is not None:

@@ -18,6 +18,8 @@ FLAWS: dict[str, str] = {
     "keep_in_lake": "the nightly Parquet analytics export only appends: a deleted subject's rows stay",
     "throttle_keeps_username": ("failed logins are kept in a login throttle table with the username tried, "
                                 "the deleted subject's included"),
+    "delete_removes_shared_thread": ("deletion also deletes the rooms the subject opened, with the other members' "
+                                     "messages in them"),
     # logs and secrets at rest
     "pii_in_logs": "the application log records email and full name on signup and activity",
     "plaintext_password": "passwords are stored in clear in users.password_hash",
@@ -45,6 +47,8 @@ FLAWS: dict[str, str] = {
     "export_html_only": "the export is served as an HTML page, whatever format is asked for",
     "export_incomplete": "the export leaves out the postal address and the chat username",
     "export_other_subject": "the export's activity is picked by course, so other users' activity leaks in",
+    "export_includes_shared_space": ("the export's messages are every message of the rooms the subject is in, other "
+                                     "members' included"),
     "export_includes_password": "the export carries the whole users row, password hash included",
     "export_categories_incomplete": "the export lists only category A, not every category collected",
     "export_skips_tickets": ("the export leaves out the subject's support tickets (their name and email are "

@@ -185,6 +185,19 @@ def add_ticket(call: Call) -> Response:
     return json_response(201, call.app.add_ticket(call.principal(), int(call.params[0]), call.body, call.request_id))
 
 
+def create_room(call: Call) -> Response:
+    return json_response(201, call.app.create_room(call.principal(), call.body, call.request_id))
+
+
+def post_message(call: Call) -> Response:
+    return json_response(201, call.app.post_message(call.principal(), int(call.params[0]), call.body,
+                                                    call.request_id))
+
+
+def room_messages(call: Call) -> Response:
+    return json_response(200, call.app.room_messages(call.principal(), int(call.params[0])))
+
+
 def price(call: Call) -> Response:
     principal = call.principal()
     raw = call.arg("user_id")
@@ -252,6 +265,9 @@ ROUTES: list[tuple[str, str, re.Pattern[str], Callable[[Call], Response]]] = [
         ("PATCH", "/api/users/{id}", r"/api/users/(\d{1,18})", patch_user),
         ("POST", "/api/users/{id}/activity", r"/api/users/(\d{1,18})/activity", add_activity),
         ("POST", "/api/users/{id}/tickets", r"/api/users/(\d{1,18})/tickets", add_ticket),
+        ("POST", "/api/rooms", r"/api/rooms", create_room),
+        ("POST", "/api/rooms/{id}/messages", r"/api/rooms/(\d{1,18})/messages", post_message),
+        ("GET", "/api/rooms/{id}/messages", r"/api/rooms/(\d{1,18})/messages", room_messages),
         ("DELETE", "/api/admin/users/{id}", r"/api/admin/users/(\d{1,18})", admin_delete_user),
         ("GET", "/api/price", r"/api/price", price),
         ("POST", "/api/privacy-requests", r"/api/privacy-requests", create_request),

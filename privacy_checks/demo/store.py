@@ -35,6 +35,18 @@ CREATE TABLE IF NOT EXISTS tickets (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tickets_user ON tickets(user_id);
+-- study rooms: a space users share, each message its author's
+CREATE TABLE IF NOT EXISTS rooms (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, owner_id INTEGER, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS room_members (room_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+                                         PRIMARY KEY (room_id, user_id));
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, room_id INTEGER NOT NULL, user_id INTEGER NOT NULL, body TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_room ON messages(room_id);
+CREATE INDEX IF NOT EXISTS messages_user ON messages(user_id);
 CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, user_id INTEGER NOT NULL, created_at TEXT NOT NULL);
 -- a login throttle: failed attempts (only under the throttle_keeps_username flaw)
 CREATE TABLE IF NOT EXISTS login_attempts (

@@ -34,6 +34,7 @@ from ..observe import sinks as sink_obs
 from ..observe.forms import Needle
 from ..observe.password_hashes import hash_scheme
 from ..observe.stores import sweep
+from ..operations import shared_fields
 from ..outcomes import ControlFailed, NotVerified, settle, stage
 from ..places import Places
 from ..retention import exceptions_from_profile, split_allowed
@@ -67,6 +68,8 @@ class AccessOutcome:
     forbidden: list[str] = field(default_factory=list)
     decoy_error: str | None = None
     decoy_found: list[str] = field(default_factory=list)
+    others_messages: list[str] = field(default_factory=list)  # the decoy's contributions, where in the export
+    shared_looked_for: int = 0  # the decoy's contributions looked for
     renditions: dict[str, ex.Export | str] = field(default_factory=dict)
     schema_errors: dict[str, list[str]] = field(default_factory=dict)
     unstructured: dict[str, list[str]] = field(default_factory=dict)  # rendition -> fields only in prose
@@ -143,16 +146,22 @@ def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[st
     if target.has_operation("login"):
         target.run("login", subject)
         out.log.append("the target holds the password: logging in with it succeeded")
-    evidence.stage("subjects created", subject=subject.canary, decoy=decoy.canary if decoy else None)
+    shared = shared_fields(profile, subject.strategies) if decoy is not None else []
+    if decoy is not None and target.has_operation("interact"):
+        # the subject and the decoy share a space and each writes into it
+        target.run("interact", subject, others={"decoy": decoy, "control": decoy})
+    evidence.stage("subjects created", subject=subject.canary, decoy=decoy.canary if decoy else None,
+                   interacted=shared)
 
     # -- 2. positive control and barrier: both are in the records the export is built from ---
     missing = _wait_in_stores(specs, must_hold, [s for s in (subject, decoy) if s], propagation)
     if missing:
         raise ControlFailed("positive control failed: never seen in the stores within "
                             f"{propagation:.0f} s: {'; '.join(missing)}")
-    census = sweep(specs, subject.needles(subject.strong_fields())).hits
+    census = sweep(specs, subject.needles(subject.strong_fields()) + (decoy.needles(shared) if shared else [])).hits
     observed = {h.field for h in census if h.subject_id == subject.id}
     places = Places.of(census, subject.id)
+    decoy_shared_seen = sorted({h.field for h in census if decoy is not None and h.subject_id == decoy.id})
 
     # -- 3. the verified request and its export ------------------------------------------------
     result = target.run("export", subject)
@@ -236,10 +245,13 @@ def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[st
                                f"read, so its absence from the subject's export proves nothing: {exc}")
         # a weak value the subject shares (two documentation-range IPs can coincide) proves nothing
         mine = set(subject.fields.values())
-        decoy_needles = [n for n in decoy.needles() if not n.weak or n.value not in mine]
+        decoy_needles = [n for n in decoy.needles() if (not n.weak or n.value not in mine) and n.field not in shared]
         for fname, where in _fields_found(export, decoy_needles).items():
             out.decoy_found.append(f"the decoy's {fname} in {where}")
-        evidence.stage("decoy", decoy=decoy.canary, control_error=out.decoy_error, found=out.decoy_found)
+        _shared_space(export, decoy, shared, decoy_shared_seen, out)
+        evidence.stage("decoy", decoy=decoy.canary, control_error=out.decoy_error, found=out.decoy_found,
+                       shared_fields=shared, decoy_contributions_seen_in_stores=decoy_shared_seen,
+                       others_messages=out.others_messages)
 
     if "verification" in parts:
         missing_ops = [op for op in ("request_access", "fetch_code", "verify_request") if not target.has_operation(op)]
@@ -272,6 +284,28 @@ def _places(places: Places, found: dict[str, str], subject, out: AccessOutcome) 
         out.places[place] = shown[0] if shown else ""
         if not shown:
             out.places_missing.append(f"{place} (shown by {', '.join(own)}, which only that place holds)")
+
+
+def _shared_space(export: ex.Export, decoy, shared: list[str], seen: list[str], out: AccessOutcome) -> None:
+    """The decoy's contributions to the space it shares with the subject are the decoy's: the
+    subject's export must hold none of them (GDPR Art. 15(4); Cal. Civ. Code §1798.100, §1798.110:
+    personal information "about the consumer")."""
+    if not shared:
+        return
+    if not seen:
+        out.decoy_error = out.decoy_error or (
+            f"positive control failed: the decoy {decoy.canary}'s contributions to the shared space "
+            f"({', '.join(shared)}) were never seen in the stores, so their absence from the export proves nothing "
+            "(does 'interact' write them?)")
+        return
+    out.shared_looked_for = len(decoy.needles(shared))
+    for needle in decoy.needles(shared):
+        for where in export.locate(needle.value):
+            out.others_messages.append(f"the decoy's {needle.field} at {where}")
+    if not out.others_messages:
+        # a form the locator does not follow (an encoding) is still found, by part
+        for fname, where in _fields_found(export, decoy.needles(shared)).items():
+            out.others_messages.append(f"the decoy's {fname} in {where}")
 
 
 def _export_link(profile) -> str:

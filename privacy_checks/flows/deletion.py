@@ -26,6 +26,7 @@ from ..errors import PollTimeout, PrivacyChecksError, UnexpectedStatus
 from ..observe import sinks as sink_obs
 from ..observe.stores import sweep
 from ..observe.stores.base import corroborated
+from ..operations import shared_fields
 from ..outcomes import settle, stage
 from ..retention import exceptions_from_profile, split_allowed
 from ..runtime import store_specs
@@ -64,6 +65,8 @@ class DeletionOutcome:
     missing_notices: list[str] = field(default_factory=list)
     shared_after: list[str] = field(default_factory=list)
     isolation_problems: list[str] = field(default_factory=list)
+    shared_before: list[str] = field(default_factory=list)  # where the control's contributions were
+    shared_unseen: str | None = None  # the control's contributions were never seen: others-intact cannot judge them
     log: list[str] = field(default_factory=list)
     skip: Exception | None = None
     failed_stages: dict[str, str] = field(default_factory=dict)  # stage -> why it could not be completed
@@ -118,11 +121,15 @@ def _run(out: DeletionOutcome, run, test_id: str, evidence, subject, control) ->
     for s in (subject, control):
         if target.has_operation("activity"):
             target.run("activity", s)
-    evidence.stage("subjects created", subject=subject.canary, control=control.canary)
+    shared = shared_fields(profile, subject.strategies)
+    if target.has_operation("interact"):
+        # the subject shares a space with the control (the decoy of `interact`); each writes into it
+        target.run("interact", subject, others={"decoy": control, "control": control})
+    evidence.stage("subjects created", subject=subject.canary, control=control.canary, interacted=shared)
 
     # -- 2. positive control ------------------------------------------------------------------
     with stage(out, "stores"):
-        _stores_control(specs, must_hold, subject, control, propagation, out, evidence)
+        _stores_control(specs, must_hold, subject, control, shared, propagation, out, evidence)
 
     def recipients(needles, since=0):
         caps = capture.captures(since)
@@ -190,18 +197,27 @@ def _run(out: DeletionOutcome, run, test_id: str, evidence, subject, control) ->
                        **out.failed_stages)
 
 
-def _stores_control(specs, must_hold, subject, control, propagation, out: DeletionOutcome, evidence) -> None:
+def _stores_control(specs, must_hold, subject, control, shared: list[str], propagation, out: DeletionOutcome,
+                    evidence) -> None:
     def seen():
         res = sweep(specs, subject.needles(subject.strong_fields()) + control.needles(control.strong_fields()))
         mine = _locations([h for h in res.hits if h.subject_id == subject.id])
         missing = sorted(must_hold - set(mine))
-        return res, mine, missing
+        theirs = {h.field for h in res.hits if h.subject_id == control.id and h.field in shared}
+        return res, mine, missing, sorted(set(shared) - theirs)
 
     deadline = time.monotonic() + propagation
-    res, mine, missing = seen()
-    while missing and time.monotonic() < deadline:
+    res, mine, missing, unseen_shared = seen()
+    while (missing or unseen_shared) and time.monotonic() < deadline:
         time.sleep(0.5)
-        res, mine, missing = seen()
+        res, mine, missing, unseen_shared = seen()
+    # the control's contributions to the shared space: what others-intact later looks for
+    out.shared_before = sorted({_where(h) for h in res.hits if h.subject_id == control.id and h.field in shared})
+    if unseen_shared:
+        out.shared_unseen = (f"positive control failed: the control {control.canary}'s contributions to the space it "
+                             f"shares with the subject ({', '.join(unseen_shared)}) were never seen in the stores "
+                             f"within {propagation:.0f} s, so their surviving the deletion would prove nothing "
+                             "(does 'interact' write them?)")
     if missing:
         why = "; ".join(f"{u.store}: {u.where}: {u.reason}" for u in res.unswept if u.store in missing)
         raise _control_failed(f"positive control failed: the subject {subject.canary} was never seen in store(s) "
@@ -211,7 +227,8 @@ def _stores_control(specs, must_hold, subject, control, propagation, out: Deleti
     for name in sorted({s.name for s in specs}):
         out.stores[name] = StoreVerdict(name, seen_before=sorted(set(mine.get(name, []))))
     out.held = sorted(name for name, v in out.stores.items() if v.seen_before)
-    evidence.stage("positive control: stores", seen={k: sorted(set(v)) for k, v in mine.items()})
+    evidence.stage("positive control: stores", seen={k: sorted(set(v)) for k, v in mine.items()},
+                   control_contributions=out.shared_before)
 
 
 def _recipients_control(run, sinks, subject, control, recipients, propagation, out: DeletionOutcome,
@@ -414,6 +431,10 @@ def _mentions_ids(cap, subject) -> bool:
     return any(f'"{i}"' in text or f": {i}" in text or f"/{i}" in text for i in ids)
 
 
+def _where(hit) -> str:
+    return f"{hit.store}: {hit.table_or_path}, {hit.column_or_line} ({hit.field})"
+
+
 def _judge_isolation(target, specs, control, out: DeletionOutcome) -> None:
     op = target.profile.operation("read_subject")
     if op is not None:
@@ -426,9 +447,19 @@ def _judge_isolation(target, specs, control, out: DeletionOutcome) -> None:
                                               f"(read_subject: {res.last.describe()})")
         except UnexpectedStatus as exc:  # an answer, but not the control's record; no answer is an error
             out.isolation_problems.append(f"the control subject {control.canary} cannot be read: {exc}")
-    seen = {h.store for h in sweep(specs, control.needles(control.strong_fields())).hits}
+    hits = sweep(specs, control.needles(control.strong_fields())).hits
+    seen = {h.store for h in hits}
     for name, verdict in out.stores.items():
         if verdict.seen_before:
             out.isolation_checked.append(f"store {name} swept for the control")
             if name not in seen:
                 out.isolation_problems.append(f"the control subject {control.canary} vanished from store {name}")
+    # what the control wrote into the space it shared with the deleted subject is the control's
+    still = {_where(h) for h in hits}
+    for where in out.shared_before:
+        out.isolation_checked.append(f"the control's contribution at {where}")
+        if where not in still:
+            out.isolation_problems.append(f"the control's contribution to the space it shared with the deleted "
+                                          f"subject is gone from {where}")
+    if out.shared_unseen and not out.isolation_problems:
+        raise _control_failed(out.shared_unseen)

@@ -142,6 +142,16 @@ class Export:
             out += [(p.name, m) for m in match_text(text, needles)]
         return out
 
+    def locate(self, value: str) -> list[str]:
+        """Where in the parsed export a value appears: `part: path.to[3].key` for each place."""
+        out = []
+        for p in self.parts:
+            if p.machine_readable:
+                out += [f"{p.name}: {path or '(the whole document)'}" for path in _paths(p.data, value)]
+            elif value in p.text:
+                out.append(f"{p.name} (as text)")
+        return out
+
     def describe(self) -> str:
         return (f"{self.source} ({self.content_type or 'no content type'}, {self.size} bytes, "
                 f"{len(self.parts)} part(s): {', '.join(self.formats) or 'none'})")
@@ -403,6 +413,15 @@ def _xml_value(el) -> Any:
     if text:
         out["#text"] = text
     return out
+
+
+def _paths(data: Any, value: str, path: str = "") -> list[str]:
+    """Dotted paths (lists as [i]) of the values in `data` that hold `value`."""
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _paths(v, value, f"{path}.{k}" if path else str(k))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in _paths(v, value, f"{path}[{i}]")]
+    return [path] if data is not None and value in str(data) else []
 
 
 def _strings(data: Any) -> list[str]:
