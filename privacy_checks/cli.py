@@ -27,18 +27,19 @@ def _cleanup(args) -> int:
 
     profile = load_profile(args.target)
     ledger = Ledger(args.ledger)
+    from .runtime import store_specs
     from .safety import ensure_owned
 
     target = Target(profile, stores={s["name"]: s for s in profile.stores},
                     guard=lambda s: ensure_owned(ledger, s, target=profile.name))
     try:
-        report = cleanup_orphans(ledger, target, target_name=profile.name)
+        report = cleanup_orphans(ledger, target, target_name=profile.name, stores=store_specs(profile))
     finally:
         target.close()
         ledger.close()
     for line in report.lines():
         print(line)
-    return 1 if report.failed else 0
+    return 1 if report.incomplete else 0
 
 
 def _demo(args) -> int:
