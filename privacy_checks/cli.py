@@ -1,4 +1,4 @@
-"""The `privacy-checks` command: lint a profile, clean up orphans, run the demo."""
+"""The `privacy-checks` command: lint a profile, take a census, clean up orphans, run the demo."""
 
 from __future__ import annotations
 
@@ -42,6 +42,19 @@ def _cleanup(args) -> int:
     return 1 if report.incomplete else 0
 
 
+def _census(args) -> int:
+    import os
+
+    from .census import main
+
+    args.target = args.target or os.environ.get("PRIVACY_CHECKS_TARGET")
+    if args.demo_flaw and args.target:
+        print("privacy-checks census: --demo-flaw switches flaws in the built-in demo; it cannot be combined with "
+              "--target", file=sys.stderr)
+        return 2
+    return main(args)
+
+
 def _demo(args) -> int:
     from .demo.__main__ import main as demo_main
 
@@ -69,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, metavar="PROFILE")
     p.add_argument("--ledger", default=None, metavar="URL")
     p.set_defaults(func=_cleanup)
+    p = sub.add_parser("census", help="create one subject, show where its data lands, remove it again")
+    p.add_argument("--target", default=None, metavar="PROFILE",
+                   help="target profile; default: PRIVACY_CHECKS_TARGET, or the built-in demo")
+    p.add_argument("--json", action="store_true", help="print the census as JSON")
+    p.add_argument("--suggest-exceptions", action="store_true",
+                   help="print retention_exceptions stubs for the places found (reasons left for you)")
+    p.add_argument("--ledger", default=None, metavar="URL")
+    p.add_argument("--seed", default="privacy-checks-census")
+    p.add_argument("--demo-flaw", action="append", default=[], metavar="NAME")
+    p.set_defaults(func=_census)
     from .report import build
 
     p = sub.add_parser("report", help="rebuild the compliance report (and the Allure HTML when npx is present)")

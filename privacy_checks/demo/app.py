@@ -699,7 +699,9 @@ class DemoApp:
         rows = "".join(
             f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in data["user"].items()
         )
-        rows += "".join(f"<tr><th>activity</th><td>{html.escape(json.dumps(a))}</td></tr>" for a in data["activity"])
+        for section in ("activity", "tickets", "messages"):
+            rows += "".join(f"<tr><th>{section}</th><td>{html.escape(json.dumps(item))}</td></tr>"
+                            for item in data.get(section, []))
         return f"<!DOCTYPE html><html><body><h1>Your data</h1><table>{rows}</table></body></html>".encode()
 
     def outbox(self, principal: Principal, to: str | None, request_id: str | None) -> dict[str, Any]:
