@@ -35,7 +35,7 @@ _FIELDS = ("<field>",)
 USES: dict[str, OperationUse] = {u.name: u for u in (
     OperationUse("create_subject", "every suite: creates each synthetic subject", after=(), required=True),
     OperationUse("login", "access, deletion (account-gone), transport, policy; run by itself when a step's "
-                 "bearer auth needs a `captured.` value not yet captured", after=()),
+                 "bearer auth needs a `captured.` value not yet captured", after=(), reads=("token",)),
     OperationUse("activity", "every suite that needs data in the stores or at recipients, for every subject"),
     OperationUse("interact", "access, deletion and census, when declared: the subject and the decoy share a space "
                  "and each writes into it", others=("decoy", "control")),
@@ -46,7 +46,7 @@ USES: dict[str, OperationUse] = {u.name: u for u in (
     OperationUse("cleanup", "teardown of every suite, `privacy-checks cleanup` and `census`: removes a subject "
                  "for good", from_ledger=True),
     OperationUse("export", "right to know, access, portability: the verified access request, answered",
-                 reads=("request_id", "access_status", "token")),
+                 reads=("request_id", "access_status")),
     OperationUse("request_access", "right to know (verification): files an access request",
                  reads=("!request_id",)),
     OperationUse("fetch_code", "right to know (verification): reads the code sent for it",
@@ -55,10 +55,10 @@ USES: dict[str, OperationUse] = {u.name: u for u in (
                  after=("create_subject", "request_access", "fetch_code")),
     OperationUse("correct", "right to correct, rectification", params=_FIELDS,
                  reads=("request_id", "correct_status")),
-    OperationUse("opt_out", "opt-out, non-discrimination", reads=("opt_out_request_id",)),
-    OperationUse("limit", "right to limit", reads=("limit_request_id",)),
-    OperationUse("object", "right to object", reads=("object_request_id",)),
-    OperationUse("withdraw_consent", "right to object (consent)", reads=("withdraw_consent_request_id",)),
+    OperationUse("opt_out", "opt-out, non-discrimination", reads=("opt_out…request_id",)),
+    OperationUse("limit", "right to limit", reads=("limit…request_id",)),
+    OperationUse("object", "right to object", reads=("object…request_id",)),
+    OperationUse("withdraw_consent", "right to object (consent)", reads=("withdraw_consent…request_id",)),
     OperationUse("gpc_activity", "Global Privacy Control: the activity with Sec-GPC: 1"),
     OperationUse("price", "non-discrimination: the price and service level quoted"),
     OperationUse("read_profile", "policy (review and change by logging in)"),
