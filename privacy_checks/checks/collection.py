@@ -7,6 +7,7 @@ import time
 from ..observe.stores import sweep
 from ..outcomes import ControlFailed, PromiseBroken, examined
 from ..runtime import store_specs
+from ..subjects import CONTENT_STRATEGY
 
 
 def check_subject_reaches_stores(run, subject, evidence) -> None:
@@ -35,7 +36,9 @@ def check_subject_reaches_stores(run, subject, evidence) -> None:
     if target.has_operation("read_subject"):
         # Only what the stores hold can be read back: a field the target lawfully discards
         # (e.g. a location the policy says it does not collect) is not owed.
-        held = {h.field for h in result.hits if h.subject_id == subject.id}
+        # Text the subject wrote (a `content` field: a ticket, a message) is not part of the account.
+        held = {h.field for h in result.hits
+                if h.subject_id == subject.id and subject.strategies.get(h.field) != CONTENT_STRATEGY}
         res = target.run("read_subject", subject)
         body = res.last.json if isinstance(res.last.json, dict) else {}
         shown = " ".join(str(v) for v in body.values())
