@@ -319,10 +319,8 @@ class Target:
             for key, source in (step.get("capture") or {}).items():
                 value = self._capture(source, last)
                 if value is None:
-                    http = last.kind == "HTTP"
-                    raise TargetError(f"{where} ({f'{last.method} {last.url}' if http else last.describe()}): capture "
-                                      f"{key!r} from {source!r} found nothing{f' (status {last.status})' if http else ''}"
-                                      f"; {'body' if http else 'output'}: {redact_text(last.text)[:300]}")
+                    raise TargetError(f"{where} ({last.describe()}): capture {key!r} from {source!r} found nothing; "
+                                      f"{'body' if last.kind == 'HTTP' else 'output'}: {redact_text(last.text)[:300]}")
                 captured[key] = value
                 _remember_captured({key: value})
             if step.get("export_part"):
