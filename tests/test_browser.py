@@ -244,3 +244,49 @@ def test_values_from_the_profile_never_reach_the_timeline(demo_site):
     visitor.fill("#company", "Acme S3cret-from-env")
     visitor.visit(f"{site}/web/?q=S3cret-from-env")
     assert "S3cret-from-env" not in repr(visitor.finish())
+
+
+# -- the judgements (checks/web.py) on recorded outcomes ------------------------------------
+
+def _leak(**kw):
+    from privacy_checks.flows.web import Leak
+
+    base = dict(visitor="v", page="https://shop.example/signup", step="fill #email", seq=7, at="t", method="POST",
+                url="https://rec.tracker.example/events", domain="tracker.example", recipient="undeclared",
+                role="undeclared", field="email", form="exact", where="body", excerpt="«x»")
+    return Leak(**{**base, **kw})
+
+
+def test_form_data_judgement_needs_its_control_and_names_where_typed_data_went():
+    from privacy_checks.checks import web
+    from privacy_checks.flows.web import WebOutcome
+    from privacy_checks.outcomes import ControlFailed, NotVerified, PromiseBroken
+
+    outcome = WebOutcome(kind="reference", typed=["email"], examined={"requests": 9})
+    with pytest.raises(ControlFailed, match="none of the typed fields"):
+        web.form_data_not_leaked(outcome)
+    outcome.typed_seen_first = 1
+    web.form_data_not_leaked(outcome)
+    outcome.leaks = [_leak(before_submit=True), _leak(field="full_name")]
+    with pytest.raises(PromiseBroken, match=r"(?s)in 1 request\(s\).*page https://shop\.example/signup \(step 'fill "
+                                            r"#email'\): POST https://rec\.tracker\.example/events to tracker\.example "
+                                            r"\(undeclared, undeclared\) at t before the form was submitted: email "
+                                            r"\(exact, in body\), full_name \(exact, in body\)"):
+        web.form_data_not_leaked(outcome)
+    with pytest.raises(NotVerified, match="type none of the subject's values"):
+        web.form_data_not_leaked(WebOutcome(kind="reference"))
+
+
+def test_a_cookie_judgement_with_no_third_party_cookie_is_not_a_pass():
+    from privacy_checks.checks import web
+    from privacy_checks.flows.web import CookieFinding, WebOutcome
+    from privacy_checks.outcomes import CheckError, NotVerified, PromiseBroken
+
+    with pytest.raises(NotVerified, match="no third-party cookie was set"):
+        web.cookies_disclosed(WebOutcome(kind="reference", examined={"cookies": 2}))
+    web.cookies_disclosed(WebOutcome(kind="reference", third_party_cookies=1))
+    with pytest.raises(PromiseBroken, match="cookie cm_id on .cm.example: cm.example"):
+        web.cookies_disclosed(WebOutcome(kind="reference", third_party_cookies=1, cookies=[
+            CookieFinding("reference visitor", "cm_id", ".cm.example", "cm.example (UNDECLARED third party)", "")]))
+    with pytest.raises(CheckError, match="observer blind"):
+        web.cookies_disclosed(WebOutcome(kind="reference", error="observer blind"))

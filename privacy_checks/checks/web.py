@@ -76,7 +76,12 @@ def nothing_before_consent(outcome: WebOutcome) -> None:
 def cookies_disclosed(reference: WebOutcome) -> None:
     """Every third-party cookie's domain is a declared recipient."""
     _usable(reference)
+    if not reference.third_party_cookies:
+        # nothing to judge; and a browser that silently refused third-party cookies would look the same
+        raise NotVerified(f"no third-party cookie was set in the reference visit ({_examined(reference)}, all "
+                          "first-party), so there was no third-party cookie to hold to the declared recipients")
     _tally(reference)
+    examined("third-party cookies", reference.third_party_cookies)
     if reference.cookies:
         raise PromiseBroken(f"the visitor's browser holds third-party cookies of domains the profile does not "
                             f"declare (browser.recipients; {_examined(reference)}):"

@@ -117,6 +117,7 @@ class WebOutcome:
     control_attachments: list = field(default_factory=list)
     identifier_leaks: list[Leak] = field(default_factory=list)
     typed_seen_first: int = 0  # requests to the first party (or a service provider) carrying typed values
+    third_party_cookies: int = 0  # cookies of any party but the first in the visitor's browser
 
 
 # -- one procedure's browser ------------------------------------------------------------------
@@ -410,6 +411,7 @@ def _reference(s: WebSession, out: WebOutcome) -> None:
     out.cookies = [_cookie_finding(visitor, c)
                    for c in cookies if c.party.role == "undeclared"]
     out.examined = {"requests": len(visitor.requests), "cookies": len(cookies), "typed fields": len(typed)}
+    out.third_party_cookies = sum(1 for c in cookies if c.party.role != "first_party")
     out.control = [f"typed fields seen leaving for the first party in {len({x.seq for x in seen_first})} "
                    f"request(s)", f"{len(out.identifier_leaks)} identifier(s) of the control sent to "
                    f"third-party or sale domains", f"third parties contacted: {', '.join(out.requests_outside)}"]
