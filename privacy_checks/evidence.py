@@ -180,13 +180,21 @@ class Attachment:
     media_type: str
     data: bytes
 
+    def payload(self) -> bytes:
+        """The bytes to write or attach: text scrubbed of every live secret met so far (an image
+        is kept as it is)."""
+        if self.media_type.startswith("text/") or self.media_type == "application/json":
+            return scrub(self.data.decode("utf-8", "replace")).encode("utf-8")
+        return self.data
+
     def to_dict(self) -> dict[str, Any]:
         import hashlib
 
+        data = self.payload()
         out: dict[str, Any] = {"name": self.name, "file": self.filename, "media_type": self.media_type,
-                               "sha256": hashlib.sha256(self.data).hexdigest(), "bytes": len(self.data)}
+                               "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         if self.media_type == "application/json":
-            out["content"] = json.loads(self.data)
+            out["content"] = json.loads(data)
         return out
 
 

@@ -69,7 +69,7 @@ def attach_evidence(item, record, *, title: str | None = None) -> None:
         if data["notes"]:
             allure.attach("\n".join(data["notes"]), name="notes", attachment_type=allure.attachment_type.TEXT)
         for attachment in record.attachments:
-            allure.attach(attachment.data, name=attachment.name,
+            allure.attach(attachment.payload(), name=attachment.name,
                           attachment_type=types.get(attachment.media_type, allure.attachment_type.TEXT))
         allure.attach(_json(data), name="evidence", attachment_type=allure.attachment_type.JSON)
 
@@ -104,7 +104,7 @@ def write_evidence_file(directory: Path, check_id: str, nodeid: str, record, *, 
         folder.mkdir(exist_ok=True)
         target = folder / attachment.filename
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(attachment.data)
+        tmp.write_bytes(attachment.payload())
         os.replace(tmp, target)
         entry["file"] = f"{check_id}/{attachment.filename}"
     if shared_by:
