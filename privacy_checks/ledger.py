@@ -256,6 +256,24 @@ class Ledger:
             rows = conn.execute(self.subjects.select().where(self.subjects.c.target == target)).mappings().all()
         return [_subject_row(r) for r in rows]
 
+    def live_values(self, target: str, field: str) -> set[str]:
+        """Values of one field held by subjects of `target` that may still be on it (not deleted
+        nor cleaned up): a new subject's weak typed value (a birth date) must not repeat one."""
+        import sqlalchemy as sa
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(self.subjects.c.fields_json)
+                .where(self.subjects.c.target == target)
+                .where(self.subjects.c.state.in_(("intended", "created", "orphaned", "awaiting_request")))
+            ).all()
+        values = set()
+        for (fields_json,) in rows:
+            value = json.loads(fields_json or "{}").get(field)
+            if isinstance(value, str):
+                values.add(value)
+        return values
+
     def orphans(self, target: str) -> list[dict]:
         """Subjects of `target` left by runs whose lease has expired, still on the target."""
         with self.engine.connect() as conn:

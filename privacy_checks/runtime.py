@@ -275,10 +275,12 @@ class RunContext:
         with self._lock:
             if self._factory is None:
                 spec = self.profile.subject or {}
+                target = self.profile.name
                 self._factory = SubjectFactory(seed=self.seed, nonce=self.nonce, locale=spec.get("locale", "en_US"),
                                                email_domain=spec.get("email_domain", "example.com"),
                                                fields=spec.get("fields"), strategies=spec.get("strategies"),
-                                               extra_fields=spec.get("extra_fields"))
+                                               extra_fields=spec.get("extra_fields"),
+                                               taken=lambda field: self.ledger.live_values(target, field))
             return self._factory
 
     def create_subject(self, test_id: str, role: str = "subject", *, creator=None, **overrides: Any):

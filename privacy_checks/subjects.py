@@ -14,12 +14,16 @@ import hashlib
 import ipaddress
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from .observe.forms import LITERAL, MARKER, Needle, canary_needles, short_canary
+from .observe.typed import TypedNeedle
 
 # Fields the MediaPRO policy lists for registered users and LMS users ("What specific
 # information is collected?"), each with the strategy that fills it.
@@ -37,13 +41,21 @@ DEFAULT_STRATEGIES: dict[str, str] = {
     "custom_field": "canary",
     "geolocation": "geolocation",
     "drivers_license": "canary",
+    "card_number": "card_number",
+    "date_of_birth": "date_of_birth",
+    "moment": "timestamp",
 }
 # Not in the policy's field lists: only a profile that names them gets them.
-_OPT_IN_FIELDS = ("geolocation", "drivers_license")
+_OPT_IN_FIELDS = ("geolocation", "drivers_license", "card_number", "date_of_birth", "moment")
 
-# Strategies whose values are not unique enough to prove presence on their own.
-WEAK_STRATEGIES = {"phone", "ip", "weak", "choice", "fixed"}
-STRATEGIES = ("canary", "email", "password", "phone", "ip", "geolocation", "weak", "fixed", "choice", "content")
+# Strategies whose values are not unique enough to prove presence on their own: a date of birth
+# or an amount is shared by many real people (docs/profile.md, "Typed values").
+WEAK_STRATEGIES = {"phone", "ip", "weak", "choice", "fixed", "date_of_birth", "date", "amount"}
+# Strategies whose values are numbers, dates or instants (observe/typed.py), by typed kind.
+TYPED_STRATEGIES = {"card_number": "card_number", "date_of_birth": "date", "date": "date", "timestamp": "timestamp",
+                    "integer": "integer", "amount": "amount"}
+STRATEGIES = ("canary", "email", "password", "phone", "ip", "geolocation", "weak", "fixed", "choice", "content",
+              *TYPED_STRATEGIES)
 # Text the subject writes (a message, a support ticket): canary-bearing like any field, but not
 # an account field a policy lists, so suites/policy does not classify it (see docs/profile.md).
 CONTENT_STRATEGY = "content"
@@ -60,6 +72,27 @@ def subject_fields(spec: dict | None) -> list[str]:
 _DOC_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
+
+# Card numbers: major industry identifier 0 is "ISO/TC 68 and other industry assignments"
+# (ISO/IEC 7812-1), a range no card issuer's cards are numbered in; 16 digits, Luhn-valid.
+DEFAULT_IIN = "009391"
+# Birth dates of adults: 1940-01-01 .. 2004-12-31 (23,742 days).
+_BIRTH_FIRST, _BIRTH_DAYS = date(1940, 1, 1), (date(2004, 12, 31) - date(1940, 1, 1)).days + 1
+# Integers fit a 32-bit INTEGER column: 1,000,000,000 .. 2,147,483,647.
+_INT_FIRST, _INT_SPAN = 1_000_000_000, 2_147_483_647 - 1_000_000_000 + 1
+
+
+def luhn_digit(digits: str) -> str:
+    """The check digit that makes ``digits`` + it pass the Luhn test."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return str((10 - total % 10) % 10)
+
+
+def luhn_valid(number: str) -> bool:
+    return number.isdigit() and len(number) > 1 and luhn_digit(number[:-1]) == number[-1]
 # Strategies whose value depends only on the subject's token, not on the field's name.
 _ONE_VALUE = frozenset({"email", "password"})
 
@@ -108,14 +141,19 @@ class Subject:
         """The needles of ``fields`` (default: every field, and the subject's canaries alone, so a
         sweep also finds a bare canary: see forms.canary_needles)."""
         wanted = fields if fields is not None else list(self.fields)
-        out = []
+        out: list[Needle] = []
         for name in wanted:
             value = self.fields.get(name)
             if not value:
                 continue
-            out.append(Needle(self.id, name, value, self.strategies.get(name) in WEAK_STRATEGIES))
+            strategy = self.strategies.get(name)
+            weak = strategy in WEAK_STRATEGIES
+            kind = TYPED_STRATEGIES.get(strategy or "")
+            out.append(TypedNeedle(self.id, name, value, weak, kind) if kind else Needle(self.id, name, value, weak))
         if fields is None:
-            strong = [v for f, v in self.fields.items() if self.strategies.get(f) not in WEAK_STRATEGIES]
+            # a typed value (a card number) carries no canary: only text values' canaries count
+            strong = [v for f, v in self.fields.items()
+                      if self.strategies.get(f) not in WEAK_STRATEGIES and self.strategies.get(f) not in TYPED_STRATEGIES]
             out += canary_needles(self.id, [self.canary, *strong])
         return out
 
@@ -129,7 +167,16 @@ class Subject:
         return bool(category_table().get(field_name, {}).get("sensitive", False))
 
     def template_context(self) -> dict[str, Any]:
-        return {"id": self.id, "canary": self.canary, **self.fields}
+        """Field values for templates; an integer field is an int, an amount a float, so a
+        template that is a whole JSON value sends a number."""
+        typed: dict[str, Any] = {}
+        for name, value in self.fields.items():
+            strategy = self.strategies.get(name)
+            if strategy == "integer" and value:
+                typed[name] = int(value)
+            elif strategy == "amount" and value:
+                typed[name] = float(value)
+        return {"id": self.id, "canary": self.canary, **self.fields, **typed}
 
     def describe(self) -> str:
         return f"{self.role} {self.canary} ({self.test_id})"
@@ -171,8 +218,14 @@ class SubjectFactory:
 
     def __init__(self, *, seed: str, nonce: str, locale: str = "en_US", email_domain: str = "example.com",
                  fields: list[str] | None = None, strategies: dict[str, dict] | None = None,
-                 extra_fields: list[str] | None = None) -> None:
+                 extra_fields: list[str] | None = None, now: datetime | None = None,
+                 taken: Callable[[str], set[str]] | None = None) -> None:
         self.seed = str(seed)
+        # Instants are placed just before the run started, one subject a few seconds apart.
+        self.started = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        # Values of a field other live subjects of the target hold (the ledger's), not reused.
+        self.taken = taken
+        self._used: dict[str, set[str]] = {}
         self.nonce = nonce
         self.locale = locale
         self.email_domain = email_domain
@@ -214,6 +267,8 @@ class SubjectFactory:
                 values[name] = values.get(same, "")
                 strategies[name] = strategies.get(same, "canary")
         values = {name: values[name] for name in self.fields}
+        for name, value in values.items():
+            self._used.setdefault(name, set()).add(value)
         return Subject(id=subject_id_for(token), test_id=test_id, canary=token, fields=values,
                        strategies=strategies, role=role)
 
@@ -248,7 +303,53 @@ class SubjectFactory:
         if strategy == CONTENT_STRATEGY:
             sentence = fake.sentence(nb_words=6).rstrip(".")
             return _fit(name, spec, [f"{name.replace('_', ' ')} {TOKEN_SLOT}: {sentence}", TOKEN_SLOT], token)
+        if strategy in TYPED_STRATEGIES:
+            return self._typed(name, strategy, spec, token)
         return _fit(name, spec, [self._canary_text(name, fake, first, last, TOKEN_SLOT), TOKEN_SLOT], token)
+
+    def _draw(self, name: str, token: str) -> int:
+        """A 64-bit number from the token and the field: the same subject gets the same value."""
+        return int.from_bytes(hashlib.sha256(f"{token}|{name}|typed".encode()).digest()[:8], "big")
+
+    def _unused(self, name: str, candidates) -> str:
+        """The first candidate no subject of this run and no other live subject holds."""
+        held = set(self._used.get(name, set()))
+        if self.taken is not None:
+            held |= self.taken(name)
+        first = None
+        for value in candidates:
+            first = first or value
+            if value not in held:
+                return value
+        return first  # every candidate taken (never in practice): a weak value may repeat
+
+    def _typed(self, name: str, strategy: str, spec: dict, token: str) -> str:
+        rnd = self._draw(name, token)
+        if strategy == "card_number":
+            iin = str(spec.get("iin", DEFAULT_IIN))
+            body = f"{rnd % 10 ** (15 - len(iin)):0{15 - len(iin)}d}"
+            return iin + body + luhn_digit(iin + body)
+        if strategy in ("date_of_birth", "date"):
+            first = date.fromisoformat(str(spec["first"])) if spec.get("first") else _BIRTH_FIRST
+            last = date.fromisoformat(str(spec["last"])) if spec.get("last") else _BIRTH_FIRST + timedelta(
+                days=_BIRTH_DAYS - 1)
+            span = (last - first).days + 1
+            return self._unused(name, ((first + timedelta(days=(rnd + 7919 * i) % span)).isoformat()
+                                       for i in range(64)))
+        if strategy == "timestamp":
+            index = self._count
+            micro = 100_001 + rnd % 899_998
+            if micro % 1000 == 0:  # the microseconds below the millisecond stay distinctive too
+                micro += 7
+            moment = self.started - timedelta(seconds=3 * index + 3) + timedelta(microseconds=micro)
+            return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if strategy == "integer":
+            return self._unused(name, (str(_INT_FIRST + (rnd + 104_729 * i) % _INT_SPAN) for i in range(64)))
+        # amount: cents never 00 or a multiple of 10, so the rendering keeps two digits
+        low, high = Decimal(str(spec.get("min", "10.00"))), Decimal(str(spec.get("max", "999.99")))
+        span = int((high - low) * 100) + 1
+        cents = [int(low * 100) + (rnd + 7 * i) % span for i in range(64)]
+        return self._unused(name, (f"{Decimal(c) / 100:.2f}" for c in cents if c % 10))
 
     @staticmethod
     def _canary_text(name: str, fake, first: str, last: str, token: str) -> str:

@@ -78,3 +78,44 @@ def standalone_demo(tmp_path):
     yield env
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=10)
+
+
+NO_POSTGRES = "PostgreSQL not available: install postgresql or set PRIVACY_CHECKS_TEST_PG_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A throwaway PostgreSQL cluster for the whole session (tests/pg.py); skipped without the
+    server binaries, except in CI, where a missing PostgreSQL is a failure."""
+    from pg import PostgresUnavailable, start_throwaway_cluster
+
+    try:
+        url, stop = start_throwaway_cluster(tmp_path_factory.mktemp("postgres"))
+    except PostgresUnavailable as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"{NO_POSTGRES} ({e})")
+        pytest.skip(f"{NO_POSTGRES} ({e})")
+    yield url
+    stop()
+
+
+@pytest.fixture
+def new_database(request):
+    """``new_database(kind)``: the URL of an empty database of that kind (``sqlite`` or
+    ``postgresql``), its own for this test."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    def make(kind: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{request.getfixturevalue('tmp_path') / f'{uuid.uuid4().hex[:8]}.db'}"
+        url = request.getfixturevalue("postgres_url")
+        name = "t_" + uuid.uuid4().hex[:12]
+        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        admin.dispose()
+        return sa.make_url(url).set(database=name).render_as_string(hide_password=False)
+
+    return make

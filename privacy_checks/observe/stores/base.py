@@ -31,6 +31,7 @@ from privacy_checks.observe.forms import (
     texts_of_bytes,
     utf16_bytes,
 )
+from privacy_checks.observe.typed import TypedPlan, split_typed
 
 
 @dataclass
@@ -193,6 +194,10 @@ class Plan:
 
     def __init__(self, needles: list[Needle], forms: tuple[str, ...]):
         self.forms = forms
+        needles, typed = split_typed(needles)
+        # Numbers, dates and instants: compared by value in typed columns, as whole texts in text
+        # columns, and found in candidate texts by ``find`` (observe/typed.py).
+        self.typed = TypedPlan(typed if "exact" in forms else [])
         self.matcher = Matcher(needles, forms)
         strong = [n for n in self.matcher.needles if not n.weak]
         in_text = {"exact", "casefold", "urlencoded", "token"} & set(forms)
@@ -235,8 +240,9 @@ class Plan:
         self.weak_values = (
             sorted({n.value for n in self.matcher.needles if n.weak}) if "exact" in forms else []
         )
-        # Hashes and weak values are both compared as whole values: one IN list per column.
-        self.whole_values = self.digests + self.weak_values
+        # Hashes, weak values and typed values' texts are all compared as whole values: one IN
+        # list per column.
+        self.whole_values = self.digests + self.weak_values + self.typed.text_values
         self.json_whole_values = self.whole_values + [
             json.dumps(v, ensure_ascii=False) for v in self.whole_values
         ]
@@ -261,6 +267,7 @@ class Plan:
         if self.digests:
             parts.append(rb"[0-9A-Fa-f]{32}")
         parts += [re.escape(v.encode()) for v in self.weak_values]
+        parts += self.typed.prefilter_parts()
         return re.compile(b"|".join(parts)) if parts else None
 
     def find_in_bytes(self, data: bytes) -> list[tuple[str, Match]]:
@@ -269,11 +276,17 @@ class Plan:
         seen: set[tuple[Needle, str]] = set()
         out: list[tuple[str, Match]] = []
         for text in texts_of_bytes(data):
-            for m in dedup(self.matcher.find(text)):
+            for m in dedup(self.find(text)):
                 if (m.needle, m.form) not in seen:
                     seen.add((m.needle, m.form))
                     out.append((text, m))
         return out
+
+    def find(self, text: str) -> list[Match]:
+        """Every needle and form in one candidate text: canary-bearing and weak values (the
+        Matcher), and typed values' renderings."""
+        found = self.matcher.find(text)
+        return found + self.typed.find(text) if self.typed else found
 
 
 def matches(patterns: Sequence[str], *names: str) -> bool:
@@ -299,7 +312,7 @@ def make_hit(store: str, kind: str, where: str, col: str | int, key, m: Match, t
         subject_id=m.needle.subject_id,
         field=m.needle.field,
         form=m.form,
-        weak=m.needle.weak,
+        weak=getattr(m, "weak", m.needle.weak),  # a typed form says what it proves (observe/typed.py)
         excerpt=excerpt(text, m.start, m.end),
         expires_in=expires_in,
         row_key_kind=(key_kind or ("primary key" if kind == "table" else kind)) if key else "none",
@@ -309,7 +322,7 @@ def make_hit(store: str, kind: str, where: str, col: str | int, key, m: Match, t
 def hits_in(plan: Plan, text: str, store: str, kind: str, where: str, col: str | int, key=None,
             expires_in: float | None = None) -> list[Hit]:
     """Every needle and form the plan's Matcher finds in one candidate value, as hits."""
-    return [make_hit(store, kind, where, col, key, m, text, expires_in) for m in dedup(plan.matcher.find(text))]
+    return [make_hit(store, kind, where, col, key, m, text, expires_in) for m in dedup(plan.find(text))]
 
 
 def as_text(value: Any) -> str | None:

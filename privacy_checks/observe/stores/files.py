@@ -122,7 +122,7 @@ def _sweep_file(store: StoreSpec, plan: Plan, path: str, result: SweepResult) ->
             stream = gzip.GzipFile(fileobj=raw) if gz else raw
             for number, text in candidate_lines(plan, stream):
                 candidates += 1
-                for m in dedup(plan.matcher.find(text)):
+                for m in dedup(plan.find(text)):
                     if (number, m.needle, m.form) in seen:
                         continue
                     seen.add((number, m.needle, m.form))

@@ -282,7 +282,7 @@ class _Sweeper:
             self.candidates += 1
             for where, data in values:
                 text = data.decode("utf-8", errors="replace")
-                if self.plan.matcher.find(text):
+                if self.plan.find(text):
                     hits.setdefault(key, []).append((where, text))
         if not hits:
             return
@@ -382,7 +382,7 @@ def _literals(plan: Plan) -> tuple[list[str], list[str], list[str], bool]:
     cs: list[str] = []
     for value, insensitive in plan.patterns:
         (ci if insensitive else cs).append(value.lower() if insensitive else value)
-    return ci, cs, list(plan.weak_values), bool(plan.digests)
+    return ci, cs, list(plan.weak_values) + list(plan.typed.text_values), bool(plan.digests)
 
 
 # ARGV: cursor, count, match, #ci, #cs, #whole, hex?, ci..., cs..., whole...

@@ -31,12 +31,13 @@ from sqlalchemy.engine.reflection import Inspector
 from privacy_checks.errors import StoreError
 from privacy_checks.observe.forms import byte_patterns, mask, utf16_bytes
 
+from . import sql_typed
 from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, byte_lengths, dedup, make_hit
 from .base import matches as _matches
 
 _SYSTEM_SCHEMAS = {"information_schema", "mysql", "performance_schema", "sys"}
-# Types that cannot hold a canary: not swept and not reported.
-_NOT_TEXT = (sa.Integer, sa.Numeric, sa.Boolean, sa.Date, sa.DateTime, sa.Time, sa.Interval, sa.Uuid)
+# Types that cannot hold a text canary: swept for typed values only (sql_typed.py).
+_NOT_TEXT = (sa.Integer, sa.Numeric, sa.Float, sa.Boolean, sa.Date, sa.DateTime, sa.Time, sa.Interval, sa.Uuid)
 
 
 def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResult) -> None:
@@ -455,10 +456,12 @@ def _sweep_sql(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResu
                 conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
             conn.commit()
             plan.set_encodings(_store_encodings(conn))
-            tables = _tables(conn, store, result)
+            tables = _tables(conn, store, result, typed=bool(plan.typed))
             conn.rollback()  # reflection autobegan a transaction; each table gets its own
             result.count(store.name, "tables", len(tables))
             result.count(store.name, "columns", sum(len(t.columns) for t in tables))
+            if plan.typed:
+                result.count(store.name, "typed columns", sum(len(t.typed) for t in tables))
             for table in tables:
                 t0 = time.perf_counter()
                 if table.fts is not None:
@@ -478,6 +481,8 @@ class _Table:
     key: list[str]  # the columns naming a row (or rowid/ctid)
     key_kind: str  # primary key | unique | values | physical
     fts: str | None = None  # fts3/fts4/fts5: swept through its vocabulary, not its rows
+    # numbers, dates, instants: compared with the plan's typed values in their own type
+    typed: list[sql_typed.TypedColumn] = field(default_factory=list)
 
     @property
     def where(self) -> str:
@@ -546,8 +551,9 @@ def _reflect(inspector: Inspector, schema: str | None, kinds) -> tuple[dict, dic
     return columns, found[0], found[1], found[2]
 
 
-def _tables(conn: Connection, store: StoreSpec, result: SweepResult) -> list[_Table]:
-    """Every table to sweep: its text columns and the key naming its rows."""
+def _tables(conn: Connection, store: StoreSpec, result: SweepResult, typed: bool = False) -> list[_Table]:
+    """Every table to sweep: its text columns, its typed columns (numbers, dates, instants; only
+    when the plan holds typed values) and the key naming its rows."""
     out: list[_Table] = []
     dialect = conn.dialect
     inspector: Inspector = sa.inspect(conn)
@@ -580,10 +586,17 @@ def _tables(conn: Connection, store: StoreSpec, result: SweepResult) -> list[_Ta
             if _matches(store.exclude_tables, table, qualified) or table in shadows:
                 continue
             columns: list[_Column] = []
+            typed_columns: list[sql_typed.TypedColumn] = []
             for c in reflected:
                 name = c["name"]
                 if _matches(store.exclude_columns, f"{table}.{name}", f"{qualified}.{name}"):
                     continue
+                family = sql_typed.family(dialect, c["type"]) if typed and table not in fts else None
+                if family == "unsupported":
+                    where = f"{table if schema is None else qualified}.{name}"
+                    result.unswept.append(Unswept(store.name, where, sql_typed.unsupported_reason(c["type"])))
+                elif family is not None:
+                    typed_columns.append(sql_typed.TypedColumn(name, family, c["type"]))
                 kind = "text" if table in fts else _classify(dialect, c["type"])
                 if kind is None:
                     continue
@@ -594,13 +607,13 @@ def _tables(conn: Connection, store: StoreSpec, result: SweepResult) -> list[_Ta
                     )
                     continue
                 columns.append(_Column(name, kind, c["type"]))
-            if not columns:
+            if not columns and not typed_columns:
                 continue
             if table in fts:
                 out.append(_Table(schema, table, columns, ["rowid"], "fts rowid", fts=fts[table]))
                 continue
             key, key_kind = _row_key(inspector, dialect, schema, table, reflected, pks, uniques, indexes)
-            out.append(_Table(schema, table, columns, key, key_kind))
+            out.append(_Table(schema, table, columns, key, key_kind, typed=typed_columns))
     return out
 
 
@@ -608,17 +621,17 @@ def _sweep_table(
     conn: Connection, store: StoreSpec, plan: Plan, timeout_s: float, table: _Table, result: SweepResult
 ) -> int:
     columns = table.columns
-    attempts = [columns]
+    attempts = [(columns, table.typed)]
     plain = [c for c in columns if c.kind == "text"]
-    if len(plain) < len(columns):
-        # A cast the dialect rejects should cost the odd column, not the whole table.
-        attempts.append(plain)
+    if len(plain) < len(columns) or table.typed:
+        # A cast or a comparison the dialect rejects should cost the odd column, not the table.
+        attempts.append((plain, []))
     error = ""
-    for attempt in attempts:
-        if not attempt:
+    for attempt, attempt_typed in attempts:
+        if not attempt and not attempt_typed:
             break
         try:
-            n = _query_table(conn, store, plan, timeout_s, table, attempt, result)
+            n = _query_table(conn, store, plan, timeout_s, table, attempt, result, attempt_typed)
         except sa.exc.DBAPIError as e:
             conn.rollback()
             error = _scrub(str(e.orig), None)
@@ -634,6 +647,10 @@ def _sweep_table(
                 result.unswept.append(
                     Unswept(store.name, f"{table.where}.{c.name}", f"cannot read as text: {error}")
                 )
+        for t in table.typed:
+            if t not in attempt_typed:
+                result.unswept.append(Unswept(store.name, f"{table.where}.{t.name}",
+                                              f"cannot compare as {t.family} ({t.type_}): {error}"))
         return n
     if "interrupt" in error.lower():
         error = f"timed out after {timeout_s:g}s ({error})"
@@ -663,14 +680,21 @@ def sweep_session(conn: Connection) -> None:
         conn.exec_driver_sql("SET LOCAL parallel_setup_cost = 0")
 
 
-def sweep_query(dialect: Dialect, plan: Plan, table: _Table, columns: list[_Column]) -> sa.Select | None:
-    """The statement that returns the candidate rows of one table (key columns, then the columns)."""
+def sweep_query(dialect: Dialect, plan: Plan, table: _Table, columns: list[_Column],
+                typed: list[sql_typed.TypedColumn] | None = None) -> sa.Select | None:
+    """The statement that returns the candidate rows of one table (key columns, then the text
+    columns, then the typed columns)."""
+    typed = typed or []
     for c in columns:
         c.column = sa.column(c.name, c.type_)
     text_names = {c.name for c in columns}
+    typed_columns = {t.name: sa.column(t.name) for t in typed if t.name not in text_names}
     physical = ("rowid", "ctid")
-    key_columns = [sa.column(k) for k in table.key if k not in physical and k not in text_names]
-    source = sa.table(table.name, *[c.column for c in columns], *key_columns, schema=table.schema)
+    key_columns = [sa.column(k) for k in table.key
+                   if k not in physical and k not in text_names and k not in typed_columns]
+    source = sa.table(table.name, *[c.column for c in columns], *typed_columns.values(), *key_columns,
+                      schema=table.schema)
+    typed_refs = [source.c[t.name] for t in typed]
     keys: list[sa.ColumnElement] = [
         sa.cast(sa.literal_column(k), sa.Text).label(k)
         if k == "ctid"
@@ -680,9 +704,12 @@ def sweep_query(dialect: Dialect, plan: Plan, table: _Table, columns: list[_Colu
         for k in table.key
     ]
     preds = [p for p in (_predicate(dialect, c, plan) for c in columns) if p is not None]
+    preds += [p for p in (sql_typed.predicate(dialect, ref, t, plan.typed)
+                          for ref, t in zip(typed_refs, typed, strict=True)) if p is not None]
     if not preds:
         return None
-    query = sa.select(*keys, *[_selected(dialect, c).label(f"pcq_{i}") for i, c in enumerate(columns)])
+    query = sa.select(*keys, *[_selected(dialect, c).label(f"pcq_{i}") for i, c in enumerate(columns)],
+                      *[sql_typed.selected(ref).label(f"pcq_t{i}") for i, ref in enumerate(typed_refs)])
     return query.select_from(source).where(sa.or_(*preds))
 
 
@@ -694,8 +721,10 @@ def _query_table(
     table: _Table,
     columns: list[_Column],
     result: SweepResult,
+    typed: list[sql_typed.TypedColumn] | None = None,
 ) -> int:
-    query = sweep_query(conn.dialect, plan, table, columns)
+    typed = typed or []
+    query = sweep_query(conn.dialect, plan, table, columns, typed)
     if query is None:
         return 0
     key = table.key
@@ -709,6 +738,7 @@ def _query_table(
         for row in rows:
             candidates += 1
             row_key = {k: _key_value(v, table.key_kind) for k, v in zip(key, row[: len(key)], strict=True)} or None
+            row_hits: list[Hit] = []
             for i, c in enumerate(columns):
                 value = row[len(key) + i]
                 if value is None:
@@ -717,10 +747,24 @@ def _query_table(
                     found = plan.find_in_bytes(bytes(value))
                 else:
                     text = _as_text(value)
-                    found = [(text, m) for m in dedup(plan.matcher.find(text))]
+                    found = [(text, m) for m in dedup(plan.find(text))]
                 for text, m in found:
-                    hits.append(make_hit(store.name, "table", table.where, c.name, row_key, m, text,
-                                         key_kind=table.key_kind))
+                    row_hits.append(make_hit(store.name, "table", table.where, c.name, row_key, m, text,
+                                             key_kind=table.key_kind))
+            if plan.typed:
+                values = {c.name: row[len(key) + i] for i, c in enumerate(columns)}
+                for i, t in enumerate(typed):
+                    values[t.name] = row[len(key) + len(columns) + i]
+                    row_hits += sql_typed.hits(plan.typed, store.name, table.where, t.name, row_key,
+                                               values[t.name], table.key_kind)
+                row_hits += sql_typed.last_four(plan.typed, store.name, table.where, row_key, values, row_hits,
+                                                table.key_kind)
+                # a column without a declared type is read both as text and as a typed value
+                unique: dict[tuple, Hit] = {}
+                for h in row_hits:
+                    unique.setdefault((h.column_or_line, h.subject_id, h.field, h.form), h)
+                row_hits = list(unique.values())
+            hits += row_hits
     result.hits += hits
     return candidates
 

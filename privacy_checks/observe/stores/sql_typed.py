@@ -1,0 +1,170 @@
+"""Typed columns of SQL stores: numbers, dates and instants compared in the column's own type.
+
+A card number in a BIGINT, a birth date in a DATE, a login time in a TIMESTAMP: the sweep
+compares each such column with an ``IN`` list of the subjects' values of that family
+(``observe/typed.py``), inside the engine and in the column's own type — never a cast of every
+value to text. Only the rows that hold one come back; ``hits`` then says which needle and form.
+
+One code path for every SQLAlchemy dialect: literals are bound with the generic SQLAlchemy type
+of their family and rendered by the dialect. Where the engine does not enforce a column's type
+(SQLite: any column holds any value, a DATETIME holds text, integers or Julian days), the list
+holds every family's values at once, so a number stored as text in an INTEGER column (or the
+reverse) is still compared as what it is.
+
+A column whose values cannot be compared (a vendor type with locale- or vendor-specific
+semantics) is reported unswept with its reason, so an absence check is an error unless the
+column is excluded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from privacy_checks.observe.forms import excerpt
+from privacy_checks.observe.typed import TypedPlan
+
+from .base import Hit
+
+# Vendor types that hold numbers or money whose comparison depends on the server (PostgreSQL's
+# money follows lc_monetary; SQL Server's money and smallmoney, MySQL's YEAR).
+_VENDOR = {"MONEY", "SMALLMONEY", "YEAR"}
+_BIGINT = 2**63
+
+
+@dataclass
+class TypedColumn:
+    name: str
+    family: str  # int | decimal | float | date | datetime | time | any
+    type_: sa.types.TypeEngine
+
+
+def loose(dialect: Dialect) -> bool:
+    """Whether the engine lets a column hold values of any type (SQLite's type affinity)."""
+    return dialect.name == "sqlite"
+
+
+def family(dialect: Dialect, type_: sa.types.TypeEngine) -> str | None:
+    """The family a column's values are compared in; None for a column that cannot hold a typed
+    value (booleans, intervals, UUIDs, text); "unsupported" for a vendor type we cannot compare."""
+    if isinstance(type_, sa.Boolean | sa.Interval | sa.Uuid | sa.Enum | sa.JSON | sa.String):
+        return None
+    if isinstance(type_, sa.Integer):
+        return "int"
+    if isinstance(type_, sa.Float):
+        return "float"
+    if isinstance(type_, sa.Numeric):
+        return "decimal"
+    if isinstance(type_, sa.DateTime):
+        return "datetime"
+    if isinstance(type_, sa.Date):
+        return "date"
+    if isinstance(type_, sa.Time):
+        return "time"
+    if type(type_).__name__.upper() in _VENDOR:
+        return "unsupported"
+    if loose(dialect) and isinstance(type_, sa.types.NullType):
+        return "any"  # no declared type: holds anything
+    return None
+
+
+def unsupported_reason(type_: sa.types.TypeEngine) -> str:
+    return (f"its type {type_} holds numbers whose comparison depends on the server (vendor type), so the "
+            "subjects' card numbers, amounts and instants cannot be looked for in it; exclude it "
+            "(exclude_columns) if it cannot hold them")
+
+
+def _inline(value: Any, type_: sa.types.TypeEngine) -> sa.BindParameter:
+    return sa.bindparam(None, value, type_=type_, literal_execute=True)
+
+
+def _typed_literals(fam: str, col_type: sa.types.TypeEngine, plan: TypedPlan) -> list[sa.BindParameter]:
+    """The plan's values of one family, typed as the column's family (a strict engine)."""
+    lit = plan.literals
+    numbers = [v for v in lit.get("int", []) if -_BIGINT < v < _BIGINT]
+    if fam == "int":
+        return [_inline(v, sa.BigInteger()) for v in numbers]
+    if fam == "decimal":
+        return [_inline(v, sa.BigInteger()) for v in numbers] + [
+            _inline(v, sa.Numeric()) for v in lit.get("decimal", []) if v != v.to_integral_value()]
+    if fam == "float":
+        return [_inline(float(v), sa.Float()) for v in numbers if abs(v) < 2**53] + [
+            _inline(v, sa.Float()) for v in lit.get("float", [])]
+    if fam == "date":
+        return [_inline(v, sa.Date()) for v in lit.get("date", [])]
+    if fam == "datetime":
+        aware = bool(getattr(col_type, "timezone", False))
+        values = lit.get("datetime", [])
+        return [_inline(v.replace(tzinfo=UTC) if aware else v, sa.DateTime(timezone=aware)) for v in values]
+    if fam == "time":
+        return [_inline(v, sa.Time()) for v in lit.get("time", [])]
+    return []
+
+
+def _loose_literals(plan: TypedPlan) -> list[sa.BindParameter]:
+    """Every family's values as the engine stores them (integers, reals, text) in one list."""
+    lit = plan.literals
+    out = [_inline(v, sa.BigInteger()) for v in lit.get("int", []) if -_BIGINT < v < _BIGINT]
+    out += [_inline(v, sa.Numeric()) for v in lit.get("decimal", []) if v != v.to_integral_value()]
+    out += [_inline(v, sa.Float()) for v in lit.get("float", [])]
+    out += [_inline(v, sa.Text()) for v in plan.text_values]
+    return out
+
+
+def predicate(dialect: Dialect, column: sa.ColumnElement, col: TypedColumn, plan: TypedPlan) -> sa.ColumnElement | None:
+    """``column IN (the subjects' values of its family)``; None when there are none."""
+    literals = _loose_literals(plan) if loose(dialect) else _typed_literals(col.family, col.type_, plan)
+    return column.in_(literals) if literals else None
+
+
+def selected(column: sa.ColumnElement) -> sa.ColumnElement:
+    """The column as the driver returns it: no SQLAlchemy result processing (SQLite's DATETIME
+    parser would reject a text it did not write)."""
+    return sa.type_coerce(column, sa.types.NullType())
+
+
+def shown(value: Any) -> str:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def hits(plan: TypedPlan, store: str, where: str, column: str, key, value: Any,
+         key_kind: str = "primary key") -> list[Hit]:
+    """What one typed value of a candidate row is: a hit per needle and form it equals."""
+    out = []
+    text = shown(value)
+    for meaning in plan.meanings(value):
+        out.append(Hit(store=store, location_kind="table", table_or_path=where, column_or_line=column, row_key=key,
+                       subject_id=meaning.needle.subject_id, field=meaning.needle.field, form=meaning.form,
+                       weak=meaning.weak, excerpt=excerpt(text, 0, len(text)),
+                       row_key_kind=key_kind if key else "none"))
+    return out
+
+
+def last_four(plan: TypedPlan, store: str, where: str, key, row: dict[str, Any], found: list[Hit],
+              key_kind: str = "primary key") -> list[Hit]:
+    """A card's last four digits, reported only in a row that also holds the same subject's
+    canary: four digits alone are anybody's."""
+    if not plan.cards:
+        return []
+    out = []
+    proven = {h.subject_id for h in found if not h.weak}
+    for subject_id in proven & set(plan.cards):
+        for column, value in row.items():
+            needle = plan.last_four(subject_id, value)
+            if needle is not None:
+                text = shown(value)
+                out.append(Hit(store=store, location_kind="table", table_or_path=where, column_or_line=column,
+                               row_key=key, subject_id=subject_id, field=needle.field, form="last four", weak=True,
+                               excerpt=excerpt(text, 0, len(text)), row_key_kind=key_kind if key else "none"))
+    return out
