@@ -73,7 +73,14 @@ def test_clean_demo_passes_every_web_check_and_removes_its_subjects(suite_runner
       r"before the form was submitted: \w+ \(exact, in body\)"]),
     ("tracker_before_consent", CONSENT,
      [r"page https://127\.0\.0\.1:\d+/web/signup", r"GET https://tags\.adpartner\.test:\d+/adpartner/pixel\.js "
-      r"to adpartner\.test \(adpartner, third_party\) at [^,]+, before the visitor chose in the consent banner"]),
+      r"to adpartner\.test \(adpartner, third_party\) at [^,]+, before the visitor chose in the consent banner; "
+      r"sent: none of the visitor's identifiers \(no body, Referer https://127\.0\.0\.1:\d+/\)"]),
+    ("tracker_after_reject", CONSENT,
+     [r"page https://127\.0\.0\.1:\d+/web/ \(step 'consent: reject'\): GET https://tags\.adpartner\.test:\d+/adpartner/"
+      r"pixel\.js to adpartner\.test \(adpartner, third_party\) at [^,]+, after the visitor rejected",
+      r"page https://127\.0\.0\.1:\d+/web/\S* \(step '[^']+'\): " + PIXEL + r" at [^,]+, after the visitor rejected; "
+      r"sent: the visitor's [^\n]*cookie _adp_uid \(\.adpartner\.test\) \(exact, in body\)",
+      r"cookie _adp_uid on \.adpartner\.test: adpartner\.test \(adpartner, third_party\)"]),
     ("undeclared_cookie", COOKIES,
      [r"cookie cm_id on \.cookiematch\.test: cookiematch\.test \(UNDECLARED third party\), set by "
       r"https://sync\.cookiematch\.test:\d+/cookiematch/sync"]),
@@ -86,6 +93,9 @@ def test_each_web_flaw_fails_exactly_its_check_naming_page_request_domain_and_fi
     message = run.message(check)
     for pattern in where:
         assert re.search(pattern, message), (pattern, message)
+    if flaw == "tracker_after_reject":
+        # the banner is obeyed until the visitor answers: only the rejection half is broken
+        assert "before the visitor chose" not in message, message
 
 
 def test_a_failing_web_check_shows_its_screenshot_and_timeline_in_allure_and_the_report(suite_runner, tmp_path):
@@ -130,3 +140,26 @@ def test_a_consent_banner_the_page_lacks_is_an_error_never_a_pass(suite_runner, 
     assert "browser.consent.banner '#cookie-notice'" in message and "/web/signup" in message, message
     evidence = json.loads((tmp_path / "reports" / "evidence" / f"{CONSENT}.json").read_text())["evidence"]
     assert any(a["media_type"] == "image/png" for a in evidence["attachments"])
+
+
+def test_consent_check_errors_when_the_browsed_pages_never_call_a_third_party(suite_runner, standalone_demo, tmp_path):
+    """The rejection half's positive control: the pages a subject loads after rejecting (the browse
+    journey and the barrier page) must be seen calling third parties in the reference visit, or
+    their silence after a rejection proves nothing."""
+    profile = (ROOT / "fixtures" / "targets" / "demo.yaml").read_text()
+    browse = """    browse:
+      - visit: /web/
+      - visit: /web/account
+      - wait_for: "#user-id:not(:empty)"
+"""
+    assert browse in profile
+    path = tmp_path / "demo-quiet-browse.yaml"
+    # the barrier page is loaded after the rejection too, so it must be quiet as well
+    quiet = profile.replace(browse, "    browse:\n      - visit: /privacy-policy\n").replace(
+        "  journeys:\n    signup:", "  barrier: /privacy-policy\n  journeys:\n    signup:")
+    assert quiet.count("barrier: /privacy-policy") == 1
+    path.write_text(quiet)
+    run = suite_runner("suites/web/test_consent.py", args=("--target", str(path)), env=standalone_demo)
+    assert run.outcomes() == {CONSENT: "error"}, run.stdout[-3000:]
+    message = run.message(CONSENT)
+    assert "positive control failed" in message and "browser.journeys.browse and the barrier page made no third-party request" in message

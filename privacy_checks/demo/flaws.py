@@ -79,6 +79,8 @@ FLAWS: dict[str, str] = {
                                 "(\"advanced matching\")"),
     "session_recorder_keylogs": "the session-recording script sends form fields unmasked, as they are typed",
     "tracker_before_consent": "third-party tags load before the visitor has chosen in the consent banner",
+    "tracker_after_reject": ("the tag manager takes any answer in the consent banner for consent: after the visitor "
+                             "clicks Reject all, the partner's pixel loads and sends page views"),
     "undeclared_cookie": ("the partner's pixel syncs its id with cookiematch.test, which sets a third-party cookie "
                           "the profile does not declare"),
 }

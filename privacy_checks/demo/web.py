@@ -32,7 +32,7 @@ RECORDER = "replaytrack.test"
 COOKIE_MATCH = "cookiematch.test"
 THIRD_PARTY_HOSTS = (PARTNER, RECORDER, COOKIE_MATCH)
 WEB_FLAWS = ("pixel_ignores_gpc", "pixel_after_opt_out", "pixel_advanced_matching", "session_recorder_keylogs",
-             "tracker_before_consent", "undeclared_cookie")
+             "tracker_before_consent", "tracker_after_reject", "undeclared_cookie")
 GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 
 Page = tuple[int, bytes, str, dict[str, str]]
@@ -170,8 +170,11 @@ navigator.sendBeacon('https://stats.mediapro.test' + port + '/web/collect',
   JSON.stringify({event: 'page_view', page: location.pathname}));
 // the decision the site owes: no consent (or, flawed, no answer yet taken for one), GPC, opt-out
 function consented() { var c = consent(); return c === 'accepted' || (FLAWS.tracker_before_consent && c === null); }
+// flawed, the pixel reads "any answer given" as consent: a rejection loads it too
+function answered() { return FLAWS.tracker_after_reject && consent() === 'rejected'; }
 function pixelAllowed() {
-  return consented() && (!gpc() || FLAWS.pixel_ignores_gpc) && (!optedOut() || FLAWS.pixel_after_opt_out);
+  return (consented() || answered()) && (!gpc() || FLAWS.pixel_ignores_gpc) &&
+    (!optedOut() || FLAWS.pixel_after_opt_out);
 }
 function recorderAllowed() { return consented() && !gpc() && !optedOut(); }
 window.adpq = window.adpq || [];

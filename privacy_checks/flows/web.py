@@ -118,6 +118,7 @@ class WebOutcome:
     identifier_leaks: list[Leak] = field(default_factory=list)
     typed_seen_first: int = 0  # requests to the first party (or a service provider) carrying typed values
     third_party_cookies: int = 0  # cookies of any party but the first in the visitor's browser
+    outside_while_browsing: int = 0  # third-party requests of the browse journey and barrier page, consent given
 
 
 # -- one procedure's browser ------------------------------------------------------------------
@@ -394,8 +395,13 @@ def run_reference_visit(run, *, test_id: str, evidence) -> WebOutcome:
 def _reference(s: WebSession, out: WebOutcome) -> None:
     visitor = s.visitor("reference visitor")
     subject = s.sign_up(visitor, "control")
+    # the browse journey's own third-party requests, not what the signup's last page sends as it goes
+    left = visitor.leave()
+    browse_from = s.browser._seq
     s.browse(visitor, subject)
     barrier = s.barrier(visitor)
+    out.outside_while_browsing = sum(1 for r in visitor.requests if r.party.outside and browse_from < r.seq < barrier.seq
+                                     and r.page not in (left, "about:blank"))
     out.barrier = f"{barrier.method} {barrier.url} (request #{barrier.seq})"
     visitor.final_cookies = visitor.cookies()
     # what it typed, where it went
@@ -414,7 +420,8 @@ def _reference(s: WebSession, out: WebOutcome) -> None:
     out.third_party_cookies = sum(1 for c in cookies if c.party.role != "first_party")
     out.control = [f"typed fields seen leaving for the first party in {len({x.seq for x in seen_first})} "
                    f"request(s)", f"{len(out.identifier_leaks)} identifier(s) of the control sent to "
-                   f"third-party or sale domains", f"third parties contacted: {', '.join(out.requests_outside)}"]
+                   f"third-party or sale domains", f"third parties contacted: {', '.join(out.requests_outside)}",
+                   f"{out.outside_while_browsing} third-party request(s) from the browse journey's and barrier's pages"]
     evidence = s.evidence
     evidence.stage("reference visit", barrier=out.barrier, examined=out.examined, typed_fields=out.typed,
                    first_party_received_typed=group(seen_first)[:5],
@@ -460,6 +467,11 @@ def _require_reference(s: WebSession, reference: WebOutcome, what: str) -> None:
     if not reference.requests_outside and what == "third parties":
         raise ControlFailed("positive control failed: in the reference visit (consent accepted) no page made any "
                             "third-party request, so an absence before consent would prove nothing")
+    if not reference.outside_while_browsing and what == "third parties":
+        # the pages a subject loads after rejecting must be shown to call third parties once consent is given
+        raise ControlFailed("positive control failed: in the reference visit (consent accepted) the pages of "
+                            "browser.journeys.browse and the barrier page made no third-party request, so an absence "
+                            "on them after the subject rejects would prove nothing")
 
 
 def _adopt_reference(s: WebSession, reference: WebOutcome) -> None:
@@ -589,9 +601,10 @@ def run_consent(run, *, test_id: str, evidence, reference: WebOutcome) -> WebOut
         after = [r for r in visitor.requests if r.party.outside and r.seq > rejected]
         seen = {(c.name, c.domain) for c in cookies_before}
         cookies_after = [c for c in visitor.final_cookies if c.party.outside and (c.name, c.domain) not in seen]
-        out.requests_outside = [_request_line(visitor, r, "before the visitor chose in the consent banner")
+        carried = _carried(s.leaks(visitor, s.identifiers(visitor, subject)))
+        out.requests_outside = [_request_line(visitor, r, "before the visitor chose in the consent banner", carried)
                                 for r in before]
-        out.requests_outside += [_request_line(visitor, r, "after the visitor rejected") for r in after]
+        out.requests_outside += [_request_line(visitor, r, "after the visitor rejected", carried) for r in after]
         out.cookies = [_cookie_finding(visitor, c)
                        for c in cookies_before + cookies_after]
         out.examined = {"requests": len(visitor.requests), "cookies": len(visitor.final_cookies)}
@@ -606,11 +619,30 @@ def run_consent(run, *, test_id: str, evidence, reference: WebOutcome) -> WebOut
     return settle(out, _run_in_browser, out, run, test_id, evidence, body)
 
 
-def _request_line(visitor: obs.Visitor, r: obs.RequestRecord, when: str) -> str:
+def _carried(leaks: list[Leak]) -> dict[int, list[str]]:
+    """Per request, which of the visitor's identifiers it carried and how."""
+    out: dict[int, list[str]] = {}
+    for leak in leaks:
+        item = f"{leak.field} ({leak.form}, in {leak.where})"
+        if item not in out.setdefault(leak.seq, []):
+            out[leak.seq].append(item)
+    return out
+
+
+def _request_line(visitor: obs.Visitor, r: obs.RequestRecord, when: str,
+                  carried: dict[int, list[str]] | None = None) -> str:
     from ..evidence import _redact_url
 
+    if carried and r.seq in carried:
+        sent = "the visitor's " + ", ".join(carried[r.seq])
+    else:
+        # the request itself tells the third party of the visit; a body's content is not shown (it may be a secret)
+        kind = r.headers.get("content-type", "").split(";")[0] or "no content type"
+        body = f"a {len(r.body)}-byte body ({kind})" if r.body else "no body"
+        referer = _redact_url(_short_url(r.headers.get("referer", "-")))
+        sent = f"none of the visitor's identifiers ({body}, Referer {referer})"
     return visitor.redact(f"page {_redact_url(_short_url(r.page))} (step '{r.step_label}'): {r.method} "
-                          f"{_redact_url(_short_url(r.url))} to {r.party.describe()} at {r.at}, {when}")
+                          f"{_redact_url(_short_url(r.url))} to {r.party.describe()} at {r.at}, {when}; sent: {sent}")
 
 
 def _record_leak(visitor: obs.Visitor, r: obs.RequestRecord) -> Leak:

@@ -677,6 +677,15 @@ class Visitor:
                                     f"{spec['banner']!r}) but the page does not show it within {timeout:.0f} s") from None
         self._screenshot(label)
 
+    def leave(self) -> str:
+        """Unload the current page (for about:blank), so what it sends as it goes (pagehide beacons)
+        is sent before whatever comes next; returns the URL left."""
+        left = self.page.url
+        self._begin("leave the page")
+        self.page.goto("about:blank", wait_until="load")
+        self._settle()
+        return left
+
     def barrier(self, url: str) -> RequestRecord:
         """Load a first-party page and have it fetch itself: a first-party request that comes after
         everything earlier pages sent, unload beacons included (those go out as the page commits)."""

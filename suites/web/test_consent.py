@@ -7,8 +7,11 @@ Where the profile says consent is required (`browser.consent.required: true`), a
 has not chosen yet signs up and browses with the banner shown (its absence is an error), then
 rejects and browses again. No page may contact a domain outside the first party and its
 declared service providers, and no such domain may set a cookie, before the visitor accepts or
-after it rejects. Positive control: in the reference visit, which accepts, third-party requests
-do happen. Barrier: a later first-party page fetches itself, before the choice and after it.
+after it rejects. Each finding names the page, the request, its domain and what it sent (which of
+the visitor's identifiers, or none). Positive control: in the reference visit, which accepts,
+third-party requests do happen, and the pages loaded after a rejection (the browse journey and
+the barrier page) make some of them. Barrier: a later first-party page fetches itself, before the
+choice and after it.
 """
 
 import pytest
