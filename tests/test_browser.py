@@ -246,6 +246,55 @@ def test_values_from_the_profile_never_reach_the_timeline(demo_site):
     assert "S3cret-from-env" not in repr(visitor.finish())
 
 
+def _canaries(*roles):
+    from privacy_checks.subjects import SubjectFactory
+
+    factory = SubjectFactory(seed="browser-storage", nonce="n1")
+    return [factory.build("tests/test_browser.py::storage", role=role) for role in roles]
+
+
+def test_a_canary_a_page_writes_to_local_storage_or_a_cookie_is_observed(demo_site):
+    browser, site, _ = demo_site
+    (subject,) = _canaries("subject")
+    email, name = subject.fields["email"], subject.fields["full_name"]
+    visitor = browser.visitor("visitor")
+    visitor.visit(f"{site}/web/")
+    visitor.page.evaluate("""([email, name]) => {
+        localStorage.setItem('pc_em', email);
+        document.cookie = 'pc_name=' + btoa(name) + '; path=/; Secure; SameSite=Lax';
+    }""", [email, name])
+    found = visitor.holding(subject.needles(["email", "full_name"]))
+    assert f"localStorage pc_em of {site} (mediapro.test (first party)): email (exact) in its value" in found, found
+    assert any(line.startswith("cookie pc_name of www.mediapro.test") and "full_name (base64) in its value" in line
+               for line in found), found
+    # the evidence keeps where and how long, never the value
+    timeline = visitor.finish()
+    assert {"origin": site, "items": {"pc_em": f"{len(email)} characters"}} in timeline["local_storage"]
+    assert email not in repr(timeline) and "pc_name" in {c["name"] for c in timeline["cookies"]}
+
+
+def test_a_canary_never_written_is_reported_absent_after_the_control_is_seen(demo_site):
+    browser, site, _ = demo_site
+    control, subject = _canaries("control", "subject")
+    write = "([k, v]) => { localStorage.setItem(k, v); document.cookie = k + '=' + encodeURIComponent(v) + '; path=/'; }"
+    visitor = browser.visitor("visitor")
+    visitor.visit(f"{site}/web/")
+    # positive control: the control's canary, written the same way, is seen in both stores
+    visitor.page.evaluate(write, ["pc_ctl", control.fields["email"]])
+    seen = visitor.holding(control.needles(["email"]))
+    assert {line.split(" ", 1)[0] for line in seen} == {"localStorage", "cookie"}, seen
+    # the subject's pages run, storing what they store of their own (the consent choice, the banner's state)
+    visitor.consent(CONSENT, "reject")
+    visitor.visit(f"{site}/web/account")
+    # barrier: a later write by the control is seen by the same observer
+    visitor.page.evaluate(write, ["pc_ctl2", control.fields["username"]])
+    assert any("pc_ctl2" in line for line in visitor.holding(control.needles(["username"])))
+    stored = visitor.stored()
+    assert {i.name for i in stored} >= {"mp_consent", "pc_ctl", "pc_ctl2"}
+    assert visitor.holding(subject.needles()) == []
+    visitor.close()
+
+
 # -- the judgements (checks/web.py) on recorded outcomes ------------------------------------
 
 def _leak(**kw):

@@ -223,6 +223,20 @@ class CookieRecord:
 
 
 @dataclass
+class StoredItem:
+    """One value a visitor's browser keeps: a cookie, or a localStorage entry of an origin."""
+
+    kind: str  # "cookie" or "localStorage"
+    where: str  # the cookie's domain, or the storage's origin
+    name: str
+    value: str
+    party: Party
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name} of {self.where} ({self.party.describe()})"
+
+
+@dataclass
 class Screenshot:
     visitor: str
     step: int
@@ -755,6 +769,31 @@ class Visitor:
                                     secure=bool(c.get("secure")), http_only=bool(c.get("httpOnly")),
                                     same_site=str(c.get("sameSite", "")), expires=float(c.get("expires", -1)),
                                     set_by=self._set_cookie_by.get(c["name"], "")))
+        return out
+
+    def stored(self) -> list[StoredItem]:
+        """Every cookie and localStorage entry the browser holds now, values included (never evidence)."""
+        state = self.context.storage_state()
+        items = [StoredItem("cookie", c.get("domain", ""), c["name"], c.get("value", ""),
+                            self.browser.parties.of(c.get("domain", "").lstrip(".")))
+                 for c in state.get("cookies", [])]
+        for origin in state.get("origins", []):
+            party = self.browser.parties.of(urlsplit(origin["origin"]).hostname or "")
+            items += [StoredItem("localStorage", origin["origin"], i["name"], i["value"], party)
+                      for i in origin.get("localStorage", [])]
+        return items
+
+    def holding(self, needles: Iterable) -> list[str]:
+        """Which stored items hold one of `needles` (observe/forms.Needle), in any form the
+        Matcher knows: one line per item and value, naming where and how, never the value."""
+        from .forms import Matcher
+
+        matcher = Matcher(list(needles))
+        out = []
+        for item in self.stored():
+            for where, text in (("name", item.name), ("value", item.value)):
+                for form in dict.fromkeys(f"{m.needle.field} ({m.form})" for m in matcher.find(text)):
+                    out.append(f"{item.describe()}: {form} in its {where}")
         return out
 
     def storage(self) -> list[dict[str, Any]]:
