@@ -85,6 +85,10 @@ def pytest_configure(config: pytest.Config) -> None:
         sink_control_url=(worker or {}).get("privacy_checks_sink"),
         keep_artifacts=bool(config.getoption("keep_artifacts")),
         smtp_url=(worker or {}).get("privacy_checks_smtp"))
+    if config.getoption("verbose") >= 0 and worker is None:
+        from .observe.stores.progress import TerminalStream
+
+        config.stash[_RUN].progress_stream = TerminalStream(config)
     if (worker or {}).get("privacy_checks_error"):
         config.stash[_RUN].startup_error = worker["privacy_checks_error"]
 

@@ -117,6 +117,11 @@ class Profile:
         return list(self.data.get("retention_exceptions") or [])
 
     @property
+    def identifiers(self) -> list[dict]:
+        """Declared identifier columns (observe/stores/sql_links.py)."""
+        return list(self.data.get("identifiers") or [])
+
+    @property
     def tls(self) -> dict[str, Any]:
         """`ca_bundle` (absolute path or None) and `verify` (default true)."""
         tls = self.data.get("tls") or {}
@@ -587,10 +592,32 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
             out += _store_reference(("retention_exceptions", i, "store"), exc["store"], stores, need, why)
         form = exc.get("form")
         if isinstance(form, str):
-            from .observe.forms import ALL_FORMS
+            from .observe.forms import ALL_FORMS, LINKED_ROW
 
-            if form not in ALL_FORMS:
-                out.append((("retention_exceptions", i, "form"), f"{form!r} is not one of {list(ALL_FORMS)!r}"))
+            if form not in (*ALL_FORMS, LINKED_ROW):
+                out.append((("retention_exceptions", i, "form"),
+                            f"{form!r} is not one of {[*ALL_FORMS, LINKED_ROW]!r}"))
+    out += _identifier_problems(data, stores)
+    return out
+
+
+def _identifier_problems(data: dict, stores: dict[str, dict]) -> list[Problem]:
+    """identifiers: the captured value is captured by some operation, the stores are databases.
+    Whether the columns exist is only known from the database itself (checked when the run starts)."""
+    out: list[Problem] = []
+    captured = {name for op in _as_dict(data.get("operations")).values()
+                for step in _as_list(_as_dict(op).get("steps")) for name in _step_captures(_as_dict(step))}
+    adapter = bool(data.get("adapter"))
+    for i, ident in enumerate(_as_list(data.get("identifiers"))):
+        ident = _as_dict(ident)
+        name = ident.get("captured")
+        if isinstance(name, str) and not adapter and name not in captured:
+            known = f"captured: {', '.join(sorted(captured))}" if captured else "no operation captures anything"
+            out.append((("identifiers", i, "captured"), f"no operation captures {name!r} ({known}){_did_you_mean(name, sorted(captured))}"))
+        for j, store in enumerate(_as_list(ident.get("stores"))):
+            if isinstance(store, str):
+                out += _store_reference(("identifiers", i, "stores", j), store, stores, "url",
+                                        "identifier columns are in a database store (one with a url)")
     return out
 
 

@@ -82,6 +82,7 @@ class RunContext:
         self.seed = seed
         self.lease_seconds = lease_seconds
         self.keep_artifacts = keep_artifacts
+        self.progress_stream = None  # where a long sweep shows its progress (plugin.py: the terminal)
         self._sink_control_url = sink_control_url
         # Under xdist the controller runs both captures and hands workers their addresses ("" for
         # a run that observes no mail); a process given none runs its own.
@@ -208,6 +209,10 @@ class RunContext:
                     self.startup_error = str(exc)
                     raise
                 remember_profile_secrets(self._profile)
+                from .observe.stores import progress
+
+                progress.configure(budget_s=self._profile.timeouts.get("sweep"),
+                                   stream=self.progress_stream)
             return self._profile
 
     def _start_demo(self) -> dict[str, str]:

@@ -1,5 +1,7 @@
 """The deletion suites pass on the clean demo and fail — naming where — with each flaw on."""
 
+import re
+
 import pytest
 
 SUITES = ("suites/ccpa/test_right_to_delete.py", "suites/gdpr/test_right_to_erasure.py")
@@ -32,6 +34,13 @@ def test_clean_demo_passes_every_deletion_check(suite_runner):
     # written by the framework's own login attempt after the deletion: seen only because that
     # probe runs before the final sweep
     ("throttle_keeps_username", RESIDUAL, "app: table login_attempts, column username"),
+    # typed values and linked rows (issue 15): a card number as text, a login time alone in its row,
+    # an order that holds nothing of the subject but its id
+    ("keep_card_number", RESIDUAL,
+     re.compile(r"app: table payments, column card_number, row id=\d+: field card_number \(exact\)")),
+    ("keep_login_times", RESIDUAL, re.compile(r"app: table logins, column at, row id=\d+: field moment \(")),
+    ("orphan_orders", RESIDUAL, re.compile(r"app: table orders, column user_id, row id=\d+: field user_id \(linked row\) "
+                                           r"user_id = \d+ links 1 row to the subject \(foreign key to users.id\)")),
     ("delete_removes_shared_thread", INTACT, "the control's contribution to the space it shared with the deleted "
                                              "subject is gone from app: messages, body (message)"),
 ])
@@ -41,7 +50,8 @@ def test_each_deletion_flaw_fails_exactly_its_checks_naming_where(suite_runner, 
     assert run.failing() == expected, run.outcomes()
     for check in expected:
         assert run.results[check]["outcome"] == "failed"
-        assert where in run.message(check), run.message(check)
+        message = run.message(check)
+        assert (where.search(message) if isinstance(where, re.Pattern) else where in message), message
 
 
 def test_analytics_kept_as_a_hash_is_reported_as_the_hash_form(suite_runner):

@@ -7,7 +7,11 @@ import time
 from ..observe.stores import sweep
 from ..outcomes import ControlFailed, PromiseBroken, examined
 from ..runtime import store_specs
-from ..subjects import CONTENT_STRATEGY
+from ..subjects import CONTENT_STRATEGY, category_table
+
+# Not account fields: text the subject wrote (a ticket, a message) and instants of what it did
+# (a login time) are its activity, read back elsewhere if at all.
+_ACTIVITY_STRATEGIES = {CONTENT_STRATEGY, "timestamp"}
 
 
 def check_subject_reaches_stores(run, subject, evidence) -> None:
@@ -36,9 +40,12 @@ def check_subject_reaches_stores(run, subject, evidence) -> None:
     if target.has_operation("read_subject"):
         # Only what the stores hold can be read back: a field the target lawfully discards
         # (e.g. a location the policy says it does not collect) is not owed.
-        # Text the subject wrote (a `content` field: a ticket, a message) is not part of the account.
+        # Text the subject wrote (a `content` field: a ticket, a message) and the instants of what
+        # it did are not part of the account; a field never disclosed (a card number, 11 CCR
+        # §7024(d)) is not owed by a read-back either.
         held = {h.field for h in result.hits
-                if h.subject_id == subject.id and subject.strategies.get(h.field) != CONTENT_STRATEGY}
+                if h.subject_id == subject.id and subject.strategies.get(h.field) not in _ACTIVITY_STRATEGIES
+                and not category_table().get(h.field, {}).get("never_disclose", False)}
         res = target.run("read_subject", subject)
         body = res.last.json if isinstance(res.last.json, dict) else {}
         shown = " ".join(str(v) for v in body.values())

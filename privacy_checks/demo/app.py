@@ -35,6 +35,7 @@ EDITABLE = (
 # course's certificate is issued against goes to the partner's lead in memory only.
 PASS_THROUGH = ("drivers_license",)
 PUBLIC_USER = ("id", *EDITABLE, "ip_address", "opted_out", "limited", "objected", "created_at")
+ORDER_COLUMNS = ("id", "total", "created_at")
 ACTIVITY_COLUMNS = ("id", "course", "note", "ip_address", "created_at")
 TICKET_COLUMNS = ("id", "name", "email", "body", "created_at")
 MESSAGE_COLUMNS = ("id", "room_id", "user_id", "body", "created_at")
@@ -168,6 +169,15 @@ def _text_fields(body: Mapping[str, Any], names: Iterable[str], required: Iterab
     return out
 
 
+def _birth_date(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%d").date().isoformat()
+    except ValueError:
+        raise ApiError(400, "'date_of_birth' must be a date, YYYY-MM-DD") from None
+
+
 def _mail_payload(subject: str, text: str) -> dict[str, str]:
     """A queued delivery by mail (path mailto:<address>): the worker sends it over SMTP."""
     return {"subject": subject, "text": text}
@@ -255,8 +265,9 @@ class DemoApp:
     # ---- accounts ---------------------------------------------------------------------------
 
     def create_user(self, body: Mapping[str, Any], ip: str, gpc: bool, rid: str) -> dict[str, Any]:
-        _reject_unknown(body, (*EDITABLE, *PASS_THROUGH, "password"))
+        _reject_unknown(body, (*EDITABLE, *PASS_THROUGH, "password", "date_of_birth"))
         fields = _text_fields(body, EDITABLE, required=("email", "username"))
+        birth = _birth_date(body.get("date_of_birth"))
         # The policy marks geolocation (category G) not collected: it is dropped (stored by the
         # undisclosed_geolocation flaw, sent to the partner by shares_geolocation). The driver's
         # licence number (category B, which the policy discloses; sensitive under
@@ -268,8 +279,8 @@ class DemoApp:
         stored = password if "plaintext_password" in self.flaws else hash_password(password)
         opted_out = 1 if self._honours_gpc(gpc) else 0
         created = iso(utcnow())
-        columns = [*fields, "password_hash", "ip_address", "opted_out", "created_at"]
-        values = [*fields.values(), stored, ip, opted_out, created]
+        columns = [*fields, "password_hash", "ip_address", "opted_out", "created_at", "birth_date"]
+        values = [*fields.values(), stored, ip, opted_out, created, birth]
         try:
             with self.store.transaction() as db:
                 self._check_unique(db, fields)
@@ -307,11 +318,15 @@ class DemoApp:
                                (username, iso(utcnow())))
             raise ApiError(401, "invalid credentials")
         token = secrets.token_urlsafe(32)
+        # the device's clock, as a mobile client reports it (else the server's)
+        at = self._parse_time(body["client_time"], "client_time") if body.get("client_time") else utcnow()
         with self.store.transaction() as db:
             db.execute(
                 "INSERT INTO sessions (token, user_id, created_at) VALUES (?, ?, ?)",
                 (token, row["id"], iso(utcnow())),
             )
+            db.execute("INSERT INTO logins (user_id, at) VALUES (?, ?)",
+                       (row["id"], at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")))
         if self.copies:
             self.copies.session_started(token, row["id"], username)
         if gpc:
@@ -395,6 +410,30 @@ class DemoApp:
             self.copies.data_changed()
         self._log_subject("activity", user, rid)
         return {"id": activity_id, "user_id": user_id, "course": fields["course"], "created_at": created}
+
+    def place_order(self, principal: Principal, user_id: int, body: Mapping[str, Any], rid: str) -> dict[str, Any]:
+        """An order paid by card: the order (linked to the user by a declared foreign key) and the
+        payment, which keeps the card number and the amount."""
+        self._authorize_user(principal, user_id)
+        _reject_unknown(body, ("total", "card_number"))
+        try:
+            total = f"{float(body.get('total')):.2f}"
+        except (TypeError, ValueError):
+            raise ApiError(400, "'total' must be a number") from None
+        card = "".join(ch for ch in str(body.get("card_number") or "") if ch.isdigit())
+        if not 12 <= len(card) <= 19:
+            raise ApiError(400, "'card_number' must have 12 to 19 digits")
+        created = iso(utcnow())
+        with self.store.transaction() as db:
+            if self._user_row(db, user_id, live=True) is None:
+                raise ApiError(404, "no such user")
+            order_id = db.execute("INSERT INTO orders (user_id, total, created_at) VALUES (?, ?, ?)",
+                                  (user_id, total, created)).lastrowid
+            db.execute("INSERT INTO payments (user_id, order_id, card_number, amount, created_at) VALUES (?, ?, ?, ?, ?)",
+                       (user_id, order_id, card, total, created))
+        self.log.info("order placed user_id=%s order_id=%s request_id=%s", user_id, order_id, rid)
+        return {"id": order_id, "user_id": user_id, "total": float(total), "card": f"**** {card[-4:]}",
+                "created_at": created}
 
     def add_ticket(self, principal: Principal, user_id: int, body: Mapping[str, Any], rid: str) -> dict[str, Any]:
         """A support ticket: what the user wrote, filed under the name and email on the account."""
@@ -658,6 +697,14 @@ class DemoApp:
             messages = db.execute(
                 f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE {mine} ORDER BY id", (user["id"],)
             ).fetchall()
+            orders = [dict(r) for r in db.execute(
+                f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE user_id = ? ORDER BY id", (user["id"],))]
+            # 11 CCR §7024(d): a financial account number is never disclosed; its last four say which card
+            payments = [{"order_id": r["order_id"], "amount": r["amount"], "card": f"**** {r['card_number'][-4:]}"}
+                        for r in db.execute("SELECT order_id, amount, card_number FROM payments WHERE user_id = ? "
+                                            "ORDER BY id", (user["id"],))]
+            logins = [{"at": datetime.fromisoformat(r["at"]).replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")}
+                      for r in db.execute("SELECT at FROM logins WHERE user_id = ? ORDER BY id", (user["id"],))]
         if "export_includes_password" in self.flaws:
             shown = dict(user)
         else:
@@ -670,6 +717,9 @@ class DemoApp:
             "user": shown,
             "activity": [dict(row) for row in activity],
             "messages": [dict(row) for row in messages],
+            "orders": orders,
+            "payments": payments,
+            "logins": logins,
             "categories": ["A"] if "export_categories_incomplete" in self.flaws else list(CATEGORIES),
             "disclosed_to": [{"recipient": r, "role": RECIPIENT_ROLES.get(r, "other")} for r in recipients],
         }
@@ -685,6 +735,9 @@ class DemoApp:
                 ("users.csv", (*PUBLIC_USER, "deleted"), [data["user"]]),
                 ("activity.csv", ACTIVITY_COLUMNS, data["activity"]),
                 *((("tickets.csv", TICKET_COLUMNS, data["tickets"]),) if "tickets" in data else ()),
+                ("orders.csv", ORDER_COLUMNS, data.get("orders", [])),
+                ("payments.csv", ("order_id", "amount", "card"), data.get("payments", [])),
+                ("logins.csv", ("at",), data.get("logins", [])),
             ):
                 text = io.StringIO()
                 writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
@@ -699,7 +752,7 @@ class DemoApp:
         rows = "".join(
             f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in data["user"].items()
         )
-        for section in ("activity", "tickets", "messages"):
+        for section in ("activity", "tickets", "messages", "orders", "payments", "logins"):
             rows += "".join(f"<tr><th>{section}</th><td>{html.escape(json.dumps(item))}</td></tr>"
                             for item in data.get(section, []))
         return f"<!DOCTYPE html><html><body><h1>Your data</h1><table>{rows}</table></body></html>".encode()
@@ -943,6 +996,15 @@ class DemoApp:
         for table in ("activity", "tickets", "messages", "room_members", "sessions", "outbound_queue", "deliveries",
                       "verifications"):
             db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+        if "keep_card_number" not in self.flaws:
+            db.execute("DELETE FROM payments WHERE user_id = ?", (user_id,))
+        if "keep_login_times" in self.flaws:
+            # "anonymised": the user id goes, the device's login times stay
+            db.execute("UPDATE logins SET user_id = NULL WHERE user_id = ?", (user_id,))
+        else:
+            db.execute("DELETE FROM logins WHERE user_id = ?", (user_id,))
+        if "orphan_orders" not in self.flaws:
+            db.execute("DELETE FROM orders WHERE user_id = ?", (user_id,))
         # a room the user opened stays for the others in it; one nobody is left in goes
         db.execute("UPDATE rooms SET owner_id = NULL WHERE owner_id = ?", (user_id,))
         db.execute("DELETE FROM rooms WHERE id NOT IN (SELECT room_id FROM room_members)")
@@ -1128,6 +1190,7 @@ class DemoApp:
     @staticmethod
     def _public_user(user: sqlite3.Row) -> dict[str, Any]:
         out: dict[str, Any] = {name: user[name] for name in PUBLIC_USER}
+        out["date_of_birth"] = user["birth_date"]
         for flag in ("opted_out", "limited", "objected"):
             out[flag] = bool(out[flag])
         out["deleted"] = bool(user["deleted"])

@@ -20,6 +20,10 @@ FLAWS: dict[str, str] = {
                                 "the deleted subject's included"),
     "delete_removes_shared_thread": ("deletion also deletes the rooms the subject opened, with the other members' "
                                      "messages in them"),
+    "keep_card_number": "deletion leaves the subject's card payments (card number and amount) in payments",
+    "keep_login_times": ("deletion only nulls user_id in logins: the device's login times stay, with no text "
+                         "of the subject beside them"),
+    "orphan_orders": "deletion leaves the subject's orders, still pointing at its user id (orders.user_id)",
     # logs and secrets at rest
     "pii_in_logs": "the application log records email and full name on signup and activity",
     "plaintext_password": "passwords are stored in clear in users.password_hash",

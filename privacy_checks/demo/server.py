@@ -181,6 +181,10 @@ def add_activity(call: Call) -> Response:
     return json_response(201, result)
 
 
+def place_order(call: Call) -> Response:
+    return json_response(201, call.app.place_order(call.principal(), int(call.params[0]), call.body, call.request_id))
+
+
 def add_ticket(call: Call) -> Response:
     return json_response(201, call.app.add_ticket(call.principal(), int(call.params[0]), call.body, call.request_id))
 
@@ -265,6 +269,7 @@ ROUTES: list[tuple[str, str, re.Pattern[str], Callable[[Call], Response]]] = [
         ("PATCH", "/api/users/{id}", r"/api/users/(\d{1,18})", patch_user),
         ("POST", "/api/users/{id}/activity", r"/api/users/(\d{1,18})/activity", add_activity),
         ("POST", "/api/users/{id}/tickets", r"/api/users/(\d{1,18})/tickets", add_ticket),
+        ("POST", "/api/users/{id}/orders", r"/api/users/(\d{1,18})/orders", place_order),
         ("POST", "/api/rooms", r"/api/rooms", create_room),
         ("POST", "/api/rooms/{id}/messages", r"/api/rooms/(\d{1,18})/messages", post_message),
         ("GET", "/api/rooms/{id}/messages", r"/api/rooms/(\d{1,18})/messages", room_messages),

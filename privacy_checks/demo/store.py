@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     full_name TEXT, email TEXT NOT NULL, username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,
     company TEXT, department TEXT, phone TEXT, postal_address TEXT, chat_username TEXT,
-    ip_address TEXT, custom_field TEXT, geolocation TEXT,
+    ip_address TEXT, custom_field TEXT, geolocation TEXT, birth_date DATE,
     opted_out INTEGER NOT NULL DEFAULT 0, limited INTEGER NOT NULL DEFAULT 0,
     objected INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL
@@ -52,6 +52,22 @@ CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, user_id INTEGER NOT
 CREATE TABLE IF NOT EXISTS login_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT NOT NULL, attempted_at TEXT NOT NULL
 );
+-- card payments, orders and logins: data that is not text (a card number, an amount, an instant)
+CREATE TABLE IF NOT EXISTS orders (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id), total NUMERIC(10, 2),
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_user ON orders(user_id);
+CREATE TABLE IF NOT EXISTS payments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER, order_id INTEGER, card_number TEXT,
+    amount NUMERIC(10, 2), created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS payments_user ON payments(user_id);
+-- when a user logged in, by the device's clock (the login request's client_time)
+CREATE TABLE IF NOT EXISTS logins (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER, at TIMESTAMP NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logins_user ON logins(user_id);
 CREATE TABLE IF NOT EXISTS privacy_requests (
     id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
     received_at TEXT NOT NULL, due_at TEXT NOT NULL, acknowledged_at TEXT, completed_at TEXT,
@@ -115,6 +131,9 @@ class Store:
             if "extension_notice_at" not in columns:
                 # a data directory written before extensions recorded when the consumer was told
                 self._conn.execute("ALTER TABLE privacy_requests ADD COLUMN extension_notice_at TEXT")
+            if "birth_date" not in {r["name"] for r in self._conn.execute("PRAGMA main.table_info(users)")}:
+                # a data directory written before the account held a birth date
+                self._conn.execute("ALTER TABLE users ADD COLUMN birth_date DATE")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 from ..errors import PollTimeout, PrivacyChecksError, UnexpectedStatus
 from ..observe import sinks as sink_obs
-from ..observe.stores import sweep
+from ..observe.stores import sql_links, sweep
 from ..observe.stores.base import corroborated
 from ..operations import shared_fields
 from ..outcomes import settle, stage
@@ -76,6 +76,10 @@ class DeletionOutcome:
     lacks_recipients: str | None = None  # the profile's lacks.recipients reason
     account_probes: list[str] = field(default_factory=list)  # what was tried on the deleted account
     isolation_checked: list[str] = field(default_factory=list)  # what was looked at for the control
+    # rows linked to a subject through its ids (observe/stores/sql_links.py), per subject id
+    links: dict[str, sql_links.LinkPlan] = field(default_factory=dict)
+    linked_before: list[str] = field(default_factory=list)  # where the subject's linked rows were
+    control_linked_before: list[str] = field(default_factory=list)
 
 
 def _locations(hits) -> dict[str, list[str]]:
@@ -129,7 +133,8 @@ def _run(out: DeletionOutcome, run, test_id: str, evidence, subject, control) ->
 
     # -- 2. positive control ------------------------------------------------------------------
     with stage(out, "stores"):
-        _stores_control(specs, must_hold, subject, control, shared, propagation, out, evidence)
+        _stores_control(specs, must_hold, subject, control, shared, propagation, out, evidence,
+                        profile.identifiers)
 
     def recipients(needles, since=0):
         caps = capture.captures(since)
@@ -198,7 +203,7 @@ def _run(out: DeletionOutcome, run, test_id: str, evidence, subject, control) ->
 
 
 def _stores_control(specs, must_hold, subject, control, shared: list[str], propagation, out: DeletionOutcome,
-                    evidence) -> None:
+                    evidence, identifiers: list[dict] = ()) -> None:
     def seen():
         res = sweep(specs, subject.needles(subject.strong_fields()) + control.needles(control.strong_fields()))
         mine = _locations([h for h in res.hits if h.subject_id == subject.id])
@@ -224,11 +229,38 @@ def _stores_control(specs, must_hold, subject, control, shared: list[str], propa
                               f"{', '.join(missing)} within {propagation:.0f} s, so an absence there would prove "
                               "nothing (is the store declared correctly, and does create/activity reach it?)"
                               + (f"; the sweep could not read: {why}" if why else ""))
+    _links_control(identifiers, specs, subject, control, res.hits, out)
     for name in sorted({s.name for s in specs}):
         out.stores[name] = StoreVerdict(name, seen_before=sorted(set(mine.get(name, []))))
     out.held = sorted(name for name, v in out.stores.items() if v.seen_before)
     evidence.stage("positive control: stores", seen={k: sorted(set(v)) for k, v in mine.items()},
-                   control_contributions=out.shared_before)
+                   control_contributions=out.shared_before, linked_rows=out.linked_before,
+                   control_linked_rows=out.control_linked_before)
+
+
+def _link_places(hits) -> list[str]:
+    return sorted({f"{h.store}: {h.table_or_path}.{h.column_or_line}" for h in hits})
+
+
+def _links_control(identifiers, specs, subject, control, hits_before, out: DeletionOutcome) -> None:
+    """Positive control of the linked rows: the columns that can link a row to a subject, and the
+    rows that link the subject (and the control) before the request."""
+    columns = sql_links.link_columns(specs, identifiers)
+    if not columns:
+        return
+    for s in (subject, control):
+        out.links[s.id] = sql_links.plan_for(s, columns, hits_before)
+    mine, _ = sql_links.linked_rows(specs, out.links[subject.id])
+    theirs, _ = sql_links.linked_rows(specs, out.links[control.id])
+    out.linked_before = _link_places(mine)
+    out.control_linked_before = _link_places(theirs)
+    for i, ident in enumerate(identifiers):
+        if not any(h.field == ident["captured"] for h in mine):
+            raise _control_failed(
+                f"positive control failed: identifiers[{i}] declares columns {', '.join(ident['columns'])} holding "
+                f"{ident['captured']!r}, yet no row held the subject {subject.canary}'s "
+                f"{ident['captured']} ({subject.captured.get(ident['captured'])!r}) before the deletion, so no row "
+                "still holding it afterwards would prove nothing")
 
 
 def _recipients_control(run, sinks, subject, control, recipients, propagation, out: DeletionOutcome,
@@ -280,6 +312,10 @@ def _final_sweep(run, specs, subject, control, exceptions, out: DeletionOutcome,
     out.swept = swept_counts(final)
     out.unswept = [f"{u.store}: {u.where}: {u.reason}" for u in final.unswept]
     gone_hits = [h for h in final.hits if h.subject_id == subject.id]
+    if subject.id in out.links:
+        linked, read = sql_links.linked_rows(specs, out.links[subject.id])
+        gone_hits = linked + gone_hits  # values last: a long message keeps its tail
+        out.swept["columns read for rows linked to the subject"] = read
     bad, out.allowed = split_allowed(gone_hits, exceptions)
     # A weak value (a fictional phone number) proves nothing alone; in a row or file a canary
     # already proves to hold the subject, it is one more of the subject's values kept there.
@@ -449,6 +485,13 @@ def _judge_isolation(target, specs, control, out: DeletionOutcome) -> None:
             out.isolation_problems.append(f"the control subject {control.canary} cannot be read: {exc}")
     hits = sweep(specs, control.needles(control.strong_fields())).hits
     seen = {h.store for h in hits}
+    if control.id in out.links and out.control_linked_before:
+        still = set(_link_places(sql_links.linked_rows(specs, out.links[control.id])[0]))
+        for where in out.control_linked_before:
+            out.isolation_checked.append(f"the control's linked rows at {where}")
+            if where not in still:
+                out.isolation_problems.append(f"the control subject {control.canary}'s rows linked by its id are "
+                                              f"gone from {where}")
     for name, verdict in out.stores.items():
         if verdict.seen_before:
             out.isolation_checked.append(f"store {name} swept for the control")

@@ -50,6 +50,8 @@ CANARY_RE = re.compile(rf"{LITERAL}(?:44444)?{_BODY}|{LEGACY_MARKER}[a-z2-7]{{10
 TEXT_FORMS = ("exact", "casefold", "urlencoded", "base64", "token")
 HASH_FORMS = ("md5", "sha1", "sha256")
 ALL_FORMS = TEXT_FORMS + HASH_FORMS
+# A row that still holds an identifier the target gave the subject (observe/stores/sql_links.py).
+LINKED_ROW = "linked row"
 
 # Looking ahead lets a canary that starts inside a preceding canary-like run still be seen.
 _ANCHOR_RE = re.compile(f"(?=({CANARY_RE.pattern}))")

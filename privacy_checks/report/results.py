@@ -95,4 +95,6 @@ def message_of(report) -> str:
     if isinstance(report.longrepr, tuple):
         return str(report.longrepr[2])
     text = str(report.longrepr or "")
-    return text[-4000:]
+    # the tail holds the check's own message; a store holding everything of a subject (typed
+    # values and linked rows included) names some 60 places
+    return text[-8000:]

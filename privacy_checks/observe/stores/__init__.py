@@ -27,6 +27,7 @@ from privacy_checks.errors import StoreError
 from privacy_checks.observe.forms import Needle, check_forms
 
 from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept
+from .progress import Budget
 
 __all__ = [
     "Hit",
@@ -84,18 +85,27 @@ def sweep(
     *,
     timeout_s: float = 60,
     forms: Collection[str] | None = None,
+    budget_s: float | None = None,
 ) -> SweepResult:
     """Search every store for every needle in every form (or only ``forms``).
 
     ``timeout_s`` bounds each statement (and each connection attempt). A store that cannot be
     reached raises ``StoreError``; a table, column or file that cannot be read is listed in
-    ``unswept``. Nothing is written anywhere.
+    ``unswept``. Nothing is written anywhere. ``budget_s`` (default: the profile's
+    ``timeouts.sweep``, see progress.py) bounds the whole call: what it does not reach is unswept.
     """
     plan = Plan(list(needles), check_forms(forms))
     result = SweepResult()
+    result.budget = Budget.current(budget_s)
     for store in stores:
+        if result.budget.exceeded() and kind_of(store) != "sql":  # a database names its tables itself
+            result.unswept.append(Unswept(store.name, "(every table, file and key)", result.budget.reason()))
+            continue
         t0 = time.perf_counter()
-        _module(kind_of(store), store).sweep_store(store, plan, timeout_s, result)
+        limit = timeout_s
+        if result.budget.seconds is not None:  # no statement outlives the budget
+            limit = max(1.0, min(timeout_s, result.budget.seconds - result.budget.elapsed()))
+        _module(kind_of(store), store).sweep_store(store, plan, limit, result)
         result.timings.append(Timing(store.name, None, time.perf_counter() - t0))
     return result
 

@@ -33,6 +33,8 @@ from privacy_checks.observe.forms import (
 )
 from privacy_checks.observe.typed import TypedPlan, split_typed
 
+from .progress import Budget
+
 
 @dataclass
 class StoreSpec:
@@ -151,6 +153,8 @@ class SweepResult:
     # What was looked at, per store: {"cache": {"keys": 1200, "values": 1200}, "app": {"tables": 9}}.
     # A pass must rest on a positive count; each kind counts in its own units.
     examined: dict[str, dict[str, int]] = field(default_factory=dict)
+    # the time budget of this sweep and its progress display (progress.py)
+    budget: Budget = field(default_factory=lambda: Budget(None))
 
     def count(self, store: str, unit: str, n: int = 1) -> None:
         per = self.examined.setdefault(store, {})

@@ -462,13 +462,20 @@ def _sweep_sql(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResu
             result.count(store.name, "columns", sum(len(t.columns) for t in tables))
             if plan.typed:
                 result.count(store.name, "typed columns", sum(len(t.typed) for t in tables))
-            for table in tables:
+            rows = 0
+            for done, table in enumerate(tables, 1):
+                if result.budget.exceeded():
+                    # named one by one: the absence check over them is an error that says where
+                    result.unswept += [Unswept(store.name, t.where, result.budget.reason()) for t in tables[done - 1:]]
+                    break
                 t0 = time.perf_counter()
                 if table.fts is not None:
                     n = _sweep_fts(conn, store, plan, timeout_s, table, result)
                 else:
                     n = _sweep_table(conn, store, plan, timeout_s, table, result)
                 result.timings.append(Timing(store.name, table.where, time.perf_counter() - t0, n))
+                rows += n
+                result.budget.table_done(store.name, table.where, done, len(tables), rows)
     finally:
         engine.dispose()
 

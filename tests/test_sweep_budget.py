@@ -1,0 +1,56 @@
+"""The sweep's time budget (timeouts.sweep) and its progress display (observe/stores/progress.py)."""
+
+from __future__ import annotations
+
+import io
+import re
+import sqlite3
+
+from privacy_checks.observe.stores import StoreSpec, progress, sweep
+from privacy_checks.subjects import SubjectFactory
+
+ADA = SubjectFactory(seed="budget", nonce="n0", fields=["full_name", "email"]).build("test_budget")
+
+
+def _database(path, tables=5):
+    conn = sqlite3.connect(path)
+    for i in range(tables):
+        conn.execute(f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, email TEXT)")
+        conn.execute(f"INSERT INTO t{i} (email) VALUES (?)", (ADA.fields["email"] if i == 4 else "x@example.com",))
+    conn.commit()
+    conn.close()
+    return f"sqlite:///{path}"
+
+
+def test_an_exceeded_budget_names_every_table_and_store_not_swept(tmp_path):
+    url = _database(tmp_path / "a.db")
+    result = sweep([StoreSpec("app", url=url), StoreSpec("logs", files=[str(tmp_path / "*.log")])], ADA.needles(),
+                   budget_s=0)
+    assert not result.hits  # t4 holds the subject, but was never reached
+    assert [(u.store, u.where) for u in result.unswept] == [
+        ("app", "t0"), ("app", "t1"), ("app", "t2"), ("app", "t3"), ("app", "t4"),
+        ("logs", "(every table, file and key)")]
+    assert all("timeouts.sweep: 0 s" in u.reason for u in result.unswept)
+    # within the budget the same sweep finds the subject and leaves nothing unswept
+    full = sweep([StoreSpec("app", url=url)], ADA.needles(), budget_s=600)
+    assert not full.unswept and {h.table_or_path for h in full.hits} == {"t4"}
+
+
+def test_progress_in_a_log_is_plain_lines_and_silent_without_a_stream(tmp_path, monkeypatch):
+    url = _database(tmp_path / "a.db")
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "SHOW_AFTER_S", 0.0)
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
+    progress.configure(stream=log)
+    try:
+        sweep([StoreSpec("app", url=url)], ADA.needles())
+    finally:
+        progress.configure()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 5 and lines[-1].startswith("sweep app: t4 (5/5 tables), 1 candidate rows, ")
+    assert "about" in lines[0] and "s more in this store" in lines[0]
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f]", log.getvalue())  # no control characters but newlines
+    # nothing configured (-q): nothing written
+    quiet = io.StringIO()
+    sweep([StoreSpec("app", url=url)], ADA.needles())
+    assert quiet.getvalue() == ""
