@@ -25,6 +25,10 @@ def test_clean_demo_passes_every_deletion_check(suite_runner):
     ("keep_in_search_index", RESIDUAL, "search: table documents, column body"),
     ("pii_in_logs", RESIDUAL, "logs: file "),
     ("keep_in_analytics", RESIDUAL, "analytics: table events, column email"),
+    # issue 14 (8): the index of deleted documents, read through its vocabulary
+    ("keep_in_fts", RESIDUAL, "search: table documents_fts, column title (index term), row rowid="),
+    # issue 14 (6): named by its unique key, which survives the rewrite, not by a moving rowid
+    ("rewrite_rows_on_delete", RESIDUAL, "analytics: table visits, column username, row user_id="),
     ("no_downstream_delete", NOTIFIED, "no deletion notice"),
     ("delete_hits_other_subject", INTACT, "is gone too"),
     ("keep_in_cache", RESIDUAL, "no expiry"),
@@ -68,3 +72,15 @@ def test_weak_values_beside_a_canary_are_named_marked_weak(suite_runner):
     assert "app: table users, column phone, row id=" in message, message
     assert "field phone (exact, weak: the subject's value beside its canary, no proof alone)" in message
     assert "field ip_address (exact, weak" in message
+
+
+def test_findings_name_rows_by_a_key_that_finds_them_again(suite_runner):
+    """Issue 14 (6) and (8): a bare canary left in a full-text index is form token, at its document;
+    a row of a table without a primary key is named by its unique key, never by a physical row id
+    that the rewrite has just moved."""
+    run = suite_runner(SUITES[0], flaws=("keep_in_fts", "rewrite_rows_on_delete"))
+    message = run.message("ccpa.delete.no-residual-data")
+    assert "(document id in the index): field canary (token)" in message, message
+    visits = [line for line in message.splitlines() if "table visits" in line]
+    assert visits and all("(unique key)" in line and "seen_ms=" in line and "rowid" not in line
+                          for line in visits), message

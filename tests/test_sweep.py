@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import random
+import sqlite3
 import urllib.parse
 import uuid
 
@@ -661,3 +662,59 @@ def test_a_weak_value_is_named_only_where_a_canary_proves_the_subject():
     alone = hit("users", {"id": 2}, "phone", True)
     other_subject = Hit("app", "table", "users", "c", {"id": 1}, "s002", "phone", "exact", True, "")
     assert corroborated([strong, beside, alone, other_subject]) == [beside]
+
+
+# --- full-text indexes (issue 14 point 8) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["fts4", "fts5"])
+def test_a_full_text_index_is_read_through_its_vocabulary(tmp_path, module):
+    """A SQLite FTS index keeps its terms in shadow tables as prefix-compressed BLOBs (a canary
+    right after another loses its literal there) and keeps deleted rows until segments merge.
+    The sweep reads the index's own vocabulary: every term it still holds, any canary among them
+    a bare token, with the document for FTS5; a document deleted from the index is gone."""
+    path = tmp_path / "search.db"
+    other = make_canary(random.Random("other"))
+    conn = sqlite3.connect(path)
+    if module == "fts5":
+        # external content: the application deletes documents, and must tell the index itself
+        conn.executescript("CREATE TABLE docs (id INTEGER PRIMARY KEY, title TEXT);"
+                           "CREATE VIRTUAL TABLE idx USING fts5(title, content='docs', content_rowid='id');")
+        rows = [(1, f"Bob {other}"), (2, NAME), (3, "Cy plain")]
+        conn.executemany("INSERT INTO docs VALUES (?, ?)", rows)
+        conn.executemany("INSERT INTO idx (rowid, title) VALUES (?, ?)", rows)
+        conn.execute("DELETE FROM docs WHERE id = 2")  # the index is not told: it still holds the terms
+        conn.execute("INSERT INTO idx (idx, rowid, title) VALUES ('delete', 1, ?)", (f"Bob {other}",))
+        conn.execute("DELETE FROM docs WHERE id = 1")  # told: gone from the vocabulary, not yet from the blobs
+    else:
+        conn.execute("CREATE VIRTUAL TABLE idx USING fts4(title)")
+        conn.executemany("INSERT INTO idx (docid, title) VALUES (?, ?)", [(1, f"Bob {other}"), (2, NAME)])
+        conn.execute("DELETE FROM idx WHERE docid = 1")
+    conn.commit()
+    conn.close()
+    needles = NEEDLES + canary_needles("s001", [CANARY]) + canary_needles("s002", [other])
+    result = sweep([StoreSpec("search", url=f"sqlite:///{path}")], needles)
+    assert not result.unswept
+    got = {(h.table_or_path, h.column_or_line, tuple((h.row_key or {}).items()) or None, h.subject_id, h.field, h.form)
+           for h in result.hits}
+    key = (("rowid", 2),) if module == "fts5" else None
+    want = {("idx", "title (index term)", key, "s001", "canary", "token")}
+    if module == "fts4":  # its own content table holds the document itself
+        want.add(("idx_content", "c0title", (("docid", 2),), "s001", "full_name", "exact"))
+    assert got == want
+
+
+def test_a_tsvector_keeps_the_canary_as_a_lexeme(pg_url):
+    """A tsvector holds lexemes, lower-cased and stemmed; the canary has digits, so PostgreSQL's
+    parser takes it as one 'numword' and keeps it whole: found as a bare token."""
+    url = _fresh_pg_database(pg_url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE docs (id integer PRIMARY KEY, tsv tsvector)")
+        conn.execute(sa.text("INSERT INTO docs VALUES (1, to_tsvector('english', :a)), (2, to_tsvector('english', :b))"),
+                     {"a": NAME.upper(), "b": "Grace Hopper"})
+        text = conn.exec_driver_sql("SELECT tsv::text FROM docs WHERE id = 1").scalar()
+        assert CANARY in text and "lovelac" in text  # the name's words are stemmed, the canary is not
+    engine.dispose()
+    result = sweep([StoreSpec("app", url=url)], NEEDLES + canary_needles("s001", [CANARY]))
+    assert found(result) == {("docs", "tsv", (("id", 1),), "canary", "token", False)}

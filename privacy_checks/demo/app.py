@@ -404,6 +404,13 @@ class DemoApp:
                 "VALUES (?, ?, 'enrol', ?, ?, ?)",
                 (user_id, user["email"], fields["course"], ip, created),
             )
+            # the visit log has no primary key; (user_id, seen_ms) is unique, so seen_ms moves on
+            # by a millisecond when two visits of one user fall in the same one
+            db.execute(
+                "INSERT INTO analytics.visits (user_id, username, course, seen_ms) VALUES (?, ?, ?, "
+                "max(?, coalesce((SELECT max(seen_ms) + 1 FROM analytics.visits WHERE user_id = ?), 0)))",
+                (user_id, user["username"], fields["course"], int(time.time() * 1000), user_id),
+            )
             self._share(db, user, "enrol", ip, course=fields["course"], gpc=self._honours_gpc(gpc),
                         passing=passing)
         if self.copies:
@@ -961,6 +968,8 @@ class DemoApp:
             self._purge(
                 db, user_id,
                 keep_search="keep_in_search_index" in self.flaws,
+                keep_fts="keep_in_fts" in self.flaws,
+                rewrite_visits="rewrite_rows_on_delete" in self.flaws,
                 keep_analytics="keep_in_analytics" in self.flaws,
             )
             db.execute("DELETE FROM outbox WHERE lower(recipient) = lower(?)", (email,))
@@ -991,7 +1000,8 @@ class DemoApp:
 
     # ---- helpers ------------------------------------------------------------------------------
 
-    def _purge(self, db: sqlite3.Connection, user_id: int, keep_search: bool, keep_analytics: bool) -> None:
+    def _purge(self, db: sqlite3.Connection, user_id: int, keep_search: bool, keep_analytics: bool,
+               keep_fts: bool = False, rewrite_visits: bool = False) -> None:
         user = self._user_row(db, user_id)
         for table in ("activity", "tickets", "messages", "room_members", "sessions", "outbound_queue", "deliveries",
                       "verifications"):
@@ -1009,7 +1019,19 @@ class DemoApp:
         db.execute("UPDATE rooms SET owner_id = NULL WHERE owner_id = ?", (user_id,))
         db.execute("DELETE FROM rooms WHERE id NOT IN (SELECT room_id FROM room_members)")
         if not keep_search:
+            if not keep_fts:
+                self._unindex(db, user_id)
             db.execute("DELETE FROM search.documents WHERE user_id = ?", (user_id,))
+        if rewrite_visits:
+            # "Compacts" the visit log by rewriting it newest first: every surviving row gets a new
+            # physical row id, and the rewrite keeps the deleted user's visits too.
+            rows = db.execute("SELECT user_id, username, course, seen_ms FROM analytics.visits "
+                              "ORDER BY seen_ms DESC").fetchall()
+            db.execute("DELETE FROM analytics.visits")
+            db.executemany("INSERT INTO analytics.visits (user_id, username, course, seen_ms) VALUES (?, ?, ?, ?)",
+                           [tuple(r) for r in rows])
+        else:
+            db.execute("DELETE FROM analytics.visits WHERE user_id = ?", (user_id,))
         if keep_analytics and user is not None:
             db.execute(
                 "UPDATE analytics.events SET email = ?, ip_address = NULL WHERE user_id = ?",
@@ -1170,11 +1192,21 @@ class DemoApp:
         notes = db.execute("SELECT course, note FROM activity WHERE user_id = ? ORDER BY id", (user_id,)).fetchall()
         parts = [user["email"], user["company"], user["department"], user["custom_field"]]
         parts += [f"{row['course']}: {row['note'] or ''}" for row in notes]
+        DemoApp._unindex(db, user_id)
         db.execute("DELETE FROM search.documents WHERE user_id = ?", (user_id,))
-        db.execute(
-            "INSERT INTO search.documents (user_id, title, body) VALUES (?, ?, ?)",
-            (user_id, user["full_name"], "\n".join(p for p in parts if p)),
-        )
+        title, body = user["full_name"], "\n".join(p for p in parts if p)
+        doc_id = db.execute(
+            "INSERT INTO search.documents (user_id, title, body) VALUES (?, ?, ?)", (user_id, title, body)
+        ).lastrowid
+        db.execute("INSERT INTO search.documents_fts (rowid, title, body) VALUES (?, ?, ?)", (doc_id, title, body))
+
+    @staticmethod
+    def _unindex(db: sqlite3.Connection, user_id: int) -> None:
+        """Take the user's documents out of the full-text index: an external-content FTS5 index
+        forgets a document only when told, with the values it indexed."""
+        for doc in db.execute("SELECT id, title, body FROM search.documents WHERE user_id = ?", (user_id,)).fetchall():
+            db.execute("INSERT INTO search.documents_fts (documents_fts, rowid, title, body) VALUES ('delete', ?, ?, ?)",
+                       (doc["id"], doc["title"], doc["body"]))
 
     @staticmethod
     def _user_row(db: sqlite3.Connection, user_id: int, live: bool = False) -> sqlite3.Row | None:

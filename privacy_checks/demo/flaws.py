@@ -9,6 +9,10 @@ FLAWS: dict[str, str] = {
     "soft_delete": "deletion only sets users.deleted=1; every row in every store is kept",
     "keep_in_search_index": "deletion leaves the subject's documents in the search index",
     "keep_in_analytics": "deletion keeps analytics events with the email replaced by its sha256 hex",
+    "keep_in_fts": ("deletion removes the user's search documents but never tells their full-text index "
+                    "(FTS5, external content), which keeps their terms"),
+    "rewrite_rows_on_delete": ("deletion rewrites the analytics visit log, giving every row a new physical "
+                               "row id, and keeps the deleted user's visits in it"),
     "no_downstream_delete": "deletion sends no deletion notice to the recipients of the subject's data",
     "delete_hits_other_subject": "deletion also deletes the most recently created other user",
     "keep_in_cache": "deletion leaves the subject's profile in the Redis cache, without expiry",

@@ -99,6 +99,10 @@ CREATE TABLE IF NOT EXISTS search.documents (
     id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, title TEXT, body TEXT
 );
 CREATE INDEX IF NOT EXISTS search.documents_user ON documents(user_id);
+-- the full-text index over the documents (external content: it holds the terms, not the text)
+CREATE VIRTUAL TABLE IF NOT EXISTS search.documents_fts USING fts5(
+    title, body, content='documents', content_rowid='id'
+);
 """
 
 ANALYTICS_SCHEMA = """
@@ -107,6 +111,11 @@ CREATE TABLE IF NOT EXISTS analytics.events (
     course TEXT, ip_address TEXT, created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS analytics.events_user ON events(user_id);
+-- a visit log without a primary key, as analytics tables often are; a visit is named by its
+-- unique (user_id, seen_ms), since a physical row id moves when the table is rewritten
+CREATE TABLE IF NOT EXISTS analytics.visits (
+    user_id INTEGER NOT NULL, username TEXT, course TEXT, seen_ms INTEGER NOT NULL, UNIQUE (user_id, seen_ms)
+);
 """
 
 
@@ -126,7 +135,12 @@ class Store:
             self._conn.execute(f"PRAGMA {schema}.secure_delete=ON")
         self._conn.execute("PRAGMA busy_timeout=10000")
         with self._lock:
+            indexed = self._conn.execute(
+                "SELECT 1 FROM search.sqlite_master WHERE name = 'documents_fts'").fetchone() is not None
             self._conn.executescript(APP_SCHEMA + SEARCH_SCHEMA + ANALYTICS_SCHEMA)
+            if not indexed:
+                # a data directory written before the full-text index: index what it holds
+                self._conn.execute("INSERT INTO search.documents_fts (documents_fts) VALUES ('rebuild')")
             columns = {r["name"] for r in self._conn.execute("PRAGMA main.table_info(privacy_requests)")}
             if "extension_notice_at" not in columns:
                 # a data directory written before extensions recorded when the consumer was told
