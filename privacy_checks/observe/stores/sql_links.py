@@ -28,6 +28,7 @@ from privacy_checks.errors import StoreError
 from privacy_checks.observe.forms import LINKED_ROW
 
 from .base import Hit, StoreSpec
+from .sql import _reflect, _row_key
 
 # Rows reported per column and value; the count says how many more there are.
 ROWS_SHOWN = 20
@@ -44,6 +45,7 @@ class LinkColumn:
     via: str  # "foreign key to users.id" | "identifiers: user_id"
     parent: tuple[str, str] | None = None  # (table, column) a foreign key refers to
     identifier: str | None = None  # the captured value a declared column holds
+    key_kind: str = "primary key"  # what `key` is (Hit.row_key_kind)
 
     @property
     def where(self) -> str:
@@ -95,22 +97,25 @@ def link_columns(specs: list[StoreSpec], identifiers: list[dict]) -> list[LinkCo
                 schemas = spec.schemas or [default]
                 for schema_name in schemas:
                     schema = None if schema_name == default else schema_name
+                    # rows are named as the sweep names them (sql._row_key): a finding here and
+                    # there points at the same row by the same key
+                    columns_of, pks, uniques, indexes = _reflect(inspector, schema, sa.engine.reflection.ObjectKind.TABLE)
                     for table in inspector.get_table_names(schema=schema):
                         qualified = f"{schema_name}.{table}"
                         if spec.include_tables is not None and not _matches(spec.include_tables, table, qualified):
                             continue
                         if _matches(spec.exclude_tables, table, qualified):
                             continue
-                        pk = tuple(inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or ())
-                        physical = {"sqlite": ("rowid",), "postgresql": ("ctid",)}.get(conn.dialect.name, ())
-                        key = pk or physical
+                        key_cols, key_kind = _row_key(inspector, conn.dialect, schema, table,
+                                                      columns_of.get((schema, table), []), pks, uniques, indexes)
+                        key = tuple(key_cols)
                         names = [c["name"] for c in inspector.get_columns(table, schema=schema)]
                         for fk in inspector.get_foreign_keys(table, schema=schema):
                             if len(fk["constrained_columns"]) != 1 or len(fk["referred_columns"]) != 1:
                                 continue  # a composite key names no single captured id
                             col, ref = fk["constrained_columns"][0], fk["referred_columns"][0]
                             out.append(LinkColumn(spec.name, schema, table, col, key,
-                                                  f"foreign key to {fk['referred_table']}.{ref}",
+                                                  f"foreign key to {fk['referred_table']}.{ref}", key_kind=key_kind,
                                                   parent=(fk["referred_table"], ref)))
                         for i, ident in enumerate(identifiers):
                             if ident.get("stores") and spec.name not in ident["stores"]:
@@ -120,7 +125,7 @@ def link_columns(specs: list[StoreSpec], identifiers: list[dict]) -> list[LinkCo
                                     if _matches([pattern], f"{table}.{name}", f"{qualified}.{name}"):
                                         unmatched.discard((i, pattern))
                                         out.append(LinkColumn(spec.name, schema, table, name, key,
-                                                              f"identifiers: {ident['captured']}",
+                                                              f"identifiers: {ident['captured']}", key_kind=key_kind,
                                                               identifier=ident["captured"]))
         except sa.exc.SQLAlchemyError as e:
             raise StoreError(f"store {spec.name!r}: cannot reflect its foreign keys: {getattr(e, 'orig', e)}") from None
@@ -208,6 +213,5 @@ def _rows(conn, store: str, col: LinkColumn, values: dict[Any, str], subject_id:
                         row_key=row_keys[0] or None, subject_id=subject_id, field=name, form=FORM, weak=False,
                         excerpt=f"{col.column} = {value} links {count} row{'s' if count != 1 else ''} to the "
                                 f"subject ({col.via}){more}",
-                        row_key_kind="none" if not col.key else "physical" if col.key[0] in physical
-                        else "primary key"))
+                        row_key_kind=col.key_kind if col.key else "none"))
     return hits
