@@ -106,6 +106,13 @@ class ClauseRef:
         """What clauses.md records for this exact subsection, if anything."""
         return self.clause.numbers.get(self.subsection) if self.subsection else None
 
+    @property
+    def id(self) -> str:
+        """The citation's stable id: 'ccpa:1798.105(c)', 'ccpa_regs:7022(b)', 'gdpr:Art. 17(3)',
+        'gpc:sec-gpc' (as JUnit properties, the results file and OSCAL carry it)."""
+        section = f"Art. {self.clause.id}" if self.family in ("gdpr", "eprivacy") else self.clause.id
+        return f"{self.family}:{section}{self.subsection}"
+
     def __str__(self) -> str:
         return self.display
 
@@ -401,6 +408,40 @@ def validate_marker(family: str, args: Iterable[object]) -> list[ClauseRef]:
         raise ClauseError(f"{marker} needs at least one {_SECTION_NOUN[family]}, "
                           f"e.g. {marker}({_FIRST_EXAMPLE[family]})")
     return [resolve(family, arg, marker=marker) for arg in args]  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ClauseSelector:
+    """A clause named by a user (a waiver, ``--privacy-clause``): 'ccpa:1798.105' selects every
+    citation of that section; 'ccpa_regs:7022(b)' only citations of that subsection and below."""
+
+    text: str
+    family: str
+    section: str
+    subsection: str
+
+    def selects(self, citations: Iterable[tuple[str, str]]) -> bool:
+        """`citations` are (family, reference) pairs as written in a check's markers."""
+        for family, ref in citations:
+            try:
+                cited = resolve(family, ref)
+            except ClauseError:
+                continue
+            if cited.family == self.family and cited.clause.id == self.section and \
+                    cited.subsection.startswith(self.subsection):
+                return True
+        return False
+
+
+def clause_selector(text: str) -> ClauseSelector:
+    """Parse 'family:reference' (e.g. 'ccpa:1798.105', 'gdpr:Art. 17(3)'); ClauseError says what is wrong."""
+    family, sep, ref = str(text).partition(":")
+    family = family.strip()
+    if not sep or family not in MARKER_FAMILIES:
+        raise ClauseError(f"clause {text!r} must look like 'ccpa:1798.105' with a family among "
+                          f"{', '.join(MARKER_FAMILIES)}")
+    resolved = resolve(family, ref.strip(), marker=f"clause {text!r}")
+    return ClauseSelector(str(text), resolved.family, resolved.clause.id, resolved.subsection)
 
 
 def allure_labels(refs: Iterable[ClauseRef]) -> dict:

@@ -144,6 +144,17 @@ class Ledger:
             sa.Column("last_modified", sa.String(100)),
             sa.Column("seen_at", sa.String(40)),
         )
+        # Each check's result per run, so the next run on the target can say what changed.
+        self.check_results = sa.Table(
+            "pc_check_results", md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("target", sa.String(200), index=True),
+            sa.Column("run_started_at", sa.String(40)),
+            sa.Column("check_id", sa.String(200)),
+            sa.Column("outcome", sa.String(20)),
+            sa.Column("places_json", sa.Text),
+            sa.Column("recorded_at", sa.String(40)),
+        )
         self.md = md
 
     def _open(self, sa) -> None:
@@ -350,6 +361,30 @@ class Ledger:
         with self._lock, self.engine.begin() as conn:
             conn.execute(self.policy_hashes.insert().values(target=target, url=url, sha256=sha256,
                                                              last_modified=last_modified, seen_at=_iso(self.now())))
+
+    # -- check results, for what changed since the last run ------------------------------------
+    def record_results(self, target: str, run_started_at: str, checks: list[dict]) -> None:
+        rows = [{"target": target, "run_started_at": run_started_at, "check_id": c["check_id"],
+                 "outcome": c["outcome"], "recorded_at": _iso(self.now()),
+                 "places_json": json.dumps([{k: p.get(k) for k in ("id", "words")} for p in c.get("places") or []])}
+                for c in checks if c.get("check_id")]
+        if rows:
+            with self._lock, self.engine.begin() as conn:
+                conn.execute(self.check_results.insert(), rows)
+
+    def latest_results(self, target: str, *, scan: int = 5000) -> list[dict]:
+        """Each check's most recent recorded result on `target` (from the last `scan` rows)."""
+        t = self.check_results
+        with self.engine.connect() as conn:
+            rows = conn.execute(t.select().where(t.c.target == target).order_by(t.c.id.desc()).limit(scan)).mappings()
+            latest: dict[str, dict] = {}
+            for row in rows:
+                if row["check_id"] in latest:
+                    continue
+                latest[row["check_id"]] = {"check_id": row["check_id"], "outcome": row["outcome"],
+                                           "places": json.loads(row["places_json"] or "[]"),
+                                           "run_started_at": row["run_started_at"]}
+        return list(latest.values())
 
     def close(self) -> None:
         self.engine.dispose()

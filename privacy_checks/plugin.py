@@ -6,8 +6,6 @@ nothing here may start a process or open a file until a test asks for a fixture.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from . import outcomes
@@ -15,30 +13,51 @@ from .errors import PrivacyChecksError
 
 _RUN = pytest.StashKey["object"]()
 _CHECK_ID = "check"
+_DESELECTED = pytest.StashKey["list"]()
 _FAMILIES = ("ccpa", "ccpa_regs", "gdpr", "eprivacy", "gpc")
+# The report hooks and the policy option are modules of their own, registered by this one so that
+# `-p no:privacy_checks` switches off everything. The names are those of the entry points earlier
+# releases declared: an install that still has them finds the modules registered and skips them.
+_PARTS = (("privacy_checks_report", "privacy_checks.report.pytest_hooks"),
+          ("privacy_checks_policy", "privacy_checks.policy_plugin"))
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("privacy-checks", "privacy-checks: prove privacy promises against a live target")
-    group.addoption("--target", default=os.environ.get("PRIVACY_CHECKS_TARGET"), metavar="PROFILE",
-                    help="target profile (YAML); default: start the built-in demo target")
-    group.addoption("--demo-flaw", action="append", default=[], metavar="NAME",
-                    help="switch a flaw on in the demo target (repeatable); also PRIVACY_CHECKS_DEMO_FLAWS=a,b")
-    group.addoption("--demo-fault", action="append", default=[], metavar="NAME",
-                    help="switch a fault on in the demo target (repeatable)")
-    group.addoption("--ledger", default=None, metavar="URL",
-                    help="SQLAlchemy URL of the ledger (default: PRIVACY_CHECKS_LEDGER or "
-                         "sqlite:///.privacy-checks/ledger.sqlite)")
-    group.addoption("--privacy-seed", default=os.environ.get("PRIVACY_CHECKS_SEED", "privacy-checks"),
-                    help="seed for synthetic subjects (tokens also take a per-run nonce)")
-    group.addoption("--lease-seconds", type=float, default=float(os.environ.get("PRIVACY_CHECKS_LEASE", 600)),
-                    help="how long this run's lease on its subjects lasts without renewal")
-    group.addoption("--privacy-results", default="reports/privacy-results.json", metavar="PATH",
-                    help="where to write the per-check results (JSON); empty to switch off")
-    group.addoption("--fail-not-verified", action="store_true", default=False,
-                    help="make 'not verified' (a mandatory right the profile cannot drive) fail the run")
-    group.addoption("--keep-artifacts", action="store_true", default=False,
-                    help="keep the command steps' output directories (removed after the run by default)")
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    import importlib
+
+    from . import settings
+
+    settings.add_options(parser)
+    for name, module_name in _PARTS:
+        module = importlib.import_module(module_name)
+        if not pluginmanager.is_registered(module) and pluginmanager.get_plugin(name) is None:
+            pluginmanager.register(module, name)
+
+
+def run_of(config: pytest.Config):
+    """This run's RunContext (None when the plugin was not configured)."""
+    return config.stash.get(_RUN, None)
+
+
+def _demo_switches(config: pytest.Config, name: str, what: str) -> list[str]:
+    from .settings import value
+
+    names = value(config, name)
+    if not names:
+        return []
+    if what == "flaw":
+        from .demo.flaws import parse_flaws as parse
+    else:
+        from .demo.faults import parse_faults as parse
+    try:
+        parsed = sorted(parse(names))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if value(config, "target"):
+        raise pytest.UsageError(f"--privacy-demo-{what} {'switches flaws in' if what == 'flaw' else 'makes'} "
+                                f"the built-in demo target{'' if what == 'flaw' else ' misbehave'}; "
+                                "it cannot be combined with --privacy-target")
+    return parsed
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,44 +65,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{family}(*clauses): the {family} clauses this check enforces")
     config.addinivalue_line("markers", f"{_CHECK_ID}(id): the check's stable id, e.g. ccpa.delete.no-residual-data")
     config.addinivalue_line("markers", "read_only: the check creates no subject and changes nothing on the target")
-    flaws = list(config.getoption("demo_flaw") or [])
-    flaws += [f for f in os.environ.get("PRIVACY_CHECKS_DEMO_FLAWS", "").split(",") if f.strip()]
-    if flaws:
-        from .demo.flaws import parse_flaws
-
-        try:
-            flaws = sorted(parse_flaws(flaws))
-        except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        if config.getoption("target"):
-            raise pytest.UsageError("--demo-flaw switches flaws in the built-in demo target; "
-                                    "it cannot be combined with --target")
-    faults = list(config.getoption("demo_fault") or [])
-    if faults:
-        from .demo.faults import parse_faults
-
-        try:
-            faults = sorted(parse_faults(faults))
-        except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        if config.getoption("target"):
-            raise pytest.UsageError("--demo-fault makes the built-in demo target misbehave; "
-                                    "it cannot be combined with --target")
-    from .report import pytest_hooks as report_hooks
     from .runtime import RunContext
+    from .settings import value
 
-    # Reports (Allure defaults, compliance report, waivers, JUnit mapping) live in their own
-    # hook module so this file stays wiring only.
-    if not config.pluginmanager.is_registered(report_hooks):
-        config.pluginmanager.register(report_hooks, "privacy_checks.report")
-    _CONFIG[:] = [config]
+    flaws = _demo_switches(config, "demo_flaws", "flaw")
+    faults = _demo_switches(config, "demo_faults", "fault")
     worker = getattr(config, "workerinput", None)
     config.stash[_RUN] = RunContext(
-        target_path=config.getoption("target"), flaws=flaws, faults=faults,
-        ledger_url=config.getoption("ledger"), seed=str(config.getoption("privacy_seed")),
-        lease_seconds=float(config.getoption("lease_seconds")),
+        target_path=value(config, "target"), flaws=flaws, faults=faults,
+        ledger_url=value(config, "ledger"), seed=str(value(config, "seed")),
+        lease_seconds=float(value(config, "lease_seconds")),
         sink_control_url=(worker or {}).get("privacy_checks_sink"),
-        keep_artifacts=bool(config.getoption("keep_artifacts")),
+        keep_artifacts=bool(value(config, "keep_artifacts")),
         smtp_url=(worker or {}).get("privacy_checks_smtp"))
     if config.getoption("verbose") >= 0 and worker is None:
         from .observe.stores.progress import TerminalStream
@@ -91,35 +84,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_RUN].progress_stream = TerminalStream(config)
     if (worker or {}).get("privacy_checks_error"):
         config.stash[_RUN].startup_error = worker["privacy_checks_error"]
-
-
-_RESULTS = pytest.StashKey["object"]()
-
-
-# The per-check results (--privacy-results) live in report/results.py; these hooks only wire them.
-@pytest.hookimpl(trylast=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    from .report.results import for_session
-
-    results = for_session(session.config)
-    if results is not None:
-        session.config.stash[_RESULTS] = results
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    results = _CONFIG[0].stash.get(_RESULTS, None) if _CONFIG else None
-    if results is not None:
-        results.record(report)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    results = session.config.stash.get(_RESULTS, None)
-    if results is not None:
-        run = session.config.stash.get(_RUN, None)
-        results.finish(run.target_info() if run is not None and run._profile is not None else None)
-
-
-_CONFIG: list = []
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist must not reject it
@@ -142,55 +106,43 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    problems = []
-    for item in items:
-        refs = []
-        for family in _FAMILIES:
-            for mark in item.iter_markers(name=family):
-                from .clauses import validate_marker
+    from . import collection
+    from .settings import value
 
-                try:
-                    refs += validate_marker(family, mark.args)
-                except ValueError as exc:
-                    problems.append(f"{item.nodeid}: {exc}")
-        check = item.get_closest_marker(_CHECK_ID)
-        if check is not None:
-            try:
-                outcomes.validate_check_id(check.args[0] if check.args else "")
-            except ValueError as exc:
-                problems.append(f"{item.nodeid}: {exc}")
-        elif refs:
-            problems.append(f"{item.nodeid}: a check citing a clause needs a stable id: @pytest.mark.check('...')")
-        if refs:
-            from .clauses import allure_labels
-
-            labels = allure_labels(refs)
-            for kind in ("epic", "feature", "story", "severity"):
-                values = labels.get(kind)
-                for value in values if isinstance(values, list | tuple) else [values] if values else []:
-                    item.add_marker(pytest.mark.allure_label(value, label_type=kind))
-            for url, name in labels.get("links", []):
-                item.add_marker(pytest.mark.allure_link(url, name=name, link_type="link"))
-            if check is not None:
-                item.add_marker(pytest.mark.allure_label(check.args[0], label_type="tag"))
+    problems = collection.prepare(items)
     if problems:
         raise pytest.UsageError("privacy-checks: invalid check markers:\n  " + "\n  ".join(problems))
+    patterns, clause_texts = value(config, "check"), value(config, "clause")
+    if not (patterns or clause_texts):
+        return
+    selected, deselected, problems = collection.select(items, patterns, clause_texts)
+    if problems:
+        collection.stop(config, items, "privacy-checks: " + "\n  ".join(problems))
+        return
+    config.stash[_DESELECTED] = [cid for cid in map(collection.check_id, deselected) if cid]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # A right the profile says the target does not offer reaches every check of that right,
     # before any fixture starts a procedure for it (outcomes.RIGHT_OF_CHECK).
-    check = item.get_closest_marker(_CHECK_ID)
+    from .collection import check_id
+
+    cid = check_id(item)
     run = item.config.stash.get(_RUN, None)
-    right = outcomes.right_of(str(check.args[0])) if check is not None and check.args else None
+    right = outcomes.right_of(cid) if cid else None
     if right is not None and run is not None:
         outcomes.not_offered(run.profile, right)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
-    if item.get_closest_marker(_CHECK_ID) is None:
+    from .collection import check_id
+
+    if check_id(item) is None:
         return (yield)
     # What the check body records with outcomes.examined(); a pass needs a positive count.
     with outcomes.tallying() as tally:
@@ -200,18 +152,20 @@ def pytest_runtest_call(item: pytest.Item):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    from .collection import check_id, citations
+
     rep = yield
     _scrub_report(rep, call)
-    check = item.get_closest_marker(_CHECK_ID)
-    if check is not None and check.args:
-        rep.privacy_check_id = check.args[0]
-        run = item.config.stash.get(_RUN, None)
-        if run is not None and run._profile is not None:
-            # Under xdist only workers load the profile; the report carries it to the controller.
-            rep.privacy_target = run.target_info()
-        rep.privacy_clauses = [m.name + ":" + str(a) for m in item.iter_markers() if m.name in _FAMILIES
-                               for a in m.args]
-    if check is None or rep.when == "teardown":
+    cid = check_id(item)
+    if cid is None:
+        return rep
+    rep.privacy_check_id = cid
+    run = item.config.stash.get(_RUN, None)
+    if run is not None and run._profile is not None:
+        # Under xdist only workers load the profile; the report carries it to the controller.
+        rep.privacy_target = run.target_info()
+    rep.privacy_clauses = [f"{family}:{ref}" for family, ref in citations(item)]
+    if rep.when == "teardown":
         return rep
     exc = call.excinfo.value if call.excinfo is not None else None
     if rep.when == "setup":
@@ -232,6 +186,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     kind = outcomes.outcome_for_exception(exc)
     if kind is None:
         return rep
+    if getattr(exc, "places", None):
+        rep.privacy_places = [p.to_dict() for p in exc.places]
     if isinstance(exc, outcomes.PromiseBroken | PrivacyChecksError):
         # The message names where the promise broke; a traceback into the framework would
         # only bury it.
@@ -259,7 +215,9 @@ def _scrub_report(rep: pytest.TestReport, call: pytest.CallInfo) -> None:
 def _verdict(item: pytest.Item, rep: pytest.TestReport, kind: str, message: str) -> pytest.TestReport:
     """Give the report the privacy outcome `kind`: a not-verified or not-applicable check is one
     line with its reason (a failure under --fail-not-verified), never a traceback."""
-    if kind == outcomes.NOT_VERIFIED and item.config.getoption("fail_not_verified"):
+    from .settings import value
+
+    if kind == outcomes.NOT_VERIFIED and value(item.config, "fail_not_verified"):
         rep.outcome = "failed"
         rep.longrepr = f"NOT VERIFIED: {message}"
         rep.privacy_outcome = outcomes.NOT_VERIFIED

@@ -1,36 +1,29 @@
-"""pytest wiring for policies: the `--policy FILE` option and the `privacy_policy` fixture.
+"""pytest wiring for policies: the `--privacy-policy FILE` setting and the `privacy_policy` fixture.
 
-A second `pytest11` entry point (beside plugin.py), loaded into every pytest run: nothing
-here reads a file unless --policy is given or a test asks for the policy.
-Which policy: --policy (or PRIVACY_CHECKS_POLICY), else the target profile's `policy:`,
-else, for the built-in demo target, the MediaPRO policy it implements.
+Registered by plugin.py, so loaded into every pytest run: nothing here reads a file unless a
+policy is given (settings.py: option, PRIVACY_CHECKS_POLICY or ini key) or a test asks for it.
+Which policy: that setting, else the target profile's `policy:`, else, for the built-in demo
+target, the MediaPRO policy it implements.
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 
 _POLICY = pytest.StashKey["object"]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("privacy-checks")
-    group.addoption("--policy", default=os.environ.get("PRIVACY_CHECKS_POLICY"), metavar="FILE",
-                    help="the privacy policy as data (YAML) whose promises suites/policy checks; default: the "
-                         "target profile's `policy:`, or for the demo target the MediaPRO policy")
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    path = config.getoption("policy", None)
+    from .settings import value
+
+    path = value(config, "policy")
     if path:
         from .policy import PolicyError, load_policy
 
         try:
             config.stash[_POLICY] = load_policy(path)
         except PolicyError as exc:
-            raise pytest.UsageError(f"--policy: {exc}") from None
+            raise pytest.UsageError(f"--privacy-policy: {exc}") from None
 
 
 @pytest.fixture(scope="session")

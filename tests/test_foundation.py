@@ -54,7 +54,7 @@ def test_unknown_demo_flaw_stops_the_run_with_one_clear_error():
 def test_unknown_clause_fails_collection_with_a_clear_message(tmp_path):
     test = tmp_path / "test_bad_clause.py"
     test.write_text("import pytest\n\n@pytest.mark.ccpa('1798.999')\n@pytest.mark.check('ccpa.x.y')\n"
-                    "def test_x():\n    pass\n")
+                    "def test_x(privacy_run):\n    pass\n")
     result = subprocess.run([sys.executable, "-m", "pytest", str(test), "-q", "-p", "no:cacheprovider"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 4

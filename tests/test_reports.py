@@ -208,30 +208,32 @@ def test_privacy_checks_report_rebuilds_the_report_and_says_how_to_get_allure_ht
 
 SYNTHETIC = '''
 import pytest
+# Each uses privacy_run (a framework fixture that starts nothing until asked): only tests using
+# the framework's fixtures are privacy checks.
 from privacy_checks.outcomes import CheckError, ControlFailed, PromiseBroken, examined
 
 
 @pytest.mark.ccpa("1798.105")
 @pytest.mark.check("syn.delete.broken")
-def test_broken():
+def test_broken(privacy_run):
     raise PromiseBroken("the data is still held in 1 place(s):\\n  app: table users, column email")
 
 
 @pytest.mark.gdpr("Art. 17")
 @pytest.mark.check("syn.delete.unreachable")
-def test_unreachable():
+def test_unreachable(privacy_run):
     raise CheckError("the target is unreachable: https://127.0.0.1:9")
 
 
 @pytest.mark.gdpr("Art. 17(1)")
 @pytest.mark.check("syn.delete.control")
-def test_control():
+def test_control(privacy_run):
     raise ControlFailed("positive control failed: the sweep never saw the subject in app")
 
 
 @pytest.mark.ccpa("1798.100")
 @pytest.mark.check("syn.collect.ok")
-def test_ok():
+def test_ok(privacy_run):
     examined("stores swept", 1)  # a pass says what it examined, or it is not verified
 '''
 

@@ -115,13 +115,10 @@ def _clause_of(citation: str):
 
 
 def clause_id(citation: str) -> str:
-    """A citation's stable id, as the clause registry spells it: 'ccpa:1798.105(c)',
-    'ccpa_regs:7022(b)', 'gdpr:Art. 17(3)', 'gpc:sec-gpc' (an unknown one is kept as cited)."""
+    """A citation's stable id, as the clause registry spells it (ClauseRef.id); an unknown one
+    is kept as cited."""
     ref = _clause_of(citation)
-    if ref is None:
-        return citation
-    section = f"Art. {ref.clause.id}" if ref.family in ("gdpr", "eprivacy") else ref.clause.id
-    return f"{ref.family}:{section}{ref.subsection}"
+    return citation if ref is None else ref.id
 
 
 def _worst(outcomes) -> str:
@@ -154,7 +151,8 @@ def _attachments(evidence: dict, evidence_dir: Path, out_dir: Path) -> list[dict
 
 
 def build_report(results: dict, *, out_dir: Path, results_path: Path | None = None,
-                 evidence_dir: Path | None = None, waivers_ignored: list[str] | None = None) -> dict:
+                 evidence_dir: Path | None = None, waivers_ignored: list[str] | None = None,
+                 changes: dict | None = None, waivers_unused: list[str] | None = None) -> dict:
     evidence_dir = evidence_dir or out_dir / "evidence"
     target = results.get("target") or {}
     checks = []
@@ -244,6 +242,9 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
         "summary": summary,
         "outcomes_explained": EXPLAIN,
         "waivers_ignored": list(waivers_ignored or []),
+        "waivers_unused": list(waivers_unused or []),
+        # What changed since the baseline (report/changes.py), shown first; None: not compared.
+        "changes": changes,
         "regulations": regulations,
         "checks": checks,
         "evidence_files": {c["evidence"]["file"]: c["evidence"]["sha256"] for c in checks if c["evidence"]},
@@ -306,6 +307,7 @@ def render_html(report: dict) -> str:
            f"<style>{_CSS}</style></head><body><main>",
            "<h1>Privacy compliance report</h1>",
            f'<p class="muted">{e(report["framework"])} · generated {e(report["generated_at"])}</p>',
+           *_render_changes(report.get("changes")),
            '<section class="box summary" id="summary">',
            f'<p class="verdict">Verdict: {e(s["verdict"])}</p>', f"<p>{e(s['in_words'])}</p>",
            '<div class="counts">']
@@ -332,10 +334,11 @@ def render_html(report: dict) -> str:
             ("Results file", run.get("results_file")), ("Results SHA-256", run.get("results_sha256"))]
     out += [f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>" for k, v in rows if v]
     out.append("</table></section>")
-    if report.get("waivers_ignored"):
-        out.append('<section class="box"><h3>Waivers ignored</h3><ul>')
-        out += [f"<li>{e(w)}</li>" for w in report["waivers_ignored"]]
-        out.append("</ul></section>")
+    for key, title in (("waivers_ignored", "Waivers ignored"), ("waivers_unused", "Waivers not used in this run")):
+        if report.get(key):
+            out.append(f'<section class="box"><h3>{title}</h3><ul>')
+            out += [f"<li>{e(w)}</li>" for w in report[key]]
+            out.append("</ul></section>")
 
     for reg in report["regulations"]:
         out.append(f'<h2 id="{e(reg["family"])}">{e(reg["name"])} {_badge(reg["outcome"])}</h2>')
@@ -359,6 +362,37 @@ def render_html(report: dict) -> str:
             for p, d in report["evidence_files"].items()]
     out.append("</table></section></main></body></html>")
     return "\n".join(out)
+
+
+_CHANGE_KINDS = (("newly_broken", "Newly broken"), ("new_places", "Broken in a new place"),
+                 ("places_gone", "A place no longer holds the data"), ("fixed", "Fixed"),
+                 ("still_broken", "Still broken"), ("not_checked_now", "Broken before, could not be checked now"))
+
+
+def _render_changes(changes: dict | None) -> list[str]:
+    """What changed since the baseline, first thing in the report (a pipeline tracking known
+    gaps reads this before anything else)."""
+    if not changes:
+        return []
+    e = html.escape
+    out = ['<section class="box" id="changes"><h3>What changed since the last run</h3>',
+           f'<p class="muted">Compared with {e(changes.get("baseline") or "")}.</p><ul>']
+    shown = False
+    for key, label in _CHANGE_KINDS:
+        value = changes.get(key) or {}
+        if not value:
+            continue
+        shown = True
+        if isinstance(value, dict):
+            items = "".join(f"<li><code>{e(cid)}</code>: {e('; '.join(p.get('words') or p.get('id') or '' for p in ps[:8]))}"
+                            f"{' …' if len(ps) > 8 else ''}</li>" for cid, ps in value.items())
+        else:
+            items = "".join(f"<li><code>{e(cid)}</code></li>" for cid in value)
+        out.append(f"<li><strong>{e(label)}</strong> ({len(value)})<ul>{items}</ul></li>")
+    if not shown:
+        out.append("<li>No change in what is broken.</li>")
+    out.append("</ul></section>")
+    return out
 
 
 def _render_check(c: dict) -> str:
@@ -451,7 +485,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def write_reports(results_path: Path, out_dir: Path, *, evidence_dir: Path | None = None,
                   extra_files: list[Path] | None = None, waivers_ignored: list[str] | None = None,
-                  signing_key: str | None = None) -> Written:
+                  signing_key: str | None = None, changes: dict | None = None,
+                  waivers_unused: list[str] | None = None) -> Written:
     """Write the JSON and HTML reports, the OSCAL assessment results and the manifest (signed
     when a key is given)."""
     from .oscal import oscal_assessment_results
@@ -460,7 +495,7 @@ def write_reports(results_path: Path, out_dir: Path, *, evidence_dir: Path | Non
     out_dir.mkdir(parents=True, exist_ok=True)
     evidence_dir = evidence_dir or out_dir / "evidence"
     report = build_report(results, out_dir=out_dir, results_path=Path(results_path), evidence_dir=evidence_dir,
-                          waivers_ignored=waivers_ignored)
+                          waivers_ignored=waivers_ignored, changes=changes, waivers_unused=waivers_unused)
     json_path, html_path = out_dir / REPORT_JSON, out_dir / REPORT_HTML
     _write_atomic(json_path, json.dumps(report, indent=2, ensure_ascii=False).encode())
     _write_atomic(html_path, render_html(report).encode())

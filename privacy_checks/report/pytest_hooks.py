@@ -1,23 +1,26 @@
-"""pytest hooks for the reports (Allure defaults, compliance report, waivers, JUnit mapping).
+"""pytest hooks for the reports: per-check results, Allure, compliance report, waivers, JUnit,
+what changed since the last run, and the exit status a release pipeline gates on.
 
-Loaded through its own `pytest11` entry point so that its command-line options exist; the
-plugin also registers it when the entry point is missing, in which case the options keep
-their defaults.
+Registered by plugin.py (so ``-p no:privacy_checks`` switches this off too); its settings are
+in settings.py. A run that collects no privacy check writes nothing and changes nothing.
 
-Hook order matters in three places:
+Hook order matters in four places:
 - waivers: a waived broken promise is turned into a skip where the test body raised it
   (`pytest_runtest_call`), so every report writer downstream (exit status, JUnit, Allure,
   the results file) sees one consistent non-failure; the outermost makereport wrapper then
   names the outcome "waived", after the plugin's wrapper has set its own outcome;
-- the compliance report is written by a `trylast` sessionfinish, after the plugin has written
-  privacy-results.json and junitxml its file (which this module rewrites first, so the
-  manifest hashes the final bytes);
-- Allure is switched on when collection finishes, before any test runs (see allure_env.py).
+- the reports are written by a `trylast` sessionfinish, after junitxml has written its file
+  (which this module rewrites first, so the manifest hashes the final bytes); the changes
+  since the baseline come first, since the compliance report opens with them;
+- the exit status is set in that same sessionfinish (pytest returns `session.exitstatus`);
+- the summary line is written at unconfigure, after pytest's own "N passed in Xs" line, so
+  it is the last line of the run's output.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,23 +28,8 @@ from pathlib import Path
 import pytest
 
 from .. import outcomes
-
-_CHECK = "check"
-_FAMILIES = ("ccpa", "ccpa_regs", "gdpr", "eprivacy", "gpc")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("privacy-checks reports", "privacy-checks: reports and waivers")
-    group.addoption("--privacy-reports", default="reports", metavar="DIR",
-                    help="where the compliance report, evidence files and manifest go (default: reports)")
-    group.addoption("--privacy-allure", default=None, metavar="DIR",
-                    help="where Allure results go when privacy checks run (default: <reports>/allure-results); "
-                         "an explicit --alluredir wins")
-    group.addoption("--no-privacy-allure", action="store_true", default=False,
-                    help="do not switch Allure results on by default")
-    group.addoption("--waivers", default=None, metavar="FILE",
-                    help="YAML list of waivers: {check: id | clause: 'ccpa:1798.105', justification, approver, "
-                         "expires: YYYY-MM-DD}")
+from ..collection import check_id as _check_id
+from ..collection import citations as _citations
 
 
 @dataclass
@@ -51,44 +39,59 @@ class _State:
     evidence_dir: Path
     allure_dir: Path | None
     allure_explicit: bool
+    results: object = None  # results.Results, on the controller
     waivers: list = field(default_factory=list)
     expired: list = field(default_factory=list)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    started_ts: float = field(default_factory=time.time)
     checks_seen: set[str] = field(default_factory=set)
+    other_failures: int = 0
     problems: list[str] = field(default_factory=list)
     written: object = None
     allure_on: bool = False
+    changes: object = None  # changes.Changes
+    verdict: object = None  # gate.Verdict
+    counts: dict = field(default_factory=dict)
+    new_failed: int = 0
+    exit_status: int | None = None
 
 
 _STATE = pytest.StashKey[_State]()
 _CONFIG: list = []
 
 
-def _opt(config: pytest.Config, name: str, default=None):
-    try:
-        return config.getoption(name)
-    except ValueError:  # registered too late for options: keep defaults
-        return default
-
-
 def _state(config: pytest.Config) -> _State | None:
     return config.stash.get(_STATE, None)
+
+
+def _setting(config: pytest.Config, name: str, default=None):
+    from ..settings import value
+
+    try:
+        return value(config, name)
+    except (ValueError, AttributeError):  # registered too late for options: keep defaults
+        return default
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if _STATE in config.stash:
         return
-    reports = config.rootpath / (_opt(config, "privacy_reports") or "reports")
+    reports = Path(_setting(config, "reports") or config.rootpath / "reports")
     explicit = getattr(config.option, "allure_report_dir", None)
     if explicit:
         allure_dir = Path(explicit).absolute()
-    elif _opt(config, "no_privacy_allure", False):
+    elif _setting(config, "no_allure", False):
         allure_dir = None
     else:
-        allure_dir = config.rootpath / (_opt(config, "privacy_allure") or reports / "allure-results")
+        allure_dir = Path(_setting(config, "allure") or reports / "allure-results")
     state = _State(controller=not hasattr(config, "workerinput"), reports_dir=reports,
                    evidence_dir=reports / "evidence", allure_dir=allure_dir, allure_explicit=bool(explicit))
-    path = _opt(config, "waivers")
+    if state.controller:
+        from .results import Results
+
+        path = _setting(config, "results")
+        state.results = Results(path=None if path == "" else Path(path or reports / "privacy-results.json"))
+    path = _setting(config, "waivers")
     if path:
         from .waivers import WaiverError, load_waivers, split_expired
 
@@ -107,59 +110,19 @@ def _expired_lines(state: _State) -> list[str]:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    state = _state(session.config)
-    if state is None or not state.controller:
-        return
-    from .allure_env import empty_directory, is_ours
-    from .compliance import MANIFEST
-
-    # Only directories an earlier privacy run wrote are emptied: this plugin is loaded into
-    # every pytest run of the environment and must not delete anyone else's files.
-    if state.allure_dir and not state.allure_explicit and state.allure_dir.is_dir() and is_ours(state.allure_dir):
-        empty_directory(state.allure_dir)
-    if (state.reports_dir / MANIFEST).is_file() and state.evidence_dir.is_dir():
-        for stale in state.evidence_dir.glob("*.json"):
-            stale.unlink(missing_ok=True)
-        for stale in state.evidence_dir.glob("*/*"):  # attachments: <check-id>/<file>
-            if stale.is_file():
-                stale.unlink(missing_ok=True)
-    tr = session.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
-        for line in _expired_lines(state):
-            tr.write_line(f"privacy-checks: WARNING: {line}", yellow=True)
-
-
-def _check_id(item: pytest.Item) -> str | None:
-    mark = item.get_closest_marker(_CHECK)
-    return str(mark.args[0]) if mark is not None and mark.args else None
-
-
-def _citations(item: pytest.Item) -> list[tuple[str, str]]:
-    return [(m.name, str(a)) for m in item.iter_markers() if m.name in _FAMILIES for a in m.args]
-
-
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = _state(config)
     if state is None or not (state.waivers or state.expired):
         return
-    # Before -k/-m deselection, so narrowing a run does not turn a valid waiver file into an error.
-    known = {cid for cid in map(_check_id, items) if cid}
-    unknown = [w for w in state.waivers + state.expired if w.check and w.check not in known]
-    if not unknown:
-        return
-    message = ("privacy-checks: waiver(s) name checks that none of the collected checks has:\n  "
-               + "\n  ".join(f"{w.check} ({w.source})" for w in unknown))
-    if state.controller:
-        raise pytest.UsageError(message)
-    # On a pytest-xdist worker a UsageError reaches the controller as a crash with the message
-    # lost: run nothing instead (no test touches the target) and let the warning carry the reason.
-    import warnings
+    from ..collection import defined_check_ids, stop
 
-    config.hook.pytest_deselected(items=list(items))
-    items[:] = []
-    warnings.warn(pytest.PytestWarning(message), stacklevel=1)
+    # One company-wide waiver file serves every per-suite job: a waiver for a check this run
+    # did not collect is fine (reported as unused); only an id no suite defines is an error.
+    known = {cid for cid in map(_check_id, items) if cid} | defined_check_ids()
+    unknown = [w for w in state.waivers + state.expired if w.check and w.check not in known]
+    if unknown:
+        stop(config, items, "privacy-checks: waiver(s) name checks that no suite defines:\n  "
+             + "\n  ".join(f"{w.check} ({w.source})" for w in unknown))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -271,11 +234,79 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    state = _state(_CONFIG[0]) if _CONFIG else None
+    if state is None or not state.controller:
+        return
     check_id = getattr(report, "privacy_check_id", None)
-    if check_id and _CONFIG:
-        state = _state(_CONFIG[0])
-        if state is not None:
-            state.checks_seen.add(check_id)
+    if check_id:
+        state.checks_seen.add(check_id)
+        state.results.record(report)
+    elif report.failed:
+        state.other_failures += 1
+
+
+def _prune_stale(state: _State) -> None:
+    """Remove what an earlier run left where this one writes (files older than this run), so the
+    reports describe this run only. Under pytest-xdist the controller cannot know before the
+    workers write whether privacy checks were collected, hence at the end, by age."""
+    from .allure_env import is_ours
+
+    stale = []
+    if state.allure_dir and not state.allure_explicit and state.allure_dir.is_dir() and is_ours(state.allure_dir):
+        stale += [p for p in state.allure_dir.iterdir() if p.is_file() or p.is_symlink()]
+    if state.evidence_dir.is_dir():
+        stale += list(state.evidence_dir.glob("*.json"))
+        stale += [p for p in state.evidence_dir.glob("*/*") if p.is_file()]  # attachments: <check-id>/<file>
+    for path in stale:
+        try:
+            if path.lstat().st_mtime < state.started_ts:
+                path.unlink()
+        except OSError:
+            pass
+
+
+def _target_of(config: pytest.Config, state: _State) -> dict | None:
+    from ..plugin import run_of
+
+    run = run_of(config)
+    return run.target_info() if run is not None and run._profile is not None else None
+
+
+def _changes(config: pytest.Config, state: _State, checks: list[dict], target: dict):
+    """Compare with the baseline file, or the ledger's last results on this target (and record
+    this run's there); None when there is nothing to compare with and no ledger to write."""
+    from . import changes as ch
+
+    baseline = _setting(config, "baseline")
+    if baseline:
+        try:
+            before, _ = ch.load_baseline_file(baseline)
+        except ValueError as exc:
+            state.problems.append(str(exc))
+            return None
+        return ch.compare(before, checks, baseline=f"baseline {baseline}")
+    name = target.get("name")
+    if not name:
+        return None
+    from ..errors import PrivacyChecksError
+    from ..ledger import Ledger
+
+    try:
+        ledger = Ledger(_setting(config, "ledger"))
+    except PrivacyChecksError as exc:
+        state.problems.append(f"what changed since the last run is unknown: {exc}")
+        return None
+    try:
+        before = ledger.latest_results(name)
+        result = (ch.compare(before, checks, baseline=f"the last results of target {name!r} in the ledger")
+                  if before else ch.Changes(baseline=f"nothing: the ledger holds no earlier run of target {name!r}"))
+        ledger.record_results(name, state.started_at, list(ch._latest(checks).values()))
+    except Exception as exc:  # noqa: BLE001 - a ledger problem must not cost the run its reports
+        state.problems.append(f"what changed since the last run is unknown: ledger error {exc}")
+        return None
+    finally:
+        ledger.close()
+    return result
 
 
 @pytest.hookimpl(trylast=True)
@@ -294,16 +325,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         extra.append(junit)
     if not state.checks_seen:
         return
-    results_opt = _opt(config, "privacy_results")
-    results_path = config.rootpath / results_opt if results_opt else None
-    target: dict = {}
-    if results_path is not None and results_path.is_file():
-        import json
-
-        try:
-            target = json.loads(results_path.read_text(encoding="utf-8")).get("target") or {}
-        except ValueError:
-            target = {}
+    _prune_stale(state)
+    results = state.results
+    results_path = results.finish(_target_of(config, state))
+    target = results.target or {}
+    checks = results.as_dicts()
+    state.changes = _changes(config, state, checks, target)
+    _decide(session, state, checks)
     if not state.allure_on and state.allure_dir is not None and state.allure_dir.is_dir():
         # Under pytest-xdist the workers collect and write results; the controller only sees them.
         state.allure_on = any(state.allure_dir.glob("*-result.json"))
@@ -316,7 +344,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         except OSError as exc:
             state.problems.append(f"Allure environment not written: {exc}")
         extra += sorted(p for p in state.allure_dir.glob("*") if p.is_file())
-    if results_path is None or not results_path.is_file():
+    if results_path is None:
         state.problems.append("compliance report not written: the per-check results are switched off "
                               "(--privacy-results is empty)")
         return
@@ -324,22 +352,62 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
     try:
         state.written = write_reports(results_path, state.reports_dir, evidence_dir=state.evidence_dir,
-                                      extra_files=extra, waivers_ignored=_expired_lines(state))
+                                      extra_files=extra, waivers_ignored=_expired_lines(state),
+                                      changes=state.changes.to_dict() if state.changes else None,
+                                      waivers_unused=_unused_waivers(state, checks))
     except (OSError, ValueError) as exc:
         state.problems.append(f"compliance report not written: {exc}")
 
 
+def _decide(session: pytest.Session, state: _State, checks: list[dict]) -> None:
+    from . import gate
+
+    config = session.config
+    state.counts = gate.count(c["outcome"] for c in checks)
+    fail_on_new = _setting(config, "fail_on") == "new"
+    new = state.changes.new if state.changes is not None else [c["check_id"] for c in checks
+                                                                   if c["outcome"] == "failed"]
+    new_failed = len({c["check_id"] for c in checks if c["outcome"] == "failed" and c["check_id"] in new})
+    state.verdict = gate.decide(state.counts, pytest_status=int(session.exitstatus),
+                                exit_codes=bool(_setting(config, "exit_codes")),
+                                fail_not_verified=bool(_setting(config, "fail_not_verified")),
+                                fail_on_new=fail_on_new, new_broken=new_failed,
+                                other_failures=state.other_failures)
+    state.new_failed = new_failed
+    if state.verdict.overridden:
+        session.exitstatus = state.verdict.code
+    state.exit_status = int(session.exitstatus)
+
+
+def _unused_waivers(state: _State, checks: list[dict]) -> list[str]:
+    ran = {c["check_id"] for c in checks}
+    used = {(c.get("waiver") or {}).get("source") for c in checks if c.get("outcome") == outcomes.WAIVED}
+    out = []
+    for w in state.waivers:
+        if w.source in used:
+            continue
+        why = ("its check did not run in this run" if w.check and w.check not in ran
+               else "nothing it covers was broken in this run")
+        out.append(f"waiver for {w.subject} ({w.source}, approved by {w.approver}) unused: {why}")
+    return out
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     state = _state(config)
-    if state is None or not state.controller:
-        return
-    written = state.written
-    if not (written or state.problems or state.expired):
+    if state is None or not state.controller or not state.checks_seen:
         return
     tr = terminalreporter
+    if state.changes is not None:
+        tr.write_sep("-", "privacy-checks: what changed since the last run")
+        for line in state.changes.lines():
+            tr.write_line(line)
     tr.write_sep("-", "privacy-checks reports")
     for line in _expired_lines(state):
         tr.write_line(f"WARNING: {line}", yellow=True)
+    for line in _unused_waivers(state, state.results.as_dicts()):
+        tr.write_line(line)
+    written = state.written
     if written is not None:
         tr.write_line(f"compliance report: {written.html_path}")
         tr.write_line(f"manifest: {written.manifest_path} sha256={written.manifest_sha256}")
@@ -355,5 +423,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    state = _state(config)
+    if state is not None and state.controller and state.verdict is not None:
+        from .gate import in_words
+
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        fail_on_new = _setting(config, "fail_on") == "new"
+        line = (f"privacy-checks: {in_words(state.counts, new_broken=state.new_failed if fail_on_new else None)}"
+                f" — exit {state.exit_status}: {state.verdict.reason}")
+        if tr is not None:
+            tr.write_line(line)
     if _CONFIG and _CONFIG[0] is config:
         _CONFIG.clear()
+

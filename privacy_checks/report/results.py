@@ -1,7 +1,8 @@
 """Per-check results of a run, gathered on the controller (so pytest-xdist runs agree).
 
-Written as `privacy-results.json`: the input of the compliance report and of the
-framework's own tests, which assert exactly which checks fail for each demo flaw.
+Written as `privacy-results.json` (`--privacy-results`, default `<reports>/privacy-results.json`):
+the input of the compliance report, of the next run's comparison (`--privacy-baseline`) and of
+the framework's own tests, which assert exactly which checks fail for each demo flaw.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ class CheckResult:
     duration_s: float
     finished_at: str
     examined: dict[str, int] = field(default_factory=dict)  # what a pass looked at (outcomes.examined)
+    # Where a broken promise broke, grouped (findings.py): [{id, words, count, fields, forms, rows}]
+    places: list[dict] = field(default_factory=list)
+    waiver: dict | None = None
 
 
 @dataclass
 class Results:
-    path: Path
+    path: Path | None  # None: gathered for the run's verdict and reports, not written
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     checks: list[CheckResult] = field(default_factory=list)
     target: dict = field(default_factory=dict)
@@ -48,7 +52,9 @@ class Results:
             self.add(CheckResult(check_id=check_id, nodeid=report.nodeid, outcome=outcome_of(report),
                                  message=message_of(report), clauses=list(getattr(report, "privacy_clauses", [])),
                                  duration_s=round(report.duration, 3), finished_at=str(report.stop),
-                                 examined=dict(getattr(report, "privacy_examined", None) or {})))
+                                 examined=dict(getattr(report, "privacy_examined", None) or {}),
+                                 places=list(getattr(report, "privacy_places", None) or []),
+                                 waiver=getattr(report, "privacy_waiver", None)))
 
     def finish(self, target: dict | None = None) -> Path | None:
         """End of the session: the controller's own target description (when it loaded the
@@ -57,8 +63,11 @@ class Results:
             self.target = target
         return self.write()
 
+    def as_dicts(self) -> list[dict]:
+        return [asdict(c) for c in self.checks]
+
     def write(self) -> Path | None:
-        if not self.checks:
+        if not self.checks or self.path is None:
             return None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"started_at": self.started_at, "finished_at": datetime.now(UTC).isoformat(),
@@ -67,15 +76,6 @@ class Results:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
         os.replace(tmp, self.path)  # never a half-written file, even on Ctrl-C
         return self.path
-
-
-def for_session(config) -> Results | None:
-    """The results this process collects: none on an xdist worker (the controller gathers
-    every worker's reports) or when --privacy-results is empty."""
-    path = config.getoption("privacy_results")
-    if not path or hasattr(config, "workerinput"):
-        return None
-    return Results(path=config.rootpath / path)
 
 
 def outcome_of(report) -> str:

@@ -45,15 +45,7 @@ class Waiver:
         """`citations` are (family, reference) pairs as written in the check's markers."""
         if self.check:
             return check_id == self.check
-        family, section, sub = _clause_key(self.clause or "")
-        for cited_family, ref in citations:
-            try:
-                cited = registry.resolve(cited_family, ref)
-            except registry.ClauseError:
-                continue
-            if cited.family == family and cited.clause.id == section and cited.subsection.startswith(sub):
-                return True
-        return False
+        return registry.clause_selector(self.clause or "").selects(citations)
 
     def describe(self) -> str:
         return (f"waived: {self.justification} (approved by {self.approver}, "
@@ -62,19 +54,6 @@ class Waiver:
     def to_dict(self) -> dict:
         return {"check": self.check, "clause": self.clause, "justification": self.justification,
                 "approver": self.approver, "expires": self.expires.isoformat(), "source": self.source}
-
-
-def _clause_key(text: str) -> tuple[str, str, str]:
-    family, sep, ref = text.partition(":")
-    family = family.strip()
-    if not sep or family not in registry.MARKER_FAMILIES:
-        raise WaiverError(f"clause {text!r} must look like 'ccpa:1798.105' with a family among "
-                          f"{', '.join(registry.MARKER_FAMILIES)}")
-    try:
-        resolved = registry.resolve(family, ref.strip())
-    except registry.ClauseError as exc:
-        raise WaiverError(str(exc)) from None
-    return resolved.family, resolved.clause.id, resolved.subsection
 
 
 def _date(value, where: str) -> date:
@@ -123,8 +102,8 @@ def load_waivers(path: str | Path) -> list[Waiver]:
         else:
             clause = str(entry["clause"]).strip()
             try:
-                _clause_key(clause)
-            except WaiverError as exc:
+                registry.clause_selector(clause)
+            except registry.ClauseError as exc:
                 raise WaiverError(f"{where}: {exc}") from None
         waivers.append(Waiver(justification=str(entry["justification"]).strip(),
                               approver=str(entry["approver"]).strip(),
