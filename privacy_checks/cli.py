@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
+from pathlib import Path
 
 from .errors import PrivacyChecksError
 
@@ -55,21 +58,78 @@ def _census(args) -> int:
     return main(args)
 
 
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+    os.chmod(path, 0o600)
+
+
+def demo_instructions(*, url: str, http_url: str, data_dir: Path, token_file: Path, sink_bind: str,
+                      redis: str, s3_url: str, cwd: Path | None = None) -> list[str]:
+    """The exact shell lines that point a pytest run at a demo started by hand."""
+    from .demo.__main__ import TOKEN_ENV
+    from .runtime import demo_profile_path
+
+    cwd = cwd or Path.cwd()
+    q = shlex.quote
+    in_checkout = (cwd / "fixtures" / "targets" / "demo.yaml").is_file() and (cwd / "suites").is_dir()
+    profile = "fixtures/targets/demo.yaml" if in_checkout else q(str(demo_profile_path()))
+    suites = "suites" if in_checkout else "--pyargs privacy_checks_suites"
+    return [
+        "# The demo runs until Ctrl-C. In another shell" + (" in this directory" if in_checkout else "") + ":",
+        f"export PRIVACY_CHECKS_DEMO_URL={q(url)}",
+        f"export PRIVACY_CHECKS_DEMO_HTTP_URL={q(http_url)}",
+        f"export PRIVACY_CHECKS_DEMO_DATA={q(str(data_dir))}",
+        # the token itself stays in its file (mode 0600), out of this output and of `ps`
+        f'export {TOKEN_ENV}="$(cat {q(str(token_file))})"',
+        f"export PRIVACY_CHECKS_DEMO_REDIS={q(redis)}",
+        f"export PRIVACY_CHECKS_DEMO_S3_URL={q(s3_url)}",
+        f"export PRIVACY_CHECKS_DEMO_SINK={q(sink_bind)}",
+        f"pytest {suites} --privacy-target {profile}",
+    ]
+
+
 def _demo(args) -> int:
+    import secrets
+    import tempfile
+    from urllib.parse import urlsplit
+
+    from .demo.__main__ import TOKEN_ENV
     from .demo.__main__ import main as demo_main
 
-    argv = ["--host", args.host, "--port", str(args.port)]
-    if args.data_dir:
-        argv += ["--data-dir", args.data_dir]
-    if args.admin_token:
-        argv += [f"--admin-token={args.admin_token}"]
-    if args.sink_url:
-        argv += ["--sink-url", args.sink_url]
+    data = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="privacy-checks-demo-"))
+    data.mkdir(parents=True, exist_ok=True)
+    token_file = data / "admin-token"
+    token = args.admin_token or os.environ.get(TOKEN_ENV) or (
+        token_file.read_text(encoding="utf-8").strip() if token_file.is_file() else secrets.token_urlsafe(24))
+    _write_secret(token_file, token)
+    # The run's capture sink is started later, by pytest, on the address the profile's
+    # capture.bind names (PRIVACY_CHECKS_DEMO_SINK): pick a free port for it now.
+    sink_url = args.sink_url or f"http://{args.host}:{_free_port(args.host)}"
+    sink_bind = urlsplit(sink_url).netloc
+    argv = ["--host", args.host, "--port", str(args.port), "--data-dir", str(data),
+            "--admin-token-file", str(token_file), "--sink-url", sink_url]
     for flaw in args.flaw:
         argv += ["--flaw", flaw]
     for fault in args.fault:
         argv += ["--fault", fault]
-    return int(demo_main(argv) or 0)
+
+    def ready(server) -> None:
+        lines = demo_instructions(url=server.url, http_url=server.http_url, data_dir=server.data_dir,
+                                  token_file=token_file, sink_bind=sink_bind,
+                                  redis=f"127.0.0.1:{server.redis_server.port}", s3_url=server.s3_server.url)
+        print("\n".join(lines), flush=True)
+
+    return int(demo_main(argv, on_ready=ready) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,8 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--data-dir")
-    p.add_argument("--admin-token")
-    p.add_argument("--sink-url")
+    p.add_argument("--admin-token", help="default: $PRIVACY_CHECKS_DEMO_ADMIN_TOKEN, or a new one; kept in "
+                   "<data-dir>/admin-token (mode 0600)")
+    p.add_argument("--sink-url", help="where the demo delivers to third parties (default: a free port, where "
+                   "the pytest run's capture sink will listen)")
     p.add_argument("--flaw", action="append", default=[])
     p.add_argument("--fault", action="append", default=[])
     p.set_defaults(func=_demo)

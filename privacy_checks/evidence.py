@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -166,6 +167,10 @@ class Exchange:
         return f"{self.method} {self.url} -> {self.status} ({self.elapsed_s:.2f} s)"
 
 
+def _at(ts: float) -> str:
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds")
+
+
 def _redact_url(url: str) -> str:
     return re.sub(r"(?i)([?&][^=&]*(?:token|secret|password|key|code)[^=&]*=)[^&]*", rf"\1{REDACTED}", url)
 
@@ -200,7 +205,11 @@ class Attachment:
 
 @dataclass
 class Evidence:
-    """What one check recorded: stages, findings and exchanges, for the reports."""
+    """What one check recorded: stages, findings and exchanges, for the reports.
+
+    A stage is recorded when it ends; it began when the one before it ended (the first, when
+    the record was made), so each stage carries its real time (``began_at``, ``ended_at``,
+    ``seconds``) and the Allure steps show where a procedure spent it."""
 
     check_id: str
     stages: list[dict[str, Any]] = field(default_factory=list)
@@ -208,9 +217,14 @@ class Evidence:
     exchanges: list[Exchange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    began: float = field(default_factory=time.time)
 
     def stage(self, name: str, **details: Any) -> None:
-        self.stages.append(scrub_value({"stage": name, **redact_value(details)}))
+        ended = time.time()
+        began = self.began if not self.stages else self.stages[-1].get("_ended", self.began)
+        self.stages.append(scrub_value({"stage": name, **redact_value(details), "began_at": _at(began),
+                                        "ended_at": _at(ended), "seconds": round(ended - began, 3)}))
+        self.stages[-1]["_ended"] = ended
 
     def finding(self, **details: Any) -> None:
         self.findings.append(scrub_value(redact_value(details)))
@@ -235,7 +249,8 @@ class Evidence:
         return attachment
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"check_id": self.check_id, "stages": self.stages, "findings": self.findings,
+        stages = [{k: v for k, v in s.items() if k != "_ended"} for s in self.stages]
+        out = {"check_id": self.check_id, "stages": stages, "findings": self.findings,
                "exchanges": [e.to_dict() for e in self.exchanges], "notes": self.notes}
         if self.attachments:
             out["attachments"] = [a.to_dict() for a in self.attachments]

@@ -46,7 +46,12 @@ OPTIONAL_RIGHTS = {"opt_out", "limit", "gpc", "object"}
 
 
 class PromiseBroken(AssertionError):
-    """The promise does not hold: evidence says where."""
+    """The promise does not hold: evidence says where. ``places`` (findings.Place) are where it
+    broke, grouped; the reports and the next run's comparison read them."""
+
+    def __init__(self, message: str = "", *, places: list | None = None) -> None:
+        super().__init__(message)
+        self.places = list(places or [])
 
 
 class CheckError(PrivacyChecksError):

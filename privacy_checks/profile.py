@@ -156,9 +156,15 @@ class Profile:
         return self.resolve(policy) if policy else None
 
     def resolve(self, path: str) -> Path:
-        """A path from the profile; relative ones are relative to the profile's directory."""
+        """A path from the profile; relative ones are relative to the profile's directory (or, for
+        a profile that is a symbolic link, to the linked file's, when only that path exists)."""
         p = Path(path).expanduser()
-        return p if p.is_absolute() else self.path.parent / p
+        if p.is_absolute():
+            return p
+        near = self.path.parent / p
+        if not near.exists() and self.path.is_symlink() and (self.path.resolve().parent / p).exists():
+            return self.path.resolve().parent / p
+        return near
 
 
 def load_profile(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Profile:
@@ -460,6 +466,14 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
                 out.append((path, str(exc)))
 
     check_host(("base_url",), data.get("base_url"))
+    proxy = _as_dict(data.get("proxy"))
+    check_host(("proxy", "url"), proxy.get("url"))
+    if proxy.get("url") and proxy.get("from_environment"):
+        out.append((("proxy",), "give either url or from_environment: true, not both"))
+    raw_proxy = _lookup_raw(raw, ("proxy", "url"))
+    if isinstance(raw_proxy, str) and "@" in raw_proxy and ":" in raw_proxy.split("@", 1)[0].split("//", 1)[-1] \
+            and "${" not in raw_proxy.split("@", 1)[0]:
+        out.append((("proxy", "url"), "the password must come from an environment variable (${VAR})"))
 
     auth = _as_dict(data.get("auth"))
     for name, spec in auth.items():

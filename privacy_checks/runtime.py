@@ -220,7 +220,8 @@ class RunContext:
 
         self.demo = DemoProcess(flaws=list(self.flaws), faults=list(self.faults), sink_url=self.sink_url,
                                 smtp_url=self.smtp_url).start()
-        return self.demo.env()
+        # the profile's capture.bind names the sink this run already listens on
+        return {**self.demo.env(), "PRIVACY_CHECKS_DEMO_SINK": self.sink_url.split("://", 1)[-1]}
 
     @property
     def target(self):

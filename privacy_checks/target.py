@@ -189,7 +189,11 @@ class Target:
         self.request_timeout = float(profile.timeouts.get("request", 10))
         self.operation_timeout = float(profile.timeouts.get("operation", 120))
         self.session = requests.Session()
-        self.session.trust_env = False  # a proxy from the environment would be a host we did not allow
+        # Never the environment's proxy on its own: the profile's `proxy:` says which (proxy.py).
+        self.session.trust_env = False
+        from .proxy import Proxy
+
+        self.proxy = Proxy.from_profile(profile)
         tls = profile.tls or {}
         if tls.get("verify") is False:
             self.session.verify = False
@@ -449,7 +453,7 @@ class Target:
             t0 = time.monotonic()
             try:
                 resp = self.session.request(method, url, headers=headers, timeout=(min(5.0, timeout), timeout),
-                                            allow_redirects=False, **kwargs)
+                                            allow_redirects=False, proxies=self.proxy.requests_proxies(url), **kwargs)
             except requests.exceptions.SSLError as exc:
                 raise TargetError(f"{where}: TLS failure talking to {url}: certificate not trusted for {host} "
                                   f"or handshake failed ({_short(exc)})") from None
@@ -517,7 +521,8 @@ class Target:
 
         try:
             resp = self.session.post(spec["token_url"], data=data, auth=(spec["client_id"], spec["client_secret"]),
-                                     timeout=(5.0, self.request_timeout), allow_redirects=False)
+                                     timeout=(5.0, self.request_timeout), allow_redirects=False,
+                                     proxies=self.proxy.requests_proxies(spec["token_url"]))
         except requests.exceptions.RequestException as exc:
             raise TargetError(f"{where}: cannot obtain an OAuth2 token from {spec['token_url']}: {_short(exc)}") from None
         self.exchanges.append(Exchange.from_response(resp, started=datetime.now(UTC), elapsed=0.0))

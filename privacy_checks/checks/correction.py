@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..findings import MAX_PLACES
 from ..flows.access import CorrectionOutcome
 from ..outcomes import CheckError, PromiseBroken, examined
 from .common import needs_stage, recipients_declared, usable
@@ -15,11 +16,13 @@ def _completed(outcome: CorrectionOutcome) -> None:
 
 def corrected_everywhere(outcome: CorrectionOutcome) -> None:
     _completed(outcome)
-    problems = [f"old value still held at {r}" for r in outcome.old_residual] + outcome.new_missing
+    problems = [f"old value still held at {p.line()}" for p in outcome.old_places] + outcome.new_missing
     if problems:
         fields = ", ".join(outcome.fields)
+        more = (f"\n  … and {len(problems) - MAX_PLACES} more (see the evidence)" if len(problems) > MAX_PLACES
+                else "")
         raise PromiseBroken(f"after correcting {fields}, the old value is not fully replaced:\n  "
-                            + "\n  ".join(problems))
+                            + "\n  ".join(problems[:MAX_PLACES]) + more, places=outcome.old_places)
     if outcome.unswept:
         raise CheckError("parts of the stores could not be swept, so the old value's absence there is unproven:\n  "
                          + "\n  ".join(outcome.unswept))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..flows.deletion import DeletionOutcome, describe_hit, overdue_retention
+from ..findings import from_hits, listing, summary
+from ..flows.deletion import DeletionOutcome, overdue_retention
 from ..outcomes import CheckError, NotVerified, PromiseBroken, examined
 from .common import needs_stage, recipients_declared
 from .common import usable as _usable
@@ -25,8 +26,9 @@ def no_residual_data(outcome: DeletionOutcome) -> None:
     _requested(outcome)
     # Residual data after a seen barrier is a verdict, whatever failed in another stage.
     if outcome.residual:
-        lines = "\n  ".join(describe_hit(h) for h in outcome.residual)
-        raise PromiseBroken(f"the deleted subject's data is still held in {len(outcome.residual)} place(s):\n  {lines}")
+        places = from_hits(outcome.residual, outcome.file_roots)
+        raise PromiseBroken(f"the deleted subject's data is still held in {summary(places)}:" + listing(places),
+                            places=places)
     needs_stage(outcome, "stores")
     if outcome.unswept:
         raise CheckError("parts of the stores could not be swept, so absence there is unproven:\n  "

@@ -7,6 +7,7 @@ import re
 from datetime import date
 from urllib.parse import urljoin
 
+from ..findings import from_deliveries
 from ..flows.sharing import DEADLINES, CensusOutcome, ChoiceOutcome, QuoteOutcome, group
 from ..outcomes import NotApplicable, PromiseBroken, examined
 from .common import lines as _lines
@@ -31,7 +32,7 @@ def sharing_stops(outcome: ChoiceOutcome) -> None:
         lines = group(outcome.shared_after)
         raise PromiseBroken(f"after the {outcome.label} at {requested}{pending}, the subject's {what} still "
                             f"reached a restricted recipient in {len(lines)} delivery(ies); {_delay(outcome)}:"
-                            + _lines(lines))
+                            + _lines(lines), places=from_deliveries(outcome.shared_after))
     needs_stage(outcome, "recipients")
     examined("restricted recipients judged behind a barrier", outcome.judged)
     examined("rounds after the request", outcome.rounds)

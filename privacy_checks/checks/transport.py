@@ -9,10 +9,12 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urljoin, urlsplit
 
+from ..findings import from_hits, listing, summary
 from ..flows.deletion import describe_hit
 from ..flows.transport import Traffic, no_https_reason
 from ..observe import transport as obs
 from ..outcomes import CheckError, ControlFailed, NotApplicable, NotVerified, PromiseBroken, examined
+from ..proxy import Proxy
 from .common import needs_stage, recipients_declared, usable
 
 
@@ -95,7 +97,8 @@ def http_only_redirects(profile, evidence) -> None:
         https_url = urljoin(profile.base_url.rstrip("/") + "/", path.lstrip("/"))
         url = urlsplit(https_url)._replace(scheme="http", netloc=urlsplit(http_url).netloc).geturl()
         url += ("&" if "?" in url else "?") + f"probe={probe}"
-        ans = obs.http_get(url, timeout=timeout, headers={"X-Privacy-Checks-Probe": probe})
+        ans = obs.http_get(url, timeout=timeout, headers={"X-Privacy-Checks-Probe": probe},
+                           proxy=Proxy.from_profile(profile))
         if ans.status is None:
             # A refused port serves nothing in cleartext, but only a live target can show it.
             th, tp = obs.endpoint(profile.base_url)
@@ -136,7 +139,7 @@ def hsts_one_year(profile, evidence) -> None:
     problems, seen = [], []
     for path in _static_paths(profile):
         url = urljoin(profile.base_url.rstrip("/") + "/", path.lstrip("/"))
-        ans = obs.http_get(url, timeout=_timeout(profile), verify=_verify(profile))
+        ans = obs.http_get(url, timeout=_timeout(profile), verify=_verify(profile), proxy=Proxy.from_profile(profile))
         if ans.status is None:
             raise CheckError(f"GET {url}: nothing listens there (connection refused)")
         value = next((v for k, v in ans.headers.items() if k.lower() == "strict-transport-security"), None)
@@ -158,7 +161,7 @@ def legacy_tls_refused(profile, evidence) -> None:
     """TLS 1.0 and 1.1 are refused; when this machine cannot offer them, say so (error)."""
     require_https(profile)
     host, port = obs.endpoint(profile.base_url)
-    probes = [obs.probe_tls_version(host, port, v, timeout=_timeout(profile)) for v in obs.LEGACY_VERSIONS]
+    probes = [obs.probe_tls_version(host, port, v, timeout=_timeout(profile), proxy=Proxy.from_profile(profile)) for v in obs.LEGACY_VERSIONS]
     evidence.stage("TLS version probes", probes=[p.describe() for p in probes])
     accepted = [p for p in probes if p.outcome == "accepted"]
     if accepted:
@@ -176,7 +179,7 @@ def certificate_trusted(profile, evidence) -> None:
     require_https(profile)
     host, port = obs.endpoint(profile.base_url)
     bundle = profile.tls.get("ca_bundle")
-    res = obs.check_certificate(host, port, bundle, timeout=_timeout(profile))
+    res = obs.check_certificate(host, port, bundle, timeout=_timeout(profile), proxy=Proxy.from_profile(profile))
     anchors = bundle or "the system trust store"
     evidence.stage("certificate", host=host, port=port, trusted=res.trusted, subject=res.subject,
                    issuer=res.issuer, not_after=res.not_after, anchors=anchors)
@@ -284,8 +287,9 @@ def password_hashed(traffic: Traffic, evidence) -> None:
     evidence.stage("password sweep", seen_in=traffic.stores_seen, barrier=traffic.store_barrier,
                    found=[describe_hit(h) for h in found])
     if found:
-        raise PromiseBroken("the password is kept in a recoverable form (not a salted password hash):\n  "
-                            + "\n  ".join(describe_hit(h) for h in found))
+        places = from_hits(found, traffic.file_roots)
+        raise PromiseBroken("the password is kept in a recoverable form (not a salted password hash) in "
+                            f"{summary(places)}:" + listing(places), places=places)
     if traffic.unswept:
         raise CheckError("parts of the stores could not be swept, so the password's absence there is unproven:\n  "
                          + "\n  ".join(traffic.unswept))
@@ -311,6 +315,7 @@ def no_personal_data_in_logs(traffic: Traffic, evidence) -> None:
     evidence.stage("log sweep", files=traffic.log_files, barrier=traffic.log_barrier,
                    found=[describe_hit(h) for h in in_logs])
     if strong:
-        raise PromiseBroken("the subject's personal data is written to the logs:\n  "
-                            + "\n  ".join(describe_hit(h) for h in strong))
+        places = from_hits(strong, traffic.file_roots)
+        raise PromiseBroken(f"the subject's personal data is written to the logs, {summary(places)}:"
+                            + listing(places), places=places)
     examined("log files read", traffic.log_files)

@@ -1,4 +1,7 @@
-"""Run the demo target: python -m privacy_checks.demo --data-dir DIR --admin-token TOK [--flaw NAME ...]."""
+"""Run the demo target: python -m privacy_checks.demo --data-dir DIR [--flaw NAME ...].
+
+The admin token comes from $PRIVACY_CHECKS_DEMO_ADMIN_TOKEN or --admin-token-file (a command
+line is visible to every user in `ps`; --admin-token is still accepted)."""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin-token", default=os.environ.get(TOKEN_ENV),
         help=f"bearer token for admin endpoints (default: ${TOKEN_ENV}, which keeps it out of ps)",
     )
+    parser.add_argument("--admin-token-file", type=Path, help="read the admin token from this file")
     parser.add_argument("--sink-url", help="base URL of the third-party capture sink (webhooks go here)")
     parser.add_argument("--sink-ca", type=Path, help="CA certificate (PEM) to verify an https sink with")
     parser.add_argument("--smtp-url", help="smtp://HOST:PORT on loopback: also send the outbox's mail there")
@@ -46,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, on_ready=None) -> int:
+    """Serve until SIGINT/SIGTERM; `on_ready(server)` runs once it listens (the ready line printed)."""
     args = build_parser().parse_args(argv)
     names = [part for value in args.flaw for part in value.split(",")]
     names += os.environ.get(FLAWS_ENV, "").split(",")
@@ -56,8 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.admin_token_file:
+        try:
+            args.admin_token = args.admin_token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            print(f"cannot read the admin token from {args.admin_token_file}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     if not args.admin_token:
-        print(f"an admin token is required: --admin-token or ${TOKEN_ENV}", file=sys.stderr)
+        print(f"an admin token is required: ${TOKEN_ENV} or --admin-token-file", file=sys.stderr)
         return 2
     try:
         server = DemoServer(DemoConfig(
@@ -81,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cannot start the demo on {args.host}: {exc}", file=sys.stderr)
             return 1
         print(server.ready_line(), flush=True)
+        if on_ready is not None:
+            on_ready(server)
         while not stopping.wait(0.5):
             pass
     finally:

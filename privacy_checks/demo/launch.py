@@ -27,11 +27,14 @@ class DemoProcess:
     flaws: list[str] = field(default_factory=list)
     sink_url: str = "http://127.0.0.1:9"
     data_dir: str | None = None
-    # '=' form on the command line below: a urlsafe token may start with '-', which argparse
-    # would take for an option (it did, once in ~64 starts).
+    # Given to the demo in its environment, never on its command line (which `ps` shows).
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     faults: list[str] = field(default_factory=list)
     smtp_url: str | None = None  # an SMTP capture sink: the demo then also mails what its outbox records
+    # What the demo profile's capture.bind says (PRIVACY_CHECKS_DEMO_SINK): a run against this
+    # demo with --privacy-target binds its capture sink there. Port 0: any port, which the
+    # demo does not deliver to (its sink_url is elsewhere).
+    sink_bind: str = "127.0.0.1:0"
     start_timeout: float = 60.0
     url: str = ""
     http_url: str = ""
@@ -50,8 +53,7 @@ class DemoProcess:
         sink_ca = os.path.join(self.data_dir, "sink-ca.pem")
         https_sink = sink_tls(self.sink_url, Path(sink_ca))
         argv = [sys.executable, "-m", "privacy_checks.demo", "--host", "127.0.0.1", "--port", "0",
-                "--data-dir", self.data_dir, f"--admin-token={self.admin_token}",
-                "--sink-url", https_sink or self.sink_url]
+                "--data-dir", self.data_dir, "--sink-url", https_sink or self.sink_url]
         if https_sink:
             argv += ["--sink-ca", sink_ca]
         for flaw in self.flaws:
@@ -61,6 +63,7 @@ class DemoProcess:
         if self.smtp_url:
             argv += ["--smtp-url", self.smtp_url]
         env = {k: v for k, v in os.environ.items() if k != "PRIVACY_CHECKS_DEMO_FLAWS"}
+        env["PRIVACY_CHECKS_DEMO_ADMIN_TOKEN"] = self.admin_token
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True, env=env)
         line = self._wait_ready()
@@ -100,7 +103,8 @@ class DemoProcess:
         return {"PRIVACY_CHECKS_DEMO_URL": self.url, "PRIVACY_CHECKS_DEMO_HTTP_URL": self.http_url,
                 "PRIVACY_CHECKS_DEMO_DATA": self.data_dir or "",
                 "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": self.admin_token,
-                "PRIVACY_CHECKS_DEMO_REDIS": self.redis, "PRIVACY_CHECKS_DEMO_S3_URL": self.s3_url}
+                "PRIVACY_CHECKS_DEMO_REDIS": self.redis, "PRIVACY_CHECKS_DEMO_S3_URL": self.s3_url,
+                "PRIVACY_CHECKS_DEMO_SINK": self.sink_bind}
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

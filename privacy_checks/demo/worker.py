@@ -34,10 +34,31 @@ class Worker(threading.Thread):
         self.log = log
         self.interval = interval
         self._stopping = threading.Event()
+        # Given a plain http sink and no CA (a demo started by hand before any run's capture sink
+        # exists), ask the sink for its CA when delivering and move to https once it offers TLS;
+        # a later run's sink has a new CA, so a failed delivery asks again.
+        self._discover = bool(self.sink_url and self.sink_url.startswith("http://") and sink_ca is None
+                              and "plaintext_webhooks" not in app.flaws)
+        self._plain_url = self.sink_url
+        self._opener = self._make_opener(sink_ca)
+
+    @staticmethod
+    def _make_opener(sink_ca) -> urllib.request.OpenerDirector:
         # an empty ProxyHandler: HTTP(S)_PROXY in the environment must not divert loopback deliveries
         tls = ssl.create_default_context(cafile=str(sink_ca)) if sink_ca else None
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                   urllib.request.HTTPSHandler(context=tls))
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls))
+
+    def _discover_tls(self) -> None:
+        import tempfile
+
+        from ..observe.tls_sink import sink_tls
+
+        with tempfile.TemporaryDirectory(prefix="privacy-checks-demo-sink-") as tmp:
+            ca = Path(tmp) / "sink-ca.pem"
+            https = sink_tls(self._plain_url, ca, timeout=DELIVERY_TIMEOUT)
+            if https:
+                self._opener = self._make_opener(ca)  # the context has read the CA: the file may go
+        self.sink_url = https.rstrip("/") if https else self._plain_url
 
     def run(self) -> None:
         while not self._stopping.is_set():
@@ -61,10 +82,16 @@ class Worker(threading.Thread):
             return
         while not self._stopping.is_set():
             rows = self.app.due_deliveries(BATCH)
+            if rows and self._discover and self.sink_url == self._plain_url:
+                self._discover_tls()
             for row in rows:
                 if self._stopping.is_set():
                     return
-                self.app.delivery_done(row, self._post(row["path"], self.app.payload_of(row)))
+                ok = self._post(row["path"], self.app.payload_of(row))
+                if not ok and self._discover and self.sink_url != self._plain_url:
+                    self._discover_tls()  # a new sink (new CA), or none: ask again
+                    ok = self._post(row["path"], self.app.payload_of(row))
+                self.app.delivery_done(row, ok)
             if len(rows) < BATCH:
                 return
 

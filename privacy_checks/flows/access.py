@@ -469,6 +469,7 @@ class CorrectionOutcome:
     old_seen: dict[str, list[str]] = field(default_factory=dict)  # store -> locations
     new_missing: list[str] = field(default_factory=list)
     old_residual: list[str] = field(default_factory=list)
+    old_places: list = field(default_factory=list)  # findings.Place: where the old value is still held
     allowed: list[str] = field(default_factory=list)
     unswept: list[str] = field(default_factory=list)
     recipients_before: dict[str, list[str]] = field(default_factory=dict)  # sink -> fields
@@ -497,6 +498,7 @@ def run_correction(run, *, test_id: str, evidence) -> CorrectionOutcome:
 
 
 def _correction(run, test_id: str, evidence, out: CorrectionOutcome) -> None:
+    from ..findings import file_roots, from_hits
     from ..flows.deletion import describe_hit, swept_counts
 
     target, profile = run.target, run.profile
@@ -595,6 +597,7 @@ def _correction(run, test_id: str, evidence, out: CorrectionOutcome) -> None:
     out.unswept = [f"{u.store}: {u.where}: {u.reason}" for u in final.unswept]
     bad, allowed = split_allowed([h for h in final.hits if not h.weak], exceptions_from_profile(profile))
     out.old_residual = [describe_hit(h) for h in bad]
+    out.old_places = from_hits(bad, file_roots(profile.stores))
     out.allowed = [f"{describe_hit(h)} — allowed: {e.describe()}" for h, e in allowed]
     evidence.stage("sweep after correction", residual=out.old_residual, allowed=out.allowed, unswept=out.unswept,
                    new_missing=out.new_missing)

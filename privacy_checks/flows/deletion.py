@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..errors import PollTimeout, PrivacyChecksError, UnexpectedStatus
+from ..findings import file_roots, place_of
 from ..observe import sinks as sink_obs
 from ..observe.stores import sql_links, sweep
 from ..observe.stores.base import corroborated
@@ -80,6 +81,7 @@ class DeletionOutcome:
     links: dict[str, sql_links.LinkPlan] = field(default_factory=dict)
     linked_before: list[str] = field(default_factory=list)  # where the subject's linked rows were
     control_linked_before: list[str] = field(default_factory=list)
+    file_roots: dict[str, list[str]] = field(default_factory=dict)  # what findings name files relative to
 
 
 def _locations(hits) -> dict[str, list[str]]:
@@ -111,6 +113,7 @@ def run_deletion(run, *, test_id: str, evidence, subject=None, control=None,
 
 def _run(out: DeletionOutcome, run, test_id: str, evidence, subject, control) -> None:
     target, profile = run.target, run.profile
+    out.file_roots = file_roots(profile.stores)
     propagation = float(profile.timeouts.get("propagation", 30))
     specs = store_specs(profile)
     must_hold = {s["name"] for s in profile.stores if s.get("expect_subject", True)}
@@ -334,8 +337,10 @@ def _final_sweep(run, specs, subject, control, exceptions, out: DeletionOutcome,
                    allowed=[f"{describe_hit(h)} — allowed: {e.describe()}" for h, e in out.allowed],
                    unswept=out.unswept)
     for h in out.residual:
-        evidence.finding(kind="residual data", store=h.store, location=h.table_or_path, column=h.column_or_line,
-                         row=h.row_key, field=h.field, form=h.form, weak=h.weak, excerpt=h.excerpt)
+        place, where, _ = place_of(h, out.file_roots)
+        evidence.finding(kind="residual data", place=place, where=where, store=h.store, location=h.table_or_path,
+                         column=h.column_or_line, row=h.row_key, field=h.field, form=h.form, weak=h.weak,
+                         excerpt=h.excerpt)
     _record_holds(run, subject, out)
 
 

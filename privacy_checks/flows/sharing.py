@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import PollTimeout, UnexpectedStatus
+from ..findings import from_deliveries
 from ..observe import sinks as sink_obs
 from ..observe.forms import CANARY_RE, excerpt
 from ..outcomes import ControlFailed, NotVerified, not_offered, recipients_declared, settle, stage
@@ -312,8 +313,10 @@ def _rounds(target, capture, choice: Choice, restricted: dict, mine, ctrl, sinks
                    observed_delay_s=out.delay_s, rounds=out.rounds, waited_at_most_s=propagation,
                    legal_maximum=DEADLINES[choice.kind], judged_recipients=judged)
     for d in out.shared_after:
-        evidence.finding(kind=f"shared after the {choice.label}", recipient=d.sink, role=d.role,
-                         location=f"{d.method} {d.path}", field=d.field, form=d.form, excerpt=d.excerpt)
+        place = from_deliveries([d])[0]
+        evidence.finding(kind=f"shared after the {choice.label}", place=place.id, where=place.words,
+                         recipient=d.sink, role=d.role, location=f"{d.method} {d.path}", row=d.received_at,
+                         field=d.field, form=d.form, excerpt=d.excerpt)
 
 
 # -- what every recipient ever received -------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from glob import glob
 
 from ..errors import PrivacyChecksError
+from ..findings import file_roots
 from ..observe import sinks as sink_obs
 from ..observe.stores import sweep
 from ..observe.transport import CookieSeen, cookies_in
@@ -49,6 +50,7 @@ class Traffic:
     failed_stages: dict[str, str] = field(default_factory=dict)  # "recipients" -> why it failed
     skip: Exception | None = None
     evidence: object = None  # the procedure's own record, for the reports
+    file_roots: dict[str, list[str]] = field(default_factory=dict)  # what findings name files relative to
 
 
 def no_https_reason(profile) -> str | None:
@@ -88,6 +90,7 @@ def _run(run, test_id: str, evidence, out: Traffic) -> None:
     specs = store_specs(profile)
     file_globs = [g for s in profile.stores if s.get("files") for g in s["files"]]
     out.log_stores = [s["name"] for s in profile.stores if s.get("files")]
+    out.file_roots = file_roots(profile.stores)
     out.must_hold = {s["name"] for s in profile.stores if s.get("expect_subject", True)}
 
     seq0 = capture.last_seq()

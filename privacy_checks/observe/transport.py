@@ -116,14 +116,14 @@ def client_cannot_offer(attr: str) -> str | None:
     return None
 
 
-def probe_tls_version(host: str, port: int, version: str, *, timeout: float = 10.0) -> VersionProbe:
+def probe_tls_version(host: str, port: int, version: str, *, timeout: float = 10.0, proxy=None) -> VersionProbe:
     """Offer only `version` ("TLS 1.0" or "TLS 1.1") to host:port and report what happened."""
     attr = LEGACY_VERSIONS[version]
     why = client_cannot_offer(attr)
     if why:
         return VersionProbe(version, host, port, "cannot_probe", why)
     ctx = _legacy_context(attr)
-    raw = _connect(host, port, timeout)
+    raw = _connect(host, port, timeout, proxy)
     try:
         with ctx.wrap_socket(raw, server_hostname=host) as tls:
             return VersionProbe(version, host, port, "accepted",
@@ -158,11 +158,12 @@ class CertificateCheck:
     ca_bundle: str | None = None
 
 
-def check_certificate(host: str, port: int, ca_bundle: str | None, *, timeout: float = 10.0) -> CertificateCheck:
+def check_certificate(host: str, port: int, ca_bundle: str | None, *, timeout: float = 10.0,
+                      proxy=None) -> CertificateCheck:
     """Whether host:port presents a certificate valid for `host` that chains to `ca_bundle`
     (the system's trust store when None). Unreachable or hanging ports raise TargetError."""
     ctx = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
-    raw = _connect(host, port, timeout)
+    raw = _connect(host, port, timeout, proxy)
     result = CertificateCheck(host, port, trusted=False, ca_bundle=ca_bundle)
     try:
         with ctx.wrap_socket(raw, server_hostname=host) as tls:
@@ -184,19 +185,19 @@ def check_certificate(host: str, port: int, ca_bundle: str | None, *, timeout: f
         raw.close()
     # Describe what was presented instead, from an unverified second look.
     try:
-        result.subject, result.issuer, result.not_after = _presented(host, port, timeout)
+        result.subject, result.issuer, result.not_after = _presented(host, port, timeout, proxy)
     except (ssl.SSLError, OSError, ValueError):
         pass
     return result
 
 
-def _presented(host: str, port: int, timeout: float) -> tuple[str, str, str]:
+def _presented(host: str, port: int, timeout: float, proxy=None) -> tuple[str, str, str]:
     from cryptography import x509
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with _connect(host, port, timeout) as raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
+    with _connect(host, port, timeout, proxy) as raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
         der = tls.getpeercert(binary_form=True)
     cert = x509.load_der_x509_certificate(der)
     return cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), cert.not_valid_after_utc.isoformat()
@@ -218,16 +219,18 @@ class HttpAnswer:
     refused: str = ""
 
 
-def http_get(url: str, *, timeout: float, headers: dict[str, str] | None = None, verify=True) -> HttpAnswer:
+def http_get(url: str, *, timeout: float, headers: dict[str, str] | None = None, verify=True,
+             proxy=None) -> HttpAnswer:
     """One GET, no redirects followed. A refused connection is an answer (nothing listens);
     a timeout is not."""
     import requests
 
     with requests.Session() as session:
-        session.trust_env = False  # a proxy from the environment would be a host we did not allow
+        session.trust_env = False  # only the profile's proxy (proxy.py), never the environment's on its own
         try:
             resp = session.get(url, headers=headers or {}, timeout=(min(5.0, timeout), timeout),
-                               allow_redirects=False, verify=verify)
+                               allow_redirects=False, verify=verify,
+                               proxies=proxy.requests_proxies(url) if proxy is not None else {})
         except requests.exceptions.Timeout:
             host, port = endpoint(url)
             raise TargetError(f"GET {url} timed out after {timeout:.0f} s ({host}:{port} never answered)") from None
@@ -325,15 +328,11 @@ def listening(host: str, port: int, timeout: float) -> bool:
 
 # -- helpers ----------------------------------------------------------------------------------
 
-def _connect(host: str, port: int, timeout: float) -> socket.socket:
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except TimeoutError:
-        raise TargetError(f"connecting to {host}:{port} timed out after {timeout:.0f} s") from None
-    except OSError as exc:
-        raise TargetError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
-    sock.settimeout(timeout)
-    return sock
+def _connect(host: str, port: int, timeout: float, proxy=None) -> socket.socket:
+    """A connection for a raw TLS probe: direct, or through the profile's proxy (CONNECT)."""
+    from ..proxy import DIRECT
+
+    return (proxy or DIRECT).connect(host, port, timeout)
 
 
 def _reason(exc: BaseException) -> str:

@@ -10,9 +10,20 @@ import csv
 import io
 import json
 import os
+import time
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 FINDING_COLUMNS = ("kind", "store", "location", "column", "field", "form", "excerpt")
+MAX_PLACES_ATTACHED = 50
+
+
+def _ts(text: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(text).timestamp() if text else None
+    except ValueError:
+        return None
 
 
 def _json(value) -> str:
@@ -38,12 +49,41 @@ def _allure_types() -> dict:
             "text/plain": allure.attachment_type.TEXT}
 
 
-def attach_evidence(item, record, *, title: str | None = None) -> None:
+@contextmanager
+def _timed_step(listener, name: str, began: float | None, ended: float | None):
+    """An Allure step with the times the stage really took (allure.step would stamp "now")."""
+    from allure_commons.model2 import Status, TestStepResult
+    from allure_commons.utils import uuid4
+
+    uuid = uuid4()
+    now = time.time()
+    listener.allure_logger.start_step(None, uuid, TestStepResult(name=name, start=int((began or now) * 1000)))
+    try:
+        yield
+    finally:
+        listener.allure_logger.stop_step(uuid, stop=int((ended or began or now) * 1000), status=Status.PASSED)
+
+
+def places_table(places: list[dict]) -> str:
+    """Where a promise broke, one row per place (findings.py), as CSV for Allure's table view."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["place", "fields (forms)", "first rows", "matches"])
+    for p in places[:MAX_PLACES_ATTACHED]:
+        fields = ", ".join(f"{k} ({', '.join(v)})" for k, v in (p.get("fields") or {}).items())
+        writer.writerow([p.get("words") or p.get("id"), fields, ", ".join(p.get("rows") or []), p.get("count")])
+    if len(places) > MAX_PLACES_ATTACHED:
+        writer.writerow([f"… and {len(places) - MAX_PLACES_ATTACHED} more (see the evidence)", "", "", ""])
+    return out.getvalue()
+
+
+def attach_evidence(item, record, *, title: str | None = None, places: list[dict] | None = None) -> None:
     try:
         import allure
     except ImportError:  # pragma: no cover - allure-pytest is a dependency
         return
-    if not item.config.pluginmanager.has_plugin("allure_listener"):
+    listener = item.config.pluginmanager.get_plugin("allure_listener")
+    if listener is None:
         return
     # The report hooks attach while the test's own result is open (so the steps show in the
     # test, not in a fixture's teardown); the `evidence` fixture's later call is then a no-op.
@@ -52,12 +92,19 @@ def attach_evidence(item, record, *, title: str | None = None) -> None:
     item._privacy_evidence_attached = record
     types = _allure_types()
     data = record.to_dict()
-    # Stages were recorded as the check ran; replaying them as steps lets an engineer walk
-    # create -> control -> request -> poll -> sweep -> verdict in the Allure UI.
-    with allure.step(title or f"evidence: {data['check_id']}"):
-        for stage in data["stages"]:
-            details = {k: v for k, v in stage.items() if k != "stage"}
-            with allure.step(str(stage.get("stage", "stage"))):
+    if places:
+        allure.attach(places_table(places), name="where the promise broke, by place",
+                      attachment_type=allure.attachment_type.CSV)
+    # Stages were recorded as the check ran; replaying them as steps with their own times lets
+    # an engineer walk create -> control -> request -> poll -> sweep -> verdict in the Allure UI
+    # and see where the time went.
+    stages = data["stages"]
+    ended = _ts(stages[-1].get("ended_at")) if stages else None
+    with _timed_step(listener, title or f"evidence: {data['check_id']}", getattr(record, "began", None), ended):
+        for stage in stages:
+            details = {k: v for k, v in stage.items() if k not in ("stage", "began_at", "ended_at", "seconds")}
+            with _timed_step(listener, str(stage.get("stage", "stage")), _ts(stage.get("began_at")),
+                             _ts(stage.get("ended_at"))):
                 if details:
                     allure.attach(_json(details), name="details", attachment_type=allure.attachment_type.JSON)
         if data["findings"]:

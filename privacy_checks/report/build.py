@@ -1,6 +1,12 @@
 """`privacy-checks report`: rebuild the compliance report from a run's results, and the Allure
 HTML report as one file with the Allure 3 CLI (npm) when Node.js is there.
 
+Allure's trends need the history of earlier builds: Allure 3 keeps it in one JSON Lines file
+(`--history-path`), `<out>/allure-history.jsonl` unless `--allure-history` says otherwise, which
+each build reads and extends. A CI job keeps that file between pipeline runs (cache or artifact)
+and the trend graphs follow the checks across releases. A `history/` directory an Allure 2
+report left in `<out>/allure-report/` is copied into the results too, for Allure 2 users.
+
 Wiring in cli.py:
     p = sub.add_parser("report", help="(re)build the compliance report and the Allure HTML report")
     build.add_arguments(p)
@@ -29,13 +35,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Allure results to build the HTML report from (default: DIR/allure-results)")
     parser.add_argument("--no-allure-html", action="store_true",
                         help="only rebuild the compliance report")
+    parser.add_argument("--allure-history", default=None, metavar="FILE",
+                        help="Allure 3 history file the build reads and extends (default: DIR/allure-history.jsonl)")
 
 
-def allure_command(results: Path, out: Path) -> list[str] | None:
+def allure_command(results: Path, out: Path, history: Path | None = None) -> list[str] | None:
     npx = shutil.which("npx")
     # --yes: without it a non-interactive npx refuses to fetch the package it was asked to run;
     # the major version is pinned because `awesome` is an Allure 3 command.
-    return [npx, "--yes", "allure@3", "awesome", str(results), "--single-file", "-o", str(out)] if npx else None
+    if not npx:
+        return None
+    command = [npx, "--yes", "allure@3", "awesome", str(results), "--single-file", "-o", str(out)]
+    return command + (["--history-path", str(history)] if history is not None else [])
+
+
+def carry_allure2_history(report_dir: Path, results: Path) -> bool:
+    """Copy an Allure 2 report's history/ into the results, as Allure 2 expects for trends."""
+    previous = report_dir / "history"
+    if not previous.is_dir():
+        return False
+    shutil.copytree(previous, results / "history", dirs_exist_ok=True)
+    return True
 
 
 def main_report(args: argparse.Namespace) -> int:
@@ -69,7 +89,9 @@ def main_report(args: argparse.Namespace) -> int:
         print(f"Allure HTML not built: no Allure results in {allure_dir}")
         return 0
     report_dir = out / "allure-report"
-    command = allure_command(allure_dir, report_dir)
+    history = Path(args.allure_history) if getattr(args, "allure_history", None) else out / "allure-history.jsonl"
+    carry_allure2_history(report_dir, allure_dir)
+    command = allure_command(allure_dir, report_dir, history)
     if command is None:
         print("Allure HTML not built: " + ALLURE_HINT.format(results=allure_dir, out=report_dir))
         return 0
@@ -78,7 +100,7 @@ def main_report(args: argparse.Namespace) -> int:
         print(f"Allure HTML not built: `npx {' '.join(command[1:])}` exited with {proc.returncode} "
               "(npx fetches the Allure 3 CLI from the npm registry on first use)", file=sys.stderr)
         return 1
-    print(f"allure report: {report_dir}")
+    print(f"allure report: {report_dir} (history: {history})")
     return 0
 
 

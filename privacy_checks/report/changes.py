@@ -70,7 +70,7 @@ class Changes:
         return out
 
 
-def _latest(checks: list[dict]) -> dict[str, dict]:
+def latest_per_check(checks: list[dict]) -> dict[str, dict]:
     """One entry per check id: the worst of a run's entries (a teardown error adds a second)."""
     rank = {"failed": 0, "waived": 1, "error": 2}
     out: dict[str, dict] = {}
@@ -82,7 +82,7 @@ def _latest(checks: list[dict]) -> dict[str, dict]:
 
 
 def compare(before: list[dict], now: list[dict], *, baseline: str) -> Changes:
-    then, current = _latest(before), _latest(now)
+    then, current = latest_per_check(before), latest_per_check(now)
     changes = Changes(baseline=baseline)
     for cid in sorted(current):
         outcome = current[cid].get("outcome")

@@ -126,16 +126,14 @@ def _worst(outcomes) -> str:
     return min(found, key=PRECEDENCE.index) if found else "skipped"
 
 
-def _findings_summary(evidence: dict) -> list[str]:
-    out = []
-    for f in evidence.get("findings", [])[:50]:
-        parts = [str(f[k]) for k in ("store", "location", "column") if f.get(k)]
-        line = " / ".join(parts) or json.dumps(f, default=str)[:200]
-        if f.get("form"):
-            line += f" ({f['form']})"
-        if f.get("kind"):
-            line = f"{f['kind']}: {line}"
-        out.append(redact_text(line))
+def _findings_summary(evidence: dict, limit: int = 20) -> list[str]:
+    """The evidence's findings grouped by place (findings.py): fields, forms, first rows, count."""
+    from ..findings import from_findings
+
+    places = from_findings(evidence.get("findings", []))
+    out = [redact_text(p.line()) for p in places[:limit]]
+    if len(places) > limit:
+        out.append(f"… and {len(places) - limit} more place(s) (see the evidence file)")
     return out
 
 
@@ -172,6 +170,9 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
             "duration_s": raw.get("duration_s"),
             # what the check looked at: a pass always carries a positive count
             "examined": dict(raw.get("examined") or {}),
+            # Where it broke, grouped by place (findings.py), as the check reported it.
+            "places": [{k: p.get(k) for k in ("id", "words", "count", "fields", "rows", "line")}
+                       for p in raw.get("places") or []],
             "evidence": None,
         }
         for citation in raw.get("clauses", []):
@@ -395,6 +396,13 @@ def _render_changes(changes: dict | None) -> list[str]:
     return out
 
 
+MAX_PLACES_HTML = 20
+
+
+def _fields_text(fields: dict) -> str:
+    return ", ".join(f"{name} ({', '.join(forms)})" if forms else name for name, forms in fields.items())
+
+
 def _render_check(c: dict) -> str:
     e = html.escape
     parts = [f'<div class="check" id="check-{e(c["check_id"])}">',
@@ -404,12 +412,23 @@ def _render_check(c: dict) -> str:
         parts.append(f"<pre>{e(c['message'])}</pre>")
     if c.get("examined"):
         parts.append(f'<p class="examined">Examined: {e(describe_examined(c["examined"]))}</p>')
+    if c.get("places"):
+        shown = c["places"][:MAX_PLACES_HTML]
+        parts.append("<p>Where, by place:</p><table><tr><th>place</th><th>fields (forms)</th><th>first rows</th>"
+                      "<th>matches</th></tr>" + "".join(
+                          f"<tr><td><code>{e(str(p.get('words') or p.get('id')))}</code></td>"
+                          f"<td>{e(_fields_text(p.get('fields') or {}))}</td>"
+                          f"<td>{e(', '.join(p.get('rows') or []))}</td><td>{e(str(p.get('count') or ''))}</td></tr>"
+                          for p in shown) + "</table>")
+        if len(c["places"]) > len(shown):
+            parts.append(f'<p class="muted">… and {len(c["places"]) - len(shown)} more place(s) in the evidence file</p>')
     if c.get("evidence"):
         ev = c["evidence"]
         if ev["stages"]:
             parts.append(f'<p class="muted">Steps recorded: {e(" → ".join(str(s) for s in ev["stages"]))}</p>')
-        if ev["findings"] and c["outcome"] != "passed":
-            parts.append("<p>Findings:</p><ul>" + "".join(f"<li>{e(f)}</li>" for f in ev["findings"][:20]) + "</ul>")
+        if ev["findings"] and c["outcome"] != "passed" and not c.get("places"):
+            parts.append("<p>Findings, by place:</p><ul>" + "".join(f"<li>{e(f)}</li>" for f in ev["findings"])
+                         + "</ul>")
         if ev.get("attachments"):
             # links, not inline images: the report's CSP fetches nothing, and a reader opens the file
             parts.append("<p>Attached: " + ", ".join(

@@ -144,8 +144,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 class Waived(pytest.skip.Exception):
     """A broken promise a valid waiver covers: reported as a skip, named "waived"."""
 
-    def __init__(self, waiver, message: str) -> None:
+    def __init__(self, waiver, message: str, places: list | None = None) -> None:
         self.waiver = waiver
+        self.places = list(places or [])  # where the still-broken promise broke
         self.text = f"{waiver.describe()}\nThe promise is still broken: {message}"
         super().__init__(self.text, _use_item_location=True)
 
@@ -166,7 +167,7 @@ def pytest_runtest_call(item: pytest.Item):
         waiver = find_waiver(state.waivers, _check_id(item), _citations(item))
         if waiver is None:
             raise
-        raise Waived(waiver, str(exc)) from None
+        raise Waived(waiver, str(exc), getattr(exc, "places", None)) from None
 
 
 def _set_outcome_property(item: pytest.Item, outcome: str) -> None:
@@ -196,12 +197,15 @@ def _evidence_of(item: pytest.Item):
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     rep = yield
+    if rep.when == "setup" and rep.failed and _check_id(item):
+        _decorate_allure(item, rep, None)
     if rep.when != "call":
         return rep
     if call.excinfo is not None and isinstance(call.excinfo.value, Waived):
         waived = call.excinfo.value
         rep.privacy_outcome = outcomes.WAIVED
         rep.privacy_waiver = waived.waiver.to_dict()
+        rep.privacy_places = [p.to_dict() for p in waived.places]
         path, lineno = item.reportinfo()[:2]
         rep.longrepr = (str(path), (lineno or 0) + 1, waived.text)
         _set_outcome_property(item, outcomes.WAIVED)
@@ -221,9 +225,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                                     examined=examined)
             except OSError as exc:
                 state.problems.append(f"evidence of {check_id} not written: {exc}")
-            attach_evidence(item, record, title=f"evidence of the procedure ({fixture})" if fixture else None)
+            attach_evidence(item, record, title=f"evidence of the procedure ({fixture})" if fixture else None,
+                            places=getattr(rep, "privacy_places", None))
         attach_examined(item, examined)
+        _decorate_allure(item, rep, record)
     return rep
+
+
+def _decorate_allure(item: pytest.Item, rep, record) -> None:
+    from .allure_result import decorate
+    from .results import outcome_of
+
+    decorate(item, rep, check_id=_check_id(item), citations=_citations(item), outcome=outcome_of(rep),
+             target=_target_of(item.config), began=getattr(record, "began", None))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -265,7 +279,7 @@ def _prune_stale(state: _State) -> None:
             pass
 
 
-def _target_of(config: pytest.Config, state: _State) -> dict | None:
+def _target_of(config: pytest.Config) -> dict | None:
     from ..plugin import run_of
 
     run = run_of(config)
@@ -273,10 +287,11 @@ def _target_of(config: pytest.Config, state: _State) -> dict | None:
 
 
 def _changes(config: pytest.Config, state: _State, checks: list[dict], target: dict):
-    """Compare with the baseline file, or the ledger's last results on this target (and record
-    this run's there); None when there is nothing to compare with and no ledger to write."""
+    """Compare with the baseline file, or else the ledger's last results on this target; record
+    this run's results in the ledger either way. None: nothing to compare with is known."""
     from . import changes as ch
 
+    before, source = None, None
     baseline = _setting(config, "baseline")
     if baseline:
         try:
@@ -284,29 +299,27 @@ def _changes(config: pytest.Config, state: _State, checks: list[dict], target: d
         except ValueError as exc:
             state.problems.append(str(exc))
             return None
-        return ch.compare(before, checks, baseline=f"baseline {baseline}")
+        source = f"baseline {baseline}"
     name = target.get("name")
-    if not name:
-        return None
-    from ..errors import PrivacyChecksError
-    from ..ledger import Ledger
+    if name:
+        from ..ledger import Ledger
 
-    try:
-        ledger = Ledger(_setting(config, "ledger"))
-    except PrivacyChecksError as exc:
-        state.problems.append(f"what changed since the last run is unknown: {exc}")
+        try:
+            ledger = Ledger(_setting(config, "ledger"))
+            try:
+                if before is None:
+                    before = ledger.latest_results(name)
+                    source = f"the last results of target {name!r} in the ledger"
+                ledger.record_results(name, state.started_at, list(ch.latest_per_check(checks).values()))
+            finally:
+                ledger.close()
+        except Exception as exc:  # noqa: BLE001 - a ledger problem must not cost the run its reports
+            state.problems.append(f"the ledger could not be read or written for the comparison: {exc}")
+    if source is None:
         return None
-    try:
-        before = ledger.latest_results(name)
-        result = (ch.compare(before, checks, baseline=f"the last results of target {name!r} in the ledger")
-                  if before else ch.Changes(baseline=f"nothing: the ledger holds no earlier run of target {name!r}"))
-        ledger.record_results(name, state.started_at, list(ch._latest(checks).values()))
-    except Exception as exc:  # noqa: BLE001 - a ledger problem must not cost the run its reports
-        state.problems.append(f"what changed since the last run is unknown: ledger error {exc}")
-        return None
-    finally:
-        ledger.close()
-    return result
+    if not before and not baseline:
+        return ch.Changes(baseline=f"nothing: the ledger holds no earlier run of target {name!r}")
+    return ch.compare(before or [], checks, baseline=source)
 
 
 @pytest.hookimpl(trylast=True)
@@ -327,7 +340,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     _prune_stale(state)
     results = state.results
-    results_path = results.finish(_target_of(config, state))
+    results_path = results.finish(_target_of(config))
     target = results.target or {}
     checks = results.as_dicts()
     state.changes = _changes(config, state, checks, target)
