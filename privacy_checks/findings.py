@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import glob as _glob
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+from .observe.forms import MARKER
+
 MAX_PLACES = 8
 MAX_ROWS = 3
+_DIGITS = re.compile(r"\d+")
+_CANARY = re.compile(MARKER + r"[0-9a-z]+", re.IGNORECASE)
 
 
 @dataclass
@@ -43,9 +48,9 @@ class Place:
         """'app: table users, column email, rows id=4, id=5 …: field email (exact, casefold) (3 matches)'."""
         rows = ""
         if self.rows:
-            noun = {"table": "row", "file": "line"}.get(self.kind, "at")
+            noun = {"table": "row", "file": "line", "lake": "row"}.get(self.kind, "at")
             plural = noun + "s" if len(self.rows) > 1 and noun != "at" else noun
-            shown = [r.removeprefix("line ") for r in self.rows]
+            shown = [r.removeprefix("line ").removeprefix("row ") for r in self.rows]
             rows = f", {plural} {', '.join(shown)}" + (" …" if self.count > len(self.rows) else "")
         what = ", ".join(f"{name} ({', '.join(forms)})" if forms else name for name, forms in self.fields.items())
         noun = "field" if len(self.fields) == 1 else "fields"
@@ -96,13 +101,30 @@ def _row(key) -> str | None:
     return str(key)
 
 
+def stable(name: str) -> str:
+    """A key or object name without what changes from subject to subject (numbers, canaries),
+    so the same kind of key is the same place in every run."""
+    return _DIGITS.sub("#", _CANARY.sub("<canary>", name))
+
+
 def place_of(hit, roots: dict[str, list[str]] | None = None) -> tuple[str, str, str | None]:
-    """(id, words, row) of one sweep hit (observe/stores Hit): store and table + column, or store and file."""
-    if hit.location_kind == "table":
-        return (f"table:{hit.store}/{hit.table_or_path}/{hit.column_or_line}",
-                f"{hit.store}: table {hit.table_or_path}, column {hit.column_or_line}", _row(hit.row_key))
-    return (f"file:{hit.store}/{_relative(hit.store, str(hit.table_or_path), roots or {})}",
-            f"{hit.store}: file {hit.table_or_path}", f"line {hit.column_or_line}")
+    """(id, words, row) of one sweep hit (observe/stores Hit), by the kind of place it is in:
+    a table and column, a file, a Redis key, an object, or a column of a lake file."""
+    store, where, at, key = hit.store, str(hit.table_or_path), hit.column_or_line, hit.row_key or {}
+    kind = hit.location_kind
+    if kind == "table":
+        return f"table:{store}/{where}/{at}", f"{store}: table {where}, column {at}", _row(hit.row_key)
+    if kind == "key":
+        return (f"key:{store}/db{key.get('db')}/{stable(where)}", f"{store}: db {key.get('db')}, key {where} "
+                f"({key.get('type')})", str(at) if at not in (None, "") else None)
+    if kind == "object":
+        return (f"object:{store}/{stable(where)}", f"{store}: object {where}",
+                f"version {key['version_id']}" if key.get("version_id") else None)
+    relative = _relative(store, where, roots or {})
+    if kind == "row":
+        return (f"lake:{store}/{stable(relative)}/{at}", f"{store}: file {where}, column {at}",
+                f"row {key.get('row')}")
+    return f"file:{store}/{stable(relative)}", f"{store}: file {where}", f"line {at}"
 
 
 def from_hits(hits: Iterable, roots: dict[str, list[str]] | None = None) -> list[Place]:
