@@ -10,6 +10,9 @@ file keeps every match.
 A place's ``id`` is stable across runs: no row key, line number, time or temporary directory
 in it (a file is named relative to its store's glob), so a later run can tell a new place from
 a known one (report/changes.py).
+
+places.py groups hits more coarsely (a table, a key prefix) to judge whether an export holds
+each place's data; a finding's place is as fine as what an engineer fixes (a column, a file).
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ def stable(name: str) -> str:
     return _DIGITS.sub("#", _CANARY.sub("<canary>", name))
 
 
-def place_of(hit, roots: dict[str, list[str]] | None = None) -> tuple[str, str, str | None]:
+def locate(hit, roots: dict[str, list[str]] | None = None) -> tuple[str, str, str | None]:
     """(id, words, row) of one sweep hit (observe/stores Hit), by the kind of place it is in:
     a table and column, a file, a Redis key, an object, or a column of a lake file."""
     store, where, at, key = hit.store, str(hit.table_or_path), hit.column_or_line, hit.row_key or {}
@@ -131,7 +134,7 @@ def from_hits(hits: Iterable, roots: dict[str, list[str]] | None = None) -> list
     """Sweep hits grouped by place."""
     groups: dict[str, Place] = {}
     for h in hits:
-        pid, words, row = place_of(h, roots)
+        pid, words, row = locate(h, roots)
         _add(groups, pid, words, h.field, h.form, row)
     return list(groups.values())
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..errors import PollTimeout, PrivacyChecksError, UnexpectedStatus
-from ..findings import file_roots, place_of
+from ..findings import file_roots, locate
 from ..observe import sinks as sink_obs
 from ..observe.stores import sql_links, sweep
 from ..observe.stores.base import corroborated
@@ -337,7 +337,7 @@ def _final_sweep(run, specs, subject, control, exceptions, out: DeletionOutcome,
                    allowed=[f"{describe_hit(h)} — allowed: {e.describe()}" for h, e in out.allowed],
                    unswept=out.unswept)
     for h in out.residual:
-        place, where, _ = place_of(h, out.file_roots)
+        place, where, _ = locate(h, out.file_roots)
         evidence.finding(kind="residual data", place=place, where=where, store=h.store, location=h.table_or_path,
                          column=h.column_or_line, row=h.row_key, field=h.field, form=h.form, weak=h.weak,
                          excerpt=h.excerpt)
