@@ -99,3 +99,8 @@ def test_pytest_statuses_other_than_pass_and_fail_stand():
         verdict = gate.decide(gate.count(["failed"]), pytest_status=status, exit_codes=True, fail_not_verified=False,
                               fail_on_new=False, new_broken=1, other_failures=0)
         assert verdict.code == status and not verdict.overridden
+
+
+def test_without_history_every_broken_check_is_new():
+    c = compare([], [result("a.b.c", "failed", "p1"), result("a.b.d", "passed")], baseline="nothing")
+    assert c.newly_broken == ["a.b.c"] and c.new == ["a.b.c"] and c.compared == 0

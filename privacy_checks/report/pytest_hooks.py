@@ -318,7 +318,8 @@ def _changes(config: pytest.Config, state: _State, checks: list[dict], target: d
     if source is None:
         return None
     if not before and not baseline:
-        return ch.Changes(baseline=f"nothing: the ledger holds no earlier run of target {name!r}")
+        # No history: everything broken is new (a first run with --privacy-fail-on new must not pass).
+        source = f"nothing: the ledger holds no earlier run of target {name!r}"
     return ch.compare(before or [], checks, baseline=source)
 
 
