@@ -93,7 +93,7 @@ def _message(rep) -> str:
         text = str(longrepr[2])
     else:
         text = str(getattr(longrepr, "reprcrash", None) and longrepr.reprcrash.message or longrepr or "")
-    text = re.sub(r"^(FAILED|ERROR|Skipped): ", "", text.strip())
+    text = re.sub(r"^(FAILED|ERROR|NOT VERIFIED|Skipped): ", "", text.strip())
     text = re.sub(r"^[\w.]+\.(PromiseBroken|CheckError|ControlFailed|Waived|NotVerified|NotApplicable): ", "", text)
     return re.sub(r"^(not verified|not applicable|waived): ", "", text)
 
