@@ -266,7 +266,7 @@ def test_junit_reports_an_error_outcome_as_error_and_a_broken_promise_as_failure
     gdpr = next(r for r in report["regulations"] if r["family"] == "gdpr")
     assert gdpr["clauses"][0]["outcome"] == "error"
     allure = [json.loads(p.read_text()) for p in (tmp_path / "reports" / "allure-results").glob("*-result.json")]
-    assert {r["name"]: r["status"] for r in allure}["test_control"] == "broken"
+    assert {r["name"]: r["status"] for r in allure}["Control"] == "broken"  # titled from the test name
 
 
 def test_runs_without_privacy_checks_write_no_reports(tmp_path):
