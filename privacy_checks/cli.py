@@ -74,7 +74,7 @@ def _write_secret(path: Path, text: str) -> None:
 
 
 def demo_instructions(*, url: str, http_url: str, data_dir: Path, token_file: Path, sink_bind: str,
-                      redis: str, s3_url: str, cwd: Path | None = None) -> list[str]:
+                      redis: str, s3_url: str, smtp_bind: str = "127.0.0.1:0", cwd: Path | None = None) -> list[str]:
     """The exact shell lines that point a pytest run at a demo started by hand."""
     from .demo.__main__ import TOKEN_ENV
     from .runtime import demo_profile_path
@@ -94,6 +94,7 @@ def demo_instructions(*, url: str, http_url: str, data_dir: Path, token_file: Pa
         f"export PRIVACY_CHECKS_DEMO_REDIS={q(redis)}",
         f"export PRIVACY_CHECKS_DEMO_S3_URL={q(s3_url)}",
         f"export PRIVACY_CHECKS_DEMO_SINK={q(sink_bind)}",
+        f"export PRIVACY_CHECKS_DEMO_SMTP={q(smtp_bind)}",
         f"pytest {suites} --privacy-target {profile}",
     ]
 
@@ -116,8 +117,10 @@ def _demo(args) -> int:
     # capture.bind names (PRIVACY_CHECKS_DEMO_SINK): pick a free port for it now.
     sink_url = args.sink_url or f"http://{args.host}:{_free_port(args.host)}"
     sink_bind = urlsplit(sink_url).netloc
+    # and for the SMTP capture the demo mails its outbox and newsletter to (capture.smtp.bind)
+    smtp_bind = f"{args.host}:{_free_port(args.host)}"
     argv = ["--host", args.host, "--port", str(args.port), "--data-dir", str(data),
-            "--admin-token-file", str(token_file), "--sink-url", sink_url]
+            "--admin-token-file", str(token_file), "--sink-url", sink_url, "--smtp-url", f"smtp://{smtp_bind}"]
     for flaw in args.flaw:
         argv += ["--flaw", flaw]
     for fault in args.fault:
@@ -125,7 +128,7 @@ def _demo(args) -> int:
 
     def ready(server) -> None:
         lines = demo_instructions(url=server.url, http_url=server.http_url, data_dir=server.data_dir,
-                                  token_file=token_file, sink_bind=sink_bind,
+                                  token_file=token_file, sink_bind=sink_bind, smtp_bind=smtp_bind,
                                   redis=f"127.0.0.1:{server.redis_server.port}", s3_url=server.s3_server.url)
         print("\n".join(lines), flush=True)
 

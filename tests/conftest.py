@@ -75,7 +75,7 @@ def standalone_demo(tmp_path):
            "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": token,
            "PRIVACY_CHECKS_DEMO_REDIS": line.split("redis=")[1].split()[0],
            "PRIVACY_CHECKS_DEMO_S3_URL": line.split("s3=")[1].split()[0],
-           "PRIVACY_CHECKS_DEMO_SINK": "127.0.0.1:0"}
+           "PRIVACY_CHECKS_DEMO_SINK": "127.0.0.1:0", "PRIVACY_CHECKS_DEMO_SMTP": "127.0.0.1:0"}
     yield env
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=10)

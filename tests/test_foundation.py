@@ -19,7 +19,7 @@ DEMO_ENV = {"PRIVACY_CHECKS_DEMO_URL": "https://127.0.0.1:1", "PRIVACY_CHECKS_DE
             "PRIVACY_CHECKS_DEMO_HTTP_URL": "http://127.0.0.1:2",
             "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "t", "PRIVACY_CHECKS_DEMO_REDIS": "127.0.0.1:3",
             "PRIVACY_CHECKS_DEMO_S3_URL": "http://127.0.0.1:4",
-            "PRIVACY_CHECKS_DEMO_SINK": "127.0.0.1:0"}
+            "PRIVACY_CHECKS_DEMO_SINK": "127.0.0.1:0", "PRIVACY_CHECKS_DEMO_SMTP": "127.0.0.1:0"}
 
 
 def _cli(*args, env=None):

@@ -18,7 +18,7 @@ DEMO_ENV = {
     "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "t",
     "PRIVACY_CHECKS_DEMO_REDIS": "127.0.0.1:3",
     "PRIVACY_CHECKS_DEMO_S3_URL": "http://127.0.0.1:4",
-    "PRIVACY_CHECKS_DEMO_SINK": "127.0.0.1:0",
+    "PRIVACY_CHECKS_DEMO_SINK": "127.0.0.1:0", "PRIVACY_CHECKS_DEMO_SMTP": "127.0.0.1:0",
 }
 
 BASE = """\
@@ -284,6 +284,7 @@ def test_malformed_references(tmp_path):
 def test_lint_reports_every_missing_variable_of_the_demo():
     assert lint(DEMO, {"PRIVACY_CHECKS_DEMO_URL": "https://127.0.0.1:1"}) == [
         "demo.yaml: capture.bind: environment variable 'PRIVACY_CHECKS_DEMO_SINK' is not set",
+        "demo.yaml: capture.smtp.bind: environment variable 'PRIVACY_CHECKS_DEMO_SMTP' is not set",
         "demo.yaml: tls.ca_bundle: environment variable 'PRIVACY_CHECKS_DEMO_DATA' is not set",
         "demo.yaml: transport.http_url: environment variable 'PRIVACY_CHECKS_DEMO_HTTP_URL' is not set",
         "demo.yaml: auth.admin.token: environment variable 'PRIVACY_CHECKS_DEMO_ADMIN_TOKEN' is not set",

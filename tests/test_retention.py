@@ -46,7 +46,7 @@ def test_lint_rejects_a_malformed_purge_period(tmp_path):
     env = {"PRIVACY_CHECKS_DEMO_URL": "https://127.0.0.1:1", "PRIVACY_CHECKS_DEMO_DATA": "/tmp/x",
            "PRIVACY_CHECKS_DEMO_HTTP_URL": "http://127.0.0.1:2", "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "t",
            "PRIVACY_CHECKS_DEMO_REDIS": "127.0.0.1:3", "PRIVACY_CHECKS_DEMO_S3_URL": "http://127.0.0.1:4",
-           "PRIVACY_CHECKS_DEMO_SINK": "127.0.0.1:0"}
+           "PRIVACY_CHECKS_DEMO_SINK": "127.0.0.1:0", "PRIVACY_CHECKS_DEMO_SMTP": "127.0.0.1:0"}
     result = subprocess.run([sys.executable, "-m", "privacy_checks.cli", "lint", str(bad)], capture_output=True,
                             text=True, timeout=60, env={**os.environ, **env})
     assert result.returncode == 2 and "retention_exceptions[0].purge_within" in result.stderr, result.stderr

@@ -114,7 +114,7 @@ def recording_demo(tmp_path):
            "PRIVACY_CHECKS_DEMO_DATA": str(server.data_dir), "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": ADMIN_TOKEN,
            "PRIVACY_CHECKS_DEMO_REDIS": f"127.0.0.1:{server.redis_server.port}",
            "PRIVACY_CHECKS_DEMO_S3_URL": server.s3_server.url,
-           "PRIVACY_CHECKS_DEMO_SINK": "127.0.0.1:0"}
+           "PRIVACY_CHECKS_DEMO_SINK": "127.0.0.1:0", "PRIVACY_CHECKS_DEMO_SMTP": "127.0.0.1:0"}
     yield env, issued
     server.stop()
     shutil.rmtree(server.data_dir, ignore_errors=True)

@@ -104,7 +104,9 @@ class DemoProcess:
                 "PRIVACY_CHECKS_DEMO_DATA": self.data_dir or "",
                 "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": self.admin_token,
                 "PRIVACY_CHECKS_DEMO_REDIS": self.redis, "PRIVACY_CHECKS_DEMO_S3_URL": self.s3_url,
-                "PRIVACY_CHECKS_DEMO_SINK": self.sink_bind}
+                "PRIVACY_CHECKS_DEMO_SINK": self.sink_bind,
+                # the demo profile's capture.smtp.bind: where this demo mails (any free port if nowhere)
+                "PRIVACY_CHECKS_DEMO_SMTP": self.smtp_url.split("://", 1)[-1] if self.smtp_url else "127.0.0.1:0"}
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
