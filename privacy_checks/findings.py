@@ -24,10 +24,15 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from .observe.forms import MARKER
+from .observe.stores.base import row_key_note
 
 MAX_PLACES = 8
+WEAK = "weak: the subject's value beside its canary, no proof alone"
 MAX_ROWS = 3
 _DIGITS = re.compile(r"\d+")
+# a session id, a digest, a UUID's parts: hex runs that differ for every subject
+_HEX = re.compile(r"(?<![0-9a-z])(?:[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|[0-9a-f]{8,})(?![0-9a-z])",
+                  re.IGNORECASE)
 _CANARY = re.compile(MARKER + r"[0-9a-z]+", re.IGNORECASE)
 
 
@@ -38,6 +43,7 @@ class Place:
     count: int = 0
     fields: dict[str, list[str]] = field(default_factory=dict)  # field -> forms found
     rows: list[str] = field(default_factory=list)               # the first MAX_ROWS row keys or lines
+    note: str = ""  # what kind of key names the rows, when it is not a primary key
 
     @property
     def kind(self) -> str:
@@ -58,7 +64,7 @@ class Place:
         what = ", ".join(f"{name} ({', '.join(forms)})" if forms else name for name, forms in self.fields.items())
         noun = "field" if len(self.fields) == 1 else "fields"
         count = f" ({self.count} matches)" if self.count > 1 else ""
-        return f"{self.words}{rows}: {noun} {what}{count}"
+        return f"{self.words}{rows}{self.note if self.rows else ''}: {noun} {what}{count}"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "forms": self.forms, "line": self.line()}
@@ -107,7 +113,7 @@ def _row(key) -> str | None:
 def stable(name: str) -> str:
     """A key or object name without what changes from subject to subject (numbers, canaries),
     so the same kind of key is the same place in every run."""
-    return _DIGITS.sub("#", _CANARY.sub("<canary>", name))
+    return _DIGITS.sub("#", _HEX.sub("#", _CANARY.sub("<canary>", name)))
 
 
 def locate(hit, roots: dict[str, list[str]] | None = None) -> tuple[str, str, str | None]:
@@ -118,11 +124,13 @@ def locate(hit, roots: dict[str, list[str]] | None = None) -> tuple[str, str, st
     if kind == "table":
         return f"table:{store}/{where}/{at}", f"{store}: table {where}, column {at}", _row(hit.row_key)
     if kind == "key":
+        # how long the cache keeps it is part of the finding: a key without expiry is kept for ever
         return (f"key:{store}/db{key.get('db')}/{stable(where)}", f"{store}: db {key.get('db')}, key {where} "
-                f"({key.get('type')})", str(at) if at not in (None, "") else None)
+                f"({key.get('type')}), {hit.held()}", str(at) if at not in (None, "") else None)
     if kind == "object":
+        state = "latest" if key.get("latest") else "noncurrent"  # an old version is easy to overlook
         return (f"object:{store}/{stable(where)}", f"{store}: object {where}",
-                f"version {key['version_id']}" if key.get("version_id") else None)
+                f"version {key['version_id']} ({state})" if key.get("version_id") else None)
     relative = _relative(store, where, roots or {})
     if kind == "row":
         return (f"lake:{store}/{stable(relative)}/{at}", f"{store}: file {where}, column {at}",
@@ -135,7 +143,11 @@ def from_hits(hits: Iterable, roots: dict[str, list[str]] | None = None) -> list
     groups: dict[str, Place] = {}
     for h in hits:
         pid, words, row = locate(h, roots)
-        _add(groups, pid, words, h.field, h.form, row)
+        # a weak value (a phone number beside the subject's canary) is named, never as proof
+        form = h.form + (f", {WEAK}" if getattr(h, "weak", False) else "")
+        _add(groups, pid, words, h.field, form, row)
+        if h.location_kind == "table" and h.row_key:
+            groups[pid].note = row_key_note(getattr(h, "row_key_kind", "primary key"))
     return list(groups.values())
 
 

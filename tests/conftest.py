@@ -30,7 +30,18 @@ class SuiteRun:
         return {k for k, v in self.results.items() if v["outcome"] not in ("passed", "not applicable")}
 
     def message(self, check_id: str) -> str:
-        return self.results[check_id]["message"]
+        """What the check reports: its message and then every place it names (the message lists
+        the first findings.MAX_PLACES; the results file carries them all)."""
+        result = self.results[check_id]
+        return "\n".join([result["message"], *(p["line"] for p in result.get("places") or [])])
+
+
+# Every variable the demo profile names, with placeholder values: enough for lint, which
+# contacts nothing. One list, so a variable the demo profile gains is added once.
+DEMO_LINT_ENV = {"PRIVACY_CHECKS_DEMO_URL": "https://127.0.0.1:1", "PRIVACY_CHECKS_DEMO_HTTP_URL": "http://127.0.0.1:2",
+                 "PRIVACY_CHECKS_DEMO_DATA": "/tmp/x", "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "t",
+                 "PRIVACY_CHECKS_DEMO_REDIS": "127.0.0.1:3", "PRIVACY_CHECKS_DEMO_S3_URL": "http://127.0.0.1:4",
+                 "PRIVACY_CHECKS_DEMO_SINK": "127.0.0.1:0", "PRIVACY_CHECKS_DEMO_SMTP": "127.0.0.1:0"}
 
 
 def run_suites(tmp_path: Path, *paths: str, flaws: tuple[str, ...] = (), args: tuple[str, ...] = (),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import DEMO_LINT_ENV
 from privacy_checks.observe import exports as ex
 from privacy_checks.profile import lint
 from privacy_checks.runtime import RunContext
@@ -33,8 +34,7 @@ def _adapter_profile(tmp_path: Path) -> Path:
 
 
 def test_the_adapter_profile_lints_clean(tmp_path):
-    env = {"PRIVACY_CHECKS_DEMO_URL": "https://127.0.0.1:1", "PRIVACY_CHECKS_DEMO_HTTP_URL": "http://127.0.0.1:2",
-           "PRIVACY_CHECKS_DEMO_DATA": "/tmp/x", "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "t"}
+    env = DEMO_LINT_ENV
     assert lint(_adapter_profile(tmp_path), env) == []
 
 

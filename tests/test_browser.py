@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import DEMO_LINT_ENV
 from privacy_checks.demo.launch import DemoProcess
 from privacy_checks.observe import browser as obs
 from privacy_checks.observe.forms import Matcher, Needle
@@ -122,9 +123,7 @@ def test_browser_section_mistakes_are_one_line_each(tmp_path, browser, expected)
 
 
 def test_the_demo_profile_browser_section_is_valid():
-    env = {"PRIVACY_CHECKS_DEMO_URL": "https://127.0.0.1:1", "PRIVACY_CHECKS_DEMO_HTTP_URL": "http://127.0.0.1:2",
-           "PRIVACY_CHECKS_DEMO_DATA": "/tmp", "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "x",
-           "PRIVACY_CHECKS_DEMO_REDIS": "127.0.0.1:3", "PRIVACY_CHECKS_DEMO_S3_URL": "http://127.0.0.1:4"}
+    env = DEMO_LINT_ENV
     assert lint(ROOT / "fixtures" / "targets" / "demo.yaml", env=env) == []
 
 

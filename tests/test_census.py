@@ -13,15 +13,14 @@ from pathlib import Path
 
 import yaml
 
+from conftest import DEMO_LINT_ENV
 from privacy_checks.ledger import Ledger
 from privacy_checks.observe.forms import MARKER
 from privacy_checks.profile import lint
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "privacy_checks" / "profiles" / "demo.yaml"
-DEMO_ENV = {"PRIVACY_CHECKS_DEMO_URL": "https://127.0.0.1:1", "PRIVACY_CHECKS_DEMO_HTTP_URL": "http://127.0.0.1:2",
-            "PRIVACY_CHECKS_DEMO_DATA": "/tmp/x", "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "t",
-            "PRIVACY_CHECKS_DEMO_REDIS": "127.0.0.1:3", "PRIVACY_CHECKS_DEMO_S3_URL": "http://127.0.0.1:4"}
+DEMO_ENV = DEMO_LINT_ENV
 
 
 # the demo profile's recipients that receive every subject (the newsletter by mail)

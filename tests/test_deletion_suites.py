@@ -32,9 +32,9 @@ def test_clean_demo_passes_every_deletion_check(suite_runner):
     ("no_downstream_delete", NOTIFIED, "no deletion notice"),
     ("delete_hits_other_subject", INTACT, "is gone too"),
     ("keep_in_cache", RESIDUAL, "no expiry"),
-    ("cache_ttl_7_days", RESIDUAL, "(hash), field email, held for 6 days 23 h more"),
+    ("cache_ttl_7_days", RESIDUAL, "(hash), held for 6 days 23 h more"),
     ("keep_old_versions", RESIDUAL, "(noncurrent)"),
-    ("keep_in_lake", RESIDUAL, "/lake/analytics/events.parquet, row "),
+    ("keep_in_lake", RESIDUAL, "/lake/analytics/events.parquet, column email, row"),
     # written by the framework's own login attempt after the deletion: seen only because that
     # probe runs before the final sweep
     ("throttle_keeps_username", RESIDUAL, "app: table login_attempts, column username"),

@@ -65,6 +65,14 @@ def _merge(fragment) -> dict:
     profile = copy.deepcopy(BASE)
     if isinstance(fragment, list) and all(isinstance(i, dict) and {"url", "files", "lake"} & set(i) for i in fragment):
         fragment = {"stores": fragment}  # a list of stores
+    elif isinstance(fragment, list) and "captured.request_id" in repr(fragment):
+        # steps that read a request's id (a verification code by mail) are fetch_code's, after
+        # request_access captured it, as a reader would place them
+        profile["operations"]["request_access"] = {"steps": [{"method": "POST", "path": "/privacy-requests",
+                                                              "auth": "subject", "json": {"type": "access"},
+                                                              "capture": {"request_id": "json.id"}}]}
+        profile["operations"]["fetch_code"] = {"steps": fragment}
+        return profile
     elif isinstance(fragment, list):
         profile["operations"]["activity"] = {"steps": fragment}
         return profile

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..errors import PollTimeout, PrivacyChecksError, UnexpectedStatus
-from ..findings import file_roots, locate
+from ..findings import WEAK, file_roots, locate
 from ..observe import sinks as sink_obs
 from ..observe.stores import sql_links, sweep
 from ..observe.stores.base import corroborated
@@ -98,7 +98,7 @@ def swept_counts(result) -> dict[str, int]:
 
 
 def describe_hit(hit) -> str:
-    weak = ", weak: the subject's value beside its canary, no proof alone" if hit.weak else ""
+    weak = f", {WEAK}" if hit.weak else ""
     return f"{hit.place()}: field {hit.field} ({hit.form}{weak}) {hit.excerpt}"
 
 

@@ -87,8 +87,7 @@ class Hit:
         if kind == "table":
             return f"{self.store}: table {where}, column {at}" + (f", row {self.describe_row()}" if self.row_key else "")
         if kind == "key":
-            held = "no expiry" if self.expires_in is None else f"held for {held_for(self.expires_in)} more"
-            return f"{self.store}: db {key.get('db')}, key {where} ({key.get('type')}), {at}, {held}"
+            return f"{self.store}: db {key.get('db')}, key {where} ({key.get('type')}), {at}, {self.held()}"
         if kind == "object":
             version = key.get("version_id")
             state = "latest" if key.get("latest") else "noncurrent"
@@ -107,13 +106,22 @@ class Hit:
         if not self.row_key:
             return ""
         pairs = ", ".join(f"{k}={v!r}" for k, v in self.row_key.items())
-        note = {
-            "unique": " (unique key)",
-            "values": " (its non-text values; the table has no unique key)",
-            "physical": " (a physical row id: the table has no key, and the id moves when the row is rewritten)",
-            "fts rowid": " (document id in the index)",
-        }.get(self.row_key_kind, "")
-        return pairs + note
+        return pairs + row_key_note(self.row_key_kind)
+
+    def held(self) -> str:
+        """How long the store itself keeps the value (a Redis key's TTL)."""
+        return "no expiry" if self.expires_in is None else f"held for {held_for(self.expires_in)} more"
+
+
+def row_key_note(kind: str) -> str:
+    """What kind of key names a row, when that matters to someone looking for it (not unique,
+    or a physical address that moves); nothing for a primary key."""
+    return {
+        "unique": " (unique key)",
+        "values": " (its non-text values; the table has no unique key)",
+        "physical": " (a physical row id: the table has no key, and the id moves when the row is rewritten)",
+        "fts rowid": " (document id in the index)",
+    }.get(kind, "")
 
 
 def held_for(seconds: float) -> str:
