@@ -195,7 +195,7 @@ def test_a_bad_policy_option_is_one_usage_error_without_a_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytest", "suites/policy", "--collect-only", "-q",
                            "--policy", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 4, proc.stdout + proc.stderr
-    assert f"--policy: {path}: promises[3].checks: [] should be non-empty" in proc.stderr, proc.stderr
+    assert f"--privacy-policy: {path}: promises[3].checks: [] should be non-empty" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
 
 

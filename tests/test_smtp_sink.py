@@ -389,7 +389,9 @@ def test_a_profile_reads_the_verification_code_from_the_mail_the_target_sent(tmp
     text = re.sub(r"  fetch_code:\n(    .*\n|      .*\n)+", lambda _m: MAIL_FETCH_CODE, text, count=1)
     assert "mail:" in text and "json.messages.0.code\n  verify_request" not in text
     profile = tmp_path / "demo-mail.yaml"
-    profile.write_text(text + f"\ncapture:\n  smtp:\n    bind: 127.0.0.1:{port}\n")
+    # the demo profile binds its SMTP capture where the demo mails (DemoProcess.env)
+    assert "bind: ${PRIVACY_CHECKS_DEMO_SMTP}" in text
+    profile.write_text(text)
     demo = DemoProcess(smtp_url=f"smtp://127.0.0.1:{port}").start()
     try:
         run = run_suites(tmp_path, "suites/ccpa/test_right_to_know.py", args=("--target", str(profile)),
