@@ -21,6 +21,11 @@ class SuiteRun:
     stdout: str
     stderr: str
     results: dict[str, dict]  # check id -> {outcome, message, nodeid}
+    reports: Path | None = None  # the run's --privacy-reports directory
+
+    def evidence(self, check_id: str) -> dict:
+        """The check's evidence file, as an engineer reading the report would open it."""
+        return json.loads((self.reports / "evidence" / f"{check_id}.json").read_text())
 
     def outcomes(self) -> dict[str, str]:
         return {k: v["outcome"] for k, v in self.results.items()}
@@ -59,8 +64,10 @@ def run_suites(tmp_path: Path, *paths: str, flaws: tuple[str, ...] = (), args: t
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})})
     data = json.loads(results.read_text()) if results.exists() else {"checks": []}
+    given = [str(a).split("=", 1)[1] for a in args if str(a).startswith("--privacy-reports=")]
+    reports = Path(given[-1]) if given else (None if "--privacy-reports" in args else tmp_path / "reports")
     return SuiteRun(proc.returncode, proc.stdout, proc.stderr,
-                    {c["check_id"]: c for c in data["checks"]})
+                    {c["check_id"]: c for c in data["checks"]}, reports)
 
 
 @pytest.fixture

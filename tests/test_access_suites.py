@@ -3,6 +3,8 @@ where — with each flaw on."""
 
 import pytest
 
+from privacy_checks.checks.access import UNDISTINGUISHED
+
 ACCESS = ("suites/ccpa/test_right_to_know.py", "suites/gdpr/test_right_of_access.py",
           "suites/gdpr/test_right_to_portability.py")
 KNOW = ACCESS[:1]  # flaws whose checks only the CCPA module makes
@@ -19,6 +21,14 @@ def test_clean_demo_passes_every_access_and_correction_check(suite_runner):
     assert run.returncode == 0, run.stdout[-3000:]
     assert len(run.results) == 14
     assert set(run.outcomes().values()) == {"passed"}, run.outcomes()
+    # the demo's cache, search index and lake hold only values the account holds too: the pass
+    # says how many places were judged by field only, and the evidence names them
+    complete = run.results["ccpa.know.specific-pieces-complete"]
+    undistinguished = complete["examined"][UNDISTINGUISHED]
+    stage = next(s for s in run.evidence("ccpa.know.specific-pieces-complete")["evidence"]["stages"]
+                 if s["stage"] == "export judged by place")
+    assert undistinguished == len(stage["cannot_tell_apart"]) > 0, (complete["examined"], stage)
+    assert any(p.startswith("cache: keys profile:*") for p in stage["cannot_tell_apart"]), stage
 
 
 @pytest.mark.parametrize(("flaw", "suites", "expected", "where"), [

@@ -7,6 +7,9 @@ from ..observe.exports import Export
 from ..outcomes import CheckError, ControlFailed, NotVerified, PromiseBroken, examined
 from .common import usable as _usable
 
+UNDISTINGUISHED = ("places judged by field only, not on their own: every value they hold is held elsewhere too "
+                   "(named in the evidence, stage 'export judged by place')")
+
 
 def _source(outcome: AccessOutcome) -> str:
     return outcome.export.describe() if outcome.export is not None else "the export"
@@ -22,9 +25,17 @@ def specific_pieces_complete(outcome: AccessOutcome) -> None:
         problems.append(f"the export leaves out {len(outcome.missing)} of the {len(outcome.expected)} fields the "
                         f"target holds for the subject: {', '.join(outcome.missing)}")
     if problems:
+        if outcome.places_undistinguished:
+            # said beside the failure too: these places were judged by field only
+            problems.append("not judged on their own, since every value they hold is held elsewhere too: "
+                            + "; ".join(outcome.places_undistinguished))
         raise PromiseBroken("\n".join(problems) + f" (export: {_source(outcome)})")
     examined("fields the target holds for the subject, looked for in the export", outcome.expected)
     examined("places the subject was seen in, each shown in the export by a value only it holds", outcome.places)
+    # A pass must not read as if every place was shown to be in the export: a place holding only
+    # values other places hold too is covered by the field check alone, and the count says so
+    # (the evidence's stage "export judged by place" names each).
+    examined(UNDISTINGUISHED, outcome.places_undistinguished)
     examined("export parts read", outcome.parts_read)
 
 
