@@ -375,6 +375,13 @@ class Target:
         query = {k: self.render(v, ctx) for k, v in (step.get("query") or {}).items()}
         headers = {k: str(self.render(v, ctx)) for k, v in (step.get("headers") or {}).items()}
         headers.update(extra_headers)
+        ip_header = (self.profile.subject or {}).get("ip_header")
+        if ip_header and subject is not None and subject.fields.get("ip_address") \
+                and ip_header.lower() not in {k.lower() for k in headers}:
+            # subject.ip_header: every request made for the subject says where it came from, as
+            # a proxy in front of the target would, so the subject's address lands where the
+            # target keeps client addresses (a step that sets the header itself wins)
+            headers[ip_header] = str(subject.fields["ip_address"])
         body_kwargs: dict[str, Any] = {}
         if "json" in step:
             body_kwargs["json"] = self.render(step["json"], ctx)

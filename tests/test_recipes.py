@@ -326,3 +326,32 @@ operations:
     assert sorted(guarded) == ["decoy", "subject"]  # the ledger guard saw both
     with pytest.raises(TargetError, match=r"'\{\{ decoy.captured.user_id \}\}': the operation runs without a decoy"):
         target.run("interact", subject, {"room_id": 7, "user_id": 1})
+
+
+def test_the_subjects_ip_goes_in_the_profiles_ip_header_unless_a_step_sets_it(tmp_path, server, subject):
+    """subject.ip_header: every HTTP step run for the subject carries its address, as a proxy in
+    front of the target would add it; a step's own value for that header wins."""
+    assert subject.fields.get("ip_address")
+    target = _target(tmp_path, server.server_address[1], """\
+        activity:
+          steps:
+            - method: POST
+              path: /visits
+              json: {course: intro}
+            - method: POST
+              path: /visits
+              headers: {x-forwarded-for: 192.0.2.1}
+        """, extra="subject:\n  ip_header: X-Forwarded-For\n")
+    target.run("activity", subject, {})
+    plain, own = server.hits
+    assert plain["headers"]["X-Forwarded-For"] == subject.fields["ip_address"]
+    assert {k.lower(): v for k, v in own["headers"].items()}["x-forwarded-for"] == "192.0.2.1"
+
+    without = _target(tmp_path, server.server_address[1], """\
+        activity:
+          steps:
+            - method: POST
+              path: /visits
+        """)
+    without.run("activity", subject, {})
+    assert "X-Forwarded-For" not in server.hits[-1]["headers"]
