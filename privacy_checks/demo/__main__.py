@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault", action="append", default=[], metavar="NAME",
         help="make the target misbehave: slow, 5xx bursts, dropped connections, bad JSON, ... (repeatable)",
     )
+    parser.add_argument(
+        "--exit-with-parent", action="store_true",
+        help="stop when the process that started it is gone (how a test run starts it: a run killed "
+             "outright must not leave the demo, its cache and its object store running)",
+    )
     return parser
 
 
@@ -94,8 +99,10 @@ def main(argv: Sequence[str] | None = None, on_ready=None) -> int:
         print(server.ready_line(), flush=True)
         if on_ready is not None:
             on_ready(server)
+        parent = os.getppid()
         while not stopping.wait(0.5):
-            pass
+            if args.exit_with_parent and os.getppid() != parent:
+                break  # reparented: whoever started us is gone
     finally:
         server.stop()
         for signum, handler in previous.items():

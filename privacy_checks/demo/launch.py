@@ -53,7 +53,7 @@ class DemoProcess:
         sink_ca = os.path.join(self.data_dir, "sink-ca.pem")
         https_sink = sink_tls(self.sink_url, Path(sink_ca))
         argv = [sys.executable, "-m", "privacy_checks.demo", "--host", "127.0.0.1", "--port", "0",
-                "--data-dir", self.data_dir, "--sink-url", https_sink or self.sink_url]
+                "--data-dir", self.data_dir, "--sink-url", https_sink or self.sink_url, "--exit-with-parent"]
         if https_sink:
             argv += ["--sink-ca", sink_ca]
         for flaw in self.flaws:
