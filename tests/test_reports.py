@@ -209,6 +209,49 @@ def test_privacy_checks_report_rebuilds_the_report_and_says_how_to_get_allure_ht
     assert build.main(["--results", str(tmp / "missing.json"), "--out", str(reports)]) == 2
 
 
+
+NPX_RECORDER = """#!/bin/sh
+# stands in for npx only: records how the Allure 3 CLI would be called, and what the results
+# directory held then (an Allure 2 history carried over), then makes the report directory
+printf '%s\\n' "$@" > "$NPX_ARGS"
+ls "$4" > "$NPX_RESULTS"
+mkdir -p "$7" && echo "<html></html>" > "$7/index.html"
+"""
+
+
+def test_the_allure_build_keeps_its_history_where_asked_and_carries_an_allure2_history(flawed_run, monkeypatch,
+                                                                                          tmp_path):
+    """Trends need the earlier builds' history: Allure 3 reads and extends one JSON Lines file
+    (default DIR/allure-history.jsonl, or --allure-history); an Allure 2 report's history/ is
+    copied into the results before the build."""
+    tmp, reports, _ = flawed_run
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "npx").write_text(NPX_RECORDER)
+    (bin_dir / "npx").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("NPX_ARGS", str(tmp_path / "args"))
+    monkeypatch.setenv("NPX_RESULTS", str(tmp_path / "results"))
+    monkeypatch.delenv(compliance.SIGNING_KEY_ENV, raising=False)
+    out = tmp_path / "out"
+    shutil.copytree(reports, out)
+    (out / "allure-report" / "history").mkdir(parents=True)
+    (out / "allure-report" / "history" / "history-trend.json").write_text("[]")
+
+    assert build.main(["--results", str(tmp / "privacy-results.json"), "--out", str(out)]) == 0
+    args = (tmp_path / "args").read_text().split("\n")
+    assert args[:3] == ["--yes", "allure@3", "awesome"]
+    assert args[args.index("--history-path") + 1] == str(out / "allure-history.jsonl")
+    assert "history" in (tmp_path / "results").read_text().split()  # carried before the build ran
+    assert (out / "allure-results" / "history" / "history-trend.json").is_file()
+
+    kept = tmp_path / "ci-cache" / "history.jsonl"
+    assert build.main(["--results", str(tmp / "privacy-results.json"), "--out", str(out),
+                       "--allure-history", str(kept)]) == 0
+    args = (tmp_path / "args").read_text().split("\n")
+    assert args[args.index("--history-path") + 1] == str(kept)
+
+
 SYNTHETIC = '''
 import pytest
 # Each uses privacy_run (a framework fixture that starts nothing until asked): only tests using
