@@ -23,10 +23,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from .observe.forms import MARKER
+from .observe.forms import LINKED_ROW, MARKER
 from .observe.stores.base import row_key_note
 
 MAX_PLACES = 8
+_VIA = re.compile(r"\((foreign key to [^)]+|identifiers: [^)]+)\)")
 WEAK = "weak: the subject's value beside its canary, no proof alone"
 MAX_ROWS = 3
 _DIGITS = re.compile(r"\d+")
@@ -145,10 +146,26 @@ def from_hits(hits: Iterable, roots: dict[str, list[str]] | None = None) -> list
         pid, words, row = locate(h, roots)
         # a weak value (a phone number beside the subject's canary) is named, never as proof
         form = h.form + (f", {WEAK}" if getattr(h, "weak", False) else "")
+        if h.form == LINKED_ROW:
+            # why the row is the subject's: the foreign key or the declared identifier
+            via = _VIA.search(h.excerpt or "")
+            form += f": {via.group(1)}" if via else ""
         _add(groups, pid, words, h.field, form, row)
         if h.location_kind == "table" and h.row_key:
             groups[pid].note = row_key_note(getattr(h, "row_key_kind", "primary key"))
-    return list(groups.values())
+    # The subject's own values first, then places holding only weak values, then rows that are
+    # only linked to the subject by an id: the message shows the first MAX_PLACES, and the value
+    # itself is what a reader most needs to see (sorted() keeps the sweep's order otherwise).
+    return sorted(groups.values(), key=_weight)
+
+
+def _weight(place: Place) -> int:
+    forms = place.forms
+    if forms and all(f.startswith(LINKED_ROW) for f in forms):
+        return 2
+    if forms and all(WEAK in f for f in forms):
+        return 1
+    return 0
 
 
 def from_findings(findings: Iterable[dict]) -> list[Place]:

@@ -91,12 +91,15 @@ def test_findings_are_grouped_by_place_with_fields_rows_and_a_limit(runs):
     assert len(lines) == min(len(places), MAX_PLACES) + (len(places) > MAX_PLACES), message
     if len(places) > MAX_PLACES:
         assert f"… and {len(places) - MAX_PLACES} more place(s) (see the evidence)" in message
-    assert "app: table users, column email, row id=" in message
+    # the message shows the first places whole, in the report's order (the subject's own values
+    # before weak values and linked rows)
+    assert all(p["line"] in message for p in places[:MAX_PLACES]), message
+    assert not all(f.startswith("linked row") for f in places[0]["forms"]), places[0]
     # JUnit: a one-line message a CI UI shows whole; the element's text keeps every line.
     failure = next(case.find("failure") for case in ET.parse(tmp / "junit-flawed.xml").getroot().iter("testcase")
                    if case.find("failure") is not None)
-    assert "\n" not in failure.get("message") and "app: table users, column" in failure.get("message")
-    assert "\n  app: table users, column" in failure.text
+    assert "\n" not in failure.get("message") and places[0]["words"] in failure.get("message")
+    assert f"\n  {places[0]['words']}" in failure.text
     # The compliance report lists the places, not one line per match.
     check = next(c for c in json.loads((tmp / "flawed-report.json").read_text())["checks"]
                  if c["check_id"] == RESIDUAL)

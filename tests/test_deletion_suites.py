@@ -43,8 +43,8 @@ def test_clean_demo_passes_every_deletion_check(suite_runner):
     ("keep_card_number", RESIDUAL,
      re.compile(r"app: table payments, column card_number, row id=\d+: field card_number \(exact\)")),
     ("keep_login_times", RESIDUAL, re.compile(r"app: table logins, column at, row id=\d+: field moment \(")),
-    ("orphan_orders", RESIDUAL, re.compile(r"app: table orders, column user_id, row id=\d+: field user_id \(linked row\) "
-                                           r"user_id = \d+ links 1 row to the subject \(foreign key to users.id\)")),
+    ("orphan_orders", RESIDUAL, re.compile(r"app: table orders, column user_id, rows? id=\d+.*: field user_id "
+                                           r"\(linked row: foreign key to users.id\)")),
     ("delete_removes_shared_thread", INTACT, "the control's contribution to the space it shared with the deleted "
                                              "subject is gone from app: messages, body (message)"),
 ])

@@ -364,7 +364,8 @@ def test_access_export_json_and_csv(demo_proc: Callable[..., Demo]) -> None:
     assert demo.call("GET", done["export_url"]).status_code == 403  # the admin is not the consumer
     archive = demo.call("GET", f"/api/privacy-requests/{done['id']}/export?format=csv", token=ada["token"])
     with zipfile.ZipFile(io.BytesIO(archive.content)) as files:
-        assert sorted(files.namelist()) == ["activity.csv", "tickets.csv", "users.csv"]
+        assert sorted(files.namelist()) == ["activity.csv", "logins.csv", "orders.csv", "payments.csv", "tickets.csv",
+                                            "users.csv"]
         assert ada["email"] in files.read("users.csv").decode()
 
 

@@ -1021,6 +1021,10 @@ class DemoApp:
         if not keep_search:
             if not keep_fts:
                 self._unindex(db, user_id)
+                # a 'delete' only adds a tombstone: the terms stay in the index's segment blobs
+                # until they are merged; optimize merges them now, and secure_delete zeroes the
+                # freed pages, so the deleted document leaves no bytes in the file
+                db.execute("INSERT INTO search.documents_fts (documents_fts) VALUES ('optimize')")
             db.execute("DELETE FROM search.documents WHERE user_id = ?", (user_id,))
         if rewrite_visits:
             # "Compacts" the visit log by rewriting it newest first: every surviving row gets a new
