@@ -87,7 +87,8 @@ def test_the_disclosure_table_is_the_addendum_s_yes_and_no():
     assert policy.california["disclosed_for_business_purpose"]["categories"] == ["A", "B", "D", "F"]
     assert policy.california["sold"]["categories"] == []
     assert set(policy.listed_fields()) == {"full_name", "email", "username", "password", "company", "department",
-                                           "ip_address", "phone", "postal_address", "chat_username", "custom_field"}
+                                           "ip_address", "phone", "postal_address", "chat_username", "custom_field",
+                                           "moment", "card_number"}
 
 
 def test_a_sensitive_field_is_also_category_l():

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import yaml
+
 from conftest import ROOT, run_suites
 from privacy_checks.ledger import Ledger, _iso
 
@@ -49,7 +51,9 @@ def test_lint_rejects_a_malformed_purge_period(tmp_path):
            "PRIVACY_CHECKS_DEMO_SINK": "127.0.0.1:0", "PRIVACY_CHECKS_DEMO_SMTP": "127.0.0.1:0"}
     result = subprocess.run([sys.executable, "-m", "privacy_checks.cli", "lint", str(bad)], capture_output=True,
                             text=True, timeout=60, env={**os.environ, **env})
-    assert result.returncode == 2 and "retention_exceptions[0].purge_within" in result.stderr, result.stderr
+    index = next(i for i, e in enumerate(yaml.safe_load(PROFILE.read_text())["retention_exceptions"])
+                 if e.get("purge_within") == "730d")
+    assert result.returncode == 2 and f"retention_exceptions[{index}].purge_within" in result.stderr, result.stderr
 
 
 def test_a_cache_entry_kept_with_a_ttl_passes_only_under_an_exception_with_a_long_enough_max_ttl(tmp_path):

@@ -150,13 +150,14 @@ def _write_check(tmp_path: Path, body: str) -> Path:
         from privacy_checks.outcomes import examined
 
 
+        # privacy_run: a test is a privacy check with a check marker and the framework's fixtures
         @pytest.mark.check("example.rule.looks-at-nothing")
-        def test_a_check_that_looks_at_nothing():
+        def test_a_check_that_looks_at_nothing(privacy_run):
             pass
 
 
         @pytest.mark.check("example.rule.looks-at-something")
-        def test_a_check_that_looks_at_something():
+        def test_a_check_that_looks_at_something(privacy_run):
             examined("rows read", 3)
         ''') + body)
     return test
