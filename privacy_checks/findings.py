@@ -180,7 +180,7 @@ def from_findings(findings: Iterable[dict]) -> list[Place]:
         row = f.get("row")
         _add(groups, str(f.get("place") or words), words or "?", str(f.get("field") or ""), str(f.get("form") or ""),
              _row(row) if isinstance(row, dict) else (str(row) if row not in (None, "") else None))
-    return list(groups.values())
+    return sorted(groups.values(), key=_weight)  # the same order as from_hits
 
 
 def from_deliveries(deliveries: Iterable) -> list[Place]:

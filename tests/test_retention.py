@@ -63,13 +63,13 @@ def test_a_cache_entry_kept_with_a_ttl_passes_only_under_an_exception_with_a_lon
     try:
         def run_with(max_ttl: str, name: str):
             profile = tmp_path / f"{name}.yaml"
-            profile.write_text(PROFILE.read_text() + f"""\
-  - store: cache
-    key: "profile:*"
-    max_ttl: {max_ttl}
-    legal_basis: "legitimate interest (fraud prevention)"
-    reason: the profile cache is kept for a week after deletion
-""")
+            data = yaml.safe_load(PROFILE.read_text())
+            data["policy"] = str((PROFILE.resolve().parent / data["policy"]).resolve())  # written elsewhere
+            data["retention_exceptions"].append({
+                "store": "cache", "key": "profile:*", "max_ttl": max_ttl,
+                "legal_basis": "legitimate interest (fraud prevention)",
+                "reason": "the profile cache is kept for a week after deletion"})
+            profile.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
             args = ("--target", str(profile), f"--ledger=sqlite:///{tmp_path / name}.sqlite",
                     "--privacy-reports", str(tmp_path / name))
             return run_suites(tmp_path, DELETE, args=args, env=demo.env())

@@ -162,7 +162,9 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
             "outcome": outcome,
             "outcome_in_words": PLAIN.get(outcome, outcome),
             "message": message,
-            "where": where_lines(message) if outcome in ("failed", "error", "waived") else [],
+            # every place the check named (the message shows the first few), else its own lines
+            "where": ([p["line"] for p in raw.get("places") or [] if p.get("line")] or where_lines(message))
+            if outcome in ("failed", "error", "waived") else [],
             "clauses": [],
             "clause_ids": [clause_id(c) for c in raw.get("clauses", [])],
             "test": raw.get("nodeid"),
