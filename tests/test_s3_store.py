@@ -160,3 +160,17 @@ def test_rejected_credentials_are_one_line_and_the_secret_never_shows():
     message = str(err.value)
     assert message.startswith("store 'objects': cannot list s3://any-bucket at ") and "InvalidAccessKeyId" in message
     assert SECRET not in message and "\n" not in message
+
+
+def test_the_s3_server_keeps_answering_however_much_it_has_logged(server):
+    """A long run's requests once filled the S3 server's unread stderr pipe and stopped it
+    mid-run (listings timed out, the demo's signups with them). Requests with long keys write
+    far more than a pipe holds (64 KiB) in a few dozen requests; every one must still answer."""
+    client = server.client()
+    client.create_bucket(Bucket="noisy-log")
+    long_key = "k" * 900
+    for i in range(120):  # about 120 KiB of request lines at ~1 KiB each
+        with pytest.raises(client.exceptions.ClientError):
+            client.head_object(Bucket="noisy-log", Key=f"{long_key}{i}")
+    client.put_object(Bucket="noisy-log", Key="after", Body=b"still answering")
+    assert client.get_object(Bucket="noisy-log", Key="after")["Body"].read() == b"still answering"

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class DemoProcess:
     s3_url: str = ""  # the demo's S3 endpoint
     proc: subprocess.Popen | None = None
     _tmp: tempfile.TemporaryDirectory | None = None
+    _stderr: typing.IO[str] | None = None
 
     def start(self) -> DemoProcess:
         if self.data_dir is None:
@@ -64,7 +66,10 @@ class DemoProcess:
             argv += ["--smtp-url", self.smtp_url]
         env = {k: v for k, v in os.environ.items() if k != "PRIVACY_CHECKS_DEMO_FLAWS"}
         env["PRIVACY_CHECKS_DEMO_ADMIN_TOKEN"] = self.admin_token
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # stderr into an unnamed file, not a pipe nobody reads after start: a long run's tracebacks
+        # would fill a pipe and stall the demo mid-request
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
                                      start_new_session=True, env=env)
         line = self._wait_ready()
         parts = dict(p.split("=", 1) for p in line.split()[3:] if "=" in p)
@@ -93,8 +98,9 @@ class DemoProcess:
         finally:
             sel.close()
         err = ""
-        if self.proc.poll() is not None and self.proc.stderr is not None:
-            err = self.proc.stderr.read().strip()
+        if self.proc.poll() is not None and self._stderr is not None:
+            self._stderr.seek(0)
+            err = self._stderr.read().strip()
         self.stop()
         raise PrivacyChecksError(f"the demo target did not start within {self.start_timeout:.0f} s"
                                  + (f": {err.splitlines()[-1]}" if err else ""))
@@ -119,10 +125,11 @@ class DemoProcess:
                 proc.wait(timeout=5)
             except ProcessLookupError:
                 pass
-        if proc is not None:
-            for stream in (proc.stdout, proc.stderr):
-                if stream:
-                    stream.close()
+        if proc is not None and proc.stdout:
+            proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

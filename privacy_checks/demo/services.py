@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from dataclasses import dataclass, field
 
 from ..errors import PrivacyChecksError
@@ -131,10 +132,14 @@ class S3Server:
     # moto checks no credentials unless told to: {"INITIAL_NO_AUTH_ACTION_COUNT": "0"} makes it
     # refuse every key it does not know (what a wrong key meets on a real endpoint)
     env: dict[str, str] = field(default_factory=dict)
+    _stderr: typing.IO[str] | None = field(default=None, repr=False)
 
     def start(self) -> S3Server:
+        # stderr goes to an unnamed file, never to a pipe: nobody reads a pipe once the server is
+        # up, and a full one (64 KiB, a few hundred logged requests) would stop the server mid-run
+        self._stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen([sys.executable, "-m", "privacy_checks.demo.services", "s3"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdout=subprocess.PIPE, stderr=self._stderr, text=True,
                                      stdin=subprocess.DEVNULL, env={**os.environ, **self.env})
         assert self.proc.stdout is not None
         sel = selectors.DefaultSelector()
@@ -152,7 +157,10 @@ class S3Server:
                     break
         finally:
             sel.close()
-        err = self.proc.stderr.read().strip() if self.proc.poll() is not None and self.proc.stderr else ""
+        err = ""
+        if self.proc.poll() is not None:
+            self._stderr.seek(0)
+            err = self._stderr.read().strip()
         self.stop()
         raise PrivacyChecksError(f"the S3 server (moto) did not start within {self.start_timeout:.0f} s"
                                  + (f": {err.splitlines()[-1]}" if err else ""))
@@ -171,15 +179,21 @@ class S3Server:
 
     def stop(self) -> None:
         _stop(self.proc)
-        if self.proc is not None:
-            for stream in (self.proc.stdout, self.proc.stderr):
-                if stream:
-                    stream.close()
+        if self.proc is not None and self.proc.stdout:
+            self.proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         self.proc = None
 
 
 def _serve_s3() -> int:
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    # werkzeug logs every request; over a long run that is megabytes nobody reads
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     server = ThreadedMotoServer("127.0.0.1", 0, verbose=False)
     server.start()
@@ -188,6 +202,9 @@ def _serve_s3() -> int:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     signal.signal(signal.SIGINT, lambda *_: os._exit(0))
     print(f"{S3_READY} url=http://{host}:{port}", flush=True)
+    # the owner reads stdout only up to the ready line: nothing may be written there after it
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
     while os.getppid() != 1:  # an orphan (its owner killed) stops too
         time.sleep(0.5)
     return 0
