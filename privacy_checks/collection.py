@@ -14,6 +14,7 @@ import fnmatch
 import functools
 import importlib.util
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -145,21 +146,70 @@ def stop(config: pytest.Config, items: list[pytest.Item], message: str) -> None:
     warnings.warn(pytest.PytestWarning(message), stacklevel=1)
 
 
+@dataclass(frozen=True)
+class DefinedCheck:
+    """A check as the shipped suites' source defines it: which suite, file and test, citing what."""
+
+    check_id: str
+    suite: str  # the suite's directory: ccpa, gdpr, policy, transport, web
+    file: str  # relative to the suites' directory: ccpa/test_right_to_delete.py
+    test: str  # the test function's name
+    clauses: tuple[str, ...]  # "family:reference", as the results spell them
+
+
 @functools.cache
-def defined_check_ids() -> frozenset[str]:
-    """Every check id the shipped suites define, read from their source (nothing is imported),
-    so that a run of one suite can tell "not in this run" from "no such check"."""
+def defined_checks() -> dict[str, DefinedCheck]:
+    """Every check the shipped suites define, read from their source (nothing is imported), so
+    that a run can name the checks of its suites it did not run, and a run of one suite can tell
+    "not in this run" from "no such check"."""
     spec = importlib.util.find_spec(SUITES_PACKAGE)
-    found: set[str] = set()
+    found: dict[str, DefinedCheck] = {}
     for root in (spec.submodule_search_locations or []) if spec else []:
-        for path in Path(root).rglob("test_*.py"):
+        for path in sorted(Path(root).rglob("test_*.py")):
             try:
                 tree = ast.parse(path.read_text(encoding="utf-8"))
             except (OSError, SyntaxError, UnicodeDecodeError):
                 continue
+            rel = path.relative_to(root).as_posix()
+            module_marks = _module_marks(tree)
             for node in ast.walk(tree):
-                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == CHECK
-                        and node.args and isinstance(node.args[0], ast.Constant)
-                        and isinstance(node.args[0].value, str)):
-                    found.add(node.args[0].value)
-    return frozenset(found)
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    check = _defined_check(node, rel, module_marks)
+                    if check is not None:
+                        found.setdefault(check.check_id, check)
+    return found
+
+
+def _marker(decorator: ast.expr) -> tuple[str, list[str]] | None:
+    """`@pytest.mark.NAME("a", "b")` as (NAME, ["a", "b"]); None for anything else."""
+    if not (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)):
+        return None
+    inner = decorator.func.value
+    if not (isinstance(inner, ast.Attribute) and inner.attr == "mark"):
+        return None
+    args = [a.value for a in decorator.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    return decorator.func.attr, args
+
+
+def _module_marks(tree: ast.Module) -> list[tuple[str, list[str]]]:
+    """The markers of a module's `pytestmark = [...]` (or a single marker)."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark"
+                                                for t in node.targets):
+            values = node.value.elts if isinstance(node.value, ast.List | ast.Tuple) else [node.value]
+            return [m for m in map(_marker, values) if m is not None]
+    return []
+
+
+def _defined_check(node: ast.FunctionDef | ast.AsyncFunctionDef, rel: str,
+                   module_marks: list[tuple[str, list[str]]]) -> DefinedCheck | None:
+    marks = [m for m in map(_marker, node.decorator_list) if m is not None] + module_marks
+    ids = [args[0] for name, args in marks if name == CHECK and args]
+    if not ids:
+        return None
+    cited = tuple(f"{name}:{a}" for name, args in marks if name in FAMILIES for a in args)
+    return DefinedCheck(check_id=ids[0], suite=rel.split("/", 1)[0], file=rel, test=node.name, clauses=cited)
+
+
+def defined_check_ids() -> frozenset[str]:
+    return frozenset(defined_checks())

@@ -99,6 +99,12 @@ def pytest_configure_node(node) -> None:  # pragma: no cover - only with pytest-
         node.workerinput["privacy_checks_error"] = str(exc)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    run = session.config.stash.get(_RUN, None)
+    if run is not None and session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        run.end_status = "interrupted"  # the ledger must not call a cut-off run finished
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(_RUN, None)
     if run is not None:

@@ -100,6 +100,7 @@ class RunContext:
         self._factory = None
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
+        self.end_status = "finished"  # the ledger's word for how the run ended ("interrupted")
         self.startup_error: str | None = None
         self.created: list = []
         from .subjects import new_run_nonce
@@ -359,7 +360,7 @@ class RunContext:
         self._stop.set()
         if self._ledger is not None and self.run_id:
             try:
-                self._ledger.finish_run(self.run_id)
+                self._ledger.finish_run(self.run_id, status=self.end_status)
             finally:
                 self._ledger.close()
         if self._target is not None:

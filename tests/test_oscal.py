@@ -72,8 +72,18 @@ def test_a_real_run_writes_valid_oscal_assessment_results(deletion_run):
     resources = {r["uuid"]: r for r in ar["back-matter"]["resources"]}
     assert ar["import-ap"]["href"].startswith("#") and ar["import-ap"]["href"][1:] in resources
     (result,) = ar["results"]
-    assert len(result["observations"]) == len(result["findings"]) == len(run.results) >= 5
-    assert {f["target"]["title"] for f in result["findings"]} == set(run.results)
+    # the checks that ran, and those of the suite that did not (one file of it ran): each is a
+    # finding, the latter never satisfied
+    report = json.loads((reports / compliance.REPORT_JSON).read_text())
+    not_run = {c["check_id"] for c in report["checks"] if c["outcome"] == "not run"}
+    assert not_run and not not_run & set(run.results)
+    assert len(result["observations"]) == len(result["findings"]) == len(run.results) + len(not_run)
+    assert len(run.results) >= 5
+    assert {f["target"]["title"] for f in result["findings"]} == set(run.results) | not_run
+    for check_id in not_run:
+        finding = finding_for(doc, check_id)
+        assert finding["target"]["status"] == {"state": "not-satisfied", "reason": "other"}, check_id
+        assert props(finding, "outcome") == ["not run"]
 
     broken = finding_for(doc, BROKEN)
     assert run.outcomes()[BROKEN] == "failed"

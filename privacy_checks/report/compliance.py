@@ -39,8 +39,14 @@ SIGNATURE = "manifest.sig"
 SCHEMA = "privacy-checks/compliance-report/1"
 
 # Worst first: a clause is as bad as the worst check behind it.
-PRECEDENCE = ("failed", "error", "not verified", "waived", "passed", "skipped", "not applicable")
+PRECEDENCE = ("failed", "error", "not verified", "waived", "partly tested", "passed", "not run", "skipped",
+              "not applicable")
+# A clause whose checks that ran all held, but some of whose checks did not run (deselected,
+# not collected, skipped, cut off by an interrupt), is "partly tested", never "held".
+UNTESTED = ("not run", "skipped")
 PLAIN = {
+    "partly tested": "partly tested",
+    "not run": "not run",
     "passed": "held",
     "failed": "broken",
     "error": "could not be checked",
@@ -60,6 +66,10 @@ EXPLAIN = {
     "not verified": "a right every business must honour, which this target's profile says cannot be "
                     "driven automatically: never counted as held",
     "skipped": "the check did not run",
+    "not run": "the check was not part of this run, or the run ended before it (the reason is given): "
+               "nothing is claimed",
+    "partly tested": "every check of this clause that ran held, but some of its checks did not run: "
+                     "the clause is not shown to hold",
 }
 _PREFIX = re.compile(r"^(FAILED|ERROR|NOT APPLICABLE|NOT VERIFIED|Skipped):\s*", re.IGNORECASE)
 _TRACE_LINE = re.compile(r"^(\s*File \"|.*\.py:\d+:|Traceback \(most recent call last\)|\s{4}\S|[>_]{1,}\s|_{5,})")
@@ -123,7 +133,25 @@ def clause_id(citation: str) -> str:
 
 def _worst(outcomes) -> str:
     found = [o for o in outcomes if o in PRECEDENCE]
-    return min(found, key=PRECEDENCE.index) if found else "skipped"
+    worst = min(found, key=PRECEDENCE.index) if found else "skipped"
+    if worst == "passed" and any(o in UNTESTED or o == "partly tested" for o in found):
+        return "partly tested"
+    return worst
+
+
+def _not_run_entries(scope: dict) -> tuple[list[dict], list[list[str]]]:
+    """The checks of the run's suites that did not run (scope.py), as report entries."""
+    entries, cited = [], []
+    for item in scope.get("not_run") or []:
+        clauses = list(item.get("clauses") or [])
+        entries.append({
+            "check_id": item.get("check_id"), "outcome": "not run", "outcome_in_words": PLAIN["not run"],
+            "message": item.get("reason") or "", "where": [],
+            "clauses": [(_clause_of(c).display if _clause_of(c) else c) for c in clauses],
+            "clause_ids": [clause_id(c) for c in clauses], "test": item.get("test"),
+            "finished_at": "", "duration_s": None, "examined": {}, "places": [], "evidence": None})
+        cited.append(clauses)
+    return entries, cited
 
 
 def _findings_summary(evidence: dict, limit: int = 20) -> list[str]:
@@ -192,11 +220,17 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
                                  "attachments": _attachments(data.get("evidence", {}), evidence_dir, out_dir)}
         checks.append(entry)
 
+    scope = results.get("scope") or {}
+    not_run, not_run_cited = _not_run_entries(scope)
+    ran_count = len(checks)
+    cited_by = [raw.get("clauses", []) for raw in results.get("checks", [])] + not_run_cited
+    checks += not_run
+
     # One clause section per cited section, in the registry's order; a check citing several
     # clauses stands behind each of them.
     by_clause: dict[tuple[str, str], dict] = {}
-    for raw, entry in zip(results.get("checks", []), checks, strict=True):
-        for citation in raw.get("clauses", []):
+    for cited, entry in zip(cited_by, checks, strict=True):
+        for citation in cited:
             ref = _clause_of(citation)
             if ref is None:
                 continue
@@ -223,16 +257,15 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
 
     counts = {k: sum(1 for c in checks if c["outcome"] == k) for k in PRECEDENCE}
     summary = {
-        "promises_checked": len(checks),
+        "promises_checked": ran_count, "not_run": counts["not run"],
         "held": counts["passed"], "broken": counts["failed"], "could_not_be_checked": counts["error"],
         "waived": counts["waived"], "not_applicable": counts["not applicable"],
         "not_verified": counts["not verified"], "skipped": counts["skipped"],
         "clauses": len(by_clause),
         "clauses_broken": sum(1 for s in by_clause.values() if s["outcome"] == "failed"),
+        "clauses_partly_tested": sum(1 for s in by_clause.values() if s["outcome"] == "partly tested"),
     }
-    summary["verdict"] = ("promises broken" if counts["failed"] else
-                          "incomplete: some checks could not be made" if counts["error"] else
-                          "all checked promises held")
+    summary["verdict"] = _verdict(counts, ran_count, scope)
     summary["in_words"] = _summary_sentence(summary, target, results.get("started_at", ""))
     return {
         "schema": SCHEMA,
@@ -240,6 +273,8 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
         "framework": f"privacy-checks {__version__}",
         "run": {"started_at": results.get("started_at", ""), "finished_at": results.get("finished_at", ""),
                 "target": {k: target.get(k) for k in ("name", "base_url", "flaws", "seed", "nonce") if k in target},
+                "command": scope.get("command") or None, "selection": list(scope.get("selection") or []),
+                "interrupted": scope.get("interrupted") or None,
                 "results_file": _rel(results_path, out_dir) if results_path else None,
                 "results_sha256": sha256_file(results_path) if results_path and results_path.is_file() else None},
         "summary": summary,
@@ -254,6 +289,25 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
     }
 
 
+def _verdict(counts: dict, ran: int, scope: dict) -> str:
+    """Worst first. A run that left checks of its suites out never reads "all … held"."""
+    untested = counts["not run"] + counts["skipped"]
+    if counts["failed"]:
+        verdict = "promises broken"
+    elif counts["error"]:
+        verdict = "incomplete: some checks could not be made"
+    elif scope.get("interrupted"):
+        verdict = f"incomplete: {ran} of {ran + counts['not run']} checks ran"
+    elif untested:
+        verdict = (f"partly tested: every check that ran held, but {_n(untested, 'check')} of the run's "
+                   "suites did not run")
+    else:
+        verdict = "all checked promises held"
+    if scope.get("interrupted"):
+        verdict = f"interrupted — {verdict}"
+    return verdict
+
+
 def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
@@ -264,7 +318,7 @@ def _summary_sentence(s: dict, target: dict, started_at: str) -> str:
         where += f" ({target['base_url']})"
     parts = [f"{s['held']} held", f"{s['broken']} broken", f"{s['could_not_be_checked']} could not be checked"]
     for key, label in (("waived", "waived"), ("not_applicable", "not applicable"),
-                       ("not_verified", "not verified"), ("skipped", "skipped")):
+                       ("not_verified", "not verified"), ("skipped", "skipped"), ("not_run", "not run")):
         if s[key]:
             parts.append(f"{s[key]} {label}")
     when = f" on {started_at[:10]}" if started_at else ""
@@ -284,7 +338,7 @@ h3{margin:0;font-size:17px}
 .badge{display:inline-block;border-radius:4px;padding:1px 8px;font-size:13px;font-weight:600;color:#fff;white-space:nowrap}
 .o-passed{background:#1a7f37} .o-failed{background:#cf222e} .o-error{background:#9a6700}
 .o-waived{background:#8250df} .o-not-applicable{background:#57606a} .o-not-verified{background:#bc4c00}
-.o-skipped{background:#57606a}
+.o-skipped{background:#57606a} .o-not-run{background:#57606a} .o-partly-tested{background:#bc4c00}
 .check{border-top:1px solid #eaeef2;padding-top:8px;margin-top:8px}
 pre{white-space:pre-wrap;word-break:break-word;background:#f6f8fa;border-radius:6px;padding:8px;font-size:13px}
 table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #eaeef2;text-align:left;padding:4px 6px;vertical-align:top}
@@ -315,9 +369,14 @@ def render_html(report: dict) -> str:
            f'<p class="verdict">Verdict: {e(s["verdict"])}</p>', f"<p>{e(s['in_words'])}</p>",
            '<div class="counts">']
     for label, key in (("held", "held"), ("broken", "broken"), ("could not be checked", "could_not_be_checked"),
-                       ("waived", "waived"), ("not applicable", "not_applicable"), ("not verified", "not_verified")):
-        out.append(f'<span class="count"><strong>{s[key]}</strong> {e(label)}</span>')
+                       ("waived", "waived"), ("not applicable", "not_applicable"), ("not verified", "not_verified"),
+                       ("not run", "not_run")):
+        out.append(f'<span class="count"><strong>{s.get(key, 0)}</strong> {e(label)}</span>')
     out.append("</div>")
+    if run.get("interrupted"):
+        out.append(f'<p class="verdict">The run did not finish: '
+                   f'{e(run["interrupted"].replace(" before this check ran", ""))}. The checks it planned but '
+                   "did not run are listed below as <em>not run</em>.</p>")
     broken = [c for c in report["checks"] if c["outcome"] in ("failed", "error")]
     if broken:
         out.append("<p><strong>Where promises broke or could not be checked:</strong></p><ul>")
@@ -333,10 +392,19 @@ def render_html(report: dict) -> str:
     rows = [("Target", target.get("name")), ("Base URL", target.get("base_url")),
             ("Demo flaws switched on", ", ".join(target.get("flaws") or []) or None),
             ("Seed", target.get("seed")), ("Run id", target.get("nonce")),
+            ("Command", run.get("command")), ("Selection", "; ".join(run.get("selection") or []) or None),
             ("Started", run.get("started_at")), ("Finished", run.get("finished_at")),
             ("Results file", run.get("results_file")), ("Results SHA-256", run.get("results_sha256"))]
     out += [f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>" for k, v in rows if v]
     out.append("</table></section>")
+    not_run = [c for c in report["checks"] if c["outcome"] == "not run"]
+    if not_run:
+        out.append(f'<section class="box" id="not-run"><h3>Not run ({len(not_run)})</h3>'
+                   "<p>Checks of this run's suites that have no result. A clause any of them cites is at "
+                   "most <em>partly tested</em>.</p><table><tr><th>check</th><th>why</th><th>clauses</th></tr>")
+        out += [f'<tr><td><code>{e(c["check_id"])}</code></td><td>{e(c["message"])}</td>'
+                f'<td>{e(", ".join(c["clauses"]))}</td></tr>' for c in not_run]
+        out.append("</table></section>")
     for key, title in (("waivers_ignored", "Waivers ignored"), ("waivers_unused", "Waivers not used in this run")):
         if report.get(key):
             out.append(f'<section class="box"><h3>{title}</h3><ul>')

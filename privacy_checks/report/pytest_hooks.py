@@ -54,6 +54,7 @@ class _State:
     counts: dict = field(default_factory=dict)
     new_failed: int = 0
     exit_status: int | None = None
+    scope: object = None  # scope.Scope: what the run planned, deselected, and did not run
 
 
 _STATE = pytest.StashKey[_State]()
@@ -99,6 +100,9 @@ def pytest_configure(config: pytest.Config) -> None:
             state.waivers, state.expired = split_expired(load_waivers(path))
         except WaiverError as exc:
             raise pytest.UsageError(f"privacy-checks: {exc}") from None
+    from .scope import Scope, command_line, selection_of
+
+    state.scope = Scope(command=command_line(config), selection=selection_of(config))
     config.stash[_STATE] = state
     # pytest_runtest_logreport gets no config, and under pytest-xdist it runs on the controller.
     _CONFIG[:] = [config]
@@ -125,10 +129,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
              + "\n  ".join(f"{w.check} ({w.source})" for w in unknown))
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if not items:
+        return
+    config = items[0].config
+    state = _state(config)
+    ids = [cid for cid in map(_check_id, items) if cid]
+    if state is None or not ids:
+        return
+    state.scope.deselected.update(ids)
+    if hasattr(config, "workeroutput"):  # the controller reads it when the worker goes down
+        config.workeroutput.setdefault("privacy_deselected", []).extend(ids)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:  # pragma: no cover - xdist only
+    state = _state(node.config)
+    if state is not None:
+        state.scope.note_planned_nodeids(ids)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # pragma: no cover - xdist only
+    state = _state(node.config)
+    if state is not None:
+        state.scope.deselected.update(getattr(node, "workeroutput", {}).get("privacy_deselected", []))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = _state(session.config)
     if state is None or session.config.option.collectonly:
         return
+    state.scope.planned.update(cid for cid in map(_check_id, session.items) if cid)
     if not any(_check_id(item) for item in session.items):
         return
     state.allure_on = state.allure_dir is not None
@@ -338,9 +370,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         rewrite_errors(junit)
         extra.append(junit)
     if not state.checks_seen:
-        return
+        return  # nothing ran: the previous run's reports stay as they were, and still verify
     _prune_stale(state)
+    state.scope.interrupted = _ended_early(session)
     results = state.results
+    results.scope = state.scope.to_dict({c.check_id for c in results.checks})
     results_path = results.finish(_target_of(config))
     target = results.target or {}
     checks = results.as_dicts()
@@ -373,6 +407,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         state.problems.append(f"compliance report not written: {exc}")
 
 
+def _ended_early(session: pytest.Session) -> str:
+    """Why the run ended before all it planned had run, in words; "" when it did not."""
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "the run was interrupted (Ctrl-C, a signal or a crash) before this check ran"
+    stopped = session.shouldfail or session.shouldstop
+    if stopped:
+        return f"the run stopped early ({stopped}: -x or --maxfail) before this check ran"
+    return ""
+
+
 def _decide(session: pytest.Session, state: _State, checks: list[dict]) -> None:
     from . import gate
 
@@ -391,6 +435,10 @@ def _decide(session: pytest.Session, state: _State, checks: list[dict]) -> None:
     if state.verdict.overridden:
         session.exitstatus = state.verdict.code
     state.exit_status = int(session.exitstatus)
+
+
+def _not_run(state: _State) -> list[dict]:
+    return list((getattr(state.results, "scope", None) or {}).get("not_run") or [])
 
 
 def _unused_waivers(state: _State, checks: list[dict]) -> list[str]:
@@ -417,6 +465,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         for line in state.changes.lines():
             tr.write_line(line)
     tr.write_sep("-", "privacy-checks reports")
+    not_run = _not_run(state)
+    if not_run:
+        tr.write_line(f"not run ({len(not_run)} check(s) of this run's suites; their clauses are at most "
+                      "partly tested):", yellow=True)
+        by_reason: dict[str, list[str]] = {}
+        for item in not_run:
+            by_reason.setdefault(item["reason"], []).append(item["check_id"])
+        for reason, ids in sorted(by_reason.items(), key=lambda kv: kv[0].startswith("not collected")):
+            more = f", … {len(ids) - 8} more" if len(ids) > 8 else ""
+            tr.write_line(f"  {reason}: {', '.join(ids[:8])}{more}")
     for line in _expired_lines(state):
         tr.write_line(f"WARNING: {line}", yellow=True)
     for line in _unused_waivers(state, state.results.as_dicts()):
@@ -443,8 +501,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
         tr = config.pluginmanager.get_plugin("terminalreporter")
         fail_on_new = _setting(config, "fail_on") == "new"
+        not_run = len(_not_run(state))
         line = (f"privacy-checks: {in_words(state.counts, new_broken=state.new_failed if fail_on_new else None)}"
-                f" — exit {state.exit_status}: {state.verdict.reason}")
+                + (f", {not_run} not run" if not_run else "")
+                + f" — exit {state.exit_status}: {state.verdict.reason}"
+                + (" (among the checks that ran)" if not_run else ""))
         if tr is not None:
             tr.write_line(line)
     if _CONFIG and _CONFIG[0] is config:

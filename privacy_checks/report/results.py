@@ -35,6 +35,8 @@ class Results:
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     checks: list[CheckResult] = field(default_factory=list)
     target: dict = field(default_factory=dict)
+    # what the run covered and what it did not (scope.py): command, selection, checks not run
+    scope: dict = field(default_factory=dict)
 
     def add(self, result: CheckResult) -> None:
         self.checks.append(result)
@@ -71,7 +73,7 @@ class Results:
             return None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"started_at": self.started_at, "finished_at": datetime.now(UTC).isoformat(),
-                "target": self.target, "checks": [asdict(c) for c in self.checks]}
+                "target": self.target, "scope": self.scope, "checks": [asdict(c) for c in self.checks]}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
         os.replace(tmp, self.path)  # never a half-written file, even on Ctrl-C
