@@ -65,7 +65,8 @@ def test_a_limit_flaw_names_the_sensitive_field_and_the_wait(suite_runner):
     run = suite_runner("suites/ccpa/test_right_to_limit.py", flaws=("ignore_limit",))
     message = run.message(LIMIT)
     assert "drivers_license (exact)" in message and "«" in message, message
-    assert "had not taken effect" in message and "11 CCR §7027(g)" in message, message
+    assert "had not taken effect" in message and "as 11 CCR §7026(f) sets for opt-out" in message, message
+    assert "the profile's promise that the limit" in message or "the profile's promise" in message, message
 
 
 def test_an_opt_out_behind_a_verification_code_fails_and_leaves_the_price_check_unmade(suite_runner):
@@ -89,6 +90,25 @@ def test_without_a_declared_buyer_the_no_sale_check_relies_on_undeclared_recipie
         sharing.no_sale(_census(undeclared=[line]))
     # with a buyer declared, an undeclared recipient is the other check's finding
     sharing.no_sale(_census(sale_declared=["databroker"], undeclared=[line]))
+
+
+def test_an_opt_out_not_in_effect_is_broken_against_the_profiles_bound_and_names_the_legal_deadline():
+    """Issue 20 point 4: a failure after the profile's 10 s wait is the profile's promise broken,
+    not the law's 15 business days, which end later and are named with their date."""
+    requested = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # a Monday; no California holiday before Dec 21
+    late = Delivery("partner", "third_party", "POST", "/partner/leads", "t", 7, "email", "exact", "«x»")
+    outcome = ChoiceOutcome(kind="opt_out", label="opt-out", requested_at=requested, propagation_s=10.0,
+                            rounds=3, judged=["partner"], shared_after=[late])
+    with pytest.raises(PromiseBroken) as info:
+        sharing.sharing_stops(outcome)
+    message = str(info.value)
+    assert "the profile's promise that the opt-out takes effect within 10 s" in message, message
+    assert "15 business days (11 CCR §7026(f)), runs until 2026-12-21 and is not judged by this run" in message
+    # a choice the law wants honoured at once (GDPR Art. 21(3)) has no later legal deadline to name
+    outcome.kind, outcome.label = "object", "objection"
+    with pytest.raises(PromiseBroken, match=r"the law: at once") as info:
+        sharing.sharing_stops(outcome)
+    assert "runs until" not in str(info.value)
 
 
 def test_a_choice_that_took_effect_states_the_delay_and_passes():

@@ -7,6 +7,7 @@ import re
 from datetime import date
 from urllib.parse import urljoin
 
+from ..deadlines import CCPA_LIMIT, CCPA_OPT_OUT
 from ..findings import from_deliveries
 from ..flows.sharing import DEADLINES, CensusOutcome, ChoiceOutcome, QuoteOutcome, group
 from ..outcomes import NotApplicable, PromiseBroken, examined
@@ -14,12 +15,25 @@ from .common import lines as _lines
 from .common import needs_stage
 from .common import usable as _usable
 
+# The legal period, where it is longer than any run: a run judges the profile's own bound
+# (timeouts.propagation), and says when the law's period ends, which this run does not judge.
+_LEGAL_RULES = {"opt_out": CCPA_OPT_OUT, "gpc": CCPA_OPT_OUT, "limit": CCPA_LIMIT}
+
 
 def _delay(outcome: ChoiceOutcome) -> str:
-    if outcome.delay_s is None:
-        return (f"it had not taken effect after {outcome.rounds} round(s) over the {outcome.propagation_s:.0f} s "
-                f"the profile allows (timeouts.propagation; the law: {DEADLINES[outcome.kind]})")
-    return f"observed to take effect within {outcome.delay_s:.1f} s (the law: {DEADLINES[outcome.kind]})"
+    if outcome.delay_s is not None:
+        return f"observed to take effect within {outcome.delay_s:.1f} s (the law: {DEADLINES[outcome.kind]})"
+    rule = _LEGAL_RULES.get(outcome.kind)
+    wait = (f"it had not taken effect after {outcome.rounds} round(s) over {outcome.propagation_s:.0f} s, "
+            "the bound the profile sets (timeouts.propagation)")
+    if rule is None or outcome.requested_at is None:
+        # a choice the law wants honoured at once: the profile's bound is the law's
+        return f"{wait}; the law: {DEADLINES[outcome.kind]}"
+    until = rule.due_at(outcome.requested_at)
+    return (f"{wait}. What broke is the profile's promise that the {outcome.label} takes effect within "
+            f"{outcome.propagation_s:.0f} s; the legal deadline, {DEADLINES[outcome.kind]}, runs until "
+            f"{until.date().isoformat()} and is not judged by this run (the deadline checks judge the target's "
+            "recorded requests)")
 
 
 def sharing_stops(outcome: ChoiceOutcome) -> None:

@@ -35,7 +35,8 @@ LEGAL_MAXIMUM = "15 business days (11 CCR §7026(f))"
 # how soon each choice must take effect, as the evidence states it next to the delay observed
 DEADLINES = {
     "opt_out": LEGAL_MAXIMUM, "gpc": LEGAL_MAXIMUM,
-    "limit": "15 business days (11 CCR §7027(g))",
+    # the period 11 CCR §7026(f) sets for opt-out, by analogy: deadlines.CCPA_LIMIT says why
+    "limit": "15 business days (as 11 CCR §7026(f) sets for opt-out, applied by analogy)",
     "object": "at once: the data shall no longer be processed for direct marketing (GDPR Art. 21(3))",
     "withdraw_consent": "from the withdrawal on (GDPR Art. 7(3))",
 }
