@@ -40,6 +40,8 @@ def test_clean_demo_passes_every_access_and_correction_check(suite_runner):
                                                      "message at "),
     ("export_skips_tickets", ACCESS, COMPLETE, "held in 1 place(s): app: table tickets (shown by support_ticket, "
                                                "which only that place holds)"),
+    ("export_skips_own_messages", ACCESS, COMPLETE, "held in 1 place(s): app: table messages (shown by message, "
+                                                    "which only that place holds)"),
     ("export_includes_password", KNOW, {"ccpa.know.nothing-forbidden-disclosed"}, "key user.password_hash"),
     ("export_categories_incomplete", KNOW, {"ccpa.know.categories-disclosed"},
      "category B (held as card_number, company, department, full_name"),

@@ -704,6 +704,8 @@ class DemoApp:
             messages = db.execute(
                 f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE {mine} ORDER BY id", (user["id"],)
             ).fetchall()
+            if "export_skips_own_messages" in self.flaws:
+                messages = [m for m in messages if m["user_id"] != user["id"]]
             orders = [dict(r) for r in db.execute(
                 f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE user_id = ? ORDER BY id", (user["id"],))]
             # 11 CCR §7024(d): a financial account number is never disclosed; its last four say which card

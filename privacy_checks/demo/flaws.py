@@ -57,6 +57,8 @@ FLAWS: dict[str, str] = {
     "export_other_subject": "the export's activity is picked by course, so other users' activity leaks in",
     "export_includes_shared_space": ("the export's messages are every message of the rooms the subject is in, other "
                                      "members' included"),
+    "export_skips_own_messages": ("the export leaves out the messages the subject wrote in shared rooms (its "
+                                  "name and email are elsewhere in it; only the message text is not)"),
     "export_includes_password": "the export carries the whole users row, password hash included",
     "export_categories_incomplete": "the export lists only category A, not every category collected",
     "export_skips_tickets": ("the export leaves out the subject's support tickets (their name and email are "
