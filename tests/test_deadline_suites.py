@@ -171,3 +171,29 @@ def test_acknowledgements_read_from_mail_are_an_error_when_no_mail_reaches_the_c
     assert outcomes[ACK] == "error", run.stdout[-3000:]
     assert "positive control failed: no mail at all to the control subject" in run.message(ACK)
     assert outcomes[RESPOND] == "passed" and outcomes[OPT_OUT] == "passed", outcomes
+
+
+@pytest.mark.parametrize("flaw", [None, "no_acknowledgement"])
+def test_without_mail_the_acknowledgement_is_judged_from_the_targets_request_log(tmp_path, flaw):
+    """A profile with no read_acknowledgement operation: the acknowledgement is what the target's
+    own request record says (acknowledged_at), judged the same way as the mail is."""
+    import yaml
+
+    from tests.conftest import run_suites
+
+    profile = yaml.safe_load(demo_profile_path().read_text())
+    del profile["operations"]["read_acknowledgement"]
+    path = tmp_path / "no-mail.yaml"
+    path.write_text(yaml.safe_dump(profile, sort_keys=False))
+    demo = DemoProcess(data_dir=str(tmp_path / "demo-data"), flaws=[flaw] if flaw else []).start()
+    try:
+        run = run_suites(tmp_path, SUITES[0], env=demo.env(), args=("--target", str(path)))
+    finally:
+        demo.stop()
+    if flaw is None:
+        assert run.outcomes()[ACK] == "passed", run.stdout[-3000:]
+        return
+    assert run.failing() == {ACK}, run.outcomes()
+    message = run.message(ACK)
+    assert re.search(rf"request {REQUEST_ID} \(access\): not acknowledged, \d+ days? past due", message), message
+    assert "SMTP capture" not in message, message
