@@ -14,16 +14,16 @@ _POLICY = pytest.StashKey["object"]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from .settings import value
+    from .settings import lookup
 
-    path = value(config, "policy")
+    path, source = lookup(config, "policy")
     if path:
         from .policy import PolicyError, load_policy
 
         try:
             config.stash[_POLICY] = load_policy(path)
         except PolicyError as exc:
-            raise pytest.UsageError(f"--privacy-policy: {exc}") from None
+            raise pytest.UsageError(f"{source}: {exc}") from None
 
 
 @pytest.fixture(scope="session")

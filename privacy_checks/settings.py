@@ -168,12 +168,23 @@ def _parse(s: Setting, raw: Any, source: str, base: Path) -> Any:
     return text
 
 
+def _spelled(config: pytest.Config, s: Setting) -> str:
+    """The option as the user typed it (an alias like --policy, or the full --privacy-policy),
+    so a message about its value names what is on their command line."""
+    for arg in reversed([str(a) for a in config.invocation_params.args]):
+        for flag in (s.flag, *s.aliases):
+            if arg == flag or arg.startswith(flag + "="):
+                return flag
+    return s.flag
+
+
 def lookup(config: pytest.Config, name: str) -> tuple[Any, str]:
     """The setting's value and where it came from ('--flag', 'env NAME', 'ini key' or 'default')."""
     s = BY_NAME[name]
     cli = getattr(config.option, s.dest, None)
     if cli is not None:
-        return _parse(s, cli, s.flag, config.invocation_params.dir), s.flag
+        flag = _spelled(config, s)
+        return _parse(s, cli, flag, config.invocation_params.dir), flag
     env = os.environ.get(s.env)
     if env is not None and env.strip() != "":
         return _parse(s, env, f"environment variable {s.env}", config.invocation_params.dir), f"env {s.env}"
