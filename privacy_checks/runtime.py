@@ -97,6 +97,7 @@ class RunContext:
         self._target = None
         self._ledger = None
         self.run_id: str | None = None
+        self._profile_info: dict | None = None
         self._factory = None
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
@@ -251,7 +252,16 @@ class RunContext:
 
     def target_info(self) -> dict:
         return {"name": self.profile.name, "base_url": self.profile.base_url, "flaws": list(self.flaws),
-                "seed": self.seed, "nonce": self.nonce}
+                "seed": self.seed, "nonce": self.nonce, "run_id": self.run_id, "profile": self.profile_info()}
+
+    def profile_info(self) -> dict:
+        """The profile file (path and SHA-256) and what it excludes, for the report's scope."""
+        with self._lock:
+            if self._profile_info is None:
+                from .report.conditions import profile_scope
+
+                self._profile_info = profile_scope(self.profile)
+            return self._profile_info
 
     # -- ledger -------------------------------------------------------------------------------
     @property

@@ -88,6 +88,9 @@ SETTINGS: tuple[Setting, ...] = (
             "PRIVACY_CHECKS_POLICY", ("--policy",), kind="path", metavar="FILE"),
     Setting("ledger", "--privacy-ledger", "SQLAlchemy URL of the ledger", "PRIVACY_CHECKS_LEDGER", ("--ledger",),
             default="sqlite:///.privacy-checks/ledger.sqlite", metavar="URL"),
+    Setting("operator", "--privacy-operator", "who runs the checks, named in the compliance report (default: "
+            "the CI job the environment names, e.g. GITHUB_RUN_ID or CI_JOB_ID, else the OS user)",
+            "PRIVACY_CHECKS_OPERATOR", ("--operator",), metavar="NAME"),
     Setting("seed", "--privacy-seed", "seed of the synthetic subjects (tokens also take a per-run nonce)",
             "PRIVACY_CHECKS_SEED", default="privacy-checks", metavar="SEED"),
     Setting("lease_seconds", "--privacy-lease-seconds", "how long this run's claim on its subjects lasts "

@@ -121,9 +121,12 @@ class ChoiceOutcome:
 
 def _deliveries(captures, needles, sinks: list[dict]) -> list[Delivery]:
     """Every needle (in any canary form) each capture carried, with the recipient it went to."""
+    from .. import coverage
     from ..evidence import redact_text
     from ..observe.forms import match_text
 
+    captures = list(captures)
+    coverage.note_deliveries(captures, sinks)
     out = []
     owners = sink_obs.mail_owners(needles)
     for cap in captures:

@@ -232,13 +232,22 @@ def expand(needles: Iterable[Needle], forms: Collection[str] | None = None) -> l
     return out
 
 
+# A JSON object key that names a field ("email": ...): part of the target's schema, not
+# personal data, so it stays readable. Only identifier-like names: a key holding an address, a
+# number or spaces (a map keyed by people's values) is masked like any value.
+_JSON_KEY = re.compile(r'"([A-Za-z_][A-Za-z0-9_-]{0,63})"(?=\s*:)')
+
+
 def mask(context: str) -> str:
-    """``context`` with every letter and digit masked, except our own canaries."""
+    """``context`` with every letter and digit masked, except our own canaries and JSON keys."""
+    keep = [(m.start(), m.end()) for m in CANARY_RE.finditer(context.lower())]
+    keep += [(m.start(), m.end()) for m in _JSON_KEY.finditer(context)
+             if not any(a < m.end() and m.start() < b for a, b in keep)]
     pieces, last = [], 0
-    for m in CANARY_RE.finditer(context.lower()):
-        pieces.append(re.sub(r"[^\W_]", "•", context[last:m.start()]))
-        pieces.append(context[m.start():m.end()])
-        last = m.end()
+    for start, end in sorted(keep):
+        pieces.append(re.sub(r"[^\W_]", "•", context[last:start]))
+        pieces.append(context[start:end])
+        last = end
     pieces.append(re.sub(r"[^\W_]", "•", context[last:]))
     return "".join(pieces)
 

@@ -298,8 +298,11 @@ def find_in_captures(captures: list[Capture], needles, sinks: list[dict]) -> lis
 
     A subject's values in mail to that subject's own address are left out: the subject is not
     a recipient of its own data (`addressee`)."""
+    from .. import coverage
     from .forms import match_text
 
+    captures = list(captures)
+    coverage.note_deliveries(captures, sinks)
     hits = []
     owners = mail_owners(needles)
     for cap in captures:

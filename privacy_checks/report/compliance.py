@@ -57,12 +57,14 @@ PLAIN = {
 }
 EXPLAIN = {
     "passed": "the promise held; the check says what it examined (a pass with nothing examined is "
-              "never counted as held), and the evidence shows how it was checked",
+              "never counted as held), and its evidence file, where one was recorded, shows how it was checked",
     "failed": "the promise is broken: the evidence says where",
     "error": "the check could not be made (for example the target was unreachable or a positive "
              "control failed), so nothing is claimed either way",
     "waived": "a known gap, accepted in writing by the approver named, until the date given",
-    "not applicable": "the target lawfully lacks this right, and its profile says why",
+    "not applicable": "the check does not apply to this target in this run, for the reason given (for "
+                      "example the profile says the target lawfully lacks the right, or nothing had yet "
+                      "reached the end of its retention period): nothing is claimed either way",
     "not verified": "a right every business must honour, which this target's profile says cannot be "
                     "driven automatically: never counted as held",
     "skipped": "the check did not run",
@@ -71,6 +73,20 @@ EXPLAIN = {
     "partly tested": "every check of this clause that ran held, but some of its checks did not run: "
                      "the clause is not shown to hold",
 }
+# A pass without an evidence file must not point the reader at evidence that does not exist.
+PASSED_NO_EVIDENCE = ("the promise held; the check says what it examined (a pass with nothing examined is "
+                      "never counted as held); no evidence file was recorded for this check")
+NOT_APPLICABLE_HERE = "this check does not apply to this target in this run, for the reason given: nothing is " \
+    "claimed either way"
+LEGEND = (
+    ("Values", "every personal value this report shows belongs to a synthetic subject this run created "
+               "(its canary token, or a value derived from it); no real person's value is shown"),
+    ("«…»", "marks the value a check matched, in the form it was found (exact, casefold, urlencoded, "
+            "base64, a hash …), or text a message quotes from the target (a policy page's date)"),
+    ("•", "replaces each letter and digit of the context around a match, which may be a real person's "
+          "data; the run's own canaries and the names of JSON keys (the target's field names, not "
+          "personal data) stay readable"),
+)
 _PREFIX = re.compile(r"^(FAILED|ERROR|NOT APPLICABLE|NOT VERIFIED|Skipped):\s*", re.IGNORECASE)
 _TRACE_LINE = re.compile(r"^(\s*File \"|.*\.py:\d+:|Traceback \(most recent call last\)|\s{4}\S|[>_]{1,}\s|_{5,})")
 
@@ -266,7 +282,7 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
         "clauses_partly_tested": sum(1 for s in by_clause.values() if s["outcome"] == "partly tested"),
     }
     summary["verdict"] = _verdict(counts, ran_count, scope)
-    summary["in_words"] = _summary_sentence(summary, target, results.get("started_at", ""))
+    summary["in_words"] = _summary_sentence(summary, target, results.get("started_at", ""), scope.get("clock"))
     return {
         "schema": SCHEMA,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -275,10 +291,16 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
                 "target": {k: target.get(k) for k in ("name", "base_url", "flaws", "seed", "nonce") if k in target},
                 "command": scope.get("command") or None, "selection": list(scope.get("selection") or []),
                 "interrupted": scope.get("interrupted") or None,
+                # conditions.py: under what conditions the run judged
+                "run_ids": list(scope.get("ledger_runs") or []), "profile": scope.get("profile"),
+                "examined": scope.get("examined"), "exclusions": scope.get("exclusions"),
+                "framework": scope.get("framework"), "host": scope.get("host"),
+                "operator": scope.get("operator"), "clock": scope.get("clock"),
                 "results_file": _rel(results_path, out_dir) if results_path else None,
                 "results_sha256": sha256_file(results_path) if results_path and results_path.is_file() else None},
         "summary": summary,
         "outcomes_explained": EXPLAIN,
+        "legend": dict(LEGEND),
         "waivers_ignored": list(waivers_ignored or []),
         "waivers_unused": list(waivers_unused or []),
         # What changed since the baseline (report/changes.py), shown first; None: not compared.
@@ -312,7 +334,7 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _summary_sentence(s: dict, target: dict, started_at: str) -> str:
+def _summary_sentence(s: dict, target: dict, started_at: str, clock: dict | None = None) -> str:
     where = target.get("name") or "the target"
     if target.get("base_url"):
         where += f" ({target['base_url']})"
@@ -321,7 +343,12 @@ def _summary_sentence(s: dict, target: dict, started_at: str) -> str:
                        ("not_verified", "not verified"), ("skipped", "skipped"), ("not_run", "not run")):
         if s[key]:
             parts.append(f"{s[key]} {label}")
-    when = f" on {started_at[:10]}" if started_at else ""
+    if clock and clock.get("as_of"):
+        # deadlines were judged by the overridden clock: the day the run took place is not the
+        # day its judgements are for
+        when = f" as of {clock['as_of']} (clock set by {clock.get('env')})"
+    else:
+        when = f" on {started_at[:10]}" if started_at else ""
     return (f"This run checked {_n(s['promises_checked'], 'promise')} against {where}{when}: "
             + ", ".join(parts) + f". Verdict: {s['verdict']}.")
 
@@ -388,15 +415,7 @@ def render_html(report: dict) -> str:
         out.append("</ul>")
     out.append("</section>")
 
-    out.append('<section class="box" id="run"><h3>Run</h3><table>')
-    rows = [("Target", target.get("name")), ("Base URL", target.get("base_url")),
-            ("Demo flaws switched on", ", ".join(target.get("flaws") or []) or None),
-            ("Seed", target.get("seed")), ("Run id", target.get("nonce")),
-            ("Command", run.get("command")), ("Selection", "; ".join(run.get("selection") or []) or None),
-            ("Started", run.get("started_at")), ("Finished", run.get("finished_at")),
-            ("Results file", run.get("results_file")), ("Results SHA-256", run.get("results_sha256"))]
-    out += [f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>" for k, v in rows if v]
-    out.append("</table></section>")
+    out += _render_run_box(run)
     not_run = [c for c in report["checks"] if c["outcome"] == "not run"]
     if not_run:
         out.append(f'<section class="box" id="not-run"><h3>Not run ({len(not_run)})</h3>'
@@ -423,6 +442,9 @@ def render_html(report: dict) -> str:
                 out.append(_render_check(checks[check_id]))
             out.append("</section>")
 
+    out.append('<h2 id="legend">How values are shown</h2><section class="box legend"><table>')
+    out += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in (report.get("legend") or {}).items()]
+    out.append("</table></section>")
     out.append('<h2 id="outcomes">What the outcomes mean</h2><section class="box"><table>')
     out += [f"<tr><th>{_badge(k)}</th><td>{e(v)}</td></tr>" for k, v in report["outcomes_explained"].items()]
     out.append("</table></section>")
@@ -433,6 +455,90 @@ def render_html(report: dict) -> str:
             for p, d in report["evidence_files"].items()]
     out.append("</table></section></main></body></html>")
     return "\n".join(out)
+
+
+def _examined_counts(examined: dict) -> str:
+    """`3 stores (sql 2, redis 1): 41 tables, files, keys' databases or objects read; 4 recipients
+    watched (12 deliveries read)`."""
+    stores, recipients = examined.get("stores") or [], examined.get("recipients") or []
+    kinds: dict[str, int] = {}
+    for st in stores:
+        kinds[st.get("kind") or "?"] = kinds.get(st.get("kind") or "?", 0) + 1
+    places = sum(len(st.get("locations") or []) for st in stores)
+    declared = [r for r in recipients if r.get("name") != "UNDECLARED"]
+    undeclared = sum(r.get("deliveries_read") or 0 for r in recipients if r.get("name") == "UNDECLARED")
+    return (f"{_n(len(stores), 'store')} swept"
+            + (f" ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})" if kinds else "")
+            + f"; {places} tables, files, databases or objects read in them; "
+            + f"{_n(len(declared), 'declared recipient')} watched "
+            + f"({sum(r.get('deliveries_read') or 0 for r in declared)} deliveries read"
+            + (f"; {undeclared} more to no declared recipient" if undeclared else "") + ")")
+
+
+def _render_run_box(run: dict) -> list[str]:
+    """The run's scope and conditions: what, against which profile, by whom, where, as of when."""
+    e = html.escape
+    target = run.get("target", {})
+    profile = run.get("profile") or {}
+    framework = run.get("framework") or {}
+    operator = run.get("operator") or {}
+    clock = run.get("clock") or {}
+    build = None
+    if framework.get("version"):
+        build = f"privacy-checks {framework['version']}" + (
+            f", commit {framework['commit']}" + (" (with uncommitted changes)" if framework.get("modified") else "")
+            if framework.get("commit") else ", not from a git checkout")
+    as_of = None
+    if clock.get("as_of"):
+        as_of = (f"{clock['as_of']} ({clock.get('env')}={clock.get('value')}: deadlines were judged as of "
+                 "this instant, not the wall clock)")
+    elif clock.get("problem"):
+        as_of = f"{clock.get('env')}={clock.get('value')} could not be used: {clock['problem']}"
+    rows = [("Target", target.get("name")), ("Base URL", target.get("base_url")),
+            ("Demo flaws switched on", ", ".join(target.get("flaws") or []) or None),
+            ("Run id", ", ".join(run.get("run_ids") or []) or None),
+            ("Judged as of", as_of),
+            ("Operator", f"{operator['name']} ({operator.get('source')})" if operator.get("name") else None),
+            ("Host", run.get("host")), ("Framework", build),
+            ("Profile", profile.get("path")), ("Profile SHA-256", profile.get("sha256")),
+            ("Seed", target.get("seed")), ("Canary nonce", target.get("nonce")),
+            ("Command", run.get("command")), ("Selection", "; ".join(run.get("selection") or []) or None),
+            ("Started", run.get("started_at")), ("Finished", run.get("finished_at")),
+            ("Results file", run.get("results_file")), ("Results SHA-256", run.get("results_sha256"))]
+    out = ['<section class="box" id="run"><h3>Run</h3><table>']
+    out += [f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>" for k, v in rows if v]
+    out.append("</table>")
+    examined = run.get("examined")
+    if examined is not None:
+        out.append(f'<p id="run-examined"><strong>Examined:</strong> {e(_examined_counts(examined))}. '
+                   "The full list is in the JSON report (<code>run.examined</code>).</p>")
+        stores = examined.get("stores") or []
+        if stores:
+            out.append("<table><tr><th>store</th><th>kind</th><th>read</th><th>not swept</th></tr>")
+            out += [f"<tr><td><code>{e(st['name'])}</code></td><td>{e(str(st.get('kind')))}</td>"
+                    f"<td>{e(describe_examined(st.get('units') or {}))}</td>"
+                    f"<td>{len(st.get('unswept') or [])}</td></tr>" for st in stores]
+            out.append("</table>")
+        declared = (profile.get("declared") or {})
+        swept = {st["name"] for st in stores}
+        watched = {r["name"] for r in examined.get("recipients") or []}  # UNDECLARED is never declared
+        missed = [f"store {n}" for n in declared.get("stores") or [] if n not in swept] + [
+            f"recipient {n}" for n in declared.get("recipients") or [] if n not in watched]
+        if missed:
+            out.append(f"<p>Declared in the profile but not examined by this run's checks: {e(', '.join(missed))}</p>")
+    exclusions = run.get("exclusions") or {}
+    lines = [f"store {x['store']}: " + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in x.items() if k != "store")
+             for x in exclusions.get("stores") or []]
+    lines += [f"right not offered: {right} ({why})" for right, why in (exclusions.get("not_offered") or {}).items()]
+    lines += [f"the target lacks {what} ({why})" for what, why in (exclusions.get("lacks") or {}).items()]
+    if lines or exclusions.get("never_examined"):
+        out.append('<div id="run-exclusions"><p><strong>Excluded by the profile:</strong></p><ul>')
+        out += [f"<li>{e(line)}</li>" for line in lines] or ["<li>nothing</li>"]
+        out.append("</ul><p><strong>Never examined by this framework:</strong></p><ul>")
+        out += [f"<li>{e(line)}</li>" for line in exclusions.get("never_examined") or []]
+        out.append("</ul></div>")
+    out.append("</section>")
+    return out
 
 
 _CHANGE_KINDS = (("newly_broken", "Newly broken"), ("new_places", "Broken in a new place"),
@@ -473,11 +579,21 @@ def _fields_text(fields: dict) -> str:
     return ", ".join(f"{name} ({', '.join(forms)})" if forms else name for name, forms in fields.items())
 
 
+def _explain(c: dict) -> str:
+    """The outcome's meaning for this check: never a claim its record does not bear out (a pass
+    with no evidence file, a check not applicable for a reason other than a lacking right)."""
+    if c["outcome"] == "passed" and not c.get("evidence"):
+        return PASSED_NO_EVIDENCE
+    if c["outcome"] == "not applicable":
+        return NOT_APPLICABLE_HERE
+    return EXPLAIN.get(c["outcome"], "")
+
+
 def _render_check(c: dict) -> str:
     e = html.escape
     parts = [f'<div class="check" id="check-{e(c["check_id"])}">',
              f'<p>{_badge(c["outcome"])} <strong>{e(c["check_id"])}</strong> '
-             f'<span class="muted">— {e(EXPLAIN.get(c["outcome"], ""))}</span></p>']
+             f'<span class="muted">— {e(_explain(c))}</span></p>']
     if c["message"]:
         parts.append(f"<pre>{e(c['message'])}</pre>")
     if c.get("examined"):

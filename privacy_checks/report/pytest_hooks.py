@@ -55,6 +55,8 @@ class _State:
     new_failed: int = 0
     exit_status: int | None = None
     scope: object = None  # scope.Scope: what the run planned, deselected, and did not run
+    ledger_runs: set[str] = field(default_factory=set)  # the ledger's run ids (one per xdist worker)
+    worker_coverage: list[dict] = field(default_factory=list)  # coverage.snapshot() of each worker
 
 
 _STATE = pytest.StashKey[_State]()
@@ -103,6 +105,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from .scope import Scope, command_line, selection_of
 
     state.scope = Scope(command=command_line(config), selection=selection_of(config))
+    from .. import coverage
+
+    coverage.reset()  # what this run examines, from now on (a process may run pytest twice)
     config.stash[_STATE] = state
     # pytest_runtest_logreport gets no config, and under pytest-xdist it runs on the controller.
     _CONFIG[:] = [config]
@@ -154,6 +159,9 @@ def pytest_testnodedown(node, error) -> None:  # pragma: no cover - xdist only
     state = _state(node.config)
     if state is not None:
         state.scope.deselected.update(getattr(node, "workeroutput", {}).get("privacy_deselected", []))
+        coverage = getattr(node, "workeroutput", {}).get("privacy_coverage")
+        if coverage:
+            state.worker_coverage.append(coverage)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -287,6 +295,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if check_id:
         state.checks_seen.add(check_id)
         state.results.record(report)
+        run_id = (getattr(report, "privacy_target", None) or {}).get("run_id")
+        if run_id:
+            state.ledger_runs.add(run_id)
     elif report.failed:
         state.other_failures += 1
 
@@ -359,7 +370,13 @@ def _changes(config: pytest.Config, state: _State, checks: list[dict], target: d
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     state = _state(config)
-    if state is None or not state.controller:
+    if state is None:
+        return
+    if not state.controller:
+        if hasattr(config, "workeroutput"):  # xdist sends it to the controller (pytest_testnodedown)
+            from .. import coverage
+
+            config.workeroutput["privacy_coverage"] = coverage.snapshot()
         return
     xmlpath = getattr(config.option, "xmlpath", None)
     extra: list[Path] = []
@@ -375,7 +392,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state.scope.interrupted = _ended_early(session)
     results = state.results
     results.scope = state.scope.to_dict({c.check_id for c in results.checks})
-    results_path = results.finish(_target_of(config))
+    own_target = _target_of(config)
+    results.scope.update(_conditions(config, state, own_target or results.target or {}))
+    results_path = results.finish(own_target)
     target = results.target or {}
     checks = results.as_dicts()
     state.changes = _changes(config, state, checks, target)
@@ -405,6 +424,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                                       waivers_unused=_unused_waivers(state, checks))
     except (OSError, ValueError) as exc:
         state.problems.append(f"compliance report not written: {exc}")
+
+
+def _conditions(config: pytest.Config, state: _State, target: dict) -> dict:
+    """Profile, what was examined and excluded, build, host, operator, ledger run ids, clock."""
+    from .. import coverage
+    from ..plugin import run_of
+    from .conditions import of_run
+
+    run = run_of(config)
+    runs = set(state.ledger_runs) | ({run.run_id} if run is not None and run.run_id else set())
+    return of_run(target=target, operator_option=_setting(config, "operator"), ledger_runs=sorted(runs),
+                  examined=coverage.merge([coverage.snapshot(), *state.worker_coverage]))
 
 
 def _ended_early(session: pytest.Session) -> str:
