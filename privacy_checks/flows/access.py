@@ -528,7 +528,9 @@ def _correction(run, test_id: str, evidence, out: CorrectionOutcome) -> None:
         hits = [h for h in sweep(specs, old_needles).hits if not h.weak]
         out.old_seen = {}
         for h in hits:
-            out.old_seen.setdefault(h.store, []).append(f"{h.table_or_path}.{h.column_or_line} ({h.field})")
+            # as the store names it ("file …/digest.mmdf, line 3", "table users, column email"),
+            # not "path.3", which reads like a rotated file's name
+            out.old_seen.setdefault(h.store, []).append(f"{h.place().split(': ', 1)[-1]} ({h.field})")
         must = {s["name"] for s in profile.stores if s.get("expect_subject", True)}
         if must <= set(out.old_seen) or time.monotonic() > deadline:
             break

@@ -129,7 +129,14 @@ stop() {
       sleep 0.25
     done
     if [ -f "$var/master.pid" ] && kill -0 "$(cat "$var/master.pid")" 2>/dev/null; then
-      kill -TERM "-$(cat "$var/master.pid")" 2>/dev/null || kill -TERM "$(cat "$var/master.pid")" 2>/dev/null || true
+      pid=$(cat "$var/master.pid")
+      kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+      # return only once Mailman is gone: a caller that starts it again must not meet the old one
+      for _ in $(seq 1 40); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+      done
+      kill -KILL "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
 }
