@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 
 from privacy_checks.observe.stores import StoreSpec, progress, sweep
 from privacy_checks.subjects import SubjectFactory
@@ -54,3 +57,22 @@ def test_progress_in_a_log_is_plain_lines_and_silent_without_a_stream(tmp_path, 
     quiet = io.StringIO()
     sweep([StoreSpec("app", url=url)], ADA.needles())
     assert quiet.getvalue() == ""
+
+
+def test_progress_in_a_pytest_log_starts_its_own_line(tmp_path):
+    """In a CI log pytest's progress dots share a line with whatever comes next: a progress line
+    written there once read `suites/ccpa/test_x.py sweep database: …` with the dots after it."""
+    (tmp_path / "test_progress_line.py").write_text(
+        "from privacy_checks.observe.stores.progress import Budget, TerminalStream\n"
+        "def test_first():\n    pass\n"
+        "def test_sweeps(request):\n"
+        "    budget = Budget(None, TerminalStream(request.config))\n"
+        "    budget.started -= 10  # a sweep that has run for a while\n"
+        "    budget.table_done('app', 't1', 1, 1, 3)\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "test_progress_line.py", "-p", "no:cacheprovider",
+                           "-p", "no:randomly"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CI": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    progress = [line for line in lines if "sweep app: t1 (1/1 tables)" in line]
+    assert progress and all(line.startswith("sweep app: t1") for line in progress), lines

@@ -91,6 +91,7 @@ class TerminalStream:
 
     def __init__(self, config) -> None:
         self.config = config
+        self._open = False  # our last write left its line open (a line rewritten in place)
 
     def isatty(self) -> bool:
         # a CI log gets plain lines even when colours are forced on
@@ -100,6 +101,10 @@ class TerminalStream:
     def write(self, text: str) -> None:
         capture = self.config.pluginmanager.getplugin("capturemanager")
         writer = self.config.get_terminal_writer()
+        if not self._open and getattr(writer, "width_of_current_line", 0):
+            # pytest's progress dots are on this line: start our own, never glue onto theirs
+            text = "\n" + text
+        self._open = not text.endswith("\n")
         if capture is None:
             writer.write(text)
             return
