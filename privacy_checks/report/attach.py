@@ -140,11 +140,38 @@ def evidence_path(directory: Path, check_id: str) -> Path:
     return directory / f"{check_id}.json"
 
 
+# An evidence file keeps at most this many HTTP exchanges: the first and the last half (a deletion
+# procedure's polling makes hundreds); how many were left out is said.
+MAX_EXCHANGES = 40
+
+
 def write_evidence_file(directory: Path, check_id: str, nodeid: str, record, *, shared_by: str | None = None,
-                        examined: dict[str, int] | None = None) -> Path:
-    """Write atomically: under pytest-xdist several workers write into the same directory."""
+                        examined: dict[str, int] | None = None, places: list[dict] | None = None,
+                        exchanges: list | None = None) -> Path:
+    """Write atomically: under pytest-xdist several workers write into the same directory.
+
+    A record shared by the checks judging one procedure keeps, in each check's file, the
+    procedure's stages and exchanges but only the findings at this check's own places
+    (`places`, from its result): another check's findings are counted, not listed."""
     directory.mkdir(parents=True, exist_ok=True)
     data = {"check_id": check_id, "nodeid": nodeid, "examined": dict(examined or {}), "evidence": record.to_dict()}
+    evidence = data["evidence"]
+    if shared_by:
+        own = {str(p.get("id")) for p in places or [] if p.get("id")}
+        mine = [f for f in evidence.get("findings", []) if str(f.get("place")) in own]
+        others = len(evidence.get("findings", [])) - len(mine)
+        evidence["findings"] = mine
+        if others:
+            evidence["findings_of_other_checks"] = others
+    if exchanges and not evidence.get("exchanges"):
+        from ..evidence import scrub_value
+
+        dumped = [e.to_dict() for e in exchanges]
+        if len(dumped) > MAX_EXCHANGES:
+            half = MAX_EXCHANGES // 2
+            evidence["exchanges_left_out"] = len(dumped) - MAX_EXCHANGES
+            dumped = dumped[:half] + dumped[-half:]
+        evidence["exchanges"] = scrub_value(dumped)
     # attachments (screenshots, request timelines) go beside it as files: <check-id>/<file>
     for attachment, entry in zip(record.attachments, data["evidence"].get("attachments", []), strict=True):
         folder = directory / check_id

@@ -262,7 +262,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             shared = f"fixture {fixture} (shared by the checks judging one procedure)" if fixture else None
             try:
                 write_evidence_file(state.evidence_dir, check_id, item.nodeid, record, shared_by=shared,
-                                    examined=examined)
+                                    examined=examined, places=getattr(rep, "privacy_places", None),
+                                    exchanges=_exchanges_since(item.config, record.began))
             except OSError as exc:
                 state.problems.append(f"evidence of {check_id} not written: {exc}")
             attach_evidence(item, record, title=f"evidence of the procedure ({fixture})" if fixture else None,
@@ -270,6 +271,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         attach_examined(item, examined)
         _decorate_allure(item, rep, record)
     return rep
+
+
+def _exchanges_since(config: pytest.Config, began: float) -> list:
+    """The HTTP exchanges the run's target made since a record began: the check's (or its
+    procedure's) requests and responses, already redacted. Tests run one at a time in a
+    process, so the time window is the check's own."""
+    from ..plugin import run_of
+
+    run = run_of(config)
+    target = getattr(run, "_target", None) if run is not None else None
+    out = []
+    for exchange in getattr(target, "exchanges", None) or []:
+        try:
+            started = datetime.fromisoformat(exchange.started_at).timestamp()
+        except (TypeError, ValueError):
+            continue
+        if started >= began - 0.001:
+            out.append(exchange)
+    return out
 
 
 def _decorate_allure(item: pytest.Item, rep, record) -> None:

@@ -1,0 +1,44 @@
+"""Each check's evidence file is its own: the findings at its own places, and the HTTP exchanges
+its procedure made, redacted (issue 20 point 7: `account-gone`'s evidence once listed sixteen
+residual-data findings of another check, and every file had `"exchanges": []`)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_suites
+
+DELETE = "suites/ccpa/test_right_to_delete.py"
+RESIDUAL = "ccpa.delete.no-residual-data"
+ACCOUNT = "ccpa.delete.account-gone"
+
+
+def test_a_shared_procedures_findings_go_only_to_the_check_they_belong_to(tmp_path):
+    run = run_suites(tmp_path, DELETE, flaws=("soft_delete",))
+    assert run.results[RESIDUAL]["outcome"] == "failed", run.outcomes()
+    residual = run.evidence(RESIDUAL)
+    own = {p["id"] for p in run.results[RESIDUAL]["places"]}
+    findings = residual["evidence"]["findings"]
+    assert findings and {f["place"] for f in findings} <= own, (findings[:3], own)
+    assert residual["recorded_by"].startswith("fixture deletion_procedure")
+
+    account = run.evidence(ACCOUNT)
+    assert account["evidence"]["findings"] == [] and account["evidence"]["findings_of_other_checks"] == len(findings)
+    # the procedure's stages stay in every file that judges it
+    assert [s["stage"] for s in account["evidence"]["stages"]] == [s["stage"] for s in residual["evidence"]["stages"]]
+
+
+def test_evidence_records_the_procedures_http_exchanges_redacted(tmp_path):
+    run = run_suites(tmp_path, DELETE, args=("--privacy-check", "ccpa.delete.request-completes"))
+    assert run.outcomes() == {"ccpa.delete.request-completes": "passed"}
+    evidence = run.evidence("ccpa.delete.request-completes")["evidence"]
+    exchanges = evidence["exchanges"]
+    shown = len(exchanges) + evidence.get("exchanges_left_out", 0)
+    assert 0 < len(exchanges) <= 40 and shown >= len(exchanges)
+    deletion = [e for e in exchanges if e["method"] == "POST" and "privacy-requests" in e["url"]]
+    assert deletion, [f"{e['method']} {e['url']}" for e in exchanges]
+    text = json.dumps(exchanges)
+    # no bearer token reaches the file
+    assert "Bearer ey" not in text
+    auth = [e["request_headers"].get("Authorization") for e in exchanges if e["request_headers"].get("Authorization")]
+    assert auth and all("REDACTED" in a for a in auth), auth[:3]
