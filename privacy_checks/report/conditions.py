@@ -23,6 +23,8 @@ from pathlib import Path
 NOT_EXAMINED = (
     "backups, snapshots, replicas and archives of the target's data, unless the profile declares "
     "them as stores",
+    "what a database keeps on disk but no longer returns to SQL (rows left in free pages or a "
+    "write-ahead log after a DELETE, dead tuples before VACUUM) and the database's own logs",
     "the recipients' own systems: a recipient is judged by what the target sends to the capture "
     "servers standing in for it (and by the rows of a sink's declared store/table), never by what "
     "the recipient itself keeps",
