@@ -73,6 +73,10 @@ def test_a_deselected_check_is_named_and_its_clause_is_only_partly_tested(tmp_pa
     html = (run.reports / REPORT_HTML).read_text()
     assert 'id="not-run"' in html and "ccpa.delete.no-residual-data" in html and "partly tested" in html
     assert "all checked promises held" not in html
+    # each check has one anchor, however many clauses it cites; its other clauses link to it
+    for check_id in run.results:
+        assert html.count(f'id="check-{check_id}"') == 1, check_id
+    assert 'href="#check-ccpa.delete.request-completes"' in html
     # the OSCAL file does not call the deselected check satisfied
     oscal = json.loads((run.reports / "oscal-assessment-results.json").read_text())
     findings = oscal["assessment-results"]["results"][0]["findings"]

@@ -430,6 +430,7 @@ def render_html(report: dict) -> str:
             out += [f"<li>{e(w)}</li>" for w in report[key]]
             out.append("</ul></section>")
 
+    rendered: dict[str, str] = {}  # check id -> the clause it is shown in full under
     for reg in report["regulations"]:
         out.append(f'<h2 id="{e(reg["family"])}">{e(reg["name"])} {_badge(reg["outcome"])}</h2>')
         for cl in reg["clauses"]:
@@ -439,7 +440,15 @@ def render_html(report: dict) -> str:
             if cl["citations"] != [cl["display"]]:
                 out.append(f'<p class="muted">Cited as: {e(", ".join(cl["citations"]))}</p>')
             for check_id in cl["checks"]:
-                out.append(_render_check(checks[check_id]))
+                c = checks[check_id]
+                if check_id in rendered:
+                    # one anchor per check: under its other clauses, a link to where it is shown
+                    out.append(f'<div class="check"><p>{_badge(c["outcome"])} <a href="#check-{e(check_id)}">'
+                               f'<strong>{e(check_id)}</strong></a> <span class="muted">— shown in full under '
+                               f'{e(rendered[check_id])}</span></p></div>')
+                    continue
+                rendered[check_id] = cl["display"]
+                out.append(_render_check(c))
             out.append("</section>")
 
     out.append('<h2 id="legend">How values are shown</h2><section class="box legend"><table>')
