@@ -24,6 +24,11 @@ def test_a_shared_procedures_findings_go_only_to_the_check_they_belong_to(tmp_pa
 
     account = run.evidence(ACCOUNT)
     assert account["evidence"]["findings"] == [] and account["evidence"]["findings_of_other_checks"] == len(findings)
+    # the report links each place to the evidence file whose findings carry the same place id
+    page = (run.reports / "compliance-report.html").read_text()
+    first = run.results[RESIDUAL]["places"][0]["id"]
+    link = f'<a href="evidence/{RESIDUAL}.json">findings</a> with place <code>'
+    assert link in page and first in page.split(link, 1)[1][:300], first
     # the procedure's stages stay in every file that judges it
     assert [s["stage"] for s in account["evidence"]["stages"]] == [s["stage"] for s in residual["evidence"]["stages"]]
 

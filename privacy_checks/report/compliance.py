@@ -609,11 +609,15 @@ def _render_check(c: dict) -> str:
         parts.append(f'<p class="examined">Examined: {e(describe_examined(c["examined"]))}</p>')
     if c.get("places"):
         shown = c["places"][:MAX_PLACES_HTML]
+        # each place links to the evidence file, whose findings carry the same place id
+        evidence_file = (c.get("evidence") or {}).get("file")
         parts.append("<p>Where, by place:</p><table><tr><th>place</th><th>fields (forms)</th><th>first rows</th>"
-                      "<th>matches</th></tr>" + "".join(
+                      "<th>matches</th><th>evidence</th></tr>" + "".join(
                           f"<tr><td><code>{e(str(p.get('words') or p.get('id')))}</code></td>"
                           f"<td>{e(_fields_text(p.get('fields') or {}))}</td>"
-                          f"<td>{e(', '.join(p.get('rows') or []))}</td><td>{e(str(p.get('count') or ''))}</td></tr>"
+                          f"<td>{e(', '.join(p.get('rows') or []))}</td><td>{e(str(p.get('count') or ''))}</td>"
+                          + (f'<td><a href="{e(evidence_file)}">findings</a> with place <code>{e(str(p.get("id")))}'
+                             "</code></td>" if evidence_file else "<td></td>") + "</tr>"
                           for p in shown) + "</table>")
         if len(c["places"]) > len(shown):
             parts.append(f'<p class="muted">… and {len(c["places"]) - len(shown)} more place(s) in the evidence file</p>')
@@ -628,7 +632,8 @@ def _render_check(c: dict) -> str:
             # links, not inline images: the report's CSP fetches nothing, and a reader opens the file
             parts.append("<p>Attached: " + ", ".join(
                 f'<a href="{e(a["file"])}">{e(a["name"])}</a>' for a in ev["attachments"]) + "</p>")
-        parts.append(f'<p class="muted">Evidence: <code>{e(ev["file"])}</code> sha256 <code>{e(ev["sha256"])}</code></p>')
+        parts.append(f'<p class="muted">Evidence: <a href="{e(ev["file"])}"><code>{e(ev["file"])}</code></a> '
+                     f'sha256 <code>{e(ev["sha256"])}</code></p>')
     parts.append(f'<p class="muted">Test: <code>{e(c["test"] or "")}</code> · finished {e(c["finished_at"])}</p>')
     parts.append("</div>")
     return "".join(parts)
