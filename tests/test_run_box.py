@@ -179,3 +179,39 @@ def test_clock_override_is_stated_as_of_that_instant(tmp_path):
     box = _run_box(page)
     assert _row(box, "Judged as of").startswith(as_of)
     assert html.escape(sentence, quote=True) in page or sentence in html.unescape(page)
+
+
+def test_run_box_lists_the_profiles_exclusions(tmp_path):
+    from privacy_checks.profile import load_profile
+    from privacy_checks.report.conditions import of_run, profile_scope
+
+    path = tmp_path / "staging.yaml"
+    path.write_text("""\
+name: staging
+base_url: https://api.example.com
+allowed_hosts: [api.example.com]
+operations:
+  create_subject:
+    steps:
+      - {method: POST, path: /users, json: {email: "{{ subject.email }}"}}
+stores:
+  - name: app
+    url: sqlite:///app.sqlite
+    exclude_tables: [schema_migrations, "audit_*"]
+    exclude_columns: [users.password_hash]
+not_offered:
+  limit: no sensitive personal information is used beyond what the law allows
+""", encoding="utf-8")
+    scope = profile_scope(load_profile(path, {}))
+    assert scope["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    results = {"target": {"name": "staging"}, "checks": [],
+               "scope": of_run(target={"profile": scope}, operator_option=None, ledger_runs=[],
+                               examined={"stores": [], "recipients": []})}
+    report = compliance.build_report(results, out_dir=tmp_path)
+    assert report["run"]["exclusions"]["stores"] == [
+        {"store": "app", "exclude_tables": ["schema_migrations", "audit_*"], "exclude_columns": ["users.password_hash"]}]
+    box = html.unescape(_run_box(compliance.render_html(report)))
+    assert "store app: exclude_tables schema_migrations, audit_*; exclude_columns users.password_hash" in box
+    assert "right not offered: limit (no sensitive personal information" in box
+    # nothing examined is said as such, and the declared store is named as not examined
+    assert "0 stores swept" in box and "not examined by this run's checks: store app" in box
