@@ -1,4 +1,5 @@
-"""The `privacy-checks` command: lint a profile, take a census, clean up orphans, run the demo."""
+"""The `privacy-checks` command: lint a profile, take a census, clean up orphans, build and verify
+reports, run the demo."""
 
 from __future__ import annotations
 
@@ -160,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild the compliance report (and the Allure HTML when npx is present)")
     build.add_arguments(p)
     p.set_defaults(func=build.main_report)
+    from .report import verify
+
+    p = sub.add_parser("verify", help="check a reports directory against its manifest.json and manifest.sig")
+    verify.add_arguments(p)
+    p.set_defaults(func=verify.main_verify)
     p = sub.add_parser("demo", help="run the built-in demo target by hand")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)

@@ -128,6 +128,10 @@ def test_the_readme_job_installs_lints_runs_and_publishes(job_run):
     assert list((reports / "allure-results").glob("*-result.json"))
     built = results["Build the reports"].stdout
     assert "compliance report:" in built and "Allure HTML not built: Node.js is needed" in built
+    # the rebuilt manifest still lists the run's junit.xml, and every file matches it
+    checked = results["Check the reports against their manifest"].stdout
+    assert "OK: all" in checked and "nothing unlisted" in checked, checked
+    assert "junit.xml" in {f["path"] for f in json.loads((reports / "manifest.json").read_text())["files"]}
 
 
 

@@ -58,6 +58,26 @@ def carry_allure2_history(report_dir: Path, results: Path) -> bool:
     return True
 
 
+def _previous_manifest(out: Path) -> tuple[list[Path], list[str]]:
+    """What the run's manifest says before it is replaced: the files it listed that still match
+    (kept listed, so a rebuild does not drop the run's junit.xml), and a warning for each that
+    changed or went missing since, which the rebuilt manifest cannot vouch for as the run's."""
+    from .compliance import OSCAL_JSON, REPORT_HTML, REPORT_JSON
+    from .verify import VerifyUsageError, compare_files, load_manifest
+
+    try:
+        manifest, data = load_manifest(out)
+    except VerifyUsageError:
+        return [], []  # no earlier manifest (or not one): nothing to keep or compare with
+    rewritten = {REPORT_JSON, REPORT_HTML, OSCAL_JSON}
+    differ = {d.path: d for d in compare_files(manifest.parent, data) if d.path not in rewritten}
+    kept = [manifest.parent / f["path"] for f in data["files"] if f["path"] not in differ]
+    warnings = [f"{d.path} changed since the run wrote {manifest} (sha256 {d.expected} there, {d.actual} now): "
+                "the rebuilt manifest does not vouch for the run's version" if d.kind == "changed" else
+                f"{d.path}, listed in the run's {manifest}, is missing" for d in differ.values()]
+    return kept, warnings
+
+
 def main_report(args: argparse.Namespace) -> int:
     """Exit status: 0 built, 1 the Allure step failed, 2 nothing to build from."""
     from .compliance import write_reports
@@ -70,18 +90,22 @@ def main_report(args: argparse.Namespace) -> int:
         return 2
     allure_dir = Path(args.allure_results) if getattr(args, "allure_results", None) else out / "allure-results"
     extra = sorted(p for p in allure_dir.glob("*") if p.is_file()) if allure_dir.is_dir() else []
+    kept, warnings = _previous_manifest(out)
     try:
-        written = write_reports(results, out, extra_files=extra)
+        written = write_reports(results, out, extra_files=extra + kept)
     except (OSError, ValueError) as exc:
         print(f"privacy-checks report: {results}: cannot build the report ({exc})", file=sys.stderr)
         return 2
-    print(f"compliance report: {written.html_path}")
+    from .verify import describe_run
+
+    # A rebuild long after the run must not read as a new run's report: name the run it is.
+    print(f"compliance report: {written.html_path} ({describe_run(written.report.get('run') or {})})")
     if written.oscal_path:
         print(f"OSCAL assessment results: {written.oscal_path}")
     print(f"manifest: {written.manifest_path} sha256={written.manifest_sha256}")
     if written.signature_path:
         print(f"manifest signature (Ed25519): {written.signature_path} public key={written.public_key}")
-    for problem in written.problems:
+    for problem in warnings + written.problems:
         print(f"WARNING: {problem}", file=sys.stderr)
     if getattr(args, "no_allure_html", False):
         return 0

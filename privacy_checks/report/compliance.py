@@ -684,6 +684,25 @@ def sign_manifest(manifest: Path, key_pem: str) -> tuple[Path, str]:
     return path, base64.b64encode(public).decode()
 
 
+def sign_or_unsign(manifest: Path, key_pem: str | None) -> tuple[Path | None, str | None, str | None]:
+    """Sign a manifest just written, or else remove the signature beside it: it signed the
+    manifest this one replaced and would no longer verify. Returns (signature file, public key,
+    what to tell the user)."""
+    if key_pem:
+        try:
+            return (*sign_manifest(manifest, key_pem), None)
+        except ValueError as exc:
+            problem = f"manifest not signed: {exc}"
+    else:
+        problem = None
+    stale = manifest.with_name(SIGNATURE)
+    if stale.exists():
+        stale.unlink()
+        problem = ((problem + "; ") if problem else f"manifest not signed ({SIGNING_KEY_ENV} is not set); ") + (
+            f"removed the previous {SIGNATURE}, which signed the manifest this one replaced")
+    return None, None, problem
+
+
 def verify_manifest(manifest: Path, signature: Path, public_key_b64: str) -> bool:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -736,9 +755,7 @@ def write_reports(results_path: Path, out_dir: Path, *, evidence_dir: Path | Non
     manifest, digest = write_manifest(out_dir, files, report["run"])
     written = Written(json_path, html_path, manifest, digest, report, problems=problems, oscal_path=oscal_path)
     key = signing_key if signing_key is not None else os.environ.get(SIGNING_KEY_ENV)
-    if key:
-        try:
-            written.signature_path, written.public_key = sign_manifest(manifest, key)
-        except ValueError as exc:
-            written.problems.append(f"manifest not signed: {exc}")
+    written.signature_path, written.public_key, note = sign_or_unsign(manifest, key)
+    if note:
+        written.problems.append(note)
     return written
