@@ -16,6 +16,7 @@ key in PRIVACY_CHECKS_SIGNING_KEY, the manifest is signed (`manifest.sig`, base6
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import json
@@ -23,6 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
 from .. import __version__
@@ -147,6 +149,24 @@ def clause_id(citation: str) -> str:
     return citation if ref is None else ref.id
 
 
+@functools.cache
+def _aspects() -> dict:
+    import yaml
+
+    text = resources.files("privacy_checks.data").joinpath("clause_aspects.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+def clause_aspects(ref) -> dict:
+    """{"tested": [...], "not_tested": [...]} for a cited clause; a clause missing from the list is
+    said to be unreviewed rather than shown as fully tested."""
+    key = ref.id.split("(", 1)[0]
+    entry = _aspects().get(key)
+    if entry is None:
+        return {"tested": [], "not_tested": ["not reviewed: which aspects of this clause the suites test is not recorded"]}
+    return {"tested": list(entry.get("tested") or []), "not_tested": list(entry.get("not_tested") or [])}
+
+
 def _worst(outcomes) -> str:
     found = [o for o in outcomes if o in PRECEDENCE]
     worst = min(found, key=PRECEDENCE.index) if found else "skipped"
@@ -254,7 +274,9 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
             section = by_clause.setdefault(key, {
                 "family": ref.family, "regulation": registry.EPICS[ref.family], "clause": ref.clause.id,
                 "display": ref.clause.display, "title": ref.clause.title, "right": ref.clause.right,
-                "url": ref.clause.url, "policy_text": ref.clause.summary, "citations": [], "checks": []})
+                "url": ref.clause.url, "policy_text": ref.clause.summary, "citations": [], "checks": [],
+                # what the suites test of this clause, and what they do not (data/clause_aspects.yaml)
+                **clause_aspects(ref)})
             if ref.display not in section["citations"]:
                 section["citations"].append(ref.display)
             if entry["check_id"] not in section["checks"]:
@@ -267,6 +289,9 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
         for s in sections:
             s["outcome"] = _worst(outcome_of.get(c) for c in s["checks"])
             s["outcome_in_words"] = PLAIN.get(s["outcome"], s["outcome"])
+            if s["outcome"] == "passed" and s["not_tested"]:
+                # held only for what the checks examine; the rest is listed beside it
+                s["outcome_in_words"] = "held for the aspects tested"
         if sections:
             regulations.append({"family": family, "name": registry.EPICS[family],
                                 "outcome": _worst(s["outcome"] for s in sections), "clauses": sections})
@@ -437,6 +462,16 @@ def render_html(report: dict) -> str:
             out.append(f'<section class="box clause" id="{e(reg["family"])}-{e(cl["clause"])}">')
             out.append(f'<h3>{_badge(cl["outcome"])} {e(cl["display"])}: {e(cl["title"])}</h3>')
             out.append(f'<p>{e(cl["policy_text"])} <a href="{e(cl["url"])}">Read the clause text</a></p>')
+            if cl.get("tested") or cl.get("not_tested"):
+                if cl["outcome"] == "passed" and cl.get("not_tested"):
+                    out.append('<p><strong>Held for the aspects tested only</strong>; the aspects not tested '
+                               "are listed below and nothing is claimed about them.</p>")
+                out.append('<div class="aspects"><p>What these suites test of it:</p><ul>'
+                           + "".join(f"<li>{e(a)}</li>" for a in cl.get("tested") or []) + "</ul>")
+                if cl.get("not_tested"):
+                    out.append("<p>What they do not test:</p><ul>"
+                               + "".join(f"<li>{e(a)}</li>" for a in cl["not_tested"]) + "</ul>")
+                out.append("</div>")
             if cl["citations"] != [cl["display"]]:
                 out.append(f'<p class="muted">Cited as: {e(", ".join(cl["citations"]))}</p>')
             for check_id in cl["checks"]:
