@@ -103,6 +103,11 @@ class Profile:
         return {**DEFAULT_TIMEOUTS, **{k: float(v) for k, v in (self.data.get("timeouts") or {}).items()}}
 
     @property
+    def severity(self) -> dict[str, str]:
+        """Check-id pattern -> critical | normal | minor: the profile's own weighting of findings."""
+        return dict(self.data.get("severity") or {})
+
+    @property
     def not_offered(self) -> dict[str, str]:
         return dict(self.data.get("not_offered") or {})
 

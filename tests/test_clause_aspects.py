@@ -38,3 +38,27 @@ def test_a_clause_held_with_aspects_untested_says_so_in_the_report(tmp_path):
     assert any("financial incentive" in a for a in section["not_tested"]), section["not_tested"]
     page = (run.reports / "compliance-report.html").read_text()
     assert "Held for the aspects tested only" in page and "financial incentive programmes" in page
+
+
+def test_each_check_has_a_severity_and_the_profile_can_change_it(tmp_path, standalone_demo):
+    import yaml
+
+    from privacy_checks.runtime import demo_profile_path
+
+    profile = yaml.safe_load(demo_profile_path().read_text())
+    profile["severity"] = {"ccpa.delete.no-residual-*": "minor"}
+    path = tmp_path / "severity.yaml"
+    path.write_text(yaml.safe_dump(profile, sort_keys=False))
+    run = run_suites(tmp_path, "suites/ccpa/test_right_to_delete.py", env=standalone_demo,
+                     args=("--target", str(path)))
+    report = json.loads((run.reports / "compliance-report.json").read_text())
+    checks = {c["check_id"]: c for c in report["checks"] if c["outcome"] != "not run"}
+    residual = checks["ccpa.delete.no-residual-data"]
+    assert residual["severity"] == "minor", residual
+    assert residual["severity_from"] == "profile severity 'ccpa.delete.no-residual-*'"
+    # the others take the heaviest weight of the clauses they cite (§1798.105 is critical)
+    others = [c for c in checks.values() if c["check_id"] != residual["check_id"]]
+    assert others and all(c["severity_from"] == "the clauses it cites" for c in others)
+    assert checks["ccpa.delete.account-gone"]["severity"] == "critical"
+    page = (run.reports / "compliance-report.html").read_text()
+    assert "Severity set by the profile severity" in page and "severity minor" in page

@@ -167,6 +167,20 @@ def clause_aspects(ref) -> dict:
     return {"tested": list(entry.get("tested") or []), "not_tested": list(entry.get("not_tested") or [])}
 
 
+def severity_of(check_id: str, citations: list[str], overrides: dict[str, str]) -> tuple[str, str]:
+    """(severity, where it came from): the profile's `severity` (first fnmatch pattern that
+    matches the check id), else the heaviest weight of the clauses the check cites."""
+    import fnmatch
+
+    for pattern, level in overrides.items():
+        if fnmatch.fnmatchcase(check_id or "", pattern):
+            return str(level), f"profile severity {pattern!r}"
+    weights = [ref.clause.weight for ref in map(_clause_of, citations) if ref is not None]
+    if not weights:
+        return "normal", "default"
+    return min(weights, key=registry.WEIGHTS.index), "the clauses it cites"
+
+
 def _worst(outcomes) -> str:
     found = [o for o in outcomes if o in PRECEDENCE]
     worst = min(found, key=PRECEDENCE.index) if found else "skipped"
@@ -241,6 +255,8 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
                        for p in raw.get("places") or []],
             "evidence": None,
         }
+        entry["severity"], entry["severity_from"] = severity_of(
+            entry["check_id"], raw.get("clauses", []), (target.get("profile") or {}).get("severity") or {})
         for citation in raw.get("clauses", []):
             ref = _clause_of(citation)
             entry["clauses"].append(ref.display if ref else citation)
@@ -260,6 +276,9 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
     not_run, not_run_cited = _not_run_entries(scope)
     ran_count = len(checks)
     cited_by = [raw.get("clauses", []) for raw in results.get("checks", [])] + not_run_cited
+    for entry, cited in zip(not_run, not_run_cited, strict=True):
+        entry["severity"], entry["severity_from"] = severity_of(
+            entry["check_id"], cited, (target.get("profile") or {}).get("severity") or {})
     checks += not_run
 
     # One clause section per cited section, in the registry's order; a check citing several
@@ -429,12 +448,15 @@ def render_html(report: dict) -> str:
         out.append(f'<p class="verdict">The run did not finish: '
                    f'{e(run["interrupted"].replace(" before this check ran", ""))}. The checks it planned but '
                    "did not run are listed below as <em>not run</em>.</p>")
-    broken = [c for c in report["checks"] if c["outcome"] in ("failed", "error")]
+    # heaviest first: a reader triages the critical findings before the minor ones
+    broken = sorted((c for c in report["checks"] if c["outcome"] in ("failed", "error")),
+                    key=lambda c: registry.WEIGHTS.index(c["severity"]) if c.get("severity") in registry.WEIGHTS else 1)
     if broken:
         out.append("<p><strong>Where promises broke or could not be checked:</strong></p><ul>")
         for c in broken:
             first = c["message"].splitlines()[0] if c["message"] else ""
-            out.append(f"<li>{_badge(c['outcome'])} {e(', '.join(c['clauses']))}: {e(first)}"
+            out.append(f"<li>{_badge(c['outcome'])} [{e(c.get('severity') or '')}] {e(', '.join(c['clauses']))}: "
+                       f"{e(first)}"
                        + (f"<br><span class=\"muted\">{e('; '.join(c['where'][:3]))}"
                           f"{' …' if len(c['where']) > 3 else ''}</span>" if c["where"] else "") + "</li>")
         out.append("</ul>")
@@ -637,7 +659,10 @@ def _render_check(c: dict) -> str:
     e = html.escape
     parts = [f'<div class="check" id="check-{e(c["check_id"])}">',
              f'<p>{_badge(c["outcome"])} <strong>{e(c["check_id"])}</strong> '
-             f'<span class="muted">— {e(_explain(c))}</span></p>']
+             + (f'<span class="severity">severity {e(c["severity"])}</span> ' if c.get("severity") else "")
+             + f'<span class="muted">— {e(_explain(c))}</span></p>']
+    if c.get("severity_from", "").startswith("profile"):
+        parts.append(f'<p class="muted">Severity set by the {e(c["severity_from"])}.</p>')
     if c["message"]:
         parts.append(f"<pre>{e(c['message'])}</pre>")
     if c.get("examined"):

@@ -69,6 +69,7 @@ def profile_scope(profile) -> dict:
         "declared": {"stores": [s["name"] for s in profile.stores],
                      "recipients": [s["name"] for s in profile.sinks]},
         "exclusions": {"stores": stores, "not_offered": profile.not_offered, "lacks": profile.lacks},
+        "severity": profile.severity,
     }
 
 
