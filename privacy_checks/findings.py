@@ -27,6 +27,8 @@ from .observe.forms import LINKED_ROW, MARKER
 from .observe.stores.base import row_key_note
 
 MAX_PLACES = 8
+# The kinds of place an id starts with ("table:app/users/email"); waivers name places by them.
+KINDS = ("table", "file", "key", "object", "lake", "recipient")
 _VIA = re.compile(r"\((foreign key to [^)]+|identifiers: [^)]+)\)")
 WEAK = "weak: the subject's value beside its canary, no proof alone"
 MAX_ROWS = 3

@@ -81,7 +81,8 @@ SETTINGS: tuple[Setting, ...] = (
             "broken checks and new places) against the baseline", "PRIVACY_CHECKS_FAIL_ON", ("--fail-on",),
             kind="choice", default="any", choices=("any", "new"), metavar="any|new"),
     Setting("waivers", "--privacy-waivers", "YAML list of waivers: {check: id | clause: 'ccpa:1798.105', "
-            "justification, approver, expires: YYYY-MM-DD}", "PRIVACY_CHECKS_WAIVERS", ("--waivers",),
+            "places: ['table:search/*'] (optional), justification, approver, approved: YYYY-MM-DD "
+            "(optional), expires: YYYY-MM-DD}", "PRIVACY_CHECKS_WAIVERS", ("--waivers",),
             kind="path", metavar="FILE"),
     Setting("policy", "--privacy-policy", "the privacy policy as data (YAML) whose promises suites/policy "
             "checks; default: the profile's `policy:`, for the demo the MediaPRO policy",

@@ -240,8 +240,9 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
             "outcome": outcome,
             "outcome_in_words": PLAIN.get(outcome, outcome),
             "message": message,
-            # every place the check named (the message shows the first few), else its own lines
-            "where": ([p["line"] for p in raw.get("places") or [] if p.get("line")] or where_lines(message))
+            # every place the check named (the message shows the first few), else its own lines;
+            # the places still broken first, then the waived ones, marked
+            "where": (_where(raw.get("places") or []) or where_lines(message))
             if outcome in ("failed", "error", "waived") else [],
             "clauses": [],
             "clause_ids": [clause_id(c) for c in raw.get("clauses", [])],
@@ -251,8 +252,12 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
             # what the check looked at: a pass always carries a positive count
             "examined": dict(raw.get("examined") or {}),
             # Where it broke, grouped by place (findings.py), as the check reported it.
-            "places": [{k: p.get(k) for k in ("id", "words", "count", "fields", "rows", "line")}
+            "places": [{k: p.get(k) for k in ("id", "words", "count", "fields", "rows", "line", "waived") if k in p}
                        for p in raw.get("places") or []],
+            # what waivers covered of a broken check: per clause, the places waived and still broken
+            "waived": raw.get("waived"),
+            # the check's outcome for each clause it cites (a clause waiver covers that clause only)
+            "clause_outcomes": _clause_outcomes(raw, outcome),
             "evidence": None,
         }
         entry["severity"], entry["severity_from"] = severity_of(
@@ -300,13 +305,16 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
                 section["citations"].append(ref.display)
             if entry["check_id"] not in section["checks"]:
                 section["checks"].append(entry["check_id"])
-    outcome_of = {c["check_id"]: c["outcome"] for c in checks}
+            # the check's outcome for this clause: the worst over its citations of it
+            mine = entry.get("clause_outcomes", {}).get(clause_id(citation), entry["outcome"])
+            had = section.setdefault("check_outcomes", {}).get(entry["check_id"])
+            section["check_outcomes"][entry["check_id"]] = mine if had is None else _worst([had, mine])
     regulations = []
     for family in registry.MARKER_FAMILIES:
         order = [c.id for c in registry.clauses(family)]
         sections = sorted((s for (f, _), s in by_clause.items() if f == family), key=lambda s: order.index(s["clause"]))
         for s in sections:
-            s["outcome"] = _worst(outcome_of.get(c) for c in s["checks"])
+            s["outcome"] = _worst(s["check_outcomes"].get(c) for c in s["checks"])
             s["outcome_in_words"] = PLAIN.get(s["outcome"], s["outcome"])
             if s["outcome"] == "passed" and s["not_tested"]:
                 # held only for what the checks examine; the rest is listed beside it
@@ -345,14 +353,59 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
         "summary": summary,
         "outcomes_explained": EXPLAIN,
         "legend": dict(LEGEND),
-        "waivers_ignored": list(waivers_ignored or []),
-        "waivers_unused": list(waivers_unused or []),
+        # The waiver file in force (path, SHA-256) and each waiver with what it covered
+        # (report/pytest_hooks.py _waiver_record); None: the run had no --privacy-waivers.
+        "waivers": _waivers_in_force(results.get("waivers")),
+        "waivers_ignored": list(waivers_ignored if waivers_ignored is not None
+                                else (results.get("waivers") or {}).get("ignored") or []),
+        "waivers_unused": list(waivers_unused if waivers_unused is not None
+                               else (results.get("waivers") or {}).get("unused") or []),
         # What changed since the baseline (report/changes.py), shown first; None: not compared.
         "changes": changes,
         "regulations": regulations,
         "checks": checks,
         "evidence_files": {c["evidence"]["file"]: c["evidence"]["sha256"] for c in checks if c["evidence"]},
     }
+
+
+def _where(places: list[dict]) -> list[str]:
+    """Place lines, those still broken first, then the waived ones marked "[waived]"; a place
+    waived for some of the check's clauses only says which."""
+    broken, waived = [], []
+    for p in places:
+        if not p.get("line"):
+            continue
+        w = p.get("waived") or {}
+        if w.get("whole"):
+            waived.append(f"[waived] {p['line']}")
+        elif w.get("clauses"):
+            broken.append(f"{p['line']} [waived for {', '.join(map(_display_of, w['clauses']))} only]")
+        else:
+            broken.append(p["line"])
+    return broken + waived
+
+
+def _display_of(citation: str) -> str:
+    ref = _clause_of(citation)
+    return ref.display if ref else citation
+
+
+def _clause_outcomes(raw: dict, outcome: str) -> dict[str, str]:
+    """clause id -> the check's outcome for that clause: what the waivers made of each citation
+    when some were waived, else the check's outcome for all."""
+    per = (raw.get("waived") or {}).get("clauses") or {}
+    return {clause_id(c): (per.get(c) or {}).get("outcome") or outcome for c in raw.get("clauses", [])}
+
+
+def _waivers_in_force(record: dict | None) -> dict | None:
+    if not record:
+        return None
+    return {"file": record.get("file"), "sha256": record.get("sha256"),
+            "in_force": [{k: w.get(k) for k in ("source", "check", "clause", "places", "justification", "approver",
+                                                 "approved", "expires", "used_by", "unused")}
+                         for w in record.get("in_force") or []],
+            "expired": [{k: w.get(k) for k in ("source", "check", "clause", "places", "approver", "approved",
+                                                "expires")} for w in record.get("expired") or []]}
 
 
 def _verdict(counts: dict, ran: int, scope: dict) -> str:
@@ -455,8 +508,10 @@ def render_html(report: dict) -> str:
         out.append("<p><strong>Where promises broke or could not be checked:</strong></p><ul>")
         for c in broken:
             first = c["message"].splitlines()[0] if c["message"] else ""
-            out.append(f"<li>{_badge(c['outcome'])} [{e(c.get('severity') or '')}] {e(', '.join(c['clauses']))}: "
-                       f"{e(first)}"
+            partly = (" <span class=\"badge o-waived\">partly waived</span>"
+                      if c["outcome"] == "failed" and (c.get("waived") or {}).get("waivers") else "")
+            out.append(f"<li>{_badge(c['outcome'])}{partly} [{e(c.get('severity') or '')}] "
+                       f"{e(', '.join(c['clauses']))}: {e(first)}"
                        + (f"<br><span class=\"muted\">{e('; '.join(c['where'][:3]))}"
                           f"{' …' if len(c['where']) > 3 else ''}</span>" if c["where"] else "") + "</li>")
         out.append("</ul>")
@@ -471,11 +526,7 @@ def render_html(report: dict) -> str:
         out += [f'<tr><td><code>{e(c["check_id"])}</code></td><td>{e(c["message"])}</td>'
                 f'<td>{e(", ".join(c["clauses"]))}</td></tr>' for c in not_run]
         out.append("</table></section>")
-    for key, title in (("waivers_ignored", "Waivers ignored"), ("waivers_unused", "Waivers not used in this run")):
-        if report.get(key):
-            out.append(f'<section class="box"><h3>{title}</h3><ul>')
-            out += [f"<li>{e(w)}</li>" for w in report[key]]
-            out.append("</ul></section>")
+    out += _render_waivers(report)
 
     rendered: dict[str, str] = {}  # check id -> the clause it is shown in full under
     for reg in report["regulations"]:
@@ -498,14 +549,15 @@ def render_html(report: dict) -> str:
                 out.append(f'<p class="muted">Cited as: {e(", ".join(cl["citations"]))}</p>')
             for check_id in cl["checks"]:
                 c = checks[check_id]
+                for_clause = (cl.get("check_outcomes") or {}).get(check_id)
                 if check_id in rendered:
                     # one anchor per check: under its other clauses, a link to where it is shown
                     out.append(f'<div class="check"><p>{_badge(c["outcome"])} <a href="#check-{e(check_id)}">'
                                f'<strong>{e(check_id)}</strong></a> <span class="muted">— shown in full under '
-                               f'{e(rendered[check_id])}</span></p></div>')
+                               f'{e(rendered[check_id])}</span></p>{_for_clause(c, for_clause)}</div>')
                     continue
                 rendered[check_id] = cl["display"]
-                out.append(_render_check(c))
+                out.append(_render_check(c, for_clause))
             out.append("</section>")
 
     out.append('<h2 id="legend">How values are shown</h2><section class="box legend"><table>')
@@ -655,12 +707,66 @@ def _explain(c: dict) -> str:
     return EXPLAIN.get(c["outcome"], "")
 
 
-def _render_check(c: dict) -> str:
+def _render_waivers(report: dict) -> list[str]:
+    """The waiver file in force and each waiver (what it covers, who approved it and when, until
+    when, what it was used for), then those ignored (expired) and those unused."""
+    e = html.escape
+    out = []
+    record = report.get("waivers")
+    if record:
+        out.append('<section class="box" id="waivers"><h3>Waivers in force</h3>'
+                   f'<p>File <code>{e(str(record.get("file") or ""))}</code> SHA-256 '
+                   f'<code>{e(str(record.get("sha256") or ""))}</code>. A waiver covers only the clause and '
+                   "the places it names; a check stays <em>broken</em> unless every clause it cites and every "
+                   "place it broke in is covered.</p>")
+        if record.get("in_force"):
+            out.append("<table><tr><th>waiver</th><th>covers</th><th>justification</th><th>approver</th>"
+                       "<th>approved</th><th>expires</th><th>used by</th></tr>")
+            for w in record["in_force"]:
+                covers = f"check {w['check']}" if w.get("check") else f"clause {w.get('clause')}"
+                covers += f"; places {', '.join(w['places'])}" if w.get("places") else "; every place"
+                used = ", ".join(w.get("used_by") or []) or f"unused: {w.get('unused') or 'nothing it covers broke'}"
+                out.append(f"<tr><td><code>{e(str(w.get('source')))}</code></td><td>{e(covers)}</td>"
+                           f"<td>{e(str(w.get('justification') or ''))}</td><td>{e(str(w.get('approver') or ''))}</td>"
+                           f"<td>{e(str(w.get('approved') or 'not recorded'))}</td><td>{e(str(w.get('expires')))}</td>"
+                           f"<td>{e(used)}</td></tr>")
+            out.append("</table>")
+        else:
+            out.append("<p>The file holds no waiver in force.</p>")
+        out.append("</section>")
+    for key, title in (("waivers_ignored", "Waivers ignored"), ("waivers_unused", "Waivers not used in this run")):
+        if report.get(key):
+            out.append(f'<section class="box"><h3>{title}</h3><ul>')
+            out += [f"<li>{e(w)}</li>" for w in report[key]]
+            out.append("</ul></section>")
+    return out
+
+
+def _waived_mark(p: dict) -> str:
+    w = p.get("waived") or {}
+    if not w:
+        return ""
+    by = ", ".join(w.get("by") or [])
+    if w.get("whole"):
+        return f' <span class="badge o-waived">waived</span> <span class="muted">{html.escape(by)}</span>'
+    return (f' <span class="badge o-waived">waived for {html.escape(", ".join(map(_display_of, w.get("clauses") or [])))}'
+            f' only</span> <span class="muted">{html.escape(by)}</span>')
+
+
+def _for_clause(c: dict, for_clause: str | None) -> str:
+    """A check waived for this clause only (a clause waiver) says so beside its real outcome."""
+    if for_clause != "waived" or c["outcome"] == "waived":
+        return ""
+    return (f"<p>For this clause: {_badge(for_clause)} <span class=\"muted\">(a waiver covers this clause; the "
+            f"check as a whole is {html.escape(PLAIN.get(c['outcome'], c['outcome']))})</span></p>")
+
+
+def _render_check(c: dict, for_clause: str | None = None) -> str:
     e = html.escape
     parts = [f'<div class="check" id="check-{e(c["check_id"])}">',
              f'<p>{_badge(c["outcome"])} <strong>{e(c["check_id"])}</strong> '
              + (f'<span class="severity">severity {e(c["severity"])}</span> ' if c.get("severity") else "")
-             + f'<span class="muted">— {e(_explain(c))}</span></p>']
+             + f'<span class="muted">— {e(_explain(c))}</span></p>', _for_clause(c, for_clause)]
     if c.get("severity_from", "").startswith("profile"):
         parts.append(f'<p class="muted">Severity set by the {e(c["severity_from"])}.</p>')
     if c["message"]:
@@ -668,12 +774,17 @@ def _render_check(c: dict) -> str:
     if c.get("examined"):
         parts.append(f'<p class="examined">Examined: {e(describe_examined(c["examined"]))}</p>')
     if c.get("places"):
-        shown = c["places"][:MAX_PLACES_HTML]
+        # still broken first, then the waived ones, marked (each list up to the limit)
+        waived = [p for p in c["places"] if (p.get("waived") or {}).get("whole")]
+        broken = [p for p in c["places"] if not (p.get("waived") or {}).get("whole")]
+        shown = broken[:MAX_PLACES_HTML] + waived[:MAX_PLACES_HTML]
+        if waived:
+            parts.append(f"<p>Still broken in {len(broken)} place(s); waived in {len(waived)}.</p>")
         # each place links to the evidence file, whose findings carry the same place id
         evidence_file = (c.get("evidence") or {}).get("file")
         parts.append("<p>Where, by place:</p><table><tr><th>place</th><th>fields (forms)</th><th>first rows</th>"
                       "<th>matches</th><th>evidence</th></tr>" + "".join(
-                          f"<tr><td><code>{e(str(p.get('words') or p.get('id')))}</code></td>"
+                          f"<tr><td><code>{e(str(p.get('words') or p.get('id')))}</code>{_waived_mark(p)}</td>"
                           f"<td>{e(_fields_text(p.get('fields') or {}))}</td>"
                           f"<td>{e(', '.join(p.get('rows') or []))}</td><td>{e(str(p.get('count') or ''))}</td>"
                           + (f'<td><a href="{e(evidence_file)}">findings</a> with place <code>{e(str(p.get("id")))}'

@@ -42,6 +42,7 @@ class _State:
     results: object = None  # results.Results, on the controller
     waivers: list = field(default_factory=list)
     expired: list = field(default_factory=list)
+    waiver_file: dict | None = None  # {"file", "sha256"} of --privacy-waivers, as read
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     started_ts: float = field(default_factory=time.time)
     checks_seen: set[str] = field(default_factory=set)
@@ -96,12 +97,13 @@ def pytest_configure(config: pytest.Config) -> None:
         state.results = Results(path=None if path == "" else Path(path or reports / "privacy-results.json"))
     path = _setting(config, "waivers")
     if path:
-        from .waivers import WaiverError, load_waivers, split_expired
+        from .waivers import WaiverError, file_sha256, load_waivers, split_expired
 
         try:
             state.waivers, state.expired = split_expired(load_waivers(path))
         except WaiverError as exc:
             raise pytest.UsageError(f"privacy-checks: {exc}") from None
+        state.waiver_file = {"file": str(path), "sha256": file_sha256(path)}
     from .scope import Scope, command_line, selection_of
 
     state.scope = Scope(command=command_line(config), selection=selection_of(config))
@@ -182,13 +184,24 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 class Waived(pytest.skip.Exception):
-    """A broken promise a valid waiver covers: reported as a skip, named "waived"."""
+    """A broken promise the waivers in force cover entirely (every clause it cites, every place
+    it broke in): reported as a skip, named "waived"."""
 
-    def __init__(self, waiver, message: str, places: list | None = None) -> None:
-        self.waiver = waiver
+    def __init__(self, coverage, message: str, places: list | None = None) -> None:
+        self.coverage = coverage
+        self.waiver = coverage.waivers[0]
         self.places = list(places or [])  # where the still-broken promise broke
-        self.text = f"{waiver.describe()}\nThe promise is still broken: {message}"
+        self.text = "\n".join(w.describe() for w in coverage.waivers) + f"\nThe promise is still broken: {message}"
         super().__init__(self.text, _use_item_location=True)
+
+
+class PartlyWaived(outcomes.PromiseBroken):
+    """A broken promise the waivers cover only in part: still failed, its message saying which
+    places and clauses were waived and which are still broken."""
+
+    def __init__(self, message: str, *, places: list, coverage) -> None:
+        super().__init__(message, places=places)
+        self.coverage = coverage
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -202,12 +215,27 @@ def pytest_runtest_call(item: pytest.Item):
         # Only a broken promise can be waived; a check that could not be made stays an error.
         if outcomes.outcome_for_exception(exc) != outcomes.FAILED:
             raise
-        from .waivers import find_waiver
+        from .waivers import cover, still_broken_message
 
-        waiver = find_waiver(state.waivers, _check_id(item), _citations(item))
-        if waiver is None:
+        places = list(getattr(exc, "places", None) or [])
+        coverage = cover(state.waivers, _check_id(item), _citations(item), [p.id for p in places])
+        if not coverage.anything:
             raise
-        raise Waived(waiver, str(exc), getattr(exc, "places", None)) from None
+        if coverage.complete:
+            raise Waived(coverage, str(exc), places) from None
+        raise PartlyWaived(still_broken_message(str(exc), coverage, places), places=places,
+                           coverage=coverage) from None
+
+
+def _mark_waived(places: list[dict], coverage) -> list[dict]:
+    """The places as the results keep them, each waived one marked with the waivers that cover
+    it and the clauses it is waived for (`whole`: for every clause the check cites)."""
+    for place in places:
+        waived_for = coverage.place_waived_for(place.get("id"))
+        if waived_for:
+            place["waived"] = {"by": coverage.place_waivers(place["id"]), "clauses": [c for c in waived_for if c],
+                               "whole": coverage.place_waived(place["id"])}
+    return places
 
 
 def _set_outcome_property(item: pytest.Item, outcome: str) -> None:
@@ -245,12 +273,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         waived = call.excinfo.value
         rep.privacy_outcome = outcomes.WAIVED
         rep.privacy_waiver = waived.waiver.to_dict()
-        rep.privacy_places = [p.to_dict() for p in waived.places]
+        rep.privacy_waived = waived.coverage.to_dict()
+        rep.privacy_places = _mark_waived([p.to_dict() for p in waived.places], waived.coverage)
         path, lineno = item.reportinfo()[:2]
         rep.longrepr = (str(path), (lineno or 0) + 1, waived.text)
         _set_outcome_property(item, outcomes.WAIVED)
     elif getattr(rep, "privacy_outcome", None):
         _set_outcome_property(item, rep.privacy_outcome)
+    if call.excinfo is not None and isinstance(call.excinfo.value, PartlyWaived):
+        partly = call.excinfo.value
+        rep.privacy_waived = partly.coverage.to_dict()
+        rep.privacy_places = _mark_waived([p.to_dict() for p in partly.places], partly.coverage)
     state = _state(item.config)
     check_id = _check_id(item)
     if state is not None and check_id:
@@ -412,6 +445,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state.scope.interrupted = _ended_early(session)
     results = state.results
     results.scope = state.scope.to_dict({c.check_id for c in results.checks})
+    results.waivers = _waiver_record(state, results.as_dicts())
     own_target = _target_of(config)
     results.scope.update(_conditions(config, state, own_target or results.target or {}))
     results_path = results.finish(own_target)
@@ -439,9 +473,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
     try:
         state.written = write_reports(results_path, state.reports_dir, evidence_dir=state.evidence_dir,
-                                      extra_files=extra, waivers_ignored=_expired_lines(state),
-                                      changes=state.changes.to_dict() if state.changes else None,
-                                      waivers_unused=_unused_waivers(state, checks))
+                                      extra_files=extra,
+                                      changes=state.changes.to_dict() if state.changes else None)
     except (OSError, ValueError) as exc:
         state.problems.append(f"compliance report not written: {exc}")
 
@@ -492,17 +525,38 @@ def _not_run(state: _State) -> list[dict]:
     return list((getattr(state.results, "scope", None) or {}).get("not_run") or [])
 
 
-def _unused_waivers(state: _State, checks: list[dict]) -> list[str]:
-    ran = {c["check_id"] for c in checks}
-    used = {(c.get("waiver") or {}).get("source") for c in checks if c.get("outcome") == outcomes.WAIVED}
+def _unused(state: _State, checks: list[dict]) -> list[tuple]:
+    """(waiver, why) for each waiver in force that covered nothing in this run."""
+    from .waivers import unused_reason
+
+    used = {w.get("source") for c in checks for w in (c.get("waived") or {}).get("waivers") or []}
     out = []
     for w in state.waivers:
         if w.source in used:
             continue
-        why = ("its check did not run in this run" if w.check and w.check not in ran
-               else "nothing it covers was broken in this run")
-        out.append(f"waiver for {w.subject} ({w.source}, approved by {w.approver}) unused: {why}")
+        concerned = [c for c in checks
+                     if w.matches(c["check_id"], [tuple(x.split(":", 1)) for x in c.get("clauses") or []])]
+        out.append((w, unused_reason(w, concerned)))
     return out
+
+
+def _waiver_record(state: _State, checks: list[dict]) -> dict | None:
+    """The waivers of this run as the results file keeps them (the compliance report, also when
+    rebuilt later by `privacy-checks report`, lists them from here)."""
+    if state.waiver_file is None:
+        return None
+    used: dict[str, list[str]] = {}
+    for c in checks:
+        for w in (c.get("waived") or {}).get("waivers") or []:
+            used.setdefault(w.get("source"), []).append(c["check_id"])
+    unused = dict((w.source, why) for w, why in _unused(state, checks))
+    return {**state.waiver_file,
+            "in_force": [{**w.to_dict(), "used_by": sorted(set(used.get(w.source, []))),
+                          "unused": unused.get(w.source)} for w in state.waivers],
+            "expired": [w.to_dict() for w in state.expired],
+            "ignored": _expired_lines(state),
+            "unused": [f"waiver for {w.subject} ({w.source}, approved by {w.approver}) unused: {unused[w.source]}"
+                       for w in state.waivers if w.source in unused]}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -528,7 +582,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             tr.write_line(f"  {reason}: {', '.join(ids[:8])}{more}")
     for line in _expired_lines(state):
         tr.write_line(f"WARNING: {line}", yellow=True)
-    for line in _unused_waivers(state, state.results.as_dicts()):
+    for line in (state.results.waivers or {}).get("unused") or []:
         tr.write_line(line)
     written = state.written
     if written is not None:

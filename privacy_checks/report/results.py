@@ -27,6 +27,10 @@ class CheckResult:
     # Where a broken promise broke, grouped (findings.py): [{id, words, count, fields, forms, rows}]
     places: list[dict] = field(default_factory=list)
     waiver: dict | None = None
+    # What the waivers covered of a broken check (report/waivers.py Coverage.to_dict): per clause
+    # "waived" or "failed", the places waived and still broken, the waivers that applied. The
+    # outcome is "waived" only when it all is; each waived place is marked in `places`.
+    waived: dict | None = None
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Results:
     target: dict = field(default_factory=dict)
     # what the run covered and what it did not (scope.py): command, selection, checks not run
     scope: dict = field(default_factory=dict)
+    # the waiver file of the run (report/pytest_hooks.py _waiver_record); None: no --privacy-waivers
+    waivers: dict | None = None
 
     def add(self, result: CheckResult) -> None:
         self.checks.append(result)
@@ -56,7 +62,8 @@ class Results:
                                  duration_s=round(report.duration, 3), finished_at=str(report.stop),
                                  examined=dict(getattr(report, "privacy_examined", None) or {}),
                                  places=list(getattr(report, "privacy_places", None) or []),
-                                 waiver=getattr(report, "privacy_waiver", None)))
+                                 waiver=getattr(report, "privacy_waiver", None),
+                                 waived=getattr(report, "privacy_waived", None)))
 
     def finish(self, target: dict | None = None) -> Path | None:
         """End of the session: the controller's own target description (when it loaded the
@@ -74,6 +81,8 @@ class Results:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"started_at": self.started_at, "finished_at": datetime.now(UTC).isoformat(),
                 "target": self.target, "scope": self.scope, "checks": [asdict(c) for c in self.checks]}
+        if self.waivers is not None:
+            data["waivers"] = self.waivers
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
         os.replace(tmp, self.path)  # never a half-written file, even on Ctrl-C
