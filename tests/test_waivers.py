@@ -286,6 +286,10 @@ def test_a_clause_waiver_leaves_the_other_clauses_of_the_check_broken(tmp_path):
     assert outcome["Cal. Civ. Code §1798.120"] == "waived"
     assert outcome["Cal. Civ. Code §1798.135"] == "failed" and outcome["11 CCR §7026"] == "failed"
     assert report["summary"]["broken"] == 1 and report["summary"]["waived"] == 0
+    page = (reports / "compliance-report.html").read_text()
+    section = page[page.index('id="ccpa-1798.120"'):page.index('id="ccpa-1798.121"')]
+    assert "For this clause: <span class=\"badge o-waived\">waived</span>" in section
+    assert "For this clause" not in page[page.index('id="ccpa-1798.135"'):]
 
 
 def test_a_malformed_places_entry_stops_the_run_naming_the_file_and_entry(tmp_path):
