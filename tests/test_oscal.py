@@ -13,11 +13,20 @@ from pathlib import Path
 import pytest
 import trestle.oscal as trestle_oscal  # compliance-trestle, in the dev extra
 from trestle.oscal.assessment_results import AssessmentResults
+from trestle.oscal.catalog import Catalog
 
 from conftest import run_suites
 from privacy_checks.observe.forms import MARKER
 from privacy_checks.report import build, compliance
-from privacy_checks.report.oscal import NS, OSCAL_VERSION, oscal_assessment_results
+from privacy_checks.report.oscal import (
+    CATALOG_JSON,
+    NS,
+    OSCAL_VERSION,
+    objective_id,
+    oscal_assessment_results,
+    oscal_catalog,
+    oscal_documents,
+)
 
 DELETION = "suites/ccpa/test_right_to_delete.py"
 BROKEN = "ccpa.delete.no-residual-data"
@@ -35,6 +44,41 @@ def validated(doc: dict) -> AssessmentResults:
         for finding in result.findings or []:
             assert finding.target.status is not None, finding.title  # required by the official schema
     return model
+
+
+def validated_catalog(doc: dict) -> Catalog:
+    assert set(doc) == {"catalog"}
+    model = Catalog.parse_obj(doc["catalog"])
+    model.oscal_serialize_json()
+    return model
+
+
+def ids_referenced(doc: dict) -> None:
+    """Every uuid the results point at is defined in the document: parties, components, the
+    tool, risks and observations (trestle checks shapes, not references)."""
+    ar = doc["assessment-results"]
+    (result,) = ar["results"]
+    parties = {p["uuid"] for p in ar["metadata"]["parties"]}
+    roles = {r["id"] for r in ar["metadata"]["roles"]}
+    for rp in ar["metadata"]["responsible-parties"]:
+        assert rp["role-id"] in roles and set(rp["party-uuids"]) <= parties
+    local = result["local-definitions"]
+    components = {c["uuid"] for c in local["components"]}
+    tools = {c["uuid"] for c in local["assessment-assets"]["components"]}
+    observations = {o["uuid"] for o in result.get("observations", [])}
+    risks = {r["uuid"] for r in result.get("risks", [])}
+    for entry in result.get("observations", []) + result.get("findings", []) + result.get("risks", []):
+        for origin in entry["origins"]:
+            assert {a["actor-uuid"] for a in origin["actors"] if a["type"] == "tool"} <= tools
+    for o in result.get("observations", []):
+        assert {s["subject-uuid"] for s in o["subjects"]} <= components
+    for f in result.get("findings", []):
+        assert {r["risk-uuid"] for r in f.get("related-risks", [])} <= risks
+        assert {r["observation-uuid"] for r in f["related-observations"]} <= observations
+    for r in result.get("risks", []):
+        assert {x["observation-uuid"] for x in r["related-observations"]} <= observations
+        for entry in r["risk-log"]["entries"]:
+            assert {x["party-uuid"] for x in entry["logged-by"]} <= parties
 
 
 def props(entry: dict, name: str) -> list[str]:
@@ -94,6 +138,28 @@ def test_a_real_run_writes_valid_oscal_assessment_results(deletion_run):
     assert clauses == [compliance.clause_id(c) for c in run.results[BROKEN]["clauses"]]
     observation = observation_for(doc, broken)
     assert observation["methods"] == ["TEST"]
+    ids_referenced(doc)
+    # the target and the store the soft-deleted rows are in are its subjects; the tool its origin
+    components = {c["uuid"]: c["title"] for c in result["local-definitions"]["components"]}
+    titles = [components[s["subject-uuid"]] for s in observation["subjects"]]
+    assert titles[0] == report["run"]["target"]["name"] and "store app" in titles, titles
+    places = [p["id"] for p in report["checks"][[c["check_id"] for c in report["checks"]].index(BROKEN)]["places"]]
+    assert {p for s in observation["subjects"] for p in props(s, "place")} == set(places)
+    (tool,) = result["local-definitions"]["assessment-assets"]["components"]
+    assert observation["origins"] == broken["origins"] == [{"actors": [{"type": "tool", "actor-uuid": tool["uuid"]}]}]
+    # parties: the assessor and the operator the run recorded
+    metadata = ar["metadata"]
+    parties = {p["uuid"]: p["name"] for p in metadata["parties"]}
+    by_role = {rp["role-id"]: [parties[u] for u in rp["party-uuids"]] for rp in metadata["responsible-parties"]}
+    assert by_role["assessor"] == ["privacy-checks"]
+    assert by_role["operator"] == [report["run"]["operator"]["name"]] and report["run"]["operator"]["name"]
+    # the controls: the checks, in the catalog written beside the results
+    catalog = json.loads((reports / CATALOG_JSON).read_text())
+    validated_catalog(catalog)
+    assert {c["title"] for c in catalog["catalog"]["controls"]} == set(run.results) | not_run
+    (selection,) = result["reviewed-controls"]["control-selections"]
+    assert {c["control-id"] for c in selection["include-controls"]} == {c["id"] for c in catalog["catalog"]["controls"]}
+    assert "risks" not in result  # no waiver, no accepted deviation
     assert "users" in observation["description"] and "Traceback" not in observation["description"]
     (evidence,) = observation["relevant-evidence"]
     assert evidence["href"] == f"evidence/{BROKEN}.json"
@@ -112,10 +178,47 @@ def test_a_real_run_writes_valid_oscal_assessment_results(deletion_run):
     manifest = json.loads((reports / compliance.MANIFEST).read_text())
     listed = {f["path"]: f["sha256"] for f in manifest["files"]}
     assert listed[compliance.OSCAL_JSON] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert listed[CATALOG_JSON] == hashlib.sha256((reports / CATALOG_JSON).read_bytes()).hexdigest()
     # Only what the sanitised compliance report holds: no password canary, no bearer token.
     data = path.read_bytes()
     assert not re.search(rb"Pw-" + re.escape(MARKER.encode()) + rb"[0-9a-z]+", data)
     assert not re.search(rb"(?i)\bbearer\s+(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{6,}", data)
+
+
+def test_a_waived_check_is_an_accepted_risk_naming_its_justification_approver_and_expiry(tmp_path):
+    waivers = tmp_path / "waivers.yaml"
+    waivers.write_text(f"""
+- check: {BROKEN}
+  justification: Search rows are purged by the nightly reindex (PRIV-112)
+  approver: Dana Whitfield, Privacy Counsel
+  expires: 2099-12-31
+""")
+    reports = tmp_path / "reports"
+    run = run_suites(tmp_path, DELETION, flaws=("soft_delete",),
+                     args=("--privacy-check", BROKEN, "--privacy-waivers", str(waivers),
+                           "--privacy-reports", str(reports)))
+    assert run.outcomes()[BROKEN] == "waived", run.stdout[-3000:]
+    doc = json.loads((reports / compliance.OSCAL_JSON).read_text())
+    validated(doc)
+    ids_referenced(doc)
+    (result,) = doc["assessment-results"]["results"]
+    (risk,) = result["risks"]
+    finding = finding_for(doc, BROKEN)
+    assert finding["related-risks"] == [{"risk-uuid": risk["uuid"]}]
+    assert props(finding, "outcome") == ["waived"] and finding["target"]["status"]["state"] == "not-satisfied"
+    assert risk["status"] == "deviation-approved"
+    assert risk["description"] == "Search rows are purged by the nightly reindex (PRIV-112)"
+    assert props(risk, "approver") == ["Dana Whitfield, Privacy Counsel"]
+    assert props(risk, "expires") == ["2099-12-31"] and risk["deadline"] == "2099-12-31T23:59:59+00:00"
+    assert "users" in risk["statement"]  # what is still broken, accepted
+    (entry,) = risk["risk-log"]["entries"]
+    parties = {p["uuid"]: p for p in doc["assessment-results"]["metadata"]["parties"]}
+    assert parties[entry["logged-by"][0]["party-uuid"]]["name"] == "Dana Whitfield, Privacy Counsel"
+    assert entry["status-change"] == "deviation-approved"
+    observation = observation_for(doc, finding)
+    assert risk["related-observations"] == [{"observation-uuid": observation["uuid"]}]
+    components = {c["uuid"]: c["title"] for c in result["local-definitions"]["components"]}
+    assert "store app" in [components[s["subject-uuid"]] for s in observation["subjects"]]
 
 
 def test_privacy_checks_report_rebuilds_the_same_oscal_document(deletion_run, monkeypatch, capsys):
@@ -146,13 +249,19 @@ def _check(check_id: str, outcome: str, message: str, clauses: list[str], eviden
 def small_report() -> dict:
     """A compliance report as build_report makes it, by hand: every outcome but failed."""
     checks = [
-        _check("syn.delete.ok", "passed", "", ["ccpa:1798.105(c)", "gdpr:Art. 17"], evidence=True),
+        {**_check("syn.delete.ok", "passed", "", ["ccpa:1798.105(c)", "gdpr:Art. 17"], evidence=True),
+         "test": "suites/ccpa/test_right_to_delete.py::test_deleted_subject_leaves_no_trace[sqlite]"},
         _check("syn.delete.unreachable", "error", "the target is unreachable: https://127.0.0.1:9", ["gdpr:Art.17(1)"]),
         _check("syn.correct.manual", "not verified", "the profile says the target cannot drive 'correct'",
                ["ccpa:1798.106"]),
         _check("syn.limit.none", "not applicable", "the target does not offer 'limit': no sensitive data",
                ["ccpa_regs:7026"]),
-        _check("syn.optout.gap", "waived", "a known gap, accepted", ["ccpa_regs:7022(b)"]),
+        {**_check("syn.optout.gap", "waived", "a known gap, accepted", ["ccpa_regs:7022(b)"]),
+         "places": [{"id": "table:search/index_rows/body", "words": "search: table index_rows, column body"},
+                    {"id": "recipient:analytics/POST /collect", "words": "analytics (processor) POST /collect"}],
+         "waiver": {"check": "syn.optout.gap", "clause": None, "justification": "Reindexed nightly (PRIV-112)",
+                    "approver": "Dana Whitfield, Privacy Counsel", "expires": "2099-12-31",
+                    "source": "waivers.yaml#1"}},
         _check("syn.gpc.header", "skipped", "", ["gpc:Sec-GPC"]),
         # A failed call and a failed teardown of the same check: two entries, two findings.
         _check("syn.delete.unreachable", "error", "teardown: the subject could not be removed", ["gdpr:Art. 17"]),
@@ -161,7 +270,11 @@ def small_report() -> dict:
         "schema": compliance.SCHEMA, "generated_at": "2099-01-01T00:00:00+00:00", "framework": "privacy-checks 0.1.0",
         "run": {"started_at": "2026-03-01T12:00:00.123456+00:00", "finished_at": "2026-03-01T12:00:09+00:00",
                 "target": {"name": "unit", "base_url": "https://127.0.0.1:1", "nonce": "abc123"},
-                "results_file": "privacy-results.json", "results_sha256": "cd" * 32},
+                "results_file": "privacy-results.json", "results_sha256": "cd" * 32,
+                "operator": {"name": "auditor-jo", "source": "--privacy-operator"}, "host": "ci-runner-7",
+                "framework": {"version": "0.1.0", "commit": "f" * 40, "modified": False},
+                "examined": {"stores": [{"name": "app", "kind": "sql"}, {"name": "search", "kind": "sql"}],
+                             "recipients": [{"name": "analytics", "deliveries_read": 3}]}},
         "summary": {"verdict": "incomplete: some checks could not be made", "in_words": "This run checked 7 promises."},
         "outcomes_explained": compliance.EXPLAIN,
         "regulations": [{"family": "ccpa", "clauses": [{"clause": "1798.105"}, {"clause": "1798.106"}]},
@@ -192,7 +305,24 @@ def test_only_a_passed_check_is_satisfied_and_the_real_outcome_is_kept(small_rep
     assert props(by_outcome["waived"], "clause") == ["ccpa_regs:7022(b)"]
     assert props(by_outcome["skipped"], "clause") == ["gpc:sec-gpc"]
     assert props(result["reviewed-controls"], "clause") == ["ccpa:1798.105", "ccpa:1798.106", "gdpr:Art. 17"]
-    assert result["reviewed-controls"]["control-selections"] == [{"include-all": {}}]
+    # the controls are the checks, in a catalog the results link to (not include-all alone)
+    (selection,) = result["reviewed-controls"]["control-selections"]
+    assert "include-all" not in selection
+    assert [c["control-id"] for c in selection["include-controls"]] == [
+        "syn.delete.ok", "syn.delete.unreachable", "syn.correct.manual", "syn.limit.none", "syn.optout.gap",
+        "syn.gpc.header"]
+    resources = {r["uuid"]: r for r in doc["assessment-results"]["back-matter"]["resources"]}
+    (link,) = result["reviewed-controls"]["links"]
+    assert resources[link["href"][1:]]["rlinks"][0]["href"] == CATALOG_JSON
+    catalog = oscal_catalog(small_report)
+    validated_catalog(catalog)
+    controls = {c["id"]: c for c in catalog["catalog"]["controls"]}
+    assert set(controls) == {c["control-id"] for c in selection["include-controls"]}
+    objectives = {p["id"] for c in controls.values() for p in c["parts"] if p["name"] == "assessment-objective"}
+    assert {f["target"]["target-id"] for f in findings} <= objectives
+    assert by_outcome["passed"]["target"]["target-id"] == objective_id("syn.delete.ok") == "syn.delete.ok_obj"
+    assert props(controls["syn.delete.ok"], "clause") == ["ccpa:1798.105(c)", "gdpr:Art. 17"]
+    assert controls["syn.delete.ok"]["parts"][0]["prose"].startswith("Deleted subject leaves no trace. Cites ")
     error_obs = observation_for(doc, by_outcome["error"])
     assert error_obs["description"] == "the target is unreachable: https://127.0.0.1:9"
     assert "relevant-evidence" not in error_obs
@@ -202,6 +332,52 @@ def test_only_a_passed_check_is_satisfied_and_the_real_outcome_is_kept(small_rep
     assert passed_obs["collected"] == "2026-03-01T12:00:05+00:00"
     assert (result["start"], result["end"]) == ("2026-03-01T12:00:00.123456+00:00", "2026-03-01T12:00:09+00:00")
     assert doc["assessment-results"]["metadata"]["last-modified"] == result["end"]
+
+
+def test_parties_subjects_origins_and_the_waiver_as_an_accepted_risk(small_report):
+    doc = oscal_assessment_results(small_report)
+    validated(doc)
+    ids_referenced(doc)
+    ar = doc["assessment-results"]
+    metadata = ar["metadata"]
+    parties = {p["uuid"]: p for p in metadata["parties"]}
+    by_role = {rp["role-id"]: [parties[u] for u in rp["party-uuids"]] for rp in metadata["responsible-parties"]}
+    assert {r["id"] for r in metadata["roles"]} == set(by_role) == {"assessor", "operator", "waiver-approver"}
+    (assessor,) = by_role["assessor"]
+    assert assessor["type"] == "organization" and assessor["name"] == "privacy-checks"
+    assert props(assessor, "host") == ["ci-runner-7"] and props(assessor, "commit") == ["f" * 40]
+    (operator,) = by_role["operator"]
+    assert (operator["type"], operator["name"], props(operator, "source")) == (
+        "person", "auditor-jo", ["--privacy-operator"])
+    (approver,) = by_role["waiver-approver"]
+    assert approver["name"] == "Dana Whitfield, Privacy Counsel"
+
+    (result,) = ar["results"]
+    components = {c["uuid"]: c for c in result["local-definitions"]["components"]}
+    assert {c["title"] for c in components.values()} == {"unit", "store app", "store search", "recipient analytics"}
+    (tool,) = result["local-definitions"]["assessment-assets"]["components"]
+    assert tool["type"] == "software" and tool["title"] == "privacy-checks 0.1.0"
+    for observation in result["observations"]:
+        assert observation["origins"] == [{"actors": [{"type": "tool", "actor-uuid": tool["uuid"]}]}]
+        assert components[observation["subjects"][0]["subject-uuid"]]["title"] == "unit"
+    waived = finding_for(doc, "syn.optout.gap")
+    subjects = observation_for(doc, waived)["subjects"]
+    assert [components[s["subject-uuid"]]["title"] for s in subjects] == ["unit", "store search", "recipient analytics"]
+    assert props(subjects[1], "place") == ["table:search/index_rows/body"]
+    assert [s["title"] for s in observation_for(doc, finding_for(doc, "syn.delete.ok"))["subjects"]] == ["unit"]
+
+    (risk,) = result["risks"]
+    assert waived["related-risks"] == [{"risk-uuid": risk["uuid"]}]
+    assert risk["status"] == "deviation-approved"
+    assert risk["description"] == "Reindexed nightly (PRIV-112)" and risk["statement"] == "a known gap, accepted"
+    assert props(risk, "approver") == ["Dana Whitfield, Privacy Counsel"] and props(risk, "expires") == ["2099-12-31"]
+    assert risk["deadline"] == "2099-12-31T23:59:59+00:00"  # the expiry date is the last day it holds
+    (entry,) = risk["risk-log"]["entries"]
+    assert entry["status-change"] == "deviation-approved" and entry["end"] == risk["deadline"]
+    assert entry["logged-by"] == [{"party-uuid": approver["uuid"], "role-id": "waiver-approver"}]
+    assert risk["related-observations"] == [{"observation-uuid": waived["related-observations"][0]["observation-uuid"]}]
+    # only the waived check is a risk; the others have none
+    assert [f["target"]["title"] for f in result["findings"] if f.get("related-risks")] == ["syn.optout.gap"]
 
 
 def test_the_same_report_gives_the_same_document(small_report):
@@ -244,9 +420,17 @@ def test_write_reports_lists_the_oscal_file_in_the_manifest(tmp_path: Path):
     assert props(finding_for(doc, "syn.delete.ok"), "clause") == ["ccpa:1798.105(c)"]
     assert written.report["checks"][0]["clause_ids"] == ["ccpa:1798.105(c)"]
     files = {f["path"] for f in json.loads(written.manifest_path.read_text())["files"]}
-    assert {compliance.OSCAL_JSON, compliance.REPORT_JSON, "privacy-results.json"} <= files
+    assert {compliance.OSCAL_JSON, compliance.OSCAL_CATALOG, compliance.REPORT_JSON, "privacy-results.json"} <= files
     (result,) = doc["assessment-results"]["results"]
-    (source,) = [r for r in doc["assessment-results"]["back-matter"]["resources"] if r.get("rlinks")]
+    resources = doc["assessment-results"]["back-matter"]["resources"]
+    (source,) = [r for r in resources if r["rlinks"][0]["href"] == "privacy-results.json"]
+    # the catalog beside it, with the digest of the bytes written
+    catalog_path = results.parent / CATALOG_JSON
+    validated_catalog(json.loads(catalog_path.read_text()))
+    catalogs = [r for r in resources if r["rlinks"][0]["href"] == CATALOG_JSON]
+    assert catalogs and all(r["rlinks"][0]["hashes"][0]["value"] == hashlib.sha256(catalog_path.read_bytes()).hexdigest()
+                            for r in catalogs)
+    assert catalog_path.read_bytes() == oscal_documents(written.report)[CATALOG_JSON]
     assert source["rlinks"][0]["href"] == "privacy-results.json"
     assert source["rlinks"][0]["hashes"][0]["value"] == hashlib.sha256(results.read_bytes()).hexdigest()
     assert result["links"][0]["href"] == f"#{source['uuid']}"

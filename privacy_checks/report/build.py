@@ -62,14 +62,14 @@ def _previous_manifest(out: Path) -> tuple[list[Path], list[str]]:
     """What the run's manifest says before it is replaced: the files it listed that still match
     (kept listed, so a rebuild does not drop the run's junit.xml), and a warning for each that
     changed or went missing since, which the rebuilt manifest cannot vouch for as the run's."""
-    from .compliance import OSCAL_JSON, REPORT_HTML, REPORT_JSON
+    from .compliance import OSCAL_CATALOG, OSCAL_JSON, REPORT_HTML, REPORT_JSON
     from .verify import VerifyUsageError, compare_files, load_manifest
 
     try:
         manifest, data = load_manifest(out)
     except VerifyUsageError:
         return [], []  # no earlier manifest (or not one): nothing to keep or compare with
-    rewritten = {REPORT_JSON, REPORT_HTML, OSCAL_JSON}
+    rewritten = {REPORT_JSON, REPORT_HTML, OSCAL_JSON, OSCAL_CATALOG}
     differ = {d.path: d for d in compare_files(manifest.parent, data) if d.path not in rewritten}
     kept = [manifest.parent / f["path"] for f in data["files"] if f["path"] not in differ]
     warnings = [f"{d.path} changed since the run wrote {manifest} (sha256 {d.expected} there, {d.actual} now): "

@@ -36,6 +36,7 @@ SIGNING_KEY_ENV = "PRIVACY_CHECKS_SIGNING_KEY"
 REPORT_JSON = "compliance-report.json"
 REPORT_HTML = "compliance-report.html"
 OSCAL_JSON = "oscal-assessment-results.json"
+OSCAL_CATALOG = "oscal-catalog.json"  # the suites' checks as controls (oscal.py)
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 SCHEMA = "privacy-checks/compliance-report/1"
@@ -898,7 +899,7 @@ def write_reports(results_path: Path, out_dir: Path, *, evidence_dir: Path | Non
                   waivers_unused: list[str] | None = None) -> Written:
     """Write the JSON and HTML reports, the OSCAL assessment results and the manifest (signed
     when a key is given)."""
-    from .oscal import oscal_assessment_results
+    from .oscal import oscal_documents
 
     results = json.loads(Path(results_path).read_text(encoding="utf-8"))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -910,18 +911,21 @@ def write_reports(results_path: Path, out_dir: Path, *, evidence_dir: Path | Non
     _write_atomic(html_path, render_html(report).encode())
     problems = []
     oscal_path: Path | None = out_dir / OSCAL_JSON
+    oscal_files = [out_dir / name for name in (OSCAL_JSON, OSCAL_CATALOG)]
     try:
-        oscal = oscal_assessment_results(report)
+        documents = oscal_documents(report)
     except (KeyError, TypeError, ValueError) as exc:
         # The auditors' report stands on its own: a broken export must not cost it.
         problems.append(f"OSCAL assessment results not written: {exc!r}")
-        oscal_path.unlink(missing_ok=True)  # never leave a previous run's beside this one
-        oscal_path = None
+        for path in oscal_files:
+            path.unlink(missing_ok=True)  # never leave a previous run's beside this one
+        oscal_path, oscal_files = None, []
     else:
-        _write_atomic(oscal_path, json.dumps(oscal, indent=2, ensure_ascii=False).encode())
+        for path in oscal_files:
+            _write_atomic(path, documents[path.name])
     evidence = [evidence_dir / f"{c['check_id']}.json" for c in report["checks"]]
     evidence += [out_dir / a["file"] for c in report["checks"] if c["evidence"] for a in c["evidence"]["attachments"]]
-    files = [Path(results_path), json_path, html_path, *([oscal_path] if oscal_path else []), *evidence,
+    files = [Path(results_path), json_path, html_path, *oscal_files, *evidence,
              *(extra_files or [])]
     manifest, digest = write_manifest(out_dir, files, report["run"])
     written = Written(json_path, html_path, manifest, digest, report, problems=problems, oscal_path=oscal_path)
