@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only rebuild the compliance report")
     parser.add_argument("--allure-history", default=None, metavar="FILE",
                         help="Allure 3 history file the build reads and extends (default: DIR/allure-history.jsonl)")
+    parser.add_argument("--pdf", action="store_true",
+                        help="also print the compliance report to DIR/compliance-report.pdf with headless Chromium "
+                             "(/usr/bin/chromium or $PRIVACY_CHECKS_CHROMIUM), listed in the manifest")
+    parser.add_argument("--pdf-timeout", type=float, default=None, metavar="SECONDS",
+                        help="how long Chromium may take to print (default: 120)")
 
 
 def allure_command(results: Path, out: Path, history: Path | None = None) -> list[str] | None:
@@ -62,14 +67,15 @@ def _previous_manifest(out: Path) -> tuple[list[Path], list[str]]:
     """What the run's manifest says before it is replaced: the files it listed that still match
     (kept listed, so a rebuild does not drop the run's junit.xml), and a warning for each that
     changed or went missing since, which the rebuilt manifest cannot vouch for as the run's."""
-    from .compliance import OSCAL_CATALOG, OSCAL_JSON, REPORT_HTML, REPORT_JSON
+    from .compliance import COVER_MANIFEST, OSCAL_CATALOG, OSCAL_JSON, REPORT_HTML, REPORT_JSON
+    from .pdf import REPORT_PDF
     from .verify import VerifyUsageError, compare_files, load_manifest
 
     try:
         manifest, data = load_manifest(out)
     except VerifyUsageError:
         return [], []  # no earlier manifest (or not one): nothing to keep or compare with
-    rewritten = {REPORT_JSON, REPORT_HTML, OSCAL_JSON, OSCAL_CATALOG}
+    rewritten = {REPORT_JSON, REPORT_HTML, OSCAL_JSON, OSCAL_CATALOG, REPORT_PDF, COVER_MANIFEST}
     differ = {d.path: d for d in compare_files(manifest.parent, data) if d.path not in rewritten}
     kept = [manifest.parent / f["path"] for f in data["files"] if f["path"] not in differ]
     warnings = [f"{d.path} changed since the run wrote {manifest} (sha256 {d.expected} there, {d.actual} now): "
@@ -79,7 +85,8 @@ def _previous_manifest(out: Path) -> tuple[list[Path], list[str]]:
 
 
 def main_report(args: argparse.Namespace) -> int:
-    """Exit status: 0 built, 1 the Allure step failed, 2 nothing to build from."""
+    """Exit status: 0 built, 1 the Allure step or the PDF failed, 2 nothing to build from (or no
+    Chromium for --pdf)."""
     from .compliance import write_reports
 
     results = Path(args.results)
@@ -88,11 +95,21 @@ def main_report(args: argparse.Namespace) -> int:
         print(f"privacy-checks report: {results}: no results file; run the suites first "
               "(pytest suites/ccpa writes reports/privacy-results.json)", file=sys.stderr)
         return 2
+    pdf = bool(getattr(args, "pdf", False))
+    if pdf:
+        from .pdf import PdfError, chromium_for_pdf
+
+        try:
+            chromium_for_pdf()  # before anything is rewritten
+        except PdfError as exc:
+            print(f"privacy-checks report: {exc}", file=sys.stderr)
+            return 2
     allure_dir = Path(args.allure_results) if getattr(args, "allure_results", None) else out / "allure-results"
     extra = sorted(p for p in allure_dir.glob("*") if p.is_file()) if allure_dir.is_dir() else []
     kept, warnings = _previous_manifest(out)
     try:
-        written = write_reports(results, out, extra_files=extra + kept)
+        written = write_reports(results, out, extra_files=extra + kept, pdf=pdf,
+                                pdf_timeout=getattr(args, "pdf_timeout", None))
     except (OSError, ValueError) as exc:
         print(f"privacy-checks report: {results}: cannot build the report ({exc})", file=sys.stderr)
         return 2
@@ -102,11 +119,15 @@ def main_report(args: argparse.Namespace) -> int:
     print(f"compliance report: {written.html_path} ({describe_run(written.report.get('run') or {})})")
     if written.oscal_path:
         print(f"OSCAL assessment results: {written.oscal_path}")
+    if written.pdf_path:
+        print(f"PDF: {written.pdf_path}")
     print(f"manifest: {written.manifest_path} sha256={written.manifest_sha256}")
     if written.signature_path:
         print(f"manifest signature (Ed25519): {written.signature_path} public key={written.public_key}")
     for problem in warnings + written.problems:
         print(f"WARNING: {problem}", file=sys.stderr)
+    if pdf and written.pdf_path is None:
+        return 1  # asked for a PDF and none was made (the warning above says why)
     if getattr(args, "no_allure_html", False):
         return 0
     if not allure_dir.is_dir() or not any(allure_dir.glob("*-result.json")):

@@ -39,6 +39,7 @@ OSCAL_JSON = "oscal-assessment-results.json"
 OSCAL_CATALOG = "oscal-catalog.json"  # the suites' checks as controls (oscal.py)
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
+COVER_MANIFEST = "cover-manifest.json"  # what the PDF's cover names (pdf.py)
 SCHEMA = "privacy-checks/compliance-report/1"
 
 # Worst first: a clause is as bad as the worst check behind it.
@@ -468,6 +469,14 @@ h3{margin:0;font-size:17px}
 pre{white-space:pre-wrap;word-break:break-word;background:#f6f8fa;border-radius:6px;padding:8px;font-size:13px}
 table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #eaeef2;text-align:left;padding:4px 6px;vertical-align:top}
 .muted{color:#57606a;font-size:13px} code{font-size:13px;word-break:break-all}
+.cover{display:none}
+@page{size:A4;margin:14mm}
+@media print{
+body{background:#fff;font-size:12px} main{max-width:none;padding:0}
+*{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+.cover{display:block;break-after:page} .cover h1{font-size:30px;margin-top:40px} .cover th{white-space:nowrap}
+h2.regulation{break-before:page} .check{break-inside:avoid} a{color:inherit}
+}
 """
 
 
@@ -475,7 +484,40 @@ def _badge(outcome: str) -> str:
     return f'<span class="badge o-{outcome.replace(" ", "-")}">{html.escape(PLAIN.get(outcome, outcome))}</span>'
 
 
-def render_html(report: dict) -> str:
+def _render_cover(report: dict, cover_manifest_sha256: str | None) -> list[str]:
+    """The printed report's first page (shown in print only): verdict, target, scope, the
+    instant it judged as of, and the manifest digest that ties the printout to the files."""
+    e = html.escape
+    s, run = report["summary"], report["run"]
+    target, clock = run.get("target") or {}, run.get("clock") or {}
+    scope = [s["in_words"]]
+    if run.get("examined") is not None:
+        scope.append(f"Examined: {_examined_counts(run['examined'])}.")
+    if run.get("selection"):
+        scope.append(f"Selection: {'; '.join(run['selection'])}.")
+    if run.get("interrupted"):
+        scope.append("The run was interrupted.")
+    as_of = (f"{clock['as_of']} (clock set by {clock.get('env')}; deadlines were judged as of this instant)"
+             if clock.get("as_of") else f"{run.get('finished_at') or run.get('started_at') or 'unknown'} "
+             "(the run's end, by the wall clock)")
+    manifest = (f"{COVER_MANIFEST} sha256 {cover_manifest_sha256} (every file of the run and its reports but "
+                f"this PDF; {MANIFEST}, which lists it and this PDF, is the one signed)" if cover_manifest_sha256
+                else f"the SHA-256 of {MANIFEST} is printed in the run's log")
+    rows = [("Target", " ".join(x for x in (target.get("name"), target.get("base_url") and f"({target['base_url']})")
+                                if x) or "unknown"),
+            ("Scope", " ".join(scope)), ("Judged as of", as_of), ("Run", ", ".join(run.get("run_ids") or []) or None),
+            ("Operator", (run.get("operator") or {}).get("name")), ("Host", run.get("host")),
+            ("Manifest", manifest)]
+    return ['<section class="cover" id="cover"><h1>Privacy compliance report</h1>',
+            f'<p class="verdict">Verdict: {e(s["verdict"])}</p><table>',
+            *[f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows if v],
+            f'</table><p class="muted">{e(report["framework"])} · generated {e(report["generated_at"])}</p></section>']
+
+
+
+def render_html(report: dict, *, cover_manifest_sha256: str | None = None) -> str:
+    """The report as one self-contained page; printed (pdf.py), its cover names
+    `cover_manifest_sha256`."""
     e = html.escape
     s = report["summary"]
     run = report["run"]
@@ -487,6 +529,7 @@ def render_html(report: dict) -> str:
            '<meta name="viewport" content="width=device-width,initial-scale=1">',
            f"<title>Privacy compliance report: {e(str(target.get('name') or 'target'))}</title>",
            f"<style>{_CSS}</style></head><body><main>",
+           *_render_cover(report, cover_manifest_sha256),
            "<h1>Privacy compliance report</h1>",
            f'<p class="muted">{e(report["framework"])} · generated {e(report["generated_at"])}</p>',
            *_render_changes(report.get("changes")),
@@ -531,7 +574,7 @@ def render_html(report: dict) -> str:
 
     rendered: dict[str, str] = {}  # check id -> the clause it is shown in full under
     for reg in report["regulations"]:
-        out.append(f'<h2 id="{e(reg["family"])}">{e(reg["name"])} {_badge(reg["outcome"])}</h2>')
+        out.append(f'<h2 class="regulation" id="{e(reg["family"])}">{e(reg["name"])} {_badge(reg["outcome"])}</h2>')
         for cl in reg["clauses"]:
             out.append(f'<section class="box clause" id="{e(reg["family"])}-{e(cl["clause"])}">')
             out.append(f'<h3>{_badge(cl["outcome"])} {e(cl["display"])}: {e(cl["title"])}</h3>')
@@ -822,6 +865,7 @@ class Written:
     public_key: str | None = None
     problems: list[str] = field(default_factory=list)
     oscal_path: Path | None = None
+    pdf_path: Path | None = None
 
 
 def write_manifest(out_dir: Path, files: list[Path], run: dict) -> tuple[Path, str]:
@@ -896,10 +940,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def write_reports(results_path: Path, out_dir: Path, *, evidence_dir: Path | None = None,
                   extra_files: list[Path] | None = None, waivers_ignored: list[str] | None = None,
                   signing_key: str | None = None, changes: dict | None = None,
-                  waivers_unused: list[str] | None = None) -> Written:
-    """Write the JSON and HTML reports, the OSCAL assessment results and the manifest (signed
-    when a key is given)."""
+                  waivers_unused: list[str] | None = None, pdf: bool = False,
+                  pdf_timeout: float | None = None) -> Written:
+    """Write the JSON and HTML reports, the OSCAL assessment results, with `pdf` the PDF
+    (pdf.py), and the manifest (signed when a key is given)."""
     from .oscal import oscal_documents
+    from .pdf import DEFAULT_TIMEOUT_S, REPORT_PDF, add_pdf, remove_stale_pdf
 
     results = json.loads(Path(results_path).read_text(encoding="utf-8"))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -927,8 +973,17 @@ def write_reports(results_path: Path, out_dir: Path, *, evidence_dir: Path | Non
     evidence += [out_dir / a["file"] for c in report["checks"] if c["evidence"] for a in c["evidence"]["attachments"]]
     files = [Path(results_path), json_path, html_path, *oscal_files, *evidence,
              *(extra_files or [])]
+    if not pdf:
+        problems += remove_stale_pdf(out_dir)
     manifest, digest = write_manifest(out_dir, files, report["run"])
-    written = Written(json_path, html_path, manifest, digest, report, problems=problems, oscal_path=oscal_path)
+    added: list[Path] = []
+    if pdf:  # the PDF's cover names the manifest of the files above, so it is printed after it
+        added, notes = add_pdf(report, out_dir, manifest, digest, timeout=pdf_timeout or DEFAULT_TIMEOUT_S)
+        problems += notes
+    if added:
+        manifest, digest = write_manifest(out_dir, files + added, report["run"])
+    written = Written(json_path, html_path, manifest, digest, report, problems=problems, oscal_path=oscal_path,
+                      pdf_path=out_dir / REPORT_PDF if added else None)
     key = signing_key if signing_key is not None else os.environ.get(SIGNING_KEY_ENV)
     written.signature_path, written.public_key, note = sign_or_unsign(manifest, key)
     if note:
