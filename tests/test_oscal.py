@@ -211,6 +211,9 @@ def test_a_waived_check_is_an_accepted_risk_naming_its_justification_approver_an
     assert props(risk, "approver") == ["Dana Whitfield, Privacy Counsel"]
     assert props(risk, "expires") == ["2099-12-31"] and risk["deadline"] == "2099-12-31T23:59:59+00:00"
     assert "users" in risk["statement"]  # what is still broken, accepted
+    places = next(c for c in json.loads((reports / compliance.REPORT_JSON).read_text())["checks"]
+                  if c["check_id"] == BROKEN)["places"]
+    assert props(risk, "place") == [p["id"] for p in places] and any("users" in p for p in props(risk, "place"))
     (entry,) = risk["risk-log"]["entries"]
     parties = {p["uuid"]: p for p in doc["assessment-results"]["metadata"]["parties"]}
     assert parties[entry["logged-by"][0]["party-uuid"]]["name"] == "Dana Whitfield, Privacy Counsel"
@@ -257,11 +260,13 @@ def small_report() -> dict:
         _check("syn.limit.none", "not applicable", "the target does not offer 'limit': no sensitive data",
                ["ccpa_regs:7026"]),
         {**_check("syn.optout.gap", "waived", "a known gap, accepted", ["ccpa_regs:7022(b)"]),
-         "places": [{"id": "table:search/index_rows/body", "words": "search: table index_rows, column body"},
+         "places": [{"id": "table:search/index_rows/body", "words": "search: table index_rows, column body",
+                     "waived": {"by": ["waivers.yaml#1"], "clauses": ["ccpa_regs:7022(b)"], "whole": True}},
                     {"id": "recipient:analytics/POST /collect", "words": "analytics (processor) POST /collect"}],
-         "waiver": {"check": "syn.optout.gap", "clause": None, "justification": "Reindexed nightly (PRIV-112)",
-                    "approver": "Dana Whitfield, Privacy Counsel", "expires": "2099-12-31",
-                    "source": "waivers.yaml#1"}},
+         "waived": {"complete": True, "waivers": [
+             {"check": "syn.optout.gap", "clause": None, "justification": "Reindexed nightly (PRIV-112)",
+              "approver": "Dana Whitfield, Privacy Counsel", "expires": "2099-12-31", "source": "waivers.yaml#1",
+              "places": [], "approved": "2026-02-01"}]}},
         _check("syn.gpc.header", "skipped", "", ["gpc:Sec-GPC"]),
         # A failed call and a failed teardown of the same check: two entries, two findings.
         _check("syn.delete.unreachable", "error", "teardown: the subject could not be removed", ["gdpr:Art. 17"]),
@@ -374,6 +379,8 @@ def test_parties_subjects_origins_and_the_waiver_as_an_accepted_risk(small_repor
     assert risk["deadline"] == "2099-12-31T23:59:59+00:00"  # the expiry date is the last day it holds
     (entry,) = risk["risk-log"]["entries"]
     assert entry["status-change"] == "deviation-approved" and entry["end"] == risk["deadline"]
+    assert entry["start"] == "2026-02-01T00:00:00+00:00"  # the approval date the waiver gives
+    assert props(risk, "place") == ["table:search/index_rows/body"]  # the place it covered, not the other
     assert entry["logged-by"] == [{"party-uuid": approver["uuid"], "role-id": "waiver-approver"}]
     assert risk["related-observations"] == [{"observation-uuid": waived["related-observations"][0]["observation-uuid"]}]
     # only the waived check is a risk; the others have none

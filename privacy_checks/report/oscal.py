@@ -125,12 +125,9 @@ def _place_owner(place_id: str) -> tuple[str, str] | None:
 
 
 def _waivers_of(check: dict) -> list[dict]:
-    """The waivers that covered (part of) a check: all of them when the report records the
-    coverage (`waived.waivers`), else the one waiver of a waived check."""
-    covered = [w for w in (check.get("waived") or {}).get("waivers") or [] if isinstance(w, dict)]
-    if covered:
-        return covered
-    return [check["waiver"]] if isinstance(check.get("waiver"), dict) else []
+    """The waivers that covered a check, wholly (outcome waived) or in part (still failed, some
+    places or clauses waived): the compliance report's `waived.waivers`."""
+    return [w for w in (check.get("waived") or {}).get("waivers") or [] if isinstance(w, dict)]
 
 
 def _day_end(value) -> str | None:
@@ -387,7 +384,7 @@ def oscal_assessment_results(report: dict, *, catalog_bytes: bytes | None = None
         }
         for number, waiver in enumerate(_waivers_of(check), start=1):
             risks.append(_risk(ctx, key, number, check_id, outcome, described, waiver, observation["uuid"],
-                               approvers, origins))
+                               approvers, origins, check.get("places") or []))
             finding.setdefault("related-risks", []).append({"risk-uuid": risks[-1]["uuid"]})
         findings.append(finding)
 
@@ -474,13 +471,16 @@ def oscal_assessment_results(report: dict, *, catalog_bytes: bytes | None = None
 
 
 def _risk(ctx: _Run, key: str, number: int, check_id: str, outcome: str, described: str, waiver: dict,
-          observation_uuid: str, approvers: dict[str, str], origins: list[dict]) -> dict:
+          observation_uuid: str, approvers: dict[str, str], origins: list[dict], check_places: list[dict]) -> dict:
     """A waiver that covered (part of) a broken check: an accepted deviation."""
     approver = _value(waiver.get("approver") or "unknown")
     justification = _value(waiver.get("justification") or "no justification recorded")
     expires = waiver.get("expires")
     covers = waiver.get("check") and f"check {waiver['check']}" or waiver.get("clause") and f"clause {waiver['clause']}"
     places = [str(p) for p in waiver.get("places") or []]
+    # the places this waiver covered (a waived place names its waivers; pytest_hooks._mark_waived)
+    covered = [str(p.get("id")) for p in check_places
+               if waiver.get("source") and waiver["source"] in ((p.get("waived") or {}).get("by") or [])]
     risk = {
         "uuid": ctx.uid("risk", key, str(waiver.get("source") or number)),
         "title": f"Accepted deviation: {check_id}",
@@ -488,7 +488,8 @@ def _risk(ctx: _Run, key: str, number: int, check_id: str, outcome: str, describ
         "statement": described,
         "props": [_prop("outcome", outcome), _prop("approver", approver), _prop("expires", expires or "unknown"),
                   *([_prop("waiver", waiver["source"])] if waiver.get("source") else []),
-                  *([_prop("covers", covers)] if covers else []), *(_prop("place-pattern", p) for p in places)],
+                  *([_prop("covers", covers)] if covers else []), *(_prop("place-pattern", p) for p in places),
+                  *(_prop("place", p) for p in covered)],
         "status": "deviation-approved",
         "origins": origins,
         "related-observations": [{"observation-uuid": observation_uuid}],
