@@ -30,6 +30,7 @@ def runs(tmp_path_factory):
         out[name] = run_suites(tmp, DELETION, flaws=flaws, args=("--privacy-exit-codes", *args))
         shutil.copy(tmp / "privacy-results.json", tmp / f"{name}.json")
         shutil.copy(reports / "compliance-report.json", tmp / f"{name}-report.json")
+        shutil.copy(reports / "compliance-report.html", tmp / f"{name}-report.html")
         return out[name]
 
     run("clean-1")
@@ -152,3 +153,19 @@ def test_allure_steps_carry_the_stages_real_times_and_the_check_its_verdicts_tim
         assert stages[-1]["stop"] > stages[0]["start"]
         # The check's own time covers the procedure its verdict rests on (not the 0 s of judging).
         assert result["start"] <= procedure["start"] and result["stop"] >= stages[-1]["stop"]
+
+
+def test_the_html_report_opens_with_what_changed_and_shows_where_by_place(runs):
+    tmp, _ = runs
+    flawed = (tmp / "flawed-report.html").read_text()
+    changes = flawed.split('id="changes"', 1)[1].split("</section>", 1)[0]
+    assert "Newly broken</strong> (1)" in changes and f"<code>{RESIDUAL}</code>" in changes, changes
+    # it comes before the summary, as the terminal shows it first
+    assert flawed.index('id="changes"') < flawed.index('id="summary"')
+    # the broken check's places, one row each, with fields and first rows
+    check = flawed.split(f'id="check-{RESIDUAL}"', 1)[1].split('<div class="check"', 1)[0]
+    assert "Where, by place:" in check and "<code>app: table users" in check, check[:2000]
+    new_place = (tmp / "new-place-report.html").read_text().split('id="changes"', 1)[1].split("</section>", 1)[0]
+    assert "Broken in a new place</strong> (1)" in new_place and "app.log" in new_place, new_place
+    fixed = (tmp / "clean-2-report.html").read_text().split('id="changes"', 1)[1].split("</section>", 1)[0]
+    assert "Fixed</strong> (1)" in fixed, fixed
