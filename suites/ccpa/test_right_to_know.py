@@ -26,14 +26,14 @@ def access_procedure(request, privacy_run):
     yield from module_procedure(request, privacy_run, "know", run_access)
 
 
-@pytest.mark.ccpa("1798.110(a)(5)", "1798.110(c)(5)")
+@pytest.mark.ccpa("1798.110(a)(5)", "1798.110(b)")
 @pytest.mark.ccpa_regs("7024")
 @pytest.mark.check("ccpa.know.specific-pieces-complete")
 def test_export_holds_every_specific_piece_collected(access_procedure):
     access.specific_pieces_complete(access_procedure)
 
 
-@pytest.mark.ccpa("1798.110(a)(1)", "1798.110(c)(1)")
+@pytest.mark.ccpa("1798.110(a)(1)", "1798.110(b)")
 @pytest.mark.check("ccpa.know.categories-disclosed")
 def test_export_lists_every_category_the_subject_is_held_under(access_procedure):
     access.categories_disclosed(access_procedure)
