@@ -47,3 +47,19 @@ def test_evidence_records_the_procedures_http_exchanges_redacted(tmp_path):
     assert "Bearer ey" not in text
     auth = [e["request_headers"].get("Authorization") for e in exchanges if e["request_headers"].get("Authorization")]
     assert auth and all("REDACTED" in a for a in auth), auth[:3]
+
+
+def test_the_sweeps_statements_are_in_the_evidence_without_the_values_searched_for(tmp_path):
+    run = run_suites(tmp_path, DELETE, args=("--privacy-check", RESIDUAL))
+    assert run.outcomes() == {RESIDUAL: "passed"}, run.outcomes()
+    evidence = run.evidence(RESIDUAL)["evidence"]
+    stage = next(s for s in evidence["stages"] if s["stage"] == "sweep after deletion")
+    queries = stage["queries"]
+    assert any(q.startswith("app: SELECT") and "users" in q for q in queries), queries[:3]
+    # one statement per table read, as the counts say
+    assert len([q for q in queries if q.startswith("app: ")]) >= 5
+    # the canaries searched for are never in them (the plan's values stay placeholders)
+    created = next(s for s in evidence["stages"] if s["stage"] == "subjects created")
+    canaries = [created["subject"], created["control"]]
+    assert all(isinstance(c, str) and len(c) > 6 for c in canaries), canaries
+    assert not any(c in q for c in canaries for q in queries)

@@ -163,6 +163,9 @@ class SweepResult:
     examined: dict[str, dict[str, int]] = field(default_factory=dict)
     # the time budget of this sweep and its progress display (progress.py)
     budget: Budget = field(default_factory=lambda: Budget(None))
+    # The SQL statements the sweep ran ("store: SELECT …"), with the plan's values left as bind
+    # placeholders: the evidence shows how each table was searched, never what for.
+    queries: list[str] = field(default_factory=list)
 
     def count(self, store: str, unit: str, n: int = 1) -> None:
         per = self.examined.setdefault(store, {})

@@ -442,6 +442,19 @@ def _as_text(value: Any) -> str | None:
     return str(value)
 
 
+_QUERY_SHOWN = 2000  # characters of one statement kept in the evidence
+
+
+def _as_run(query, dialect) -> str:
+    """The statement as the engine gets it, values as placeholders (never the canaries)."""
+    try:
+        text = str(query.compile(dialect=dialect))
+    except Exception as e:  # noqa: BLE001 - the evidence must not cost the sweep
+        return f"(statement not shown: {type(e).__name__})"
+    text = " ".join(text.split())
+    return text if len(text) <= _QUERY_SHOWN else text[:_QUERY_SHOWN] + " …"
+
+
 def _sweep_sql(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResult) -> None:
     engine, url = _engine(store, timeout_s)
     try:
@@ -741,6 +754,7 @@ def _query_table(
     query = sweep_query(conn.dialect, plan, table, columns, typed)
     if query is None:
         return 0
+    result.queries.append(f"{store.name}: {_as_run(query, conn.dialect)}")
     key = table.key
     hits: list[Hit] = []
     candidates = 0
