@@ -157,6 +157,17 @@ def test_a_listed_file_missing_and_an_unlisted_file_present_fail_naming_them(cop
     assert "FAILED: 1 missing, 1 not listed" in proc.stdout
 
 
+def test_the_repositorys_empty_gitkeep_is_not_a_planted_file_but_a_non_empty_one_is(copy):
+    """A checkout keeps reports/ with an empty .gitkeep: the README's CI job verifies reports/
+    there, so that placeholder must not fail it; anything written into it is reported."""
+    (copy / ".gitkeep").write_text("")
+    proc = verify(copy)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (copy / ".gitkeep").write_text("not empty")
+    proc = verify(copy)
+    assert proc.returncode == 1 and "NOT LISTED  .gitkeep" in proc.stdout, proc.stdout
+
+
 def test_usage_problems_exit_2_naming_the_file(copy, tmp_path):
     private = tmp_path / "signer.pem"
     private.write_text(_pem(Ed25519PrivateKey.generate()))

@@ -118,6 +118,8 @@ def unlisted_files(base: Path, data: dict) -> list[Difference]:
         rel = path.relative_to(base).as_posix()
         if rel in (MANIFEST, SIGNATURE) or any(rel == n or rel.startswith(n) for n in NOT_COVERED):
             continue
+        if path.name == ".gitkeep" and path.stat().st_size == 0:
+            continue  # the empty placeholder a repository keeps its reports/ directory with
         if rel not in listed and path.resolve().as_posix() not in listed:
             try:
                 digest = sha256_file(path)
