@@ -281,6 +281,13 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
 
     scope = results.get("scope") or {}
     not_run, not_run_cited = _not_run_entries(scope)
+    # a check of a suite this run did not touch stands only behind the clauses this run's checks
+    # cite (it makes them partly tested); its other clauses are not this run's business
+    ran_sections = {c.split("(", 1)[0].strip().lower() for raw in results.get("checks", [])
+                    for c in raw.get("clauses", [])}
+    not_run_cited = [[c for c in cited if c.split("(", 1)[0].strip().lower() in ran_sections]
+                     if entry["message"].startswith("not in this run") else cited
+                     for entry, cited in zip(not_run, not_run_cited, strict=True)]
     ran_count = len(checks)
     cited_by = [raw.get("clauses", []) for raw in results.get("checks", [])] + not_run_cited
     for entry, cited in zip(not_run, not_run_cited, strict=True):
@@ -421,7 +428,7 @@ def _verdict(counts: dict, ran: int, scope: dict) -> str:
         verdict = f"incomplete: {ran} of {ran + counts['not run']} checks ran"
     elif untested:
         verdict = (f"partly tested: every check that ran held, but {_n(untested, 'check')} of the run's "
-                   "suites did not run")
+                   "suites, or citing the same clauses, did not run")
     else:
         verdict = "all checked promises held"
     if scope.get("interrupted"):

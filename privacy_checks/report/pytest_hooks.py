@@ -444,7 +444,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     _prune_stale(state)
     state.scope.interrupted = _ended_early(session)
     results = state.results
-    results.scope = state.scope.to_dict({c.check_id for c in results.checks})
+    results.scope = state.scope.to_dict({c.check_id for c in results.checks},
+                                        {cl for c in results.checks for cl in c.clauses})
     results.waivers = _waiver_record(state, results.as_dicts())
     own_target = _target_of(config)
     results.scope.update(_conditions(config, state, own_target or results.target or {}))
@@ -572,8 +573,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     tr.write_sep("-", "privacy-checks reports")
     not_run = _not_run(state)
     if not_run:
-        tr.write_line(f"not run ({len(not_run)} check(s) of this run's suites; their clauses are at most "
-                      "partly tested):", yellow=True)
+        tr.write_line(f"not run ({len(not_run)} check(s) of this run's suites or citing its clauses; those "
+                      "clauses are at most partly tested):", yellow=True)
         by_reason: dict[str, list[str]] = {}
         for item in not_run:
             by_reason.setdefault(item["reason"], []).append(item["check_id"])

@@ -46,34 +46,49 @@ class Scope:
             if check is not None:
                 self.planned.add(check.check_id)
 
-    def not_run(self, ran: set[str]) -> list[dict]:
-        """Every check of the run's suites that has no result, with why, in the suites' order."""
+    def not_run(self, ran: set[str], cited: set[str] | None = None) -> list[dict]:
+        """Every check with no result that the run's verdict depends on, with why: the checks of
+        the suites the run touched, and the checks of other suites citing a clause the run's
+        checks cite (`cited`: the citations in the results) — without them that clause is only
+        partly tested. In the suites' order."""
         catalog = defined_checks()
         seen = ran | self.planned | self.deselected
         suites = {catalog[c].suite for c in seen if c in catalog}
+        clauses = {_section(c) for c in cited or ()}
+        clauses |= {_section(c) for cid in ran if cid in catalog for c in catalog[cid].clauses}
         how = " ".join(self.selection) or "the run's selection"
         out = []
-        ordered = [c for c in catalog if catalog[c].suite in suites] + sorted(
-            c for c in (self.planned | self.deselected) if c not in catalog)
+        ordered = [c for c in catalog if catalog[c].suite in suites]
+        ordered += [c for c in catalog if catalog[c].suite not in suites
+                    and clauses & {_section(x) for x in catalog[c].clauses}]
+        ordered += sorted(c for c in (self.planned | self.deselected) if c not in catalog)
         for check_id in ordered:
             if check_id in ran:
                 continue
+            defined = catalog.get(check_id)
             if check_id in self.planned:
                 why = f"planned but not run: {self.interrupted}" if self.interrupted else \
                     "planned but not run (no result was reported for it)"
             elif check_id in self.deselected:
                 why = f"deselected by {how}"
+            elif defined is not None and defined.suite not in suites:
+                why = (f"not in this run: suite {defined.suite} was not run, and this check cites a clause "
+                       "the run's checks cite")
             else:
                 why = "not collected: the command line named only part of its suite"
-            defined = catalog.get(check_id)
             out.append({"check_id": check_id, "reason": why,
                         "test": _nodeid_hint(defined),
                         "clauses": list(defined.clauses) if defined else []})
         return out
 
-    def to_dict(self, ran: set[str]) -> dict:
+    def to_dict(self, ran: set[str], cited: set[str] | None = None) -> dict:
         return {"command": self.command, "selection": list(self.selection),
-                "interrupted": self.interrupted or None, "not_run": self.not_run(ran)}
+                "interrupted": self.interrupted or None, "not_run": self.not_run(ran, cited)}
+
+
+def _section(citation: str) -> str:
+    """'ccpa:1798.100(e)' -> 'ccpa:1798.100': clauses are compared by section."""
+    return citation.split("(", 1)[0].strip().lower()
 
 
 def command_line(config) -> str:
