@@ -283,9 +283,11 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
     not_run, not_run_cited = _not_run_entries(scope)
     # a check of a suite this run did not touch stands only behind the clauses this run's checks
     # cite (it makes them partly tested); its other clauses are not this run's business
-    ran_sections = {c.split("(", 1)[0].strip().lower() for raw in results.get("checks", [])
+    from .scope import section_of
+
+    ran_sections = {section_of(c) for raw in results.get("checks", [])
                     for c in raw.get("clauses", [])}
-    not_run_cited = [[c for c in cited if c.split("(", 1)[0].strip().lower() in ran_sections]
+    not_run_cited = [[c for c in cited if section_of(c) in ran_sections]
                      if entry["message"].startswith("not in this run") else cited
                      for entry, cited in zip(not_run, not_run_cited, strict=True)]
     ran_count = len(checks)

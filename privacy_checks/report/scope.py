@@ -54,13 +54,13 @@ class Scope:
         catalog = defined_checks()
         seen = ran | self.planned | self.deselected
         suites = {catalog[c].suite for c in seen if c in catalog}
-        clauses = {_section(c) for c in cited or ()}
-        clauses |= {_section(c) for cid in ran if cid in catalog for c in catalog[cid].clauses}
+        clauses = {section_of(c) for c in cited or ()}
+        clauses |= {section_of(c) for cid in ran if cid in catalog for c in catalog[cid].clauses}
         how = " ".join(self.selection) or "the run's selection"
         out = []
         ordered = [c for c in catalog if catalog[c].suite in suites]
         ordered += [c for c in catalog if catalog[c].suite not in suites
-                    and clauses & {_section(x) for x in catalog[c].clauses}]
+                    and clauses & {section_of(x) for x in catalog[c].clauses}]
         ordered += sorted(c for c in (self.planned | self.deselected) if c not in catalog)
         for check_id in ordered:
             if check_id in ran:
@@ -86,7 +86,7 @@ class Scope:
                 "interrupted": self.interrupted or None, "not_run": self.not_run(ran, cited)}
 
 
-def _section(citation: str) -> str:
+def section_of(citation: str) -> str:
     """'ccpa:1798.100(e)' -> 'ccpa:1798.100': clauses are compared by section."""
     return citation.split("(", 1)[0].strip().lower()
 
