@@ -15,6 +15,12 @@ and with the server-side Lua search.
     python benchmarks/sweep.py                       # 1M rows, 50 subjects: sqlite, postgres, duckdb, redis
     python benchmarks/sweep.py --rows 100000 --db sqlite
     python benchmarks/sweep.py --db duckdb,redis,spark
+    python benchmarks/sweep.py --typed --db sqlite,postgres   # issue 15: typed columns and values
+
+``--typed`` gives the four tables eight typed columns (a birth date, a card number, a loyalty
+number, an order total, four instants and an epoch in milliseconds), plants each subject's typed
+values in them, lets the floor read them too, and measures what the typed needles add to the
+sweep (the sweep with text needles only, then with text and typed needles, in the same rounds).
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -44,6 +52,8 @@ from pg import start_throwaway_cluster  # noqa: E402
 
 from privacy_checks.observe.forms import MARKER, Matcher, Needle  # noqa: E402
 from privacy_checks.observe.stores import StoreSpec, sweep, text_expression  # noqa: E402
+from privacy_checks.observe.typed import TypedNeedle  # noqa: E402
+from privacy_checks.subjects import DEFAULT_IIN, luhn_digit  # noqa: E402
 
 # Issue 22's targets, as multiples of the floor (and of one subject's sweep).
 EXACT_TARGET, ALL_FORMS_TARGET, GROWTH_TARGET = 1.2, 1.5, 1.1
@@ -56,6 +66,17 @@ TABLES: dict[str, tuple[float, list[str]]] = {
     "messages": (0.3, ["subject", "body"]),
 }
 JSON_COLUMNS = {("events", "payload")}
+# --typed: table -> (column, SQL type) read by value, in the column's own type (observe/typed.py).
+TYPED_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "accounts": [("birth_date", "DATE"), ("card", "BIGINT"), ("loyalty", "INTEGER")],
+    "orders": [("total", "NUMERIC(10,2)"), ("placed_at", "TIMESTAMP")],
+    "events": [("at", "TIMESTAMP"), ("at_ms", "BIGINT")],
+    "messages": [("sent_at", "TIMESTAMP")],
+}
+TYPED_ANY = "*typed"  # an expected typed hit: the form depends on how the engine stores the value
+# Issue 15's targets with --typed: what the typed values add, exact forms, growth 1 -> 50 subjects.
+TYPED_PART_TARGET, TYPED_EXACT_TARGET, TYPED_GROWTH_TARGET = 0.3, 1.5, 1.2
+_EPOCH = datetime(1970, 1, 1)
 
 WORDS = (
     "order shipped delivered refund invoice please thanks customer support ticket account password "
@@ -106,6 +127,53 @@ def needles_of(subjects: list[dict[str, str]]) -> list[Needle]:
     return out
 
 
+def typed_values(subjects: list[dict[str, str]], rng: random.Random) -> dict[str, dict[str, object]]:
+    """Each subject's typed values, drawn as subjects.py's strategies draw them: a Luhn-valid card
+    in the reserved range, a birth date, a ten-digit loyalty number, an amount with odd cents, and
+    an instant with a distinctive sub-second part."""
+    out = {}
+    start = datetime(2026, 11, 29, 10, 0, 0)
+    for i, s in enumerate(subjects):
+        body = f"{rng.randrange(10 ** 9):09d}"
+        moment = start - timedelta(seconds=3 * i + 3, microseconds=-(100_001 + rng.randrange(899_998)))
+        out[s["id"]] = {
+            "card": int(DEFAULT_IIN + body + luhn_digit(DEFAULT_IIN + body)),
+            "birth_date": date(1940, 1, 1) + timedelta(days=rng.randrange(23_741)),
+            "loyalty": 1_000_000_000 + rng.randrange(1_147_483_647),
+            "total": Decimal(rng.randrange(100, 9_999) * 10 + rng.randrange(1, 10)) / 100,
+            "moment": moment,
+        }
+    return out
+
+
+def typed_needles_of(subjects: list[dict[str, str]], values) -> list[Needle]:
+    out: list[Needle] = []
+    for s in subjects:
+        v = values[s["id"]]
+        out += [TypedNeedle(s["id"], "card_number", str(v["card"]).zfill(16), False, "card_number"),
+                TypedNeedle(s["id"], "date_of_birth", v["birth_date"].isoformat(), True, "date"),
+                TypedNeedle(s["id"], "loyalty_number", str(v["loyalty"]), False, "integer"),
+                TypedNeedle(s["id"], "order_total", f"{v['total']:.2f}", True, "amount"),
+                TypedNeedle(s["id"], "moment", v["moment"].strftime("%Y-%m-%dT%H:%M:%S.%fZ"), False, "timestamp")]
+    return out
+
+
+def typed_filler(rng: random.Random, column: str):
+    """Other people's values: dates, 16-digit numbers, amounts and instants of the same shapes."""
+    if column == "birth_date":
+        return date(1940, 1, 1) + timedelta(days=rng.randrange(23_741))
+    if column == "card":
+        return rng.randrange(4_000_000_000_000_000, 5_000_000_000_000_000)
+    if column == "loyalty":
+        return rng.randrange(1, 2_000_000_000)
+    if column == "total":
+        return Decimal(rng.randrange(100, 100_000)) / 100
+    moment = datetime(2026, 1, 1) + timedelta(microseconds=rng.randrange(330 * 86_400 * 10**6))
+    if column == "at_ms":
+        return (moment - _EPOCH) // timedelta(milliseconds=1)
+    return moment
+
+
 def words(rng: random.Random, n: int) -> str:
     return " ".join(rng.choices(WORDS, k=n))
 
@@ -136,7 +204,7 @@ def filler(rng: random.Random, table: str, column: str, i: int) -> str | None:
     raise AssertionError(column)
 
 
-def plan_plants(subjects, sizes, rng):
+def plan_plants(subjects, sizes, rng, typed=None):
     """{(table, row id): {column: value}} and the hits a sweep must report."""
     text_cells = [(t, c) for t, (_, cols) in TABLES.items() for c in cols if c not in ("payload",)]
     plants: dict[tuple[str, int], dict[str, str]] = {}
@@ -181,14 +249,30 @@ def plan_plants(subjects, sizes, rng):
             put(s, "email", kind, table, column, hashlib.new(kind, email.encode()).hexdigest())
         table, column = rng.choice(text_cells)
         put(s, "phone", "exact", table, column, s["phone"])
+    for s in subjects:
+        v = (typed or {}).get(s["id"])
+        if not v:
+            continue
+        put(s, "card_number", TYPED_ANY, "accounts", "card", v["card"])
+        put(s, "date_of_birth", TYPED_ANY, "accounts", "birth_date", v["birth_date"])
+        put(s, "loyalty_number", TYPED_ANY, "accounts", "loyalty", v["loyalty"])
+        put(s, "order_total", TYPED_ANY, "orders", "total", v["total"])
+        put(s, "moment", TYPED_ANY, "events", "at", v["moment"])
+        put(s, "moment", TYPED_ANY, "events", "at_ms", (v["moment"] - _EPOCH) // timedelta(milliseconds=1))
+        put(s, "moment", TYPED_ANY, "messages", "sent_at", v["moment"])
     return plants, expected
 
 
-def generate(table: str, size: int, plants, seed: int):
+def columns_of(table: str, typed: bool) -> list[str]:
+    return TABLES[table][1] + ([c for c, _ in TYPED_COLUMNS[table]] if typed else [])
+
+
+def generate(table: str, size: int, plants, seed: int, typed: bool = False):
     rng = random.Random(f"{seed}-{table}")
-    cols = TABLES[table][1]
+    cols = columns_of(table, typed)
+    texts = TABLES[table][1]
     for i in range(1, size + 1):
-        row = [filler(rng, table, c, i) for c in cols]
+        row = [filler(rng, table, c, i) if c in texts else typed_filler(rng, c) for c in cols]
         planted = plants.get((table, i))
         if planted:
             row = [planted.get(c, v) for c, v in zip(cols, row, strict=True)]
@@ -199,28 +283,45 @@ def sizes_for(rows: int) -> dict[str, int]:
     return {t: max(1, int(rows * share)) for t, (share, _) in TABLES.items()}
 
 
-def build_sqlite(path: Path, sizes, plants, seed: int) -> str:
+def _sqlite_value(value):
+    """What an application writing through sqlite3 stores: ISO text for dates and instants."""
+    if isinstance(value, datetime):
+        return value.isoformat(" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def declarations(table: str, cols, json_type: str, typed: bool) -> str:
+    types = dict(TYPED_COLUMNS[table]) if typed else {}
+    return ", ".join(f"{c} {types.get(c) or (json_type if (table, c) in JSON_COLUMNS else 'TEXT')}" for c in cols)
+
+
+def build_sqlite(path: Path, sizes, plants, seed: int, typed: bool = False) -> str:
     conn = sqlite3.connect(path)
-    for table, (_, cols) in TABLES.items():
-        decl = ", ".join(f"{c} {'JSON' if (table, c) in JSON_COLUMNS else 'TEXT'}" for c in cols)
-        conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, {decl})")
+    for table in TABLES:
+        cols = columns_of(table, typed)
+        conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, {declarations(table, cols, 'JSON', typed)})")
         marks = ", ".join("?" * (len(cols) + 1))
-        conn.executemany(f"INSERT INTO {table} VALUES ({marks})", generate(table, sizes[table], plants, seed))
+        rows = ([_sqlite_value(v) for v in row] for row in generate(table, sizes[table], plants, seed, typed))
+        conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
     conn.commit()
     conn.close()
     return f"sqlite:///{path}"
 
 
-def build_postgres(url: str, sizes, plants, seed: int) -> None:
+def build_postgres(url: str, sizes, plants, seed: int, typed: bool = False) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        for table, (_, cols) in TABLES.items():
-            decl = ", ".join(f"{c} {'JSONB' if (table, c) in JSON_COLUMNS else 'TEXT'}" for c in cols)
+        for table in TABLES:
+            decl = declarations(table, columns_of(table, typed), "JSONB", typed)
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
             conn.exec_driver_sql(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, {decl})")
             raw = conn.connection.driver_connection
             with raw.cursor().copy(f"COPY {table} FROM STDIN") as copy:
-                for row in generate(table, sizes[table], plants, seed):
+                for row in generate(table, sizes[table], plants, seed, typed):
                     copy.write_row(row)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE")
@@ -252,15 +353,20 @@ def timed(
 
 
 def floor_query(engine: sa.Engine) -> Callable[[], int]:
-    """Per table, one query reading every text column of every row once, matching nothing."""
+    """Per table, one query reading every text column of every row once, matching nothing (and,
+    with --typed, testing every typed value once: is it NULL)."""
     meta = sa.MetaData()
     meta.reflect(engine)
+    typed_names = {c for cols in TYPED_COLUMNS.values() for c, _ in cols}
     queries = []
     for table in meta.sorted_tables:
-        texts = [text_expression(engine.dialect, c) for c in table.columns if c.name != "id"]
+        texts = [text_expression(engine.dialect, c) for c in table.columns if c.name != "id" and c.name not in typed_names]
         total = sa.func.length(sa.func.coalesce(texts[0], ""))
         for t in texts[1:]:
             total = total + sa.func.length(sa.func.coalesce(t, ""))
+        for c in table.columns:
+            if c.name in typed_names:
+                total = total + sa.case((c.is_(None), 0), else_=1)
         queries.append(sa.select(sa.func.count()).select_from(table).where(total < 0))
 
     def run() -> int:
@@ -321,7 +427,8 @@ def recall(result, expected, subject_ids) -> tuple[int, int, list]:
         if h.row_key
     }
     want = {e for e in expected if e[0] in subject_ids}
-    return len(want & got), len(want), sorted(want - got)[:5]
+    got |= {(s, f, TYPED_ANY, t, c, r) for s, f, _, t, c, r in got}  # a typed hit, whatever its form
+    return len(want & got), len(want), sorted(want - got, key=str)[:5]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keys", type=int, default=100_000, help="Redis keys (--db redis)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--skip-slow", action="store_true", help="skip the OR-every-canary and naive Python rows")
+    ap.add_argument("--typed", action="store_true",
+                    help="typed columns and values (issue 15): what they add to the sweep (sqlite, postgres)")
     ap.add_argument("--workdir", help="where to build the databases (default: a temporary directory)")
     args = ap.parse_args(argv)
     # A kill should still stop the throwaway cluster and remove the databases (the finally below).
@@ -341,15 +450,22 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     subjects = make_subjects(args.subjects, rng)
     sizes = sizes_for(args.rows)
-    plants, expected = plan_plants(subjects, sizes, rng)
+    typed = typed_values(subjects, random.Random(f"{args.seed}-typed")) if args.typed else None
+    plants, expected = plan_plants(subjects, sizes, rng, typed)
     all_needles = needles_of(subjects)
     one_needles = needles_of(subjects[:1])
     n_text_cols = sum(len(cols) for _, cols in TABLES.values())
+    if args.typed:
+        if set(args.db.split(",")) - {"sqlite", "postgres"}:
+            raise SystemExit("--typed measures the SQL stores: use --db sqlite,postgres")
+        all_typed = all_needles + typed_needles_of(subjects, typed)
+        one_typed = one_needles + typed_needles_of(subjects[:1], typed)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="pcq-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     stops = []
     print(
-        f"{args.rows} rows over {len(TABLES)} tables, {n_text_cols} text columns; {args.subjects} subjects; "
+        f"{args.rows} rows over {len(TABLES)} tables, {n_text_cols} text columns"
+        f"{f', {sum(map(len, TYPED_COLUMNS.values()))} typed columns' if args.typed else ''}; {args.subjects} subjects; "
         f"median of {args.repeat} after a warm-up; {os.cpu_count()} CPUs"
     )
     rows_out = []
@@ -362,11 +478,11 @@ def main(argv: list[str] | None = None) -> int:
                                       all_needles, rows_out, stops)
                 continue
             if db == "sqlite":
-                url = build_sqlite(workdir / "bench.db", sizes, plants, args.seed)
+                url = build_sqlite(workdir / "bench.db", sizes, plants, args.seed, args.typed)
             elif db == "postgres":
                 url, stop = start_throwaway_cluster(workdir)
                 stops.append(stop)
-                build_postgres(url, sizes, plants, args.seed)
+                build_postgres(url, sizes, plants, args.seed, args.typed)
             else:
                 raise SystemExit(f"unknown --db {db!r}")
             print(f"[{db}] built in {time.perf_counter() - t0:.1f}s", flush=True)
@@ -375,12 +491,20 @@ def main(argv: list[str] | None = None) -> int:
             floor_fn = floor_query(engine)
             floor, _, _ = timed(floor_fn, floor_fn, args.repeat)
             cases: list[tuple[str, Callable[[], object], int, str]] = []
-            for label, needles, forms in (
+            runs = (
                 ("sweep exact, 1 subject", one_needles, ["exact"]),
                 (f"sweep exact, {args.subjects} subjects", all_needles, ["exact"]),
                 ("sweep all forms, 1 subject", one_needles, None),
                 (f"sweep all forms, {args.subjects} subjects", all_needles, None),
-            ):
+            )
+            if args.typed:
+                runs = (
+                    ("sweep exact + typed, 1 subject", one_typed, ["exact"]),
+                    (f"sweep exact + typed, {args.subjects} subjects", all_typed, ["exact"]),
+                    (f"sweep all forms, text only, {args.subjects} subjects", all_needles, None),
+                    (f"sweep all forms + typed, {args.subjects} subjects", all_typed, None),
+                )
+            for label, needles, forms in runs:
                 cases.append(
                     (
                         label,
@@ -407,7 +531,9 @@ def main(argv: list[str] | None = None) -> int:
                 if kind == "sweep":
                     needles = one_needles if "1 subject" in label else all_needles
                     ids = {n.subject_id for n in needles}
-                    forms = ("exact",) if "exact" in label else None
+                    forms = ("exact", TYPED_ANY) if "exact" in label else None
+                    if "text only" in label:
+                        forms = tuple({e[2] for e in expected} - {TYPED_ANY})
                     exp = {e for e in expected if forms is None or e[2] in forms}
                     ok, want, missing = recall(result, exp, ids)
                     note = f"recall {ok}/{want}, {len(result.hits)} hits"
@@ -437,6 +563,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("targets (x floor: the sweep's median over the median of the floor runs interleaved with it)")
     many = f"{args.subjects} subjects"
+    if args.typed:
+        typed_targets(ratios, many)
+        return 1 if failed else 0
     for db in dict.fromkeys(db for db, *_ in rows_out):
         if db in ("duckdb", "redis"):
             # the issue's targets for these: the sweep (exact forms; Redis: every form) within 1.5x its floor
@@ -458,6 +587,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'met' if growth <= GROWTH_TARGET else 'MISSED'}"
             )
     return 1 if failed else 0
+
+
+def typed_targets(ratios: dict[tuple[str, str], float], many: str) -> None:
+    """Issue 15's targets: the typed values add at most 0.3x the floor to the all-forms sweep;
+    exact forms (typed values included) within 1.5x; 50 subjects within 1.2x of one."""
+    verdict = {True: "met", False: "MISSED"}
+    for db in dict.fromkeys(db for db, _ in ratios):
+        part = ratios[db, f"sweep all forms + typed, {many}"] - ratios[db, f"sweep all forms, text only, {many}"]
+        print(f"  {db:9} typed values add {part:5.2f}x the floor  <= {TYPED_PART_TARGET}x  "
+              f"{verdict[part <= TYPED_PART_TARGET]}")
+        for who in ("1 subject", many):
+            r = ratios[db, f"sweep exact + typed, {who}"]
+            print(f"  {db:9} exact + typed {who:12} {r:5.2f}x  <= {TYPED_EXACT_TARGET}x  "
+                  f"{verdict[r <= TYPED_EXACT_TARGET]}")
+        growth = ratios[db, f"sweep exact + typed, {many}"] / ratios[db, "sweep exact + typed, 1 subject"]
+        print(f"  {db:9} exact + typed {many} / 1 subject {growth:5.2f}  <= {TYPED_GROWTH_TARGET}  "
+              f"{verdict[growth <= TYPED_GROWTH_TARGET]}")
 
 
 # -- DuckDB over Parquet, Spark local, Redis ------------------------------------------------------

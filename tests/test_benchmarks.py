@@ -43,6 +43,25 @@ def test_sweep_benchmark_finds_every_planted_canary_and_prints_its_table(tmp_pat
     assert re.search(rf"{db} +all forms 3 subjects / 1 subject +\d+\.\d\d", run.stdout), run.stdout
 
 
+def test_the_typed_section_finds_every_planted_typed_value_and_prints_issue_15s_targets(tmp_path):
+    """--typed plants card numbers, birth dates, loyalty numbers, amounts and instants in typed
+    columns; the sweep must find every one (exit 1 on a miss) and the summary states the targets."""
+    db = _databases()[-1]
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--rows", "4000", "--subjects", "3",
+         "--repeat", "1", "--db", db, "--skip-slow", "--typed", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    recalls = [(int(a), int(b)) for a, b in re.findall(r"recall (\d+)/(\d+)", run.stdout)]
+    assert len(recalls) == 8 and all(got == want > 0 for got, want in recalls), run.stdout
+    # seven typed values per subject: with typed needles the sweep finds seven more places per subject
+    text_only = dict(re.findall(r"sweep all forms, (text only), 3 subjects.*?recall \d+/(\d+)", run.stdout))
+    with_typed = dict(re.findall(r"sweep all forms \+ (typed), 3 subjects.*?recall \d+/(\d+)", run.stdout))
+    assert int(with_typed["typed"]) == int(text_only["text only"]) + 7 * 3, run.stdout
+    assert re.search(rf"{db} +typed values add +-?\d+\.\d\dx the floor +<= 0.3x", run.stdout), run.stdout
+
+
 def test_the_duckdb_and_redis_sections_find_every_planted_canary_and_print_their_floors(tmp_path):
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--rows", "4000", "--keys", "2000", "--subjects",

@@ -170,9 +170,8 @@ class TypedPlan:
         self.text_values = sorted(self._values.texts)
         self._text_re = None
         if self.text_values:
-            alternatives = "|".join(re.escape(v) for v in sorted(self.text_values, key=len, reverse=True))
             # A number inside a longer run of digits is another number.
-            self._text_re = re.compile(f"(?<![0-9])(?:{alternatives})(?![0-9])")
+            self._text_re = re.compile(f"(?<![0-9])(?:{trie_pattern(self.text_values)})(?![0-9])")
 
     def __bool__(self) -> bool:
         return bool(self.needles)
@@ -193,9 +192,6 @@ class TypedPlan:
                 out.append(TypedMatch(meaning.needle, meaning.form, m.start(), m.end(), meaning.weak))
         return out
 
-    def prefilter_parts(self) -> list[bytes]:
-        return [re.escape(v.encode()) for v in self.text_values]
-
     def last_four(self, subject_id: str, value: Any) -> TypedNeedle | None:
         """The subject's card whose last four digits ``value`` is (alone, or behind a mask such as
         ``**** 1234``); read only in a row that holds the subject's canary."""
@@ -206,6 +202,29 @@ class TypedPlan:
             if isinstance(value, str) and re.fullmatch(rf"[^0-9]{{0,24}}{last}", value.strip()):
                 return needle
         return None
+
+
+def trie_pattern(words: Iterable[str]) -> str:
+    """One regular expression matching exactly ``words``, longest first, written as a prefix tree.
+
+    Fifty subjects' typed values have about 2,600 renderings. As a flat alternation Python's
+    engine tries each at every position: 10.9 ms to search a 300-character text (measured); as a
+    tree it follows one branch per character: 0.11 ms, and it compiles in about half the time."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:
+        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body  # greedy: the longer word is tried first
+
+    return emit(trie)
 
 
 @dataclass(frozen=True)
