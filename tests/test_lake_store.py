@@ -10,6 +10,7 @@ import secrets
 import urllib.parse
 
 import duckdb
+import pytest
 
 from privacy_checks.observe.forms import MARKER, Needle
 from privacy_checks.observe.stores import StoreSpec, sweep
@@ -88,3 +89,127 @@ def test_an_unreadable_file_is_unswept_and_an_empty_glob_is_reported(tmp_path):
     assert [(u.where.rsplit("/", 1)[1], u.reason.split(":")[0]) for u in result.unswept] == [
         ("broken.parquet", "unreadable as parquet")]
     assert result.empty_globs == [("lake", str(tmp_path / "none" / "*.parquet"))]
+
+
+# -- typed values (issue 15): numbers, dates and instants in their own column types ---------------
+
+def typed_subjects():
+    from privacy_checks.subjects import SubjectFactory
+
+    factory = SubjectFactory(seed="lake-typed", nonce="n0", fields=["full_name", "card_number", "date_of_birth", "moment"],
+                             extra_fields=["loyalty", "total"],
+                             strategies={"loyalty": {"strategy": "integer"}, "total": {"strategy": "amount"}})
+    return factory.build("test_lake_typed"), factory.build("test_lake_typed")
+
+
+def typed_row(s) -> dict:
+    from datetime import date
+    from decimal import Decimal
+
+    from privacy_checks.observe.typed import parse_moment
+
+    m = parse_moment(s.fields["moment"])
+    card, total = s.fields["card_number"], Decimal(s.fields["total"])
+    return dict(card=int(card), card_dec=Decimal(int(card)), born=date.fromisoformat(s.fields["date_of_birth"]),
+                login_at=m.replace(tzinfo=None), at_tz=m, at_ms=m.replace(tzinfo=None), at_epoch_ms=int(m.timestamp() * 1000),
+                tod=m.time().replace(tzinfo=None), loyalty=int(s.fields["loyalty"]), total=total, total_d=float(total),
+                total_f=float(total), card_text=card[:4] + "-" + card[4:8] + "-" + card[8:12] + "-" + card[12:],
+                born_text=date.fromisoformat(s.fields["date_of_birth"]).strftime("%m/%d/%Y"))
+
+
+TYPED_COLUMNS = ("id BIGINT, name VARCHAR, last4 VARCHAR, card BIGINT, card_dec DECIMAL(20,0), born DATE, login_at TIMESTAMP, "
+                 "at_tz TIMESTAMPTZ, at_ms TIMESTAMP_MS, at_epoch_ms BIGINT, tod TIME, loyalty INTEGER, "
+                 "total DECIMAL(10,2), total_d DOUBLE, total_f FLOAT, card_text VARCHAR, born_text VARCHAR, "
+                 "active BOOLEAN")
+
+
+def write_typed_parquet(path, plants: dict[int, dict], without: tuple[str, ...] = ()) -> None:
+    """1,000 rows of filler (numbers, dates and instants of nobody) with ``plants`` put in;
+    ``without``: columns left out of the file."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE TABLE t ({TYPED_COLUMNS})")
+    con.execute("INSERT INTO t (id, name, card, card_dec, born, login_at, at_tz, at_ms, at_epoch_ms, tod, loyalty, total, "
+                "total_d, total_f, active) SELECT i, 'user ' || i, 9000000000000000 + i, 9000000000000000 + i, "
+                "DATE '1990-01-01' + i::INTEGER, TIMESTAMP '2020-01-01 00:00:00.5' + to_seconds(i), "
+                "TIMESTAMPTZ '2020-01-01 00:00:00.5+00' + to_seconds(i), TIMESTAMP '2020-01-01' + to_seconds(i), i, "
+                "TIME '01:02:03' + to_seconds(i % 3600), i, i + 0.01, i + 0.01, i + 0.01, true "
+                "FROM range(1, 1001) r(i)")
+    for row, values in plants.items():
+        sets = ", ".join(f"{column} = ?" for column in values)
+        con.execute(f"UPDATE t SET {sets} WHERE id = ?", [*values.values(), row])
+    exclude = f" EXCLUDE ({', '.join(without)})" if without else ""
+    con.execute(f"COPY (SELECT *{exclude} FROM t ORDER BY id) TO '{path}' (FORMAT parquet)")
+    con.close()
+
+
+@pytest.fixture(params=[64, 0], ids=["typed IN lists", "temporary tables"])
+def inline_max(request, monkeypatch):
+    from privacy_checks.observe.stores import lake
+
+    monkeypatch.setattr(lake, "_INLINE_MAX", request.param)
+    return request.param
+
+
+def test_typed_values_found_in_their_own_column_types_naming_file_row_and_column(tmp_path, inline_max):
+    ada, bob = typed_subjects()
+    last4 = f"**** {ada.fields['card_number'][-4:]}"
+    write_typed_parquet(tmp_path / "export.parquet", {
+        5: typed_row(ada),  # typed values alone, no canary in the row
+        9: {"card": int(bob.fields["card_number"])},
+        12: {"name": ada.fields["full_name"], "last4": last4},  # the last four beside the subject's canary
+        13: {"last4": last4},  # ... and alone: anybody's
+    })
+    (tmp_path / "events.jsonl").write_text(
+        json.dumps({"who": "x", "born": "1999-12-31", "seen": "2020-01-01T00:00:00.000001Z"}) + "\n"
+        + json.dumps({"who": "y", "born": ada.fields["date_of_birth"], "seen": ada.fields["moment"]}) + "\n")
+    result = sweep([StoreSpec("lake", lake=[str(tmp_path / "*")])], ada.needles() + bob.needles())
+    assert result.unswept == []
+    got = {(h.table_or_path.rsplit("/", 1)[1], h.row_key["row"], h.column_or_line): (h.field, h.form, h.weak)
+           for h in result.hits if h.subject_id == ada.id and h.column_or_line != "name"}
+    assert got == {
+        ("export.parquet", 5, "card"): ("card_number", "integer", False),
+        ("export.parquet", 5, "card_dec"): ("card_number", "integer", False),
+        ("export.parquet", 5, "card_text"): ("card_number", "dashed", False),
+        ("export.parquet", 5, "born"): ("date_of_birth", "date", True),
+        ("export.parquet", 5, "born_text"): ("date_of_birth", "text (month/day/year)", True),
+        ("export.parquet", 5, "login_at"): ("moment", "timestamp", False),
+        ("export.parquet", 5, "at_tz"): ("moment", "timestamp", False),
+        ("export.parquet", 5, "at_ms"): ("moment", "timestamp (ms)", False),
+        ("export.parquet", 5, "at_epoch_ms"): ("moment", "epoch ms", False),
+        ("export.parquet", 5, "tod"): ("moment", "time of day", True),
+        ("export.parquet", 5, "loyalty"): ("loyalty", "integer", False),
+        ("export.parquet", 5, "total"): ("total", "amount", True),
+        ("export.parquet", 5, "total_d"): ("total", "amount", True),
+        ("export.parquet", 5, "total_f"): ("total", "amount", True),
+        ("export.parquet", 12, "last4"): ("card_number", "last four", True),
+        # JSON Lines: DuckDB reads the date as a DATE and the instant as a timestamp
+        ("events.jsonl", 2, "born"): ("date_of_birth", "date", True),
+        ("events.jsonl", 2, "seen"): ("moment", "timestamp", False),
+    }
+    hit = next(h for h in result.hits if h.column_or_line == "card" and h.subject_id == ada.id)
+    assert hit.place() == f"lake: file {tmp_path / 'export.parquet'}, row 5, column card"
+    # the other subject's card in its own row, never Ada's
+    assert {(h.row_key["row"], h.form) for h in result.hits if h.subject_id == bob.id} == {(9, "integer")}
+    # only candidate rows came back: the planted ones, not the 1,000 of filler
+    export = next(t for t in result.timings if t.where and t.where.endswith("export.parquet"))
+    assert export.candidates == 3
+    assert result.examined["lake"]["typed columns"] == 13 + 2
+
+
+def test_a_file_without_the_typed_values_gives_no_hit_and_text_only_needles_read_no_typed_column(tmp_path,
+                                                                                                  inline_max):
+    ada, bob = typed_subjects()
+    write_typed_parquet(tmp_path / "other.parquet", {5: typed_row(bob)})
+    result = sweep([StoreSpec("lake", lake=[str(tmp_path / "*")])], ada.needles())
+    assert result.hits == [] and result.unswept == []
+    assert result.examined["lake"]["typed columns"] == 13
+    # the same file holds Bob: the absence above is the file's, not the sweep's
+    assert {h.column_or_line for h in sweep([StoreSpec("lake", lake=[str(tmp_path / "*")])], bob.needles()).hits} \
+        >= {"card", "born", "login_at", "at_tz", "loyalty", "total"}
+    from privacy_checks.observe.typed import TypedNeedle
+
+    text_only = sweep([StoreSpec("lake", lake=[str(tmp_path / "*")])],
+                      [n for n in bob.needles() if not isinstance(n, TypedNeedle)])
+    assert "typed columns" not in text_only.examined["lake"]
+    assert not [h for h in text_only.hits if h.column_or_line != "card_text"]

@@ -75,3 +75,50 @@ def test_a_missing_table_or_path_is_unswept_not_clean(tmp_path):
     result = sweep([store], needles, timeout_s=120)
     assert [u.where for u in result.unswept] == ["no_such_table", str(tmp_path / "none.parquet")]
     assert all(u.reason.startswith("cannot read: ") for u in result.unswept)
+
+
+def test_typed_values_are_compared_in_their_own_spark_types_and_a_file_without_them_gives_none(tmp_path):
+    """Issue 15 in Spark: a card number as BIGINT, a birth date as DATE, an instant as TIMESTAMP
+    (an instant) and TIMESTAMP_NTZ, an amount as DECIMAL and DOUBLE; the same session as above."""
+    from tests.test_lake_store import typed_row, typed_subjects, write_typed_parquet
+
+    ada, bob = typed_subjects()
+    write_typed_parquet(tmp_path / "ada.parquet", {
+        5: typed_row(ada),
+        12: {"name": ada.fields["full_name"], "last4": f"**** {ada.fields['card_number'][-4:]}"},
+        13: {"last4": f"**** {ada.fields['card_number'][-4:]}"}}, without=("tod",))  # Spark reads no TIME
+    write_typed_parquet(tmp_path / "bob.parquet", {5: typed_row(bob)}, without=("tod",))
+    store = StoreSpec("warehouse", url="local[2]", options={
+        "paths": [str(tmp_path / "ada.parquet"), str(tmp_path / "bob.parquet")], "tables": ["visits"]})
+    from privacy_checks.observe.stores.spark import session
+
+    # a wall-clock TIMESTAMP_NTZ column of a catalog table, whatever Parquet's timestamps are read as
+    wall = ada.fields["moment"].replace("T", " ").rstrip("Z")
+    session(store).sql(f"SELECT 1 AS id, CAST('{wall}' AS TIMESTAMP_NTZ) AS seen UNION ALL "
+                       "SELECT 2, CAST('2020-01-01 00:00:00.5' AS TIMESTAMP_NTZ)").createOrReplaceTempView("visits")
+    result = sweep([store], ada.needles(), timeout_s=300)
+    assert result.unswept == []
+    got = {(h.table_or_path.rsplit("/", 1)[-1], h.row_key["row"], h.column_or_line): (h.field, h.form, h.weak)
+           for h in result.hits if h.column_or_line != "name"}
+    assert got == {
+        ("ada.parquet", 5, "card"): ("card_number", "integer", False),
+        ("ada.parquet", 5, "card_dec"): ("card_number", "integer", False),
+        ("ada.parquet", 5, "card_text"): ("card_number", "dashed", False),
+        ("ada.parquet", 5, "born"): ("date_of_birth", "date", True),
+        ("ada.parquet", 5, "born_text"): ("date_of_birth", "text (month/day/year)", True),
+        ("ada.parquet", 5, "login_at"): ("moment", "timestamp", False),
+        ("ada.parquet", 5, "at_tz"): ("moment", "timestamp", False),
+        ("ada.parquet", 5, "at_ms"): ("moment", "timestamp (ms)", False),
+        ("ada.parquet", 5, "at_epoch_ms"): ("moment", "epoch ms", False),
+        ("ada.parquet", 5, "loyalty"): ("loyalty", "integer", False),
+        ("ada.parquet", 5, "total"): ("total", "amount", True),
+        ("ada.parquet", 5, "total_d"): ("total", "amount", True),
+        ("ada.parquet", 5, "total_f"): ("total", "amount", True),
+        ("ada.parquet", 12, "last4"): ("card_number", "last four", True),
+        ("visits", None, "seen"): ("moment", "timestamp", False),
+    }
+    # bob.parquet holds the same kinds of values, of another subject: no hit there, and only the
+    # planted rows came back from the scans
+    assert {t.where.rsplit("/", 1)[-1]: t.candidates for t in result.timings if t.where} == {
+        "ada.parquet": 2, "bob.parquet": 0, "visits": 1}
+    assert result.examined["warehouse"]["typed columns"] > 0

@@ -36,6 +36,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JULIAN_EPOCH_MS = 210866760000000
 # Doubles are exact for integers below 2**53: larger values (a 16-digit card) are never floats.
 _FLOAT_EXACT = 2**53
+_BIGINT = 2**63
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,21 @@ class TypedPlan:
     def __bool__(self) -> bool:
         return bool(self.needles)
 
+    def compared(self, family: str) -> list[Any]:
+        """The values a column of ``family`` is compared with, as Python values of that family's
+        own type (every store kind renders them in its engine's types): an integer column with the
+        integers (within 64 bits), a decimal column with those and the non-integral decimals, a
+        floating-point column with the doubles and the integers a double holds exactly."""
+        lit = self.literals
+        numbers = [v for v in lit.get("int", []) if -_BIGINT < v < _BIGINT]
+        if family == "int":
+            return numbers
+        if family == "decimal":
+            return numbers + [v for v in lit.get("decimal", []) if v != v.to_integral_value()]
+        if family == "float":
+            return [float(v) for v in numbers if abs(v) < _FLOAT_EXACT] + list(lit.get("float", []))
+        return list(lit.get(family, []))
+
     def meanings(self, value: Any) -> list[Meaning]:
         out: list[Meaning] = []
         for key in keys_of(value):
@@ -225,6 +241,17 @@ def trie_pattern(words: Iterable[str]) -> str:
         return f"(?:{body})?" if "" in node else body  # greedy: the longer word is tried first
 
     return emit(trie)
+
+
+def shown(value: Any) -> str:
+    """A typed value as a finding's excerpt shows it."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -32,7 +32,7 @@ from privacy_checks.observe.forms import (
     texts_of_bytes,
     utf16_bytes,
 )
-from privacy_checks.observe.typed import TypedPlan, split_typed, trie_pattern
+from privacy_checks.observe.typed import TypedPlan, shown, split_typed, trie_pattern
 
 from .progress import Budget
 
@@ -344,6 +344,44 @@ def hits_in(plan: Plan, text: str, store: str, kind: str, where: str, col: str |
             expires_in: float | None = None) -> list[Hit]:
     """Every needle and form the plan's Matcher finds in one candidate value, as hits."""
     return [make_hit(store, kind, where, col, key, m, text, expires_in) for m in dedup(plan.find(text))]
+
+
+def typed_hits(typed: TypedPlan, value: Any, store: str, kind: str, where: str, col: str | int, key=None,
+               key_kind: str | None = None) -> list[Hit]:
+    """What one value of a typed column (a number, a date, an instant) is: a hit per needle and
+    form it equals (``TypedPlan.meanings``), each saying what it proves."""
+    text = shown(value)
+    return [Hit(store=store, location_kind=kind, table_or_path=where, column_or_line=col, row_key=key,
+                subject_id=m.needle.subject_id, field=m.needle.field, form=m.form, weak=m.weak,
+                excerpt=excerpt(text, 0, len(text)),
+                row_key_kind=(key_kind or ("primary key" if kind == "table" else kind)) if key else "none")
+            for m in typed.meanings(value)]
+
+
+# column -> (location kind, where, column_or_line, row key) of a hit in that column of one row
+Place = Callable[[str], tuple[str, str, str | int, dict | None]]
+
+
+def last_four_hits(typed: TypedPlan, store: str, row: dict[str, Any], found: Sequence[Hit], place: Place,
+                   key_kind: str | None = None) -> list[Hit]:
+    """A card's last four digits among a row's values, reported only in a row that also holds
+    the same subject's canary (a strong hit in ``found``): four digits alone are anybody's."""
+    if not typed.cards:
+        return []
+    out = []
+    proven = {h.subject_id for h in found if not h.weak}
+    for subject_id in proven & set(typed.cards):
+        for column, value in row.items():
+            needle = typed.last_four(subject_id, value)
+            if needle is not None:
+                kind, where, col, key = place(column)
+                text = shown(value)
+                out.append(Hit(store=store, location_kind=kind, table_or_path=where, column_or_line=col,
+                               row_key=key, subject_id=subject_id, field=needle.field, form="last four", weak=True,
+                               excerpt=excerpt(text, 0, len(text)),
+                               row_key_kind=(key_kind or ("primary key" if kind == "table" else kind)) if key
+                               else "none"))
+    return out
 
 
 def as_text(value: Any) -> str | None:

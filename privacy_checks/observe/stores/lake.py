@@ -9,6 +9,18 @@ per value, after a byte-length gate. Only candidate rows come back to Python, wh
 decides which needle and form each holds. A finding names the file, the row (1 = the first
 record, header excluded) and the column.
 
+Typed columns (integers, decimals, floating point, DATE, TIMESTAMP in any precision or with a
+time zone, TIME) are compared with the subjects' numbers, dates and instants in the column's
+own type (``TypedPlan.compared``; never a cast of the column to text): a typed ``IN`` list of
+constants while the family has few values, a semi-join against a temporary table of that type
+when it has many (``_INLINE_MAX``; the issue measured a literal list of 6,600 values at 38x the
+floor). Text columns meet the typed values' renderings as whole values with the digests; a
+rendering inside a longer text is found in candidate rows, and a card's last four digits only in
+a row that also holds the subject's canary. Typed values nested in a STRUCT, LIST or MAP are
+read as that value's text, so only in a row that is a candidate for another reason. CSV files
+are read as text (their types are guesses), JSON Lines with the types DuckDB detects (a date
+string becomes a DATE).
+
 Used by lake stores (``lake:`` globs of local files) and by S3 stores for objects whose names
 end in .parquet, .csv, .tsv, .json, .jsonl or .ndjson (optionally .gz): see ``sweep_file``.
 """
@@ -20,18 +32,44 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 
-from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, as_text, hits_in, matches
+from .base import (
+    Hit,
+    Plan,
+    StoreSpec,
+    SweepResult,
+    Timing,
+    Unswept,
+    as_text,
+    hits_in,
+    last_four_hits,
+    matches,
+    typed_hits,
+)
 from .sql import _gate_variants  # the rarest-letter choice, shared with the SQL predicates
 
 _SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json",
              ".ndjson": "json"}
-# Types that cannot hold a canary's text (typed values are another issue's).
+# Types that cannot hold a canary's text (a list of them neither); some hold typed values (_FAMILY).
 _NOT_TEXT = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT",
-             "UHUGEINT", "DOUBLE", "FLOAT", "REAL", "BOOLEAN", "DATE", "TIME", "TIMESTAMP", "INTERVAL", "UUID")
+             "UHUGEINT", "DOUBLE", "FLOAT", "REAL", "BOOLEAN", "DATE", "TIME", "TIMESTAMP", "INTERVAL", "UUID",
+             "DECIMAL")
+# DuckDB type -> the family its values are compared in (observe/typed.py). "datetimetz" is an
+# instant (TIMESTAMPTZ), compared as one whatever the session's time zone.
+_FAMILY = {**dict.fromkeys(("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                            "UINTEGER", "UBIGINT", "UHUGEINT"), "int"),
+           "FLOAT": "float", "DOUBLE": "float", "DATE": "date", "TIME": "time",
+           **dict.fromkeys(("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"), "datetime"),
+           "TIMESTAMP WITH TIME ZONE": "datetimetz"}
+# The type of each family's temporary table: wide enough for every value of the family.
+_TABLE_TYPE = {"int": "BIGINT", "decimal": "DECIMAL(38,10)", "float": "DOUBLE", "date": "DATE",
+               "datetime": "TIMESTAMP", "datetimetz": "TIMESTAMPTZ", "time": "TIME"}
+# A family with more values than this is compared by a semi-join against its temporary table.
+_INLINE_MAX = 64
 
 # (row number, column) -> (location kind, where, column_or_line, row key) of a hit
 Locate = Callable[[int, str], tuple[str, str, str | int, dict | None]]
@@ -74,6 +112,18 @@ class Lake:
         self.con.execute("CREATE TEMP TABLE pcq_whole (v VARCHAR)")
         if plan.whole_values:
             self.con.executemany("INSERT INTO pcq_whole VALUES (?)", [[v] for v in plan.whole_values])
+        # family -> the SQL its column is compared with: "(c1, c2, ...)" or "(SELECT v FROM pcq_t_<family>)"
+        self.typed_sets: dict[str, str] = {}
+        for fam, type_ in _TABLE_TYPE.items():
+            values = _typed_values(plan, fam)
+            if not values:
+                continue
+            if len(values) <= _INLINE_MAX:
+                self.typed_sets[fam] = "(" + ", ".join(_constant(fam, v) for v in values) + ")"
+            else:
+                self.con.execute(f"CREATE TEMP TABLE pcq_t_{fam} (v {type_})")
+                self.con.executemany(f"INSERT INTO pcq_t_{fam} VALUES (?)", [[v] for v in values])
+                self.typed_sets[fam] = f"(SELECT v FROM pcq_t_{fam})"
 
     def __enter__(self) -> Lake:
         return self
@@ -91,28 +141,45 @@ class Lake:
         except duckdb.Error as e:
             result.unswept.append(Unswept(store, display, f"unreadable as {fmt}: {_first_line(e)}"))
             return 0
-        columns = [(name, type_) for name, type_, *_ in described
-                   if name not in ("file_row_number", "ordinality")
-                   and not type_.upper().startswith(_NOT_TEXT) and not type_.upper().startswith("DECIMAL")
-                   and not matches(exclude_columns or [], name)]
+        columns, typed = [], []
+        for name, type_, *_ in described:
+            if name in ("file_row_number", "ordinality") or matches(exclude_columns or [], name):
+                continue
+            if not type_.upper().startswith(_NOT_TEXT):
+                columns.append((name, type_))
+            elif self.typed_sets and _family(type_) in self.typed_sets:
+                typed.append((name, _family(type_)))
         result.count(store, "files")
         result.count(store, "columns", len(columns))
+        if self.plan.typed:
+            result.count(store, "typed columns", len(typed))
         preds = [p for p in (self._predicate(_text(name, type_)) for name, type_ in columns) if p]
+        preds += [f"{_quote(name)} IN {self.typed_sets[fam]}" for name, fam in typed]
         if not preds:
             return 0
-        selected = ", ".join(_text(name, type_) for name, type_ in columns)
+        selected = ", ".join([_text(name, type_) for name, type_ in columns] + [_quote(name) for name, _ in typed])
         query = f"SELECT {row_expr}, {selected} FROM {source} WHERE {' OR '.join(preds)}"
+        names = [name for name, _ in columns] + [name for name, _ in typed]
         hits: list[Hit] = []
         candidates = 0
         try:
             for row in self._run(query):
                 candidates += 1
                 number = int(row[0])
-                for (name, _), value in zip(columns, row[1:], strict=True):
-                    text = as_text(value)
+                row_hits: list[Hit] = []
+                values = dict(zip(names, row[1:], strict=True))
+                for name, _ in columns:
+                    text = as_text(values[name])
                     if text:
                         kind, where, col, key = locate(number, name)
-                        hits += hits_in(self.plan, text, store, kind, where, col, key)
+                        row_hits += hits_in(self.plan, text, store, kind, where, col, key)
+                for name, _ in typed:
+                    kind, where, col, key = locate(number, name)
+                    row_hits += typed_hits(self.plan.typed, values[name], store, kind, where, col, key)
+                if self.plan.typed:
+                    row_hits += last_four_hits(self.plan.typed, store, values, row_hits,
+                                               lambda c, n=number: locate(n, c))
+                hits += row_hits
         except duckdb.Error as e:
             reason = f"timed out after {self.timeout_s:g}s" if "interrupt" in str(e).lower() else _first_line(e)
             result.unswept.append(Unswept(store, display, f"unreadable as {fmt}: {reason}"))
@@ -164,9 +231,39 @@ def _reader(path: str, fmt: str) -> tuple[str, str]:
     return f"read_json({quoted}, format = 'auto') WITH ORDINALITY", "ordinality"
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _text(name: str, type_: str) -> str:
-    column = '"' + name.replace('"', '""') + '"'
+    column = _quote(name)
     return column if type_.upper() == "VARCHAR" else f"CAST({column} AS VARCHAR)"
+
+
+def _family(type_: str) -> str | None:
+    upper = type_.upper()
+    return "decimal" if upper.startswith("DECIMAL") else _FAMILY.get(upper)
+
+
+def _typed_values(plan: Plan, fam: str) -> list[Any]:
+    """The plan's values a column of ``fam`` is compared with (an instant's as aware UTC)."""
+    if fam == "datetimetz":
+        return [v.replace(tzinfo=UTC) for v in plan.typed.compared("datetime")]
+    return plan.typed.compared(fam)
+
+
+def _constant(fam: str, value: Any) -> str:
+    """A typed value as a DuckDB constant of its family's type, exactly (a double through its
+    shortest round-trip text, a decimal as written)."""
+    if fam == "int":
+        return str(int(value))
+    if fam == "decimal":
+        return str(value) if isinstance(value, int) else f"{value:f}"
+    if fam == "float":
+        return f"CAST('{value!r}' AS DOUBLE)"
+    if fam == "datetimetz":
+        return f"TIMESTAMPTZ '{value.isoformat(sep=' ')}'"
+    return f"{_TABLE_TYPE[fam]} '{value.isoformat(sep=' ') if isinstance(value, datetime) else value.isoformat()}'"
 
 
 def _lit(value: str) -> str:

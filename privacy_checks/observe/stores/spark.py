@@ -10,6 +10,14 @@ length gate, which Spark turns into a hash-set probe); the matching rows are col
 Matcher decides. A finding names the table or file, the file a row came from and its row number
 where the source says so (Parquet's ``_metadata.row_index``), and the column.
 
+Typed columns (byte to long integers, decimals, float and double, DATE, TIMESTAMP and
+TIMESTAMP_NTZ) are compared with the subjects' numbers, dates and instants in the column's own
+type (``TypedPlan.compared``), with ``isin`` as for text; an instant column (TIMESTAMP) against
+instants built from epoch microseconds and read back as epoch microseconds, so neither the
+session's nor this process's time zone shifts it. Text columns meet the typed renderings as
+whole values; a card's last four digits count only in a row that also holds the subject's
+canary. CSV columns are text (no schema inference), JSON values have the types Spark infers.
+
 Cost: one scan of every named table or path per sweep, run by the cluster's executors. The
 session is started once per process and reused by later sweeps (a local JVM takes 10-25 s to
 start); ``conf`` passes Spark settings (``spark.executor.memory``...). Local mode binds the
@@ -24,15 +32,29 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from privacy_checks.errors import StoreError
 
-from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, as_text, hits_in, matches
+from .base import (
+    Hit,
+    Plan,
+    StoreSpec,
+    SweepResult,
+    Timing,
+    Unswept,
+    as_text,
+    hits_in,
+    last_four_hits,
+    matches,
+    typed_hits,
+)
 
 _SESSION: dict[str, Any] = {}
 _LOCK = threading.Lock()
 _MAX_CANDIDATES = 100_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
 
 
@@ -116,6 +138,11 @@ def _read(spark, path: str):
 
 
 _TEXT_TYPES = ("StringType", "BinaryType", "StructType", "ArrayType", "MapType", "VarcharType", "CharType")
+# Spark type -> the family its values are compared in (observe/typed.py); "instant" is TIMESTAMP
+# (an instant shown in the session's time zone), "datetime" TIMESTAMP_NTZ (a wall-clock time).
+_FAMILY = {**dict.fromkeys(("ByteType", "ShortType", "IntegerType", "LongType"), "int"), "DecimalType": "decimal",
+           "FloatType": "float", "DoubleType": "float", "DateType": "date", "TimestampType": "instant",
+           "TimestampNTZType": "datetime"}
 
 
 def _sweep_frame(spark, store: StoreSpec, plan: Plan, timeout_s: float, frame, kind: str, name: str,
@@ -124,12 +151,15 @@ def _sweep_frame(spark, store: StoreSpec, plan: Plan, timeout_s: float, frame, k
 
     columns = [f.name for f in frame.schema.fields
                if type(f.dataType).__name__ in _TEXT_TYPES and not matches(store.exclude_columns, f.name)]
+    typed = [(f.name, _FAMILY[type(f.dataType).__name__]) for f in frame.schema.fields
+             if plan.typed and type(f.dataType).__name__ in _FAMILY and not matches(store.exclude_columns, f.name)]
     result.count(store.name, "tables" if kind == "table" else "paths")
     result.count(store.name, "columns", len(columns))
-    if not columns:
-        return 0
+    if plan.typed:
+        result.count(store.name, "typed columns", len(typed))
     texts = {c: F.col(f"`{c}`").cast("string") for c in columns}
     preds = [p for p in (_predicate(F, texts[c], plan) for c in columns) if p is not None]
+    preds += [p for p in (_typed_predicate(F, F.col(f"`{c}`"), fam, plan) for c, fam in typed) if p is not None]
     if not preds:
         return 0
     condition = preds[0]
@@ -143,7 +173,10 @@ def _sweep_frame(spark, store: StoreSpec, plan: Plan, timeout_s: float, frame, k
         position[1] = F.col("_metadata.row_index").alias("pcq_row")
     except Exception:  # noqa: BLE001 - a source without (some) metadata columns
         pass
-    selected = frame.where(condition).select(*position, *[texts[c].alias(f"pcq_{i}") for i, c in enumerate(columns)])
+    # an instant comes back as epoch microseconds: collect() would give this process's local time
+    typed_out = [F.unix_micros(F.col(f"`{c}`")) if fam == "instant" else F.col(f"`{c}`") for c, fam in typed]
+    selected = frame.where(condition).select(*position, *[texts[c].alias(f"pcq_{i}") for i, c in enumerate(columns)],
+                                             *[t.alias(f"pcq_t{i}") for i, t in enumerate(typed_out)])
     rows = _collect(spark, selected.limit(_MAX_CANDIDATES + 1), timeout_s, store, name, result)
     if rows is None:
         return 0
@@ -156,12 +189,36 @@ def _sweep_frame(spark, store: StoreSpec, plan: Plan, timeout_s: float, frame, k
         key: dict[str, Any] = {"row": None if index is None else int(index) + 1, "file": file}
         if kind == "table":
             key["table"] = True
+        row_hits: list[Hit] = []
+        values: dict[str, Any] = {}
         for i, column in enumerate(columns):
-            text = as_text(row[2 + i])
+            values[column] = text = as_text(row[2 + i])
             if text:
-                hits += hits_in(plan, text, store.name, "row", name, column, dict(key))
+                row_hits += hits_in(plan, text, store.name, "row", name, column, dict(key))
+        for i, (column, fam) in enumerate(typed):
+            value = row[2 + len(columns) + i]
+            if fam == "instant" and value is not None:
+                value = _EPOCH + timedelta(microseconds=value)
+            values[column] = value
+            row_hits += typed_hits(plan.typed, value, store.name, "row", name, column, dict(key))
+        if plan.typed:
+            row_hits += last_four_hits(plan.typed, store.name, values, row_hits,
+                                       lambda c, k=key: ("row", name, c, dict(k)))
+        hits += row_hits
     result.hits += hits
     return len(rows)
+
+
+def _typed_predicate(F, column, fam: str, plan: Plan):
+    """``column IN (the subjects' values of its family)``, the values in the column's own type."""
+    if fam == "instant":
+        values = [F.timestamp_micros(F.lit((v.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)))
+                  for v in plan.typed.compared("datetime")]
+    elif fam == "datetime":
+        values = [F.lit(v.isoformat(sep=" ")).cast("timestamp_ntz") for v in plan.typed.compared("datetime")]
+    else:
+        values = plan.typed.compared(fam)
+    return column.isin(values) if values else None
 
 
 def _predicate(F, text, plan: Plan):

@@ -33,7 +33,19 @@ from privacy_checks.errors import StoreError
 from privacy_checks.observe.forms import byte_patterns, mask, utf16_bytes
 
 from . import sql_typed
-from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, byte_lengths, dedup, make_hit
+from .base import (
+    Hit,
+    Plan,
+    StoreSpec,
+    SweepResult,
+    Timing,
+    Unswept,
+    byte_lengths,
+    dedup,
+    last_four_hits,
+    make_hit,
+    typed_hits,
+)
 from .base import matches as _matches
 
 _SYSTEM_SCHEMAS = {"information_schema", "mysql", "performance_schema", "sys"}
@@ -783,10 +795,10 @@ def _query_table(
                 values = {c.name: row[len(key) + i] for i, c in enumerate(columns)}
                 for i, t in enumerate(typed):
                     values[t.name] = row[len(key) + len(columns) + i]
-                    row_hits += sql_typed.hits(plan.typed, store.name, table.where, t.name, row_key,
-                                               values[t.name], table.key_kind)
-                row_hits += sql_typed.last_four(plan.typed, store.name, table.where, row_key, values, row_hits,
-                                                table.key_kind)
+                    row_hits += typed_hits(plan.typed, values[t.name], store.name, "table", table.where, t.name,
+                                           row_key, table.key_kind)
+                row_hits += last_four_hits(plan.typed, store.name, values, row_hits,
+                                           lambda c, k=row_key: ("table", table.where, c, k), table.key_kind)
                 # a column without a declared type is read both as text and as a typed value
                 unique: dict[tuple, Hit] = {}
                 for h in row_hits:

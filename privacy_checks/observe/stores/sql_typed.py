@@ -14,22 +14,22 @@ reverse) is still compared as what it is.
 A column whose values cannot be compared (a vendor type with locale- or vendor-specific
 semantics) is reported unswept with its reason, so an absence check is an error unless the
 column is excluded.
+
+What a returned value is (which needle, which form) is decided by ``base.typed_hits``, the same
+for every store kind.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from privacy_checks.observe.forms import excerpt
 from privacy_checks.observe.typed import TypedPlan
-
-from .base import Hit
 
 # Vendor types that hold numbers or money whose comparison depends on the server (PostgreSQL's
 # money follows lc_monetary; SQL Server's money and smallmoney, MySQL's YEAR).
@@ -112,23 +112,20 @@ def _listed(values: list[Any], type_: sa.types.TypeEngine) -> sa.BindParameter |
 
 def _typed_literals(fam: str, col_type: sa.types.TypeEngine, plan: TypedPlan) -> sa.BindParameter | None:
     """The plan's values of one family, typed as the column's family (a strict engine)."""
-    lit = plan.literals
-    numbers = [v for v in lit.get("int", []) if -_BIGINT < v < _BIGINT]
+    values = plan.compared(fam)
     if fam == "int":
-        return _listed(numbers, sa.BigInteger())
+        return _listed(values, sa.BigInteger())
     if fam == "decimal":
-        return _listed([Decimal(v) for v in numbers] + [v for v in lit.get("decimal", [])
-                                                         if v != v.to_integral_value()], sa.Numeric())
+        return _listed([Decimal(v) for v in values], sa.Numeric())
     if fam == "float":
-        return _listed([float(v) for v in numbers if abs(v) < 2**53] + list(lit.get("float", [])), sa.Float())
+        return _listed(values, sa.Float())
     if fam == "date":
-        return _listed(list(lit.get("date", [])), sa.Date())
+        return _listed(values, sa.Date())
     if fam == "datetime":
         aware = bool(getattr(col_type, "timezone", False))
-        values = lit.get("datetime", [])
         return _listed([v.replace(tzinfo=UTC) if aware else v for v in values], sa.DateTime(timezone=aware))
     if fam == "time":
-        return _listed(list(lit.get("time", [])), sa.Time())
+        return _listed(values, sa.Time())
     return None
 
 
@@ -152,45 +149,3 @@ def selected(column: sa.ColumnElement) -> sa.ColumnElement:
     """The column as the driver returns it: no SQLAlchemy result processing (SQLite's DATETIME
     parser would reject a text it did not write)."""
     return sa.type_coerce(column, sa.types.NullType())
-
-
-def shown(value: Any) -> str:
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return f"{value:f}"
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", errors="replace")
-    return str(value)
-
-
-def hits(plan: TypedPlan, store: str, where: str, column: str, key, value: Any,
-         key_kind: str = "primary key") -> list[Hit]:
-    """What one typed value of a candidate row is: a hit per needle and form it equals."""
-    out = []
-    text = shown(value)
-    for meaning in plan.meanings(value):
-        out.append(Hit(store=store, location_kind="table", table_or_path=where, column_or_line=column, row_key=key,
-                       subject_id=meaning.needle.subject_id, field=meaning.needle.field, form=meaning.form,
-                       weak=meaning.weak, excerpt=excerpt(text, 0, len(text)),
-                       row_key_kind=key_kind if key else "none"))
-    return out
-
-
-def last_four(plan: TypedPlan, store: str, where: str, key, row: dict[str, Any], found: list[Hit],
-              key_kind: str = "primary key") -> list[Hit]:
-    """A card's last four digits, reported only in a row that also holds the same subject's
-    canary: four digits alone are anybody's."""
-    if not plan.cards:
-        return []
-    out = []
-    proven = {h.subject_id for h in found if not h.weak}
-    for subject_id in proven & set(plan.cards):
-        for column, value in row.items():
-            needle = plan.last_four(subject_id, value)
-            if needle is not None:
-                text = shown(value)
-                out.append(Hit(store=store, location_kind="table", table_or_path=where, column_or_line=column,
-                               row_key=key, subject_id=subject_id, field=needle.field, form="last four", weak=True,
-                               excerpt=excerpt(text, 0, len(text)), row_key_kind=key_kind if key else "none"))
-    return out
