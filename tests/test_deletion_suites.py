@@ -34,7 +34,10 @@ def test_clean_demo_passes_every_deletion_check(suite_runner):
     ("keep_in_cache", RESIDUAL, "no expiry"),
     ("cache_ttl_7_days", RESIDUAL, "(hash), held for 6 days 23 h more"),
     ("keep_old_versions", RESIDUAL, "(noncurrent)"),
-    ("keep_in_lake", RESIDUAL, "/lake/analytics/events.parquet, column email, row"),
+    # the export keeps the email and, as typed values, the first login time (proof on its own)
+    ("keep_in_lake", RESIDUAL, re.compile(r"(?s)(?=.*/lake/analytics/events\.parquet, column email, rows? \d)"
+                                          r"(?=.*/lake/analytics/events\.parquet, column first_login, rows? [\d, ]+: "
+                                          r"field moment \(timestamp\))")),
     # written by the framework's own login attempt after the deletion: seen only because that
     # probe runs before the final sweep
     ("throttle_keeps_username", RESIDUAL, "app: table login_attempts, column username"),

@@ -6,7 +6,8 @@
   ``avatars/<id>.svg`` (an avatar rendered with the account's name, replaced when it changes)
   and ``exports/accounts.jsonl.gz`` (the nightly account export).
 - **Lake**: ``<data>/lake/analytics/events.parquet``, the nightly analytics export (every
-  analytics event, the email included), written with DuckDB.
+  analytics event, the email included, with the account's birth date as a DATE and its first
+  login as a TIMESTAMP, as analytics exports join them in), written with DuckDB.
 
 "Nightly" runs here whenever the data changed, at most every ``EXPORT_INTERVAL`` seconds, so
 the framework's positive controls and barriers see it within its propagation window.
@@ -149,8 +150,11 @@ class Copies:
         with self.store.reading() as db:
             users = [dict(r) for r in db.execute(f"SELECT {', '.join(EXPORTED)} FROM users WHERE deleted = 0 "
                                                  "ORDER BY id")]
-            events = [tuple(r) for r in db.execute("SELECT id, user_id, email, event, course, ip_address, created_at "
-                                                   "FROM analytics.events ORDER BY id")]
+            # the first login, not the last: a login without a device clock records the server's time later
+            events = [tuple(r) for r in db.execute(
+                "SELECT e.id, e.user_id, e.email, e.event, e.course, e.ip_address, e.created_at, u.birth_date, "
+                "(SELECT min(l.at) FROM logins l WHERE l.user_id = e.user_id) "
+                "FROM analytics.events e LEFT JOIN users u ON u.id = e.user_id ORDER BY e.id")]
         body = gzip.compress("".join(json.dumps(u) + "\n" for u in users).encode(), mtime=0)
         self._replace(EXPORTS_KEY, body, "application/x-ndjson")
         self._write_lake(events)
@@ -161,13 +165,15 @@ class Copies:
         tmp = self.lake.with_suffix(".tmp.parquet")
         con = duckdb.connect()
         try:
+            # typed columns: what a deleted subject leaves here is not only text
             con.execute("CREATE TABLE events (id BIGINT, user_id BIGINT, email VARCHAR, event VARCHAR, "
-                        "course VARCHAR, ip_address VARCHAR, created_at VARCHAR)")
+                        "course VARCHAR, ip_address VARCHAR, created_at VARCHAR, birth_date DATE, "
+                        "first_login TIMESTAMP)")
             if events:
-                con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", [list(e) for e in events])
+                con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [list(e) for e in events])
             if "keep_in_lake" in self.flaws and self.lake.exists():
                 # append-only: rows already exported stay, whatever happened to them since
-                con.execute(f"INSERT INTO events SELECT * FROM read_parquet('{self.lake}') "
+                con.execute(f"INSERT INTO events BY NAME SELECT * FROM read_parquet('{self.lake}') "
                             "WHERE id NOT IN (SELECT id FROM events)")
             con.execute(f"COPY (SELECT * FROM events ORDER BY id) TO '{tmp}' (FORMAT parquet)")
         finally:
