@@ -610,14 +610,32 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
                 need, why = None, ""
             out += _store_reference(("retention_exceptions", i, "store"), exc["store"], stores, need, why)
         form = exc.get("form")
-        if isinstance(form, str):
-            from .observe.forms import ALL_FORMS, LINKED_ROW
-
-            if form not in (*ALL_FORMS, LINKED_ROW):
-                out.append((("retention_exceptions", i, "form"),
-                            f"{form!r} is not one of {[*ALL_FORMS, LINKED_ROW]!r}"))
+        if isinstance(form, str) and form not in retention_forms():
+            # an exception whose form no finding carries would never match: a silent no-op
+            out.append((("retention_exceptions", i, "form"),
+                        f"{form!r} is not a form the sweep reports, so the exception would never match"
+                        f"{_did_you_mean(form, retention_forms())}; forms: {_forms_listed()}"))
     out += _identifier_problems(data, stores)
     return out
+
+
+def retention_forms() -> list[str]:
+    """Every form a sweep finding can carry: the text forms and digests (observe/forms.py), each
+    typed strategy's forms (observe/typed.py) and ``linked row``."""
+    from .observe.forms import ALL_FORMS, LINKED_ROW
+    from .observe.typed import forms_by_kind
+
+    typed = [f for forms in forms_by_kind().values() for f in forms]
+    return list(dict.fromkeys([*ALL_FORMS, *typed, LINKED_ROW]))
+
+
+def _forms_listed() -> str:
+    from .observe.forms import ALL_FORMS, LINKED_ROW
+    from .observe.typed import forms_by_kind
+
+    parts = [f"text {', '.join(ALL_FORMS)}"]
+    parts += [f"{kind} {', '.join(forms)}" for kind, forms in forms_by_kind().items()]
+    return "; ".join(parts + [LINKED_ROW])
 
 
 def _identifier_problems(data: dict, stores: dict[str, dict]) -> list[Problem]:

@@ -267,3 +267,36 @@ def test_the_lint_command_prints_each_problem_and_exits_2(tmp_path):
         "shop.yaml: operations.read_subject.steps[0].path: '{{ subjekt.id }}': unknown template name 'subjekt'; "
         "names are subject, captured, params, uuid, now, output_dir, target, decoy, control "
         "(did you mean '{{ subject.id }}'?)"]
+
+
+def test_a_retention_form_no_finding_carries_is_rejected_listing_every_form(tmp_path):
+    """A misspelt form would make the exception silently never match; the valid names come from
+    the sweep's own code (text forms, every typed strategy's forms, linked row)."""
+    from privacy_checks.observe.forms import ALL_FORMS, LINKED_ROW
+    from privacy_checks.observe.typed import forms_by_kind
+
+    def with_form(form: str) -> str:
+        return BASE + (f"retention_exceptions:\n  - {{store: db, table: logins, field: moment, form: \"{form}\", "
+                       "legal_basis: fraud prevention, reason: login times kept 30 days}\n")
+
+    assert problems(tmp_path, with_form("epoch ms")) == []
+    assert problems(tmp_path, with_form("last four")) == problems(tmp_path, with_form("linked row")) == []
+    [message] = problems(tmp_path, with_form("epoch_ms"))
+    assert message.startswith("shop.yaml: retention_exceptions[0].form: 'epoch_ms' is not a form the sweep "
+                              "reports, so the exception would never match (did you mean 'epoch ms'?); forms: ")
+    listed = message.split("; forms: ", 1)[1]
+    for form in [*ALL_FORMS, *(f for forms in forms_by_kind().values() for f in forms), LINKED_ROW]:
+        assert form in listed, form
+    assert "timestamp timestamp, timestamp (ms)" in listed and "card_number exact, spaced, dashed" in listed
+
+
+def test_docs_list_every_typed_form_under_retention_exceptions():
+    """docs/profile.md names, per strategy, the forms a retention exception may allow."""
+    from privacy_checks.observe.typed import forms_by_kind
+
+    docs = (ROOT / "docs" / "profile.md").read_text(encoding="utf-8")
+    section = docs.split("### retention_exceptions", 1)[1].split("\n### ", 1)[0]
+    for kind, forms in forms_by_kind().items():
+        line = next((ln for ln in section.splitlines() if ln.startswith(f"| `{kind}`")), None)
+        assert line is not None, kind
+        assert [f.strip("` ") for f in line.split("|")[2].split(",")] == list(forms), line

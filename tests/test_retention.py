@@ -84,3 +84,23 @@ def test_a_cache_entry_kept_with_a_ttl_passes_only_under_an_exception_with_a_lon
         assert "held for 6 days 23 h more" in too_short.message("ccpa.delete.no-residual-data")
     finally:
         demo.stop()
+
+
+def test_an_exception_with_a_typed_form_allows_only_that_form(tmp_path):
+    """`form: epoch ms` allows the login time kept as epoch milliseconds, and nothing else the
+    same file keeps of the subject: not the same instant as a TIMESTAMP, not the card number."""
+    from privacy_checks.observe.stores import StoreSpec, sweep
+    from privacy_checks.retention import RetentionException, split_allowed
+    from tests.test_lake_store import typed_row, typed_subjects, write_typed_parquet
+
+    ada, _ = typed_subjects()
+    write_typed_parquet(tmp_path / "logins.parquet", {5: typed_row(ada)})
+    hits = sweep([StoreSpec("lake", lake=[str(tmp_path / "*.parquet")])], ada.needles()).hits
+    exception = RetentionException.from_profile({
+        "store": "lake", "file": "*/logins.parquet", "field": "moment", "form": "epoch ms",
+        "legal_basis": "GDPR Art. 6(1)(f)", "reason": "login times kept 30 days for fraud prevention"})
+    bad, allowed = split_allowed(hits, [exception])
+    assert [(h.column_or_line, h.form) for h, _ in allowed] == [("at_epoch_ms", "epoch ms")]
+    assert {(h.column_or_line, h.form) for h in bad} >= {("login_at", "timestamp"), ("at_tz", "timestamp"),
+                                                          ("card", "integer")}
+    assert not [h for h in bad if h.form == "epoch ms"]

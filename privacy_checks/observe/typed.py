@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from .forms import Match, Needle
@@ -243,17 +244,6 @@ def trie_pattern(words: Iterable[str]) -> str:
     return emit(trie)
 
 
-def shown(value: Any) -> str:
-    """A typed value as a finding's excerpt shows it."""
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return f"{value:f}"
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", errors="replace")
-    return str(value)
-
-
 @dataclass(frozen=True)
 class TypedMatch(Match):
     weak: bool = False
@@ -367,6 +357,27 @@ def _amount(needle: TypedNeedle, v: _Values) -> None:
 
 
 _ADDERS = {"card_number": _card, "date": _date, "timestamp": _timestamp, "integer": _integer, "amount": _amount}
+
+# A card's last four digits beside the subject's canary (observe/stores/base.py: last_four_hits).
+LAST_FOUR = "last four"
+# A value of each kind, only to ask the adders above which forms they write.
+_SAMPLE = {"card_number": "0093910000000018", "date": "1985-03-14", "timestamp": "2026-11-29T10:11:12.739123Z",
+           "integer": "1573259275", "amount": "131.97"}
+
+
+@lru_cache(maxsize=1)
+def forms_by_kind() -> dict[str, tuple[str, ...]]:
+    """Every form a finding of each typed kind can carry (what ``form:`` of a retention exception
+    may name), read off the renderings themselves so the list never drifts from the sweep."""
+    out = {}
+    for kind, adder in _ADDERS.items():
+        values = _Values()
+        adder(TypedNeedle("sample", kind, _SAMPLE[kind], kind=kind), values)
+        forms = dict.fromkeys(m.form for found in values.by_key.values() for m in found)
+        if kind == "card_number":
+            forms[LAST_FOUR] = None
+        out[kind] = tuple(forms)
+    return out
 
 
 def split_typed(needles: Iterable[Needle]) -> tuple[list[Needle], list[TypedNeedle]]:

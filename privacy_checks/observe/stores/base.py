@@ -14,6 +14,8 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -32,7 +34,7 @@ from privacy_checks.observe.forms import (
     texts_of_bytes,
     utf16_bytes,
 )
-from privacy_checks.observe.typed import TypedPlan, shown, split_typed, trie_pattern
+from privacy_checks.observe.typed import LAST_FOUR, TypedPlan, split_typed, trie_pattern
 
 from .progress import Budget
 
@@ -346,6 +348,17 @@ def hits_in(plan: Plan, text: str, store: str, kind: str, where: str, col: str |
     return [make_hit(store, kind, where, col, key, m, text, expires_in) for m in dedup(plan.find(text))]
 
 
+def shown(value: Any) -> str:
+    """A typed value as a finding's excerpt shows it."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
 def typed_hits(typed: TypedPlan, value: Any, store: str, kind: str, where: str, col: str | int, key=None,
                key_kind: str | None = None) -> list[Hit]:
     """What one value of a typed column (a number, a date, an instant) is: a hit per needle and
@@ -377,7 +390,7 @@ def last_four_hits(typed: TypedPlan, store: str, row: dict[str, Any], found: Seq
                 kind, where, col, key = place(column)
                 text = shown(value)
                 out.append(Hit(store=store, location_kind=kind, table_or_path=where, column_or_line=col,
-                               row_key=key, subject_id=subject_id, field=needle.field, form="last four", weak=True,
+                               row_key=key, subject_id=subject_id, field=needle.field, form=LAST_FOUR, weak=True,
                                excerpt=excerpt(text, 0, len(text)),
                                row_key_kind=(key_kind or ("primary key" if kind == "table" else kind)) if key
                                else "none"))
