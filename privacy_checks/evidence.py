@@ -153,7 +153,7 @@ class Exchange:
         remember_header_secrets(req.headers)
         remember_header_secrets(resp.headers)
         return cls(
-            method=req.method, url=_redact_url(req.url),
+            method=req.method, url=redact_url(req.url),
             request_headers=redact_headers(dict(req.headers)),
             request_body=redact_body(req.body, req.headers.get("Content-Type", "")),
             status=resp.status_code, response_headers=redact_headers(dict(resp.headers)),
@@ -171,7 +171,7 @@ def _at(ts: float) -> str:
     return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds")
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
     return re.sub(r"(?i)([?&][^=&]*(?:token|secret|password|key|code)[^=&]*=)[^&]*", rf"\1{REDACTED}", url)
 
 

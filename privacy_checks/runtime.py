@@ -250,6 +250,12 @@ class RunContext:
             return name
         return f"{name}[flaws: {','.join(sorted(self.flaws))}]"
 
+    @property
+    def started_target(self):
+        """The target if something has started it, else None: for readers (the evidence of a
+        check's exchanges) that must not start one just to look."""
+        return self._target
+
     def target_info(self) -> dict:
         return {"name": self.profile.name, "base_url": self.profile.base_url, "flaws": list(self.flaws),
                 "seed": self.seed, "nonce": self.nonce, "run_id": self.run_id, "profile": self.profile_info()}

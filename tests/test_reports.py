@@ -148,10 +148,15 @@ def test_manifest_lists_every_file_with_its_digest_and_is_signed(flawed_run, sig
 
     public_b64 = base64.b64encode(public).decode()
     assert f"public key={public_b64}" in run.stdout
-    assert compliance.verify_manifest(manifest_path, reports / compliance.SIGNATURE, public_b64)
-    tampered = reports.parent / "tampered.json"
+    from privacy_checks.report import verify
+
+    key = verify.load_public_key(public_b64)
+    assert verify.check_signature(manifest_path, key)[0] == "valid"
+    tampered = reports.parent / "tampered" / manifest_path.name
+    tampered.parent.mkdir()
     tampered.write_bytes(manifest_path.read_bytes().replace(b'"sha256": "', b'"sha256": "0', 1))
-    assert not compliance.verify_manifest(tampered, reports / compliance.SIGNATURE, public_b64)
+    (tampered.parent / compliance.SIGNATURE).write_bytes((reports / compliance.SIGNATURE).read_bytes())
+    assert verify.check_signature(tampered, key)[0] == "invalid"
 
 
 def test_allure_results_carry_labels_steps_and_run_metadata(flawed_run):

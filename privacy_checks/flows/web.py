@@ -439,9 +439,9 @@ def _reference(s: WebSession, out: WebOutcome) -> None:
 
 
 def _cookie_finding(visitor: obs.Visitor, c: obs.CookieRecord) -> CookieFinding:
-    from ..evidence import _redact_url
+    from ..evidence import redact_url
 
-    return CookieFinding(visitor.name, c.name, c.domain, c.party.describe(), visitor.redact(_redact_url(c.set_by)))
+    return CookieFinding(visitor.name, c.name, c.domain, c.party.describe(), visitor.redact(redact_url(c.set_by)))
 
 
 def _cookie_leak(visitor: obs.Visitor, cookie: CookieFinding) -> Leak:
@@ -631,7 +631,7 @@ def _carried(leaks: list[Leak]) -> dict[int, list[str]]:
 
 def _request_line(visitor: obs.Visitor, r: obs.RequestRecord, when: str,
                   carried: dict[int, list[str]] | None = None) -> str:
-    from ..evidence import _redact_url
+    from ..evidence import redact_url
 
     if carried and r.seq in carried:
         sent = "the visitor's " + ", ".join(carried[r.seq])
@@ -639,10 +639,10 @@ def _request_line(visitor: obs.Visitor, r: obs.RequestRecord, when: str,
         # the request itself tells the third party of the visit; a body's content is not shown (it may be a secret)
         kind = r.headers.get("content-type", "").split(";")[0] or "no content type"
         body = f"a {len(r.body)}-byte body ({kind})" if r.body else "no body"
-        referer = _redact_url(_short_url(r.headers.get("referer", "-")))
+        referer = redact_url(_short_url(r.headers.get("referer", "-")))
         sent = f"none of the visitor's identifiers ({body}, Referer {referer})"
-    return visitor.redact(f"page {_redact_url(_short_url(r.page))} (step '{r.step_label}'): {r.method} "
-                          f"{_redact_url(_short_url(r.url))} to {r.party.describe()} at {r.at}, {when}; sent: {sent}")
+    return visitor.redact(f"page {redact_url(_short_url(r.page))} (step '{r.step_label}'): {r.method} "
+                          f"{redact_url(_short_url(r.url))} to {r.party.describe()} at {r.at}, {when}; sent: {sent}")
 
 
 def _record_leak(visitor: obs.Visitor, r: obs.RequestRecord) -> Leak:

@@ -178,14 +178,14 @@ class RequestRecord:
         return "\n".join([self.url, json.dumps(self.headers, ensure_ascii=False), self.body])
 
     def to_dict(self, redact: Callable[[str], str]) -> dict[str, Any]:
-        from ..evidence import _redact_url, redact_body, redact_headers
+        from ..evidence import redact_body, redact_headers, redact_url
 
         headers = {k: (_cookie_names(v) if k.lower() == "cookie" else v) for k, v in self.headers.items()}
         headers = redact_headers({k: v for k, v in headers.items() if k.lower() != "cookie"}) | {
             k: v for k, v in headers.items() if k.lower() == "cookie"}
         return {"seq": self.seq, "at": self.at, "visitor": self.visitor, "step": self.step,
-                "step_label": redact(self.step_label), "page": redact(_redact_url(self.page)), "method": self.method,
-                "url": redact(_redact_url(self.url)), "domain": self.party.domain, "party": self.party.name,
+                "step_label": redact(self.step_label), "page": redact(redact_url(self.page)), "method": self.method,
+                "url": redact(redact_url(self.url)), "domain": self.party.domain, "party": self.party.name,
                 "role": self.party.role, "resource_type": self.resource_type,
                 "headers": {k: redact(v) for k, v in headers.items()},
                 "body": redact(redact_body(self.body, self.headers.get("content-type", ""))),

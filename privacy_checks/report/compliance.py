@@ -928,18 +928,6 @@ def sign_or_unsign(manifest: Path, key_pem: str | None) -> tuple[Path | None, st
     return None, None, problem
 
 
-def verify_manifest(manifest: Path, signature: Path, public_key_b64: str) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
-    try:
-        key.verify(base64.b64decode(signature.read_bytes().strip()), manifest.read_bytes())
-    except InvalidSignature:
-        return False
-    return True
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)

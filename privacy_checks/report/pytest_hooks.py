@@ -313,7 +313,7 @@ def _exchanges_since(config: pytest.Config, began: float) -> list:
     from ..plugin import run_of
 
     run = run_of(config)
-    target = getattr(run, "_target", None) if run is not None else None
+    target = run.started_target if run is not None else None
     out = []
     for exchange in getattr(target, "exchanges", None) or []:
         try:
