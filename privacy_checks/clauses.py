@@ -203,27 +203,37 @@ _CLAUSES: tuple[Clause, ...] = (
         "1798.105", "Right to delete", "Right to delete", "critical",
         "Delete the consumer's personal information from its records, direct service providers and "
         "contractors to delete, and notify third parties it sold or shared to.",
-        {"(d)": "the exceptions a retention exception may cite"},
+        {"(c)(1)": "delete from its records, notify service providers or contractors to delete, and notify "
+                   "all third parties it sold or shared to, unless impossible or disproportionate effort",
+         "(d)": "the exceptions a retention exception may cite"},
     ),
     _ccpa("1798.106", "Right to correct", "Right to correct", "normal",
-          "Correct inaccurate personal information on a verifiable consumer request."),
+          "Correct inaccurate personal information on a verifiable consumer request.",
+          {"(c)": "use commercially reasonable efforts to correct, as directed by the consumer"}),
     _ccpa(
         "1798.110", "Right to know what personal information is collected; right to access",
         "Right to know", "critical",
         "Disclose the categories and the specific pieces of personal information collected.",
+        {"(b)": "disclose the information of (a) to the consumer on a verifiable consumer request",
+         "(c)(1)": "disclose (in the privacy policy, per 130(a)(5)(B)) the categories of personal information "
+                   "collected"},
     ),
     _ccpa("1798.115", "Right to know what personal information is sold or shared and to whom",
           "Right to know (sale and sharing)", "normal",
           "Disclose the categories sold or shared and the categories of third parties."),
     _ccpa("1798.120", "Right to opt out of sale or sharing",
           "Right to opt out of sale or sharing", "critical",
-          "Stop selling or sharing the consumer's personal information on request."),
+          "Stop selling or sharing the consumer's personal information on request.",
+          {"(d)": "after the consumer's direction, no selling or sharing unless the consumer later consents"}),
     _ccpa("1798.121", "Right to limit use and disclosure of sensitive personal information",
           "Right to limit use of sensitive personal information", "normal",
-          "Limit the use of sensitive personal information to what the service needs."),
+          "Limit the use of sensitive personal information to what the service needs.",
+          {"(b)": "after the consumer's direction, no use or disclosure for any other purpose unless the consumer "
+                  "later consents"}),
     _ccpa("1798.125", "No retaliation / non-discrimination for exercising rights",
           "Right to non-discrimination", "normal",
-          "Same price and quality of service for a consumer who exercised a right."),
+          "Same price and quality of service for a consumer who exercised a right.",
+          {"(a)(1)(B)": "no different prices or rates", "(a)(1)(C)": "no different level or quality of goods or services"}),
     _ccpa(
         "1798.130", "Notice, disclosure, correction and deletion requirements",
         "Request handling and deadlines", "critical",
@@ -235,12 +245,17 @@ _CLAUSES: tuple[Clause, ...] = (
             "(a)(3)(B)(iii)": "specific pieces in a format easily understandable and, where technically "
                               "feasible, structured, commonly used and machine-readable",
             "(a)(5)": "privacy policy updated at least once every 12 months",
+            "(a)(5)(B)(i)": "the privacy policy lists the categories collected in the preceding 12 months",
             "(b)": "no obligation to answer requests to know/access more than twice in 12 months",
         },
     ),
     _ccpa("1798.135", "Methods of limiting sale, sharing and use",
           "Right to opt out of sale or sharing", "critical",
-          "The \"Do Not Sell or Share\" link and opt-out preference signals."),
+          "The \"Do Not Sell or Share\" link and opt-out preference signals.",
+          {"(a)(1)": "the \"Do Not Sell or Share My Personal Information\" link to a page that enables the opt-out",
+           "(b)(1)": "opt-out of sale/sharing through an opt-out preference signal",
+           "(c)(1)": "no account or information beyond what is necessary to opt out",
+           "(c)(4)": "refrain from selling or sharing once the consumer has opted out"}),
     _ccpa(
         "1798.140", "Definitions", "Definitions", "minor",
         "Definitions the checks rely on.",
@@ -271,13 +286,17 @@ _CLAUSES: tuple[Clause, ...] = (
     _regs(
         "7024", "Requests to Know", "Right to know", "critical",
         "How a business complies with a request to know.",
-        {"(d)": "never disclose SSN, driver's licence or government id number, financial account number, "
+        {"(a)": "an unverified request for specific pieces gets none of them",
+         "(d)": "never disclose SSN, driver's licence or government id number, financial account number, "
                 "health insurance or medical id, account password, security questions and answers, or "
                 "unique biometric data; say that it is held instead"},
     ),
     _regs("7025", "Opt-Out Preference Signals", "Opt-out preference signals", "critical",
           "Treat Sec-GPC: 1 as a valid opt-out of sale/sharing for the browser or device and any "
-          "consumer profile linked to it, frictionlessly."),
+          "consumer profile linked to it, frictionlessly.",
+          {"(b)": "process a signal in a commonly used format (e.g. an HTTP header) as a valid opt-out of sale/sharing",
+           "(c)(1)": "treat it as a valid opt-out for that browser or device, any profile linked to it, and the "
+                     "consumer if known"}),
     _regs(
         "7026", "Requests to Opt-Out of Sale/Sharing", "Right to opt out of sale or sharing", "critical",
         "How a business complies with a request to opt out of sale/sharing.",
@@ -285,15 +304,20 @@ _CLAUSES: tuple[Clause, ...] = (
                 "notify third parties"},
     ),
     _regs("7060", "General Rules Regarding Verification", "Verification", "normal",
-          "No verification required for opt-out; no fee for verification."),
+          "No verification required for opt-out; no fee for verification.",
+          {"(a)": "a reasonable, documented method for verifying who makes a request to know, delete or correct",
+           "(b)": "no identity verification for a request to opt out of sale/sharing or to limit"}),
     _regs("7061", "Verification for Password-Protected Accounts", "Verification", "critical",
-          "Re-authenticate the account holder before disclosing or deleting."),
+          "Re-authenticate the account holder before disclosing or deleting.",
+          {"(a)": "verify through the account's existing authentication; re-authenticate before deleting, "
+                  "correcting or disclosing"}),
     _regs("7062", "Verification for Non-Accountholders", "Verification", "normal",
           "Categories: reasonable degree of certainty (2 data points); specific pieces: reasonably high "
           "degree (3 data points and a signed declaration)."),
     _regs("7101", "Record-Keeping", "Record-keeping", "minor",
           "Keep records of consumer requests and responses for at least 24 months (a lawful retention "
-          "of request records, not of the deleted data)."),
+          "of request records, not of the deleted data).",
+          {"(a)": "records of consumer requests and responses kept for at least 24 months"}),
     _gdpr("5", "Principles relating to processing of personal data", "Principles of processing", "critical",
           "Lawfulness, fairness and transparency; purpose limitation; data minimisation.",
           {"(1)(b)": "collected for specified, explicit and legitimate purposes and not further processed "

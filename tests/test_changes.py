@@ -120,7 +120,7 @@ def test_allure_titles_descriptions_parameters_and_categories_read_like_the_law(
     description = broken["description"]
     assert f"`{RESIDUAL}`" in description
     assert "we will delete (and direct our service providers to" in description  # the policy's words
-    assert "[Cal. Civ. Code §1798.105](https://leginfo.legislature.ca.gov/" in description
+    assert "[Cal. Civ. Code §1798.105(c)(1)](https://leginfo.legislature.ca.gov/" in description
     params = {p["name"]: p for p in broken["parameters"]}
     assert params["target"]["value"] == "'demo'" or params["target"]["value"] == "demo"
     assert "soft_delete" in params["demo flaws"]["value"] and params["demo flaws"].get("excluded") is True

@@ -168,7 +168,7 @@ def test_allure_results_carry_labels_steps_and_run_metadata(flawed_run):
     broken = next(r for r in results if r["name"] == "Deleted subject leaves no trace in any store")
     assert broken["status"] == "failed"
     labels = {(label["name"], label["value"]) for label in broken["labels"]}
-    assert {("epic", "CCPA"), ("feature", "Right to delete"), ("story", "Cal. Civ. Code §1798.105"),
+    assert {("epic", "CCPA"), ("feature", "Right to delete"), ("story", "Cal. Civ. Code §1798.105(c)(1)"),
             ("severity", "critical"), ("tag", "ccpa.delete.no-residual-data")} <= labels
     steps = [s["name"] for s in broken["steps"][0]["steps"]]
     assert "positive control: stores" in steps and "sweep after deletion" in steps

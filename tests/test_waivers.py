@@ -277,10 +277,10 @@ def test_a_clause_waiver_leaves_the_other_clauses_of_the_check_broken(tmp_path):
     assert result["outcome"] == "failed"
     assert result["places"] and all(p["id"].startswith("recipient:") for p in result["places"])
     assert {c: v["outcome"] for c, v in result["waived"]["clauses"].items()} == {
-        "ccpa:1798.120": "waived", "ccpa:1798.135": "failed", "ccpa_regs:7026(f)": "failed"}
+        "ccpa:1798.120(d)": "waived", "ccpa:1798.135(c)(4)": "failed", "ccpa_regs:7026(f)": "failed"}
     said = re.search(r"waived for (.*) only; still broken against (.*)", result["message"])
-    assert said and said.group(1) == "Cal. Civ. Code §1798.120", result["message"]
-    assert sorted(said.group(2).split(", ")) == ["11 CCR §7026(f)", "Cal. Civ. Code §1798.135"]
+    assert said and said.group(1) == "Cal. Civ. Code §1798.120(d)", result["message"]
+    assert sorted(said.group(2).split(", ")) == ["11 CCR §7026(f)", "Cal. Civ. Code §1798.135(c)(4)"]
     report = json.loads((reports / "compliance-report.json").read_text())
     outcome = {c["display"]: c["outcome"] for r in report["regulations"] for c in r["clauses"]}
     assert outcome["Cal. Civ. Code §1798.120"] == "waived"

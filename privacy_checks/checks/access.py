@@ -121,8 +121,9 @@ def verified_requester_only(outcome: AccessOutcome) -> None:
     _usable(outcome)
     if outcome.verification_lacking:
         raise PromiseBroken(f"the profile states the target does not verify who asks for a person's data "
-                            f"(lacks.verification: {outcome.verification_lacking}); 11 CCR §7060-§7062 require a "
-                            "reasonable method to verify a request to know before answering it")
+                            f"(lacks.verification: {outcome.verification_lacking}); 11 CCR §7060(a) requires a "
+                            "reasonable method to verify a request to know, and §7024(a) forbids disclosing specific pieces "
+                            "unverified")
     if outcome.verification_unstated:
         raise NotVerified(outcome.verification_unstated)
     if outcome.verification_problems:

@@ -25,7 +25,7 @@ def _no_leaks(outcome: WebOutcome, what: str, when: str = "") -> None:
 
 
 def tags_honour_gpc(outcome: WebOutcome) -> None:
-    """11 CCR §7025(b): with GPC on, nothing of the subject's reaches a third-party or sale domain,
+    """11 CCR §7025(c)(1): with GPC on, nothing of the subject's reaches a third-party or sale domain,
     and no third-party advertising cookie is set."""
     _usable(outcome)
     _tally(outcome)

@@ -1,4 +1,4 @@
-"""Opt-out preference signals (Global Privacy Control) — 11 CCR §7025; Cal. Civ. Code §1798.135.
+"""Opt-out preference signals (Global Privacy Control) — 11 CCR §7025(c)(1); Cal. Civ. Code §1798.135(b)(1), (c)(4).
 
 MediaPRO: "Please contact us for information on how you can opt out of behavioral tracking
 on Our Services and how we respond to web browser signals and other mechanisms that enable
@@ -21,8 +21,8 @@ def gpc_procedure(privacy_run, request):
     yield from flow.procedure(privacy_run, request, flow.run_choice, kind="gpc")
 
 
-@pytest.mark.ccpa("1798.135")
-@pytest.mark.ccpa_regs("7025(b)", "7026(f)")
+@pytest.mark.ccpa("1798.135(b)(1)", "1798.135(c)(4)")
+@pytest.mark.ccpa_regs("7025(c)(1)", "7026(f)")
 @pytest.mark.gpc("Sec-GPC")
 @pytest.mark.check("ccpa.gpc.sharing-stops")
 def test_a_browser_sending_gpc_stops_sale_and_sharing_of_the_subject(gpc_procedure):

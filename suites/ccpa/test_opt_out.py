@@ -1,4 +1,4 @@
-"""Right to opt out of sale or sharing — Cal. Civ. Code §1798.120, §1798.135; 11 CCR §7026, §7060.
+"""Right to opt out of sale or sharing — Cal. Civ. Code §1798.120(d), §1798.135(c)(1), (c)(4); 11 CCR §7026, §7060(b).
 
 MediaPRO: "If you do not want us to share your personal information with unaffiliated or
 non-agent third parties for promotional purposes, you can opt-out ... by logging into Our
@@ -23,14 +23,14 @@ def opt_out_procedure(privacy_run, request):
     yield from flow.procedure(privacy_run, request, flow.run_choice, kind="opt_out")
 
 
-@pytest.mark.ccpa("1798.120", "1798.135")
+@pytest.mark.ccpa("1798.120(d)", "1798.135(c)(4)")
 @pytest.mark.ccpa_regs("7026(f)")
 @pytest.mark.check("ccpa.opt-out.sharing-stops")
 def test_after_opting_out_no_third_party_or_buyer_receives_the_subject(opt_out_procedure):
     sharing.sharing_stops(opt_out_procedure)
 
 
-@pytest.mark.ccpa("1798.135")
+@pytest.mark.ccpa("1798.135(c)(1)")
 @pytest.mark.ccpa_regs("7026", "7060(b)")
 @pytest.mark.check("ccpa.opt-out.no-verification")
 def test_opting_out_needs_no_verification_code_or_identity_proof(opt_out_procedure):

@@ -1,4 +1,4 @@
-"""Right to delete — Cal. Civ. Code §1798.105; 11 CCR §7022.
+"""Right to delete — Cal. Civ. Code §1798.105(c)(1), (d); 11 CCR §7022(b).
 
 MediaPRO's California addendum: "we will delete (and direct our service providers to
 delete) your personal information from our records, unless an exception applies." and
@@ -14,34 +14,34 @@ import pytest
 from privacy_checks.checks import deletion
 
 
-@pytest.mark.ccpa("1798.105", "1798.130(a)(2)(A)")
+@pytest.mark.ccpa("1798.105(c)(1)", "1798.130(a)(2)(A)")
 @pytest.mark.ccpa_regs("7022(b)(1)")
 @pytest.mark.check("ccpa.delete.request-completes")
 def test_deletion_request_is_carried_out(deletion_procedure):
     deletion.request_completes(deletion_procedure)
 
 
-@pytest.mark.ccpa("1798.105")
+@pytest.mark.ccpa("1798.105(c)(1)")
 @pytest.mark.ccpa_regs("7022(b)(1)")
 @pytest.mark.check("ccpa.delete.no-residual-data")
 def test_deleted_subject_leaves_no_trace_in_any_store(deletion_procedure):
     deletion.no_residual_data(deletion_procedure)
 
 
-@pytest.mark.ccpa("1798.105")
+@pytest.mark.ccpa("1798.105(c)(1)")
 @pytest.mark.check("ccpa.delete.account-gone")
 def test_deleted_account_can_no_longer_be_read_or_logged_into(deletion_procedure):
     deletion.account_gone(deletion_procedure)
 
 
-@pytest.mark.ccpa("1798.105")
+@pytest.mark.ccpa("1798.105(c)(1)")
 @pytest.mark.ccpa_regs("7022(b)(2)", "7022(b)(3)")
 @pytest.mark.check("ccpa.delete.recipients-notified")
 def test_service_providers_and_third_parties_are_told_to_delete(deletion_procedure):
     deletion.recipients_told(deletion_procedure)
 
 
-@pytest.mark.ccpa("1798.105")
+@pytest.mark.ccpa("1798.105(c)(1)")
 @pytest.mark.check("ccpa.delete.others-intact")
 def test_deleting_one_subject_leaves_other_subjects_intact(deletion_procedure):
     deletion.others_intact(deletion_procedure)

@@ -1,4 +1,4 @@
-"""Right to know — Cal. Civ. Code §1798.110, §1798.130; 11 CCR §7024, §7060–§7062.
+"""Right to know — Cal. Civ. Code §1798.110, §1798.130; 11 CCR §7024, §7060(a), §7061(a).
 
 MediaPRO's California addendum: "Once we receive and confirm your verifiable consumer request
 ... we will disclose to you: The categories of personal information we collected about you.
@@ -57,8 +57,8 @@ def test_specific_pieces_come_in_a_structured_machine_readable_format(access_pro
     access.machine_readable(access_procedure)
 
 
-@pytest.mark.ccpa("1798.110")
-@pytest.mark.ccpa_regs("7060", "7061", "7062")
+@pytest.mark.ccpa("1798.110(b)")
+@pytest.mark.ccpa_regs("7024(a)", "7060(a)", "7061(a)")
 @pytest.mark.check("ccpa.know.verified-requester-only")
 def test_unverified_requests_get_none_of_the_subjects_data(access_procedure):
     access.verified_requester_only(access_procedure)

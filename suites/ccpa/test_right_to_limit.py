@@ -1,4 +1,4 @@
-"""Right to limit use and disclosure of sensitive personal information — Cal. Civ. Code §1798.121.
+"""Right to limit use and disclosure of sensitive personal information — Cal. Civ. Code §1798.121(b).
 
 Sensitive personal information (Cal. Civ. Code §1798.140(ae)) includes a driver's licence
 number ((ae)(1)(A)), an account log-in with its password ((ae)(1)(B)) and a precise geolocation
@@ -19,7 +19,7 @@ def limit_procedure(privacy_run, request):
     yield from flow.procedure(privacy_run, request, flow.run_choice, kind="limit")
 
 
-@pytest.mark.ccpa("1798.121(a)")
+@pytest.mark.ccpa("1798.121(b)")
 @pytest.mark.check("ccpa.limit.sensitive-not-disclosed")
 def test_after_a_limit_request_sensitive_fields_no_longer_reach_third_parties(limit_procedure):
     sharing.sharing_stops(limit_procedure)

@@ -44,7 +44,7 @@ def test_the_target_holds_no_category_the_policy_says_it_does_not_collect(disclo
     judge.no_undisclosed_category(disclosure, privacy_policy)
 
 
-@pytest.mark.ccpa("1798.130(a)(5)(B)", "1798.110(c)")
+@pytest.mark.ccpa("1798.130(a)(5)(B)(i)", "1798.110(c)(1)")
 @pytest.mark.check("policy.disclosure.categories-collected-disclosed")
 def test_every_category_the_target_holds_is_disclosed_as_collected(disclosure, privacy_policy):
     judge.categories_collected_disclosed(disclosure, privacy_policy)

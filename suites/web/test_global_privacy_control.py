@@ -1,4 +1,4 @@
-"""Opt-out preference signals in the browser — 11 CCR §7025(b); Cal. Civ. Code §1798.135; GPC spec.
+"""Opt-out preference signals in the browser — 11 CCR §7025(c)(1); Cal. Civ. Code §1798.135(b)(1), (c)(4); GPC spec.
 
 MediaPRO: "Please contact us for information on how you can opt out of behavioral tracking on
 Our Services and how we respond to web browser signals and other mechanisms that enable
@@ -23,8 +23,8 @@ def gpc_visit(privacy_run, request, reference_visit):
     yield from flow.procedure(privacy_run, request, flow.run_gpc, reference=reference_visit)
 
 
-@pytest.mark.ccpa("1798.135")
-@pytest.mark.ccpa_regs("7025(b)")
+@pytest.mark.ccpa("1798.135(b)(1)", "1798.135(c)(4)")
+@pytest.mark.ccpa_regs("7025(c)(1)")
 @pytest.mark.gpc("Sec-GPC", "navigator.globalPrivacyControl")
 @pytest.mark.check("web.gpc.tags-honour-gpc")
 def test_with_gpc_the_pages_share_nothing_of_the_visitor_with_third_parties(gpc_visit):
