@@ -28,7 +28,7 @@ from .observe.stores.base import row_key_note
 
 MAX_PLACES = 8
 # The kinds of place an id starts with ("table:app/users/email"); waivers name places by them.
-KINDS = ("table", "file", "key", "object", "lake", "recipient")
+KINDS = ("table", "file", "key", "object", "lake", "recipient", "residue")
 _VIA = re.compile(r"\((foreign key to [^)]+|identifiers: [^)]+)\)")
 WEAK = "weak: the subject's value beside its canary, no proof alone"
 MAX_ROWS = 3
@@ -183,6 +183,17 @@ def from_findings(findings: Iterable[dict]) -> list[Place]:
         _add(groups, str(f.get("place") or words), words or "?", str(f.get("field") or ""), str(f.get("form") or ""),
              _row(row) if isinstance(row, dict) else (str(row) if row not in (None, "") else None))
     return sorted(groups.values(), key=_weight)  # the same order as from_hits
+
+
+def from_residue(residues: Iterable) -> list[Place]:
+    """Storage residue (observe/stores/sqlite_residue.py) grouped by file: the database, its
+    -wal or its -journal, each named by its store and file name (stable across runs)."""
+    groups: dict[str, Place] = {}
+    for r in residues:
+        name = os.path.basename(r.path)
+        _add(groups, f"residue:{r.store}/{name}", f"{r.store}: file {r.path} ({r.part}, residue in storage until "
+             "overwritten or vacuumed)", r.field, r.form, f"byte {r.offset} in {r.where}")
+    return list(groups.values())
 
 
 def from_deliveries(deliveries: Iterable) -> list[Place]:

@@ -13,7 +13,7 @@ A failed positive control or barrier is a CheckError: the check could not be mad
 is never the same as "the promise held" nor as "the promise was broken".
 
 A pass says what it examined. A check body records each thing it looked at with
-``examined("stores swept", 3)``; the plugin keeps the tally of every check while it runs
+``examined("stores swept", 3)`` (and what it noticed without judging it with ``remark``); the plugin keeps the tally of every check while it runs
 (``tallying``), and a check that returns without a positive count is reported *not
 verified* (``NOTHING_EXAMINED``), never passed — so a check that forgets to look, or finds
 nothing to look at, cannot pass. Checks that know why there is nothing (the profile states
@@ -94,6 +94,28 @@ def tallying() -> Iterator[dict[str, int]]:
         yield tally
     finally:
         _TALLY.reset(token)
+
+
+_REMARKS: ContextVar[list[str] | None] = ContextVar("privacy_checks_remarks", default=None)
+
+
+def remark(text: str) -> None:
+    """Record something the running check saw that does not change its outcome (storage residue
+    reported for information): the results and the compliance report show it beside the outcome."""
+    remarks = _REMARKS.get()
+    if remarks is not None and text not in remarks:
+        remarks.append(text)
+
+
+@contextmanager
+def remarking() -> Iterator[list[str]]:
+    """Collect what the checks called inside remark (the plugin wraps each check's call)."""
+    remarks: list[str] = []
+    token = _REMARKS.set(remarks)
+    try:
+        yield remarks
+    finally:
+        _REMARKS.reset(token)
 
 
 def examined_anything(tally: dict[str, int] | None) -> bool:

@@ -151,8 +151,9 @@ def pytest_runtest_call(item: pytest.Item):
     if check_id(item) is None:
         return (yield)
     # What the check body records with outcomes.examined(); a pass needs a positive count.
-    with outcomes.tallying() as tally:
+    with outcomes.tallying() as tally, outcomes.remarking() as remarks:
         item.privacy_examined = tally
+        item.privacy_remarks = remarks
         return (yield)
 
 
@@ -185,6 +186,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return rep
     tally = dict(getattr(item, "privacy_examined", None) or {})
     rep.privacy_examined = tally
+    rep.privacy_remarks = list(getattr(item, "privacy_remarks", None) or [])
     if exc is None:
         if rep.passed and not outcomes.examined_anything(tally):
             return _verdict(item, rep, outcomes.NOT_VERIFIED, outcomes.nothing_examined(tally))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..findings import from_hits, listing, summary
+from ..findings import from_hits, from_residue, listing, summary
 from ..flows.deletion import DeletionOutcome, overdue_retention
-from ..outcomes import CheckError, NotVerified, PromiseBroken, examined
+from ..outcomes import CheckError, NotVerified, PromiseBroken, examined, remark
 from .common import needs_stage, recipients_declared
 from .common import usable as _usable
 
@@ -24,9 +24,13 @@ def request_completes(outcome: DeletionOutcome) -> None:
 
 def no_residual_data(outcome: DeletionOutcome) -> None:
     _requested(outcome)
+    # Storage residue is shown whatever the verdict; it fails the check only where the profile
+    # says storage_residue: fail.
+    for line in outcome.residue_notes:
+        remark(line)
     # Residual data after a seen barrier is a verdict, whatever failed in another stage.
-    if outcome.residual:
-        places = from_hits(outcome.residual, outcome.file_roots)
+    if outcome.residual or outcome.residue_failing:
+        places = from_hits(outcome.residual, outcome.file_roots) + from_residue(outcome.residue_failing)
         raise PromiseBroken(f"the deleted subject's data is still held in {summary(places)}:" + listing(places),
                             places=places)
     needs_stage(outcome, "stores")
@@ -36,9 +40,14 @@ def no_residual_data(outcome: DeletionOutcome) -> None:
     if not outcome.held:
         raise NotVerified("no store was seen holding the subject before the deletion (every store is declared "
                           "expect_subject: false, and none held it), so its absence afterwards proves nothing")
+    if outcome.residue_problems:
+        raise CheckError("storage_residue: fail is set, but the storage residue scan could not be made:\n  "
+                         + "\n  ".join(outcome.residue_problems))
     examined("stores seen holding the subject before the request", outcome.held)
     for what, n in outcome.swept.items():
         examined(f"{what} after the request", n)
+    if outcome.residue_files:
+        examined("SQLite files scanned for storage residue", outcome.residue_files)
 
 
 def account_gone(outcome: DeletionOutcome) -> None:

@@ -27,6 +27,9 @@ FLAWS: dict[str, str] = {
     "keep_card_number": "deletion leaves the subject's card payments (card number and amount) in payments",
     "keep_login_times": ("deletion only nulls user_id in logins: the device's login times stay, with no text "
                          "of the subject beside them"),
+    "no_secure_delete": ("the databases run with secure_delete off, are never vacuumed and their -wal is never cut "
+                         "back: a deleted subject's rows stay readable in the files (storage residue), though SQL "
+                         "no longer returns them"),
     "orphan_orders": "deletion leaves the subject's orders, still pointing at its user id (orders.user_id)",
     # logs and secrets at rest
     "pii_in_logs": "the application log records email and full name on signup and activity",

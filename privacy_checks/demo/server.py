@@ -507,7 +507,7 @@ class DemoServer:
             self.redis_server.start()
             tls_context = self._tls_context()
             self.log = self._logger()
-            self.store = Store(self.data_dir)
+            self.store = Store(self.data_dir, secure_delete="no_secure_delete" not in cfg.flaws)
         finally:
             s3_started.join()
         if self._s3_error is not None:

@@ -120,7 +120,7 @@ CREATE TABLE IF NOT EXISTS analytics.visits (
 
 
 class Store:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, secure_delete: bool = True) -> None:
         self.data_dir = data_dir
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(
@@ -131,8 +131,13 @@ class Store:
         self._conn.execute("ATTACH DATABASE ? AS analytics", (str(data_dir / "analytics.sqlite"),))
         for schema in ("main", "search", "analytics"):
             self._conn.execute(f"PRAGMA {schema}.journal_mode=WAL")
-            # deleted rows are overwritten with zeros, not left readable in free pages
-            self._conn.execute(f"PRAGMA {schema}.secure_delete=ON")
+            # deleted rows are overwritten with zeros, not left readable in free pages (the
+            # no_secure_delete flaw leaves them there, for the storage residue scan to find)
+            self._conn.execute(f"PRAGMA {schema}.secure_delete={'ON' if secure_delete else 'OFF'}")
+            if secure_delete:
+                # and the log is cut back to what it holds once it is reused after a checkpoint, so
+                # old frames with deleted rows do not linger at its end either
+                self._conn.execute(f"PRAGMA {schema}.journal_size_limit=0")
         self._conn.execute("PRAGMA busy_timeout=10000")
         with self._lock:
             indexed = self._conn.execute(

@@ -18,6 +18,7 @@ stages whose evidence it judges (``STAGES``): a stage that fails is recorded in
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from ..errors import PollTimeout, PrivacyChecksError, UnexpectedStatus
 from ..findings import WEAK, file_roots, locate
 from ..observe import sinks as sink_obs
-from ..observe.stores import sql_links, sweep
+from ..observe.stores import kind_of, sql_links, sqlite_residue, sweep
 from ..observe.stores.base import corroborated
 from ..operations import shared_fields
 from ..outcomes import settle, stage
@@ -82,6 +83,13 @@ class DeletionOutcome:
     linked_before: list[str] = field(default_factory=list)  # where the subject's linked rows were
     control_linked_before: list[str] = field(default_factory=list)
     file_roots: dict[str, list[str]] = field(default_factory=dict)  # what findings name files relative to
+    # storage residue (observe/stores/sqlite_residue.py): the deleted subject's canaries in SQLite
+    # files that SQL no longer returns; `residue_failing` those of stores set to storage_residue: fail
+    residue: list = field(default_factory=list)
+    residue_failing: list = field(default_factory=list)
+    residue_problems: list[str] = field(default_factory=list)  # fail-mode stores the scan could not judge
+    residue_notes: list[str] = field(default_factory=list)  # what the scan saw or could not see, in words
+    residue_files: int = 0  # files read by the scan
 
 
 def _locations(hits) -> dict[str, list[str]]:
@@ -183,7 +191,8 @@ def _run(out: DeletionOutcome, run, test_id: str, evidence, subject, control) ->
     if barrier is not None and "stores" not in out.failed_stages:
         with stage(out, "stores"):
             _store_barrier(specs, barrier, propagation, out, evidence)
-            _final_sweep(run, specs, subject, control, exceptions, out, evidence)
+            final = _final_sweep(run, specs, subject, control, exceptions, out, evidence)
+            _storage_residue(specs, subject, control, barrier, final, out, evidence)
     if barrier is not None and sinks and "recipients" not in out.failed_stages:
         with stage(out, "recipients"):
             if out.recipients_before:
@@ -342,6 +351,83 @@ def _final_sweep(run, specs, subject, control, exceptions, out: DeletionOutcome,
                          column=h.column_or_line, row=h.row_key, field=h.field, form=h.form, weak=h.weak,
                          excerpt=h.excerpt)
     _record_holds(run, subject, out)
+    return final
+
+
+def _storage_residue(specs, subject, control, barrier, final, out: DeletionOutcome, evidence) -> None:
+    """Scan each SQLite store's files for the deleted subject's canaries that SQL no longer returns.
+
+    Positive control: in the same read, the canary of a live subject (the control, or the barrier)
+    that SQL returned from that store must be found too, or the scan proves nothing (an encrypted
+    or compressed file, a different file than the one SQL reads). A value of the subject that SQL
+    still returns from the store (kept under a retention exception, or residual) is live data, not
+    residue: a raw copy of it cannot be told from a deleted one, so it is left to the SQL verdict.
+    """
+    live_in = {h.store for h in final.hits if h.subject_id == control.id}
+    barrier_in = {name for name, v in out.stores.items() if v.barrier_seen}
+    returned = {(h.store, h.field) for h in final.hits if h.subject_id == subject.id}
+    needles = (subject.needles(subject.strong_fields()) + control.needles(control.strong_fields())
+               + barrier.needles(barrier.strong_fields()))
+    names = {subject.id: "the deleted subject", control.id: "the control", barrier.id: "the barrier"}
+    scanned: dict[str, dict] = {}
+    for spec in specs:
+        if kind_of(spec) != "sql":
+            continue
+        mode = sqlite_residue.mode_of(spec)
+        if mode == "off":
+            out.residue_notes.append(f"{spec.name}: storage residue not scanned (storage_residue: off)")
+            continue
+        scan = sqlite_residue.scan(spec, needles)
+        if scan.not_scanned:
+            note = f"{spec.name}: storage residue not scanned: {scan.not_scanned}"
+            out.residue_notes.append(note)
+            if mode == "fail":
+                out.residue_problems.append(note)
+            continue
+        out.residue_files += len(scan.files)
+        live = ({control.id} if spec.name in live_in else set()) | ({barrier.id} if spec.name in barrier_in else set())
+        seen_live = scan.subjects() & live
+        scanned[spec.name] = {"mode": mode, "files": [f"{part} {path} ({size} bytes)" for part, path, size in scan.files],
+                              "seconds": round(scan.seconds, 3), "canaries of other subjects": scan.others,
+                              "live subjects SQL returns here": sorted(names[i] for i in live),
+                              "of them seen in the files": sorted(names[i] for i in seen_live)}
+        if not seen_live:
+            why = ("no live subject that SQL returns from this store (control or barrier) was seen in its files, so "
+                   "an absence there proves nothing (an encrypted or compressed file?)") if live else \
+                  ("no live subject is held by this store (neither the control nor the barrier), so the scan could "
+                   "not be shown to see anything")
+            note = f"{spec.name}: storage residue not verified: {why}"
+            out.residue_notes.append(note)
+            if mode == "fail":
+                out.residue_problems.append(note)
+            continue
+        found = [r for r in scan.found if r.subject_id == subject.id and (spec.name, r.field) not in returned]
+        out.residue += found
+        if mode == "fail":
+            out.residue_failing += found
+        out.residue_notes += residue_lines(found)
+    evidence.stage("storage residue (raw scan of SQLite files)", scanned=scanned,
+                   residue=[f"{r.place()}: field {r.field} ({r.form}) {r.excerpt}" for r in out.residue],
+                   notes=out.residue_notes)
+    for r in out.residue:
+        evidence.finding(kind="storage residue", place=f"residue:{r.store}/{os.path.basename(r.path)}",
+                         where=f"{r.store}: file {r.path}", store=r.store, location=r.path, column=r.part,
+                         row=f"byte {r.offset} in {r.where}", field=r.field, form=r.form, excerpt=r.excerpt)
+
+
+def residue_lines(found) -> list[str]:
+    """Storage residue in words, one line per file: what it holds and where the first copy is."""
+    by_file: dict[tuple[str, str, str], list] = {}
+    for r in found:
+        by_file.setdefault((r.store, r.path, r.part), []).append(r)
+    lines = []
+    for (store, path, part), items in by_file.items():
+        fields = ", ".join(dict.fromkeys(f"{r.field} ({r.form})" for r in items))
+        first = items[0]
+        lines.append(f"{store}: residue in storage until overwritten or vacuumed: file {path} ({part}) holds the "
+                     f"deleted subject's {fields}, {len(items)} cop{'ies' if len(items) > 1 else 'y'}, the first at byte "
+                     f"{first.offset} in {first.where}")
+    return lines
 
 
 def _record_holds(run, subject, out: DeletionOutcome) -> None:

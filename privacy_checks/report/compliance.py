@@ -253,6 +253,8 @@ def build_report(results: dict, *, out_dir: Path, results_path: Path | None = No
             "duration_s": raw.get("duration_s"),
             # what the check looked at: a pass always carries a positive count
             "examined": dict(raw.get("examined") or {}),
+            # what the check noticed without judging it (storage residue reported for information)
+            "remarks": [redact_text(str(r)) for r in raw.get("remarks") or []],
             # Where it broke, grouped by place (findings.py), as the check reported it.
             "places": [{k: p.get(k) for k in ("id", "words", "count", "fields", "rows", "line", "waived") if k in p}
                        for p in raw.get("places") or []],
@@ -826,6 +828,9 @@ def _render_check(c: dict, for_clause: str | None = None) -> str:
         parts.append(f"<pre>{e(c['message'])}</pre>")
     if c.get("examined"):
         parts.append(f'<p class="examined">Examined: {e(describe_examined(c["examined"]))}</p>')
+    if c.get("remarks"):
+        parts.append("<p>Noted (does not change the outcome):</p><ul>"
+                     + "".join(f"<li>{e(r)}</li>" for r in c["remarks"]) + "</ul>")
     if c.get("places"):
         # still broken first, then the waived ones, marked (each list up to the limit)
         waived = [p for p in c["places"] if (p.get("waived") or {}).get("whole")]

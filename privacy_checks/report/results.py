@@ -31,6 +31,9 @@ class CheckResult:
     # "waived" or "failed", the places waived and still broken, the waivers that applied. The
     # outcome is "waived" only when it all is; each waived place is marked in `places`.
     waived: dict | None = None
+    # What the check noticed without judging it (outcomes.remark): storage residue reported for
+    # information, shown beside the outcome whatever it is.
+    remarks: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -63,7 +66,8 @@ class Results:
                                  examined=dict(getattr(report, "privacy_examined", None) or {}),
                                  places=list(getattr(report, "privacy_places", None) or []),
                                  waiver=getattr(report, "privacy_waiver", None),
-                                 waived=getattr(report, "privacy_waived", None)))
+                                 waived=getattr(report, "privacy_waived", None),
+                                 remarks=list(getattr(report, "privacy_remarks", None) or [])))
 
     def finish(self, target: dict | None = None) -> Path | None:
         """End of the session: the controller's own target description (when it loaded the
