@@ -385,8 +385,8 @@ def _whole_value_in(dialect: Dialect, col: _Column, text: sa.ColumnElement, plan
         # parameter limits with many subjects and wide tables. Testing the byte length first
         # skips the membership test (a b-tree probe in SQLite, a hash of the whole value in
         # PostgreSQL from nine values on) for every value not of a digest's or weak value's size.
-        listed = sa.bindparam(name, values, expanding=True, literal_execute=True, type_=sa.Text)
-        test = sa.and_(_length_in(dialect, text, octets), text.in_(listed))
+        listed = sql_typed.listed(plan, f"{name}{limit or ''}", values, sa.Text())
+        test = sa.and_(_length_in(dialect, text, octets), sql_typed.in_list(text, listed))
     return test if guard is None else sa.and_(guard, test)
 
 
@@ -460,7 +460,7 @@ _QUERY_SHOWN = 2000  # characters of one statement kept in the evidence
 def _as_run(query, dialect) -> str:
     """The statement as the engine gets it, values as placeholders (never the canaries)."""
     try:
-        text = str(query.compile(dialect=dialect))
+        text = str(query.compile(dialect=dialect, compile_kwargs={"pcq_evidence": True}))
     except Exception as e:  # noqa: BLE001 - the evidence must not cost the sweep
         return f"(statement not shown: {type(e).__name__})"
     text = " ".join(text.split())
