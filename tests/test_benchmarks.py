@@ -75,3 +75,28 @@ def test_the_duckdb_and_redis_sections_find_every_planted_canary_and_print_their
     assert "duckdb    floor (read every text column once)" in run.stdout
     assert "redis     floor (SCAN + pipelined read of every value)" in run.stdout
     assert re.search(r"redis +sweep all forms, 3 subjects +\d+\.\d\dx +<= 1.5x", run.stdout), run.stdout
+
+
+def test_the_predicate_benchmark_times_each_predicate_and_the_full_one_finds_every_planted_row():
+    """benchmarks/predicates.py (the README's per-predicate costs): the literal, gate and list
+    together select exactly the rows benchmarks/sweep.py planted, so its figures time a working
+    predicate, not an empty one."""
+    import random
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import sweep as bench
+
+    rows = 3000
+    rng = random.Random(7)
+    subjects = bench.make_subjects(50, rng)
+    plants, expected = bench.plan_plants(subjects, bench.sizes_for(rows), rng)
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "predicates.py"), "--rows", str(rows),
+                          "--repeat", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    measured = {m.group(1).strip(): (float(m.group(2)), int(m.group(3)))
+                for m in re.finditer(r"^(.{44}) +(\d+\.\d\d) +(\d+)$", run.stdout, re.M)}
+    assert len(measured) == 9, run.stdout
+    # every row holding a planted value is selected, and no other
+    assert measured["LIKE + length gate + whole list"][1] == len(plants), run.stdout
+    assert len(expected) == 50 * 10  # ten forms per subject were planted
+    assert all(ratio > 0 for ratio, _ in measured.values())
