@@ -21,6 +21,8 @@ def test_every_clause_a_suite_cites_has_its_aspects_listed():
         assert isinstance(listed[key].get("not_tested"), list), key
         aspects = listed[key]["tested"] + listed[key]["not_tested"]
         assert all(isinstance(a, str) and a for a in aspects), (key, aspects)  # ": " in YAML makes a mapping
+        # which text of the law the citations were read against, or why they were not (issue 20 point 10)
+        assert isinstance(listed[key].get("checked_against"), str) and listed[key]["checked_against"], key
     # every key is a clause the registry knows
     for key in listed:
         family, _, ref = key.partition(":")
@@ -38,6 +40,10 @@ def test_a_clause_held_with_aspects_untested_says_so_in_the_report(tmp_path):
     assert any("financial incentive" in a for a in section["not_tested"]), section["not_tested"]
     page = (run.reports / "compliance-report.html").read_text()
     assert "Held for the aspects tested only" in page and "financial incentive programmes" in page
+    # the auditor sees which text the citation was checked against
+    assert section["checked_against"] == _aspects()["ccpa:1798.125"]["checked_against"]
+    assert section["checked_against"].startswith("Cal. Civ. Code §1798.125"), section["checked_against"]
+    assert "Citations checked against: Cal. Civ. Code §1798.125" in page
 
 
 def test_each_check_has_a_severity_and_the_profile_can_change_it(tmp_path, standalone_demo):

@@ -160,13 +160,16 @@ def _aspects() -> dict:
 
 
 def clause_aspects(ref) -> dict:
-    """{"tested": [...], "not_tested": [...]} for a cited clause; a clause missing from the list is
-    said to be unreviewed rather than shown as fully tested."""
+    """{"tested": [...], "not_tested": [...], "checked_against": "..."} for a cited clause: what
+    the suites test of it, and which text of the law its citations were checked against. A clause
+    missing from the list is said to be unreviewed rather than shown as fully tested."""
     key = ref.id.split("(", 1)[0]
     entry = _aspects().get(key)
     if entry is None:
-        return {"tested": [], "not_tested": ["not reviewed: which aspects of this clause the suites test is not recorded"]}
-    return {"tested": list(entry.get("tested") or []), "not_tested": list(entry.get("not_tested") or [])}
+        return {"tested": [], "not_tested": ["not reviewed: which aspects of this clause the suites test is not recorded"],
+                "checked_against": "not recorded"}
+    return {"tested": list(entry.get("tested") or []), "not_tested": list(entry.get("not_tested") or []),
+            "checked_against": str(entry.get("checked_against") or "not recorded")}
 
 
 def severity_of(check_id: str, citations: list[str], overrides: dict[str, str]) -> tuple[str, str]:
@@ -602,6 +605,8 @@ def render_html(report: dict, *, cover_manifest_sha256: str | None = None) -> st
                 out.append("</div>")
             if cl["citations"] != [cl["display"]]:
                 out.append(f'<p class="muted">Cited as: {e(", ".join(cl["citations"]))}</p>')
+            if cl.get("checked_against"):
+                out.append(f'<p class="muted">Citations checked against: {e(cl["checked_against"])}</p>')
             for check_id in cl["checks"]:
                 c = checks[check_id]
                 for_clause = (cl.get("check_outcomes") or {}).get(check_id)
