@@ -63,3 +63,15 @@ def test_the_sweeps_statements_are_in_the_evidence_without_the_values_searched_f
     canaries = [created["subject"], created["control"]]
     assert all(isinstance(c, str) and len(c) > 6 for c in canaries), canaries
     assert not any(c in q for c in canaries for q in queries)
+    # every kind of store says how it was searched: files, Redis, object storage, the data lake
+    shown = {q.split(":", 1)[0]: q for q in queries}
+    assert "every line of the" in shown["logs"], shown["logs"]
+    assert "SCAN MATCH * COUNT" in shown["cache"] and "PTTL" in shown["cache"], shown["cache"]
+    assert "ListObjectVersions Bucket=privacy-checks-demo Prefix=avatars/" in shown["uploads"], shown["uploads"]
+    assert "read_parquet(" in shown["lake"] and " WHERE " in shown["lake"], shown["lake"]
+    # the lake's statement compares typed columns with the subjects' values: those stay placeholders
+    assert "?, …" in shown["lake"] and "date values" in shown["lake"], shown["lake"]
+    import re
+
+    assert not re.search(r"\b\d{4}-\d{2}-\d{2}\b", shown["lake"]), shown["lake"]  # no birth date or instant
+    assert "${" not in json.dumps(queries) and "redis://" not in json.dumps(queries)  # no URL, no password

@@ -175,6 +175,19 @@ class SweepResult:
         per[unit] = per.get(unit, 0) + n
 
 
+def tested_in_process(plan: Plan) -> str:
+    """What a kind that reads values into this process tests them for, without the values: the
+    evidence says how a store was searched, never what for."""
+    parts = [f"{len(plan.patterns)} substring(s) (the canary literal, and values that carry no canary)"] if plan.patterns else []
+    if plan.digests:
+        parts.append(f"{len(plan.digests)} digest(s) as whole values (a run of 32+ hex digits first)")
+    if plan.weak_values:
+        parts.append(f"{len(plan.weak_values)} weak value(s) as whole values")
+    if plan.typed:
+        parts.append(f"{len(plan.typed.text_values)} rendering(s) of {len(plan.typed.needles)} typed value(s)")
+    return "; ".join(parts) or "nothing"
+
+
 def byte_lengths(values: list[str], encodings: Sequence[str] | None = None) -> list[int]:
     """Every size in bytes the values can have as text stored in ``encodings`` (None: any we
     know of — UTF-8, UTF-16 and one byte a character)."""

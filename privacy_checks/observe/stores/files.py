@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from privacy_checks.observe.forms import Needle, texts_of_bytes
 
-from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, dedup, make_hit
+from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, dedup, make_hit, tested_in_process
 
 _FILE_PIECE = 1 << 20  # a line longer than this is read in pieces
 _PIECE_OVERLAP = 512  # longer than any form of a canary-bearing value we expect
@@ -68,7 +68,10 @@ def _sweep_files(store: StoreSpec, plan: Plan, result: SweepResult) -> None:
         if not paths:
             result.empty_globs.append((store.name, pattern))
             continue
-        for path in _walk(paths):
+        files = list(_walk(paths))
+        result.queries.append(f"{store.name}: every line of the {len(files)} file(s) {pattern} matches (gzip read "
+                              f"through), tested in this process for {tested_in_process(plan)}")
+        for path in files:
             if path in done:
                 continue  # "logs/**" matches a directory and every file under it
             done.add(path)

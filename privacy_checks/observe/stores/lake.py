@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -158,7 +159,9 @@ class Lake:
         if not preds:
             return 0
         selected = ", ".join([_text(name, type_) for name, type_ in columns] + [_quote(name) for name, _ in typed])
-        query = f"SELECT {row_expr}, {selected} FROM {source} WHERE {' OR '.join(preds)}"
+        where = " OR ".join(preds)
+        query = f"SELECT {row_expr}, {selected} FROM {source} WHERE {where}"
+        result.queries.append(f"{store}: SELECT {row_expr}, {selected} FROM {source} WHERE {self._shown(where)}")
         names = [name for name, _ in columns] + [name for name, _ in typed]
         hits: list[Hit] = []
         candidates = 0
@@ -185,6 +188,15 @@ class Lake:
             result.unswept.append(Unswept(store, display, f"unreadable as {fmt}: {reason}"))
         result.hits += hits
         return candidates
+
+    def _shown(self, where: str) -> str:
+        """The WHERE clause with every value the plan put in it as ``?`` (the evidence shows how
+        a file was searched, never what for)."""
+        for fam, listed in self.typed_sets.items():
+            if not listed.startswith("(SELECT"):
+                where = where.replace(listed, f"(?, … {listed.count(', ') + 1} {fam} values)")
+        where = where.replace("ESCAPE '\\'", "ESCAPE pcq_escape")
+        return re.sub(r"'(?:[^']|'')*'", "?", where).replace("ESCAPE pcq_escape", "ESCAPE '\\'")
 
     def _run(self, query: str) -> list[tuple[Any, ...]]:
         # DuckDB has no statement timeout: interrupt the connection from a timer instead.

@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 
 from privacy_checks.errors import StoreError
 
-from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, hits_in
+from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, hits_in, tested_in_process
 
 _DEFAULT_CAP = 1 << 20
 
@@ -112,6 +112,7 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
         for db in databases:
             t0 = time.perf_counter()
             client = connect(store, timeout_s, db)
+            result.queries.append(f"{store.name}: {_shown(opts, db, plan)}")
             try:
                 n = _Sweeper(store, plan, opts, client, db, result).run()
             finally:
@@ -120,6 +121,18 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
         result.count(store.name, "databases", len(databases))
     except RedisError as e:
         raise store_error(store, e) from None
+
+
+def _shown(opts: Options, db: int, plan: Plan) -> str:
+    """How one database is read and searched, without the values searched for."""
+    patterns = ", ".join(opts.include_keys or ["*"])
+    if opts.search == "lua":
+        paging = f"db {db}: EVALSHA of the search script per SCAN page (MATCH {patterns} COUNT {opts.scan_count})"
+    else:
+        paging = f"db {db}: SCAN MATCH {patterns} COUNT {opts.scan_count}, every page"
+    return (f"{paging}; per page one pipeline of TYPE and one of GETRANGE 0 {opts.max_value_bytes} / HSCAN / SSCAN / "
+            f"ZSCAN / LRANGE / XRANGE / JSON.GET by type (at most {opts.max_value_bytes} bytes a value); every key "
+            f"name and value tested in this process for {tested_in_process(plan)}; PTTL of each key with a hit")
 
 
 def _databases(store: StoreSpec, opts: Options, timeout_s: float) -> list[int]:

@@ -42,7 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from privacy_checks.errors import StoreError
 
-from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, hits_in
+from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, hits_in, tested_in_process
 
 _MiB = 1 << 20
 _READERS = 8  # object versions read at the same time
@@ -119,6 +119,12 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
         versions = list(_listing(s3, bucket, prefix, opts))
     except (ClientError, BotoCoreError) as e:
         raise _error(store, opts, "list", e) from None
+    listing = "ListObjectVersions" if opts.versions else "ListObjectsV2"
+    result.queries.append(
+        f"{store.name}: {listing} Bucket={bucket} Prefix={prefix or '(none)'}, every page ({len(versions)} "
+        f"{'versions' if opts.versions else 'objects'}); GetObject of each (streamed; at most {opts.max_object_bytes} "
+        f"bytes an object, {opts.max_store_bytes} for the store): keys and text tested in this process for "
+        f"{tested_in_process(plan)}, Parquet/CSV/JSON Lines objects searched by DuckDB as a lake store")
     budget = opts.max_store_bytes
     reads: list[tuple[_Version, str, str, dict]] = []
     for v in versions:

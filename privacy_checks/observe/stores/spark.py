@@ -162,6 +162,7 @@ def _sweep_frame(spark, store: StoreSpec, plan: Plan, timeout_s: float, frame, k
     preds += [p for p in (_typed_predicate(F, F.col(f"`{c}`"), fam, plan) for c, fam in typed) if p is not None]
     if not preds:
         return 0
+    result.queries.append(f"{store.name}: {_shown(kind, name, columns, typed, plan)}")
     condition = preds[0]
     for p in preds[1:]:
         condition = condition | p
@@ -219,6 +220,22 @@ def _typed_predicate(F, column, fam: str, plan: Plan):
     else:
         values = plan.typed.compared(fam)
     return column.isin(values) if values else None
+
+
+def _shown(kind: str, name: str, columns: list[str], typed: list[tuple[str, str]], plan: Plan) -> str:
+    """The filter Spark runs, as Spark SQL with the plan's values as ``?``."""
+    def text_test(c: str) -> str:
+        text = f"CAST(`{c}` AS STRING)"
+        tests = [f"contains(lower({text}), ?)" if ci else f"contains({text}, ?)" for _, ci in plan.patterns]
+        if plan.whole_values:
+            tests.append(f"(octet_length({text}) IN ({', '.join(map(str, plan.whole_octet_lengths))}) AND {text} IN "
+                         f"(?, … {len(plan.whole_values)} values))")
+        return " OR ".join(tests)
+
+    tests = [t for t in (text_test(c) for c in columns) if t]
+    tests += [f"`{c}` IN (?, … {len(plan.typed.compared('datetime' if fam == 'instant' else fam))} {fam} values)"
+              for c, fam in typed]
+    return f"SELECT _metadata.file_path, _metadata.row_index, … FROM {kind} {name} WHERE " + " OR ".join(tests)
 
 
 def _predicate(F, text, plan: Plan):
