@@ -6,6 +6,9 @@ nothing here may start a process or open a file until a test asks for a fixture.
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import pytest
 
 from . import outcomes
@@ -14,6 +17,8 @@ from .errors import PrivacyChecksError
 _RUN = pytest.StashKey["object"]()
 _CHECK_ID = "check"
 _DESELECTED = pytest.StashKey["list"]()
+# the controller's reader of the workers' sweep progress (under pytest-xdist)
+_PROGRESS = pytest.StashKey["object"]()
 _FAMILIES = ("ccpa", "ccpa_regs", "gdpr", "eprivacy", "gpc")
 # The report hooks and the policy option are modules of their own, registered by this one so that
 # `-p no:privacy_checks` switches off everything. The names are those of the entry points earlier
@@ -82,6 +87,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from .observe.stores.progress import TerminalStream
 
         config.stash[_RUN].progress_stream = TerminalStream(config)
+    elif (worker or {}).get("privacy_checks_progress"):
+        from .observe.stores.progress import WorkerRelay
+
+        config.stash[_RUN].progress_stream = WorkerRelay(worker["privacy_checks_progress"], worker.get("workerid", "gw"))
     if (worker or {}).get("privacy_checks_error"):
         config.stash[_RUN].startup_error = worker["privacy_checks_error"]
 
@@ -91,6 +100,8 @@ def pytest_configure_node(node) -> None:  # pragma: no cover - only with pytest-
     # The controller runs the capture sinks (HTTP and SMTP) so every worker's target delivers to one place.
     run = node.config.stash[_RUN]
     node.workerinput["privacy_checks_sink"] = run.sink_url
+    if run.progress_stream is not None:  # not under -q
+        node.workerinput["privacy_checks_progress"] = _progress_relay(node.config)
     try:
         node.workerinput["privacy_checks_smtp"] = run.smtp_url or ""
     except PrivacyChecksError as exc:
@@ -105,7 +116,26 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         run.end_status = "interrupted"  # the ledger must not call a cut-off run finished
 
 
+def _progress_relay(config: pytest.Config) -> str:
+    """The file the workers' sweep progress goes through, and the thread that prints it (once)."""
+    tail = config.stash.get(_PROGRESS, None)
+    if tail is None:
+        import tempfile
+
+        from .observe.stores.progress import RelayTail
+
+        fd, path = tempfile.mkstemp(prefix="privacy-checks-progress-", suffix=".log")
+        os.close(fd)
+        tail = config.stash[_PROGRESS] = RelayTail(path, config.stash[_RUN].progress_stream).start()
+    return tail.path
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
+    tail = config.stash.get(_PROGRESS, None)
+    if tail is not None:
+        tail.stop()
+        with contextlib.suppress(OSError):
+            os.unlink(tail.path)
     run = config.stash.get(_RUN, None)
     if run is not None:
         run.close()

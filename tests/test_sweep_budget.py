@@ -76,3 +76,34 @@ def test_progress_in_a_pytest_log_starts_its_own_line(tmp_path):
     lines = proc.stdout.splitlines()
     progress = [line for line in lines if "sweep app: t1 (1/1 tables)" in line]
     assert progress and all(line.startswith("sweep app: t1") for line in progress), lines
+
+
+def test_under_xdist_each_workers_progress_reaches_the_terminal_with_its_id(tmp_path):
+    """A worker's terminal is not the user's: its progress lines go through the controller,
+    prefixed with the worker's id; under -q nothing is shown."""
+    (tmp_path / "test_progress_workers.py").write_text(
+        "import time\n"
+        "import pytest\n"
+        "from privacy_checks.observe.stores.progress import Budget\n"
+        "from privacy_checks.plugin import run_of\n"
+        "@pytest.mark.parametrize('n', [1, 2, 3, 4])\n"
+        "def test_sweeps(request, n):\n"
+        "    budget = Budget(None, run_of(request.config).progress_stream)\n"
+        "    budget.started -= 10  # a sweep that has run for a while\n"
+        "    budget.table_done('app', f't{n}', 1, 1, n)\n"
+        "    time.sleep(1)  # a long test: the controller shows the line before it ends\n")
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "pytest", "test_progress_workers.py", "-p", "no:cacheprovider",
+                               "-p", "no:randomly", "-n", "2", *extra], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "CI": "1"})
+
+    proc = run()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    shown = re.findall(r"^\[(gw[01])\] sweep app: (t\d) \(1/1 tables\), (\d) candidate rows, 10\.\d s$",
+                       proc.stdout, re.M)
+    assert sorted(t for _, t, _ in shown) == ["t1", "t2", "t3", "t4"], proc.stdout
+    assert all(rows == t[1] for _, t, rows in shown)
+    assert {w for w, _, _ in shown} <= {"gw0", "gw1"}
+    quiet = run("-q")
+    assert quiet.returncode == 0 and "sweep app:" not in quiet.stdout, quiet.stdout

@@ -9,11 +9,14 @@ longer than ``SHOW_AFTER_S`` (the many short sweeps of polling loops stay silent
 the table, tables done of all, rows the engine returned as candidates, elapsed time and an
 estimate. On a terminal one line is rewritten in place; anywhere else (a CI log) each line is
 plain text, with no control characters. No stream (``-q``, or nothing configured): silent.
+Under pytest-xdist a worker's lines go through a file to the controller, which prints them with
+the worker's id (``WorkerRelay``, ``RelayTail``).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -113,3 +116,66 @@ class TerminalStream:
 
     def flush(self) -> None:
         self.config.get_terminal_writer().flush()
+
+
+class WorkerRelay:
+    """A pytest-xdist worker's progress: its terminal is not the user's, so each line goes to a
+    file the controller reads (``RelayTail``), prefixed with the worker's id. Lines only, as on a
+    CI log: the controller shares one terminal among the workers."""
+
+    def __init__(self, path: str, worker: str) -> None:
+        self.path, self.prefix = path, f"[{worker}] "
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> None:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if lines:
+            # one append per write: O_APPEND keeps whole lines from several workers apart
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write("".join(self.prefix + line + "\n" for line in lines))
+
+    def flush(self) -> None:
+        pass
+
+
+class RelayTail:
+    """The controller's side of ``WorkerRelay``: a thread that prints the workers' progress lines
+    to the terminal as they come (every half second), and the rest when the run ends."""
+
+    def __init__(self, path: str, stream: TextIO) -> None:
+        self.path, self.stream = path, stream
+        self._offset = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="privacy-checks-progress", daemon=True)
+
+    def start(self) -> RelayTail:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            self.drain()
+
+    def drain(self) -> None:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                f.seek(self._offset)
+                text = f.read()
+        except OSError:
+            return
+        complete = text[: text.rfind("\n") + 1]  # a line still being appended waits for the next look
+        if not complete:
+            return
+        self._offset += len(complete.encode("utf-8"))
+        try:
+            self.stream.write(complete)
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed terminal must not break the run
+            pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.drain()
