@@ -323,3 +323,36 @@ def test_the_prefix_tree_pattern_finds_what_the_flat_alternation_finds():
         assert [m.span() for m in tree.finditer(text)] == [m.span() for m in flat.finditer(text)]
     first = [m.group() for m in tree.finditer(texts[0]) if len(m.group()) > 3]
     assert first == ["2026-11-29T10:11:12.739Z", "2026-11-29", "$1,234.50", "1234"]
+
+
+def test_a_weak_match_never_makes_a_store_hold_the_subject_for_the_positive_control(tmp_path):
+    """A log line's own timestamp equalled the subject's instant to the second (a weak form): the
+    deletion procedure counted the log as holding the subject, then failed its barrier there
+    ('never became visible in store(s) logs') and saw the control 'vanish' from it — an error
+    of no-residual-data and others-intact that depended on the clock. Only proof counts."""
+    from datetime import datetime
+
+    from privacy_checks.evidence import Evidence
+    from privacy_checks.flows.deletion import DeletionOutcome, _stores_control
+    from privacy_checks.observe.stores import StoreSpec, sweep
+    from privacy_checks.subjects import SubjectFactory
+
+    factory = SubjectFactory(seed="weak-held", nonce="n1", fields=["full_name", "email", "moment"])
+    subject, control = factory.build("t_weak", "subject"), factory.build("t_weak", "control")
+    moment = datetime.fromisoformat(subject.fields["moment"].replace("Z", "+00:00"))
+    log = tmp_path / "app.log"
+    log.write_text(f"{moment:%Y-%m-%d %H:%M:%S},123 INFO demo started\n")  # the second only, another ms
+    app = tmp_path / "app.db"
+    conn = sqlite3.connect(app)
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)")
+    conn.executemany("INSERT INTO users (email) VALUES (?)", [(subject.fields["email"],), (control.fields["email"],)])
+    conn.commit()
+    conn.close()
+    specs = [StoreSpec("app", url=f"sqlite:///{app}"), StoreSpec("logs", files=[str(log)])]
+    # the sweep does see the weak form (it is shown beside proof elsewhere) ...
+    weak = [h for h in sweep(specs, subject.needles(subject.strong_fields())).hits if h.store == "logs"]
+    assert weak and all(h.weak and h.field == "moment" for h in weak), weak
+    # ... but the positive control holds the subject only where proof is
+    out = DeletionOutcome()
+    _stores_control(specs, set(), subject, control, [], 1, out, Evidence("ccpa.delete.no-residual-data"))
+    assert out.held == ["app"], out.held

@@ -218,7 +218,10 @@ def _stores_control(specs, must_hold, subject, control, shared: list[str], propa
                     evidence, identifiers: list[dict] = ()) -> None:
     def seen():
         res = sweep(specs, subject.needles(subject.strong_fields()) + control.needles(control.strong_fields()))
-        mine = _locations([h for h in res.hits if h.subject_id == subject.id])
+        # proof only: a weak match (a birth date, an instant to the second that a log line's own
+        # timestamp happens to equal) shows nothing, and a store 'held' on it would then demand a
+        # barrier and the control there, which can never come
+        mine = _locations([h for h in res.hits if h.subject_id == subject.id and not h.weak])
         missing = sorted(must_hold - set(mine))
         theirs = {h.field for h in res.hits if h.subject_id == control.id and h.field in shared}
         return res, mine, missing, sorted(set(shared) - theirs)
@@ -302,7 +305,7 @@ def _store_barrier(specs, barrier, propagation, out: DeletionOutcome, evidence) 
 
     def barrier_visible():
         res = sweep(specs, barrier.needles(barrier.strong_fields()))
-        return set(_locations(res.hits))
+        return set(_locations([h for h in res.hits if not h.weak]))
 
     deadline = time.monotonic() + propagation
     visible = barrier_visible()
@@ -575,7 +578,7 @@ def _judge_isolation(target, specs, control, out: DeletionOutcome) -> None:
         except UnexpectedStatus as exc:  # an answer, but not the control's record; no answer is an error
             out.isolation_problems.append(f"the control subject {control.canary} cannot be read: {exc}")
     hits = sweep(specs, control.needles(control.strong_fields())).hits
-    seen = {h.store for h in hits}
+    seen = {h.store for h in hits if not h.weak}
     if control.id in out.links and out.control_linked_before:
         still = set(_link_places(sql_links.linked_rows(specs, out.links[control.id])[0]))
         for where in out.control_linked_before:
