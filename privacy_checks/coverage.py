@@ -18,12 +18,15 @@ _LOCK = threading.Lock()
 _STORES: dict[str, dict] = {}
 # recipient name -> {"role": str, "deliveries": set of capture sequence numbers}
 _RECIPIENTS: dict[str, dict] = {}
+# a browser's view (suites/web): party name -> {"role": str, "domain": str, "requests": int}
+_BROWSER: dict[str, dict] = {}
 
 
 def reset() -> None:
     with _LOCK:
         _STORES.clear()
         _RECIPIENTS.clear()
+        _BROWSER.clear()
 
 
 def note_sweep(stores, result) -> None:
@@ -59,6 +62,21 @@ def note_deliveries(captures, sinks: list[dict]) -> None:
             _RECIPIENTS.setdefault(name, {"role": role, "deliveries": set()})["deliveries"].add(cap.seq)
 
 
+def note_browser(parties, requests) -> None:
+    """A visit's parties (observe/browser.Parties) and the requests its browser made: every
+    declared recipient was watched, and each request counts for the party its host belongs to."""
+    with _LOCK:
+        for r in parties.recipients:
+            _BROWSER.setdefault(r["name"], {"role": r.get("role") or "", "domain": ", ".join(r.get("domains") or []),
+                                            "requests": 0})
+        for req in requests:
+            party = req.party
+            # an undeclared host is its own entry, named by its domain
+            name = party.domain if party.role == "undeclared" else party.name
+            entry = _BROWSER.setdefault(name, {"role": party.role, "domain": party.domain, "requests": 0})
+            entry["requests"] += 1
+
+
 def snapshot() -> dict:
     """This process's record, as JSON-able data (sorted, so two runs compare line by line)."""
     with _LOCK:
@@ -67,13 +85,15 @@ def snapshot() -> dict:
                   for name, s in sorted(_STORES.items())]
         recipients = [{"name": name, "role": r["role"], "deliveries": sorted(r["deliveries"])}
                       for name, r in sorted(_RECIPIENTS.items())]
-    return {"stores": stores, "recipients": recipients}
+        browser = [{"name": name, **b} for name, b in sorted(_BROWSER.items())]
+    return {"stores": stores, "recipients": recipients, "browser_parties": browser}
 
 
 def merge(snapshots: list[dict]) -> dict:
     """Several processes' records as one (the controller merges its workers')."""
     stores: dict[str, dict] = {}
     recipients: dict[str, dict] = {}
+    browser: dict[str, dict] = {}
     for snap in snapshots:
         for s in snap.get("stores") or []:
             entry = stores.setdefault(s["name"], {"name": s["name"], "kind": s.get("kind"), "units": {},
@@ -86,10 +106,15 @@ def merge(snapshots: list[dict]) -> dict:
             entry = recipients.setdefault(r["name"], {"name": r["name"], "role": r.get("role") or "",
                                                       "deliveries": set()})
             entry["deliveries"].update(r.get("deliveries") or [])
+        for b in snap.get("browser_parties") or []:
+            entry = browser.setdefault(b["name"], {**b, "requests": 0})
+            entry["requests"] += b.get("requests") or 0
     return {
         "stores": [{**s, "locations": sorted(s["locations"]), "unswept": sorted(s["unswept"])}
                    for _, s in sorted(stores.items())],
         # deliveries as a count: the capture's sequence numbers mean nothing outside the run
         "recipients": [{"name": r["name"], "role": r["role"], "deliveries_read": len(r["deliveries"])}
                        for _, r in sorted(recipients.items())],
+        # what a browser saw (suites/web): each party, declared or not, and the requests it received
+        "browser_parties": [b for _, b in sorted(browser.items())],
     }

@@ -58,6 +58,13 @@ def test_clean_demo_passes_every_web_check_and_removes_its_subjects(suite_runner
     assert not any(r["role"] in ("third_party", "sale", "undeclared") for r in subject["requests"])
     reference = timelines["request timeline: reference visitor"]["content"]
     assert any(r["domain"] == "adpartner.test" for r in reference["requests"])
+    # the run's scope names the parties the browser watched, with what it read of each
+    report = json.loads((tmp_path / "reports" / "compliance-report.json").read_text())
+    parties = {b["name"]: b for b in report["run"]["examined"]["browser_parties"]}
+    assert {"adpartner", "replaytrack"} <= set(parties), parties
+    assert parties["adpartner"]["role"] == "third_party" and parties["adpartner"]["requests"] > 0, parties
+    page = (tmp_path / "reports" / "compliance-report.html").read_text()
+    assert "in the browser, 2 declared parties watched and " in page, page[:3000]
 
 
 @pytest.mark.parametrize(("flaw", "check", "where"), [

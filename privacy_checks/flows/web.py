@@ -273,6 +273,9 @@ class WebSession:
     def finish(self, visitor: obs.Visitor, *, shots_for: list[Leak] | None = None) -> list:
         """Record the visitor's timeline (and screenshots of the pages behind findings) as evidence."""
         timeline = visitor.finish()
+        from .. import coverage
+
+        coverage.note_browser(self.browser.parties, visitor.requests)  # the run's scope: who the browser saw
         made = [self.evidence.attach(f"request timeline: {visitor.name}", timeline, "application/json",
                                      f"timeline-{_slug(visitor.name)}.json")]
         steps = sorted({leak_step(leak, visitor) for leak in shots_for or []} - {None})

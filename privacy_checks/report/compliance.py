@@ -645,12 +645,21 @@ def _examined_counts(examined: dict) -> str:
     places = sum(len(st.get("locations") or []) for st in stores)
     declared = [r for r in recipients if r.get("name") != "UNDECLARED"]
     undeclared = sum(r.get("deliveries_read") or 0 for r in recipients if r.get("name") == "UNDECLARED")
+    browser = examined.get("browser_parties") or []
+    seen_by_browser = ""
+    if browser:
+        watched = len([b for b in browser if b.get("role") not in ("first_party", "undeclared")])
+        strangers = [b for b in browser if b.get("role") == "undeclared"]
+        requests = sum(b.get("requests") or 0 for b in browser if b.get("role") != "first_party")
+        seen_by_browser = (f"; in the browser, {watched} declared {'party' if watched == 1 else 'parties'} watched "
+                           f"and {requests} requests to other parties than the first read"
+                           + (f", {_n(len(strangers), 'undeclared domain')} among them" if strangers else ""))
     return (f"{_n(len(stores), 'store')} swept"
             + (f" ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})" if kinds else "")
             + f"; {places} tables, files, databases or objects read in them; "
             + f"{_n(len(declared), 'declared recipient')} watched "
             + f"({sum(r.get('deliveries_read') or 0 for r in declared)} deliveries read"
-            + (f"; {undeclared} more to no declared recipient" if undeclared else "") + ")")
+            + (f"; {undeclared} more to no declared recipient" if undeclared else "") + ")" + seen_by_browser)
 
 
 def _render_run_box(run: dict) -> list[str]:
