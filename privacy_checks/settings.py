@@ -92,6 +92,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("operator", "--privacy-operator", "who runs the checks, named in the compliance report (default: "
             "the CI job the environment names, e.g. GITHUB_RUN_ID or CI_JOB_ID, else the OS user)",
             "PRIVACY_CHECKS_OPERATOR", ("--operator",), metavar="NAME"),
+    Setting("assessor", "--privacy-assessor", "the organisation assessing the target, named in the compliance "
+            "report and as the OSCAL assessor party (default: none named; OSCAL then names privacy-checks itself)",
+            "PRIVACY_CHECKS_ASSESSOR", ("--assessor",), metavar="NAME"),
     Setting("seed", "--privacy-seed", "seed of the synthetic subjects (tokens also take a per-run nonce)",
             "PRIVACY_CHECKS_SEED", default="privacy-checks", metavar="SEED"),
     Setting("lease_seconds", "--privacy-lease-seconds", "how long this run's claim on its subjects lasts "

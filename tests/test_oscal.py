@@ -441,3 +441,25 @@ def test_write_reports_lists_the_oscal_file_in_the_manifest(tmp_path: Path):
     assert source["rlinks"][0]["href"] == "privacy-results.json"
     assert source["rlinks"][0]["hashes"][0]["value"] == hashlib.sha256(results.read_bytes()).hexdigest()
     assert result["links"][0]["href"] == f"#{source['uuid']}"
+
+
+def test_a_named_assessor_is_the_oscal_assessor_party_and_in_the_run_box(small_report):
+    """--privacy-assessor: the organisation behind the assessment, not the tool, is the assessor."""
+    import copy
+
+    report = copy.deepcopy(small_report)
+    report["run"]["assessor"] = {"name": "Acme Assurance LLP", "source": "--privacy-assessor"}
+    doc = oscal_assessment_results(report)
+    validated(doc)
+    metadata = doc["assessment-results"]["metadata"]
+    parties = {p["uuid"]: p for p in metadata["parties"]}
+    (assessor,) = [parties[u] for rp in metadata["responsible-parties"] if rp["role-id"] == "assessor"
+                   for u in rp["party-uuids"]]
+    assert (assessor["type"], assessor["name"]) == ("organization", "Acme Assurance LLP")
+    assert props(assessor, "host") == ["ci-runner-7"]  # where it ran is still recorded
+    box = "\n".join(compliance._render_run_box(report["run"]))
+    assert "<th>Assessor</th><td><code>Acme Assurance LLP</code>" in box
+    # without it, the tool is named and the remark says no organisation was
+    (plain,) = [p for p in oscal_assessment_results(small_report)["assessment-results"]["metadata"]["parties"]
+                if p["name"] == "privacy-checks"]
+    assert "No assessing organisation was named" in plain["remarks"]

@@ -125,7 +125,8 @@ def clock(env=os.environ) -> dict | None:
     return {"env": ENV_NOW, "value": raw, "as_of": as_of}
 
 
-def of_run(*, target: dict, operator_option: str | None, ledger_runs: list[str], examined: dict) -> dict:
+def of_run(*, target: dict, operator_option: str | None, ledger_runs: list[str], examined: dict,
+           assessor: str | None = None) -> dict:
     """The run's conditions, for the results file's ``scope``."""
     profile = dict(target.get("profile") or {})
     return {
@@ -135,6 +136,7 @@ def of_run(*, target: dict, operator_option: str | None, ledger_runs: list[str],
         "framework": framework_build(),
         "host": socket.gethostname(),
         "operator": operator(operator_option),
+        "assessor": {"name": assessor, "source": "--privacy-assessor"} if assessor else None,
         "ledger_runs": sorted(r for r in ledger_runs if r),
         "clock": clock(),
     }

@@ -226,10 +226,16 @@ def _parties(ctx: _Run) -> tuple[dict, dict[str, str]]:
     operator = ctx.run.get("operator") or {}
     host = ctx.run.get("host")
     framework = ctx.run.get("framework") or {}
-    assessor = {"uuid": ctx.uid("party", "assessor"), "type": "organization",
-                "name": "privacy-checks", "short-name": "privacy-checks",
-                "remarks": "The organisation running privacy-checks: the automated assessment this document "
-                           "records was made by the tool, run by the operator named."}
+    named = (ctx.run.get("assessor") or {}).get("name")
+    if named:  # --privacy-assessor: the organisation that stands behind the assessment
+        assessor = {"uuid": ctx.uid("party", "assessor"), "type": "organization", "name": _value(named),
+                    "remarks": "The assessing organisation (--privacy-assessor); the assessment this document "
+                               "records was made with privacy-checks, run by the operator named."}
+    else:
+        assessor = {"uuid": ctx.uid("party", "assessor"), "type": "organization",
+                    "name": "privacy-checks", "short-name": "privacy-checks",
+                    "remarks": "No assessing organisation was named (--privacy-assessor): the automated "
+                               "assessment this document records was made by the tool, run by the operator named."}
     assessor_props = [_prop(name, value) for name, value in
                       (("host", host), ("version", framework.get("version")), ("commit", framework.get("commit")))
                       if value]

@@ -489,7 +489,8 @@ def _conditions(config: pytest.Config, state: _State, target: dict) -> dict:
     run = run_of(config)
     runs = set(state.ledger_runs) | ({run.run_id} if run is not None and run.run_id else set())
     return of_run(target=target, operator_option=_setting(config, "operator"), ledger_runs=sorted(runs),
-                  examined=coverage.merge([coverage.snapshot(), *state.worker_coverage]))
+                  examined=coverage.merge([coverage.snapshot(), *state.worker_coverage]),
+                  assessor=_setting(config, "assessor"))
 
 
 def _ended_early(session: pytest.Session) -> str:
