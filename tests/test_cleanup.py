@@ -43,6 +43,18 @@ def _start_sleeper(tmp_path, env, ledger_url, lease="3"):
     raise AssertionError("sleeper never created its subjects:\n" + "".join(out))
 
 
+def _wait_for_exit(proc, timeout: float = 120) -> None:
+    """The interrupted run tears down (removing its subjects through the target) and writes its
+    reports; under a loaded parallel test run that took more than the 30 s once allowed. Its
+    output is read meanwhile (a full pipe would block it), and shown if it does not end."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        raise AssertionError(f"the interrupted run did not end within {timeout:.0f} s:\n{out[-4000:]}") from None
+
+
 def _users_with_marker(data_dir: str) -> int:
     con = sqlite3.connect(f"file:{data_dir}/app.sqlite?mode=ro", uri=True)
     try:
@@ -62,7 +74,7 @@ def test_subjects_of_an_interrupted_run_are_removed_by_cleanup(tmp_path, standal
     ledger_url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
     sleeper = _start_sleeper(tmp_path, standalone_demo, ledger_url)
     os.killpg(sleeper.pid, sig)
-    sleeper.wait(timeout=30)
+    _wait_for_exit(sleeper)
     data = standalone_demo["PRIVACY_CHECKS_DEMO_DATA"]
     ledger = Ledger(ledger_url)
     # SIGINT lets pytest tear down and remove its own subjects; SIGKILL leaves them behind.
