@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
                 digest = hashlib.new(kind, s[f].encode()).hexdigest()
                 whole += [digest, digest.upper()]
     listed = ",".join(f"'{w}'" for w in whole)
+    digests = ",".join(f"'{w}'" for w in whole if len(w) >= 32)
     phones = ",".join(f"'{s['phone']}'" for s in subjects)
     gate = "((1 << length(CAST({c} AS BLOB)) - 11) & 9007199793709057) != 0"  # 11, 32, 40, 64 bytes
+    digest_gate = "((1 << length(CAST({c} AS BLOB)) - 32) & 4294967553) != 0"  # 32, 40, 64 bytes
     variants = {
         f"LIKE '%{LITERAL}%'": lambda c: f"{c} LIKE '%{LITERAL}%'",
         f"GLOB '*{LITERAL}*'": lambda c: f"{c} GLOB '*{LITERAL}*'",
@@ -54,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         f"whole list ({len(whole)} values) alone": lambda c: f"{c} IN ({listed})",
         "LIKE + length gate + whole list": lambda c: f"{c} LIKE '%{LITERAL}%' OR {gate.format(c=c)} AND {c} IN ({listed})",
         "LIKE + whole list, no gate": lambda c: f"{c} LIKE '%{LITERAL}%' OR {c} IN ({listed})",
+        "LIKE + digest gate + digests only": lambda c: f"{c} LIKE '%{LITERAL}%' OR {digest_gate.format(c=c)} AND {c} IN ({digests})",
+        "digest gate alone": lambda c: f"{digest_gate.format(c=c)}",
+        # the least a second test per column can cost: one comparison, no function call
+        "LIKE + one comparison": lambda c: f"{c} LIKE '%{LITERAL}%' OR {c} = 'zzzz'",
         "GLOB + one equality": lambda c: f"{c} GLOB '*{LITERAL}*' OR {c} = '{subjects[0]['phone']}'",
         "GLOB + 50 phones, no gate": lambda c: f"{c} GLOB '*{LITERAL}*' OR {c} IN ({phones})",
     }

@@ -210,18 +210,20 @@ def plan_plants(subjects, sizes, rng, typed=None):
     plants: dict[tuple[str, int], dict[str, str]] = {}
     expected: set[tuple[str, str, str, str, str, int]] = set()
 
-    def put(subject, field, form, table, column, value):
-        while True:
+    def put(subject, field, form, table, column, value, row=None, keep_free=()):
+        while row is None:
             row = rng.randint(1, sizes[table])
-            cell = plants.setdefault((table, row), {})
-            if column not in cell:
-                break
+            if {column, *keep_free} & set(plants.setdefault((table, row), {})):
+                row = None
+        cell = plants.setdefault((table, row), {})
+        assert column not in cell
         cell[column] = value
         expected.add((subject["id"], field, form, table, column, row))
+        return row
 
     for s in subjects:
         name, email = s["full_name"], s["email"]
-        put(s, "full_name", "exact", "accounts", "full_name", name)
+        account = put(s, "full_name", "exact", "accounts", "full_name", name, keep_free=("address",))
         put(s, "email", "exact", "accounts", "email", email)
         put(
             s, "username", "exact", "events", "payload", json.dumps({"path": "/login", "user": s["username"]})
@@ -247,16 +249,19 @@ def plan_plants(subjects, sizes, rng, typed=None):
         for kind in ("md5", "sha1", "sha256"):
             table, column = rng.choice(text_cells)
             put(s, "email", kind, table, column, hashlib.new(kind, email.encode()).hexdigest())
-        table, column = rng.choice(text_cells)
-        put(s, "phone", "exact", table, column, s["phone"])
+        # A weak value proves nothing alone, so the sweep names it beside proof: in the account row
+        # that holds the subject's name (docs/profile.md, "Typed values").
+        put(s, "phone", "exact", "accounts", "address", s["phone"], row=account)
     for s in subjects:
         v = (typed or {}).get(s["id"])
         if not v:
             continue
-        put(s, "card_number", TYPED_ANY, "accounts", "card", v["card"])
-        put(s, "date_of_birth", TYPED_ANY, "accounts", "birth_date", v["birth_date"])
+        # weak ones (the birth date, the order total) beside proof in their row, as the phone above
+        account = put(s, "card_number", TYPED_ANY, "accounts", "card", v["card"], keep_free=("birth_date",))
+        put(s, "date_of_birth", TYPED_ANY, "accounts", "birth_date", v["birth_date"], row=account)
         put(s, "loyalty_number", TYPED_ANY, "accounts", "loyalty", v["loyalty"])
-        put(s, "order_total", TYPED_ANY, "orders", "total", v["total"])
+        order = put(s, "moment", TYPED_ANY, "orders", "placed_at", v["moment"], keep_free=("total",))
+        put(s, "order_total", TYPED_ANY, "orders", "total", v["total"], row=order)
         put(s, "moment", TYPED_ANY, "events", "at", v["moment"])
         put(s, "moment", TYPED_ANY, "events", "at_ms", (v["moment"] - _EPOCH) // timedelta(milliseconds=1))
         put(s, "moment", TYPED_ANY, "messages", "sent_at", v["moment"])

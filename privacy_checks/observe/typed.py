@@ -154,8 +154,10 @@ class TypedPlan:
     """Every typed needle's values and renderings, computed once per sweep.
 
     ``literals[family]`` are the values a column of that family is compared with inside the
-    engine; ``text_values`` the whole texts a text column may hold; ``find`` locates renderings
-    inside a longer text; ``meanings`` decodes a value a store returned.
+    engine and ``proof_text_values`` the whole texts a text column is compared with: both only
+    the values whose match is proof. ``text_values`` are every rendering (weak ones too), for
+    kinds that search texts themselves; ``find`` locates renderings inside a longer text;
+    ``meanings`` decodes a value a store returned, weak or not.
     """
 
     def __init__(self, needles: Iterable[TypedNeedle]):
@@ -168,8 +170,18 @@ class TypedPlan:
                 adder(needle, self._values)
             if needle.kind == "card_number":
                 self.cards.setdefault(needle.subject_id, []).append(needle)
-        self.literals = self._values.literals
         self.text_values = sorted(self._values.texts)
+        # What an engine compares: only values that prove something alone. A row returned for
+        # one comes back whole, and ``find``/``meanings`` then name every value in it, weak ones
+        # (a birth date, an amount, an instant to the second) included; a weak value alone
+        # would only add a line of supporting evidence, at the cost of a longer list per column.
+        self.literals = {
+            fam: [v for v in values if self._proves(key_of(v))] for fam, values in self._values.literals.items()
+        }
+        self.proof_text_values = [t for t in self.text_values if self._proves(("text", t))]
+        # Columns of these families come back with a candidate row (a weak value beside proof is
+        # named), whether or not the family has a value to compare.
+        self.read_families = {fam for fam, values in self._values.literals.items() if values}
         self._text_re = None
         if self.text_values:
             # A number inside a longer run of digits is another number.
@@ -177,6 +189,9 @@ class TypedPlan:
 
     def __bool__(self) -> bool:
         return bool(self.needles)
+
+    def _proves(self, key: tuple | None) -> bool:
+        return any(not m.weak for m in self._values.by_key.get(key, [])) if key is not None else False
 
     def compared(self, family: str) -> list[Any]:
         """The values a column of ``family`` is compared with, as Python values of that family's

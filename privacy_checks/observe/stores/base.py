@@ -211,11 +211,14 @@ class Plan:
       Canaries of the previous format add ``forms.LEGACY_MARKER`` (any case) and its base64
       cores (exact case); a strong value without any canary adds itself and its base64 cores.
     - ``literal``: ``forms.LITERAL`` when it is among ``patterns``, else None.
-    - ``whole_values``: hex digests (both cases) of strong values, then weak values, each to be
-      compared with a whole stored value; ``whole_octet_lengths`` their sizes in bytes in the
+    - ``whole_values``: hex digests (both cases) of strong values, then the typed values' texts
+      that are proof (``TypedPlan.proof_text_values``), each to be compared with a whole stored
+      value by kinds that return whole rows (SQL, lake, Spark); weak values are not among them
+      (they are found beside proof in the rows returned); ``whole_octet_lengths`` their sizes in bytes in the
       store's encoding (``set_encodings``), so a kind can skip every value of another size.
       ``json_whole_values`` / ``json_whole_octet_lengths`` add each one's JSON string spelling.
-    - ``digests`` and ``weak_values``: the two parts of ``whole_values``.
+    - ``digests``: the first part of ``whole_values``; ``weak_values`` the weak needles' values,
+      for kinds that search whole texts themselves (files, objects, Redis values).
     - ``byte_patterns``: every pattern as the bytes a BLOB or file holds (UTF-8 and UTF-16, each
       letter case where case-insensitive); ``prefilter`` a regular expression over bytes true
       of every line or blob that can hold a needle (patterns, 32 hex digits, weak values).
@@ -271,9 +274,12 @@ class Plan:
         self.weak_values = (
             sorted({n.value for n in self.matcher.needles if n.weak}) if "exact" in forms else []
         )
-        # Hashes, weak values and typed values' texts are all compared as whole values: one IN
-        # list per column.
-        self.whole_values = self.digests + self.weak_values + self.typed.text_values
+        # Hashes and typed values' texts are compared as whole values: one IN list per column.
+        # Weak values are not: alone they prove nothing, and a row (document, record) that holds
+        # proof comes back whole, where the matcher names the weak values beside it. Testing them
+        # in the engine only found the uncorroborated ones, at the cost of one more test per
+        # column (SQLite: "exact" 1.53x the floor with it, ~1.0x without; benchmarks/sweep.py).
+        self.whole_values = self.digests + self.typed.proof_text_values
         self.json_whole_values = self.whole_values + [
             json.dumps(v, ensure_ascii=False) for v in self.whole_values
         ]

@@ -148,14 +148,15 @@ class Lake:
                 continue
             if not type_.upper().startswith(_NOT_TEXT):
                 columns.append((name, type_))
-            elif self.typed_sets and _family(type_) in self.typed_sets:
+            elif self.plan.typed and _read(self.plan, _family(type_)):
+                # read back with a candidate row even when only weak values are of its family
                 typed.append((name, _family(type_)))
         result.count(store, "files")
         result.count(store, "columns", len(columns))
         if self.plan.typed:
             result.count(store, "typed columns", len(typed))
         preds = [p for p in (self._predicate(_text(name, type_)) for name, type_ in columns) if p]
-        preds += [f"{_quote(name)} IN {self.typed_sets[fam]}" for name, fam in typed]
+        preds += [f"{_quote(name)} IN {self.typed_sets[fam]}" for name, fam in typed if fam in self.typed_sets]
         if not preds:
             return 0
         selected = ", ".join([_text(name, type_) for name, type_ in columns] + [_quote(name) for name, _ in typed])
@@ -255,6 +256,10 @@ def _text(name: str, type_: str) -> str:
 def _family(type_: str) -> str | None:
     upper = type_.upper()
     return "decimal" if upper.startswith("DECIMAL") else _FAMILY.get(upper)
+
+
+def _read(plan: Plan, fam: str | None) -> bool:
+    return fam is not None and ("datetime" if fam == "datetimetz" else fam) in plan.typed.read_families
 
 
 def _typed_values(plan: Plan, fam: str) -> list[Any]:

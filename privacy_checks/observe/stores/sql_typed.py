@@ -187,7 +187,7 @@ def _loose_literals(plan: TypedPlan) -> ValueList | None:
     out: list[Any] = [v for v in lit.get("int", []) if -_BIGINT < v < _BIGINT]
     out += [v for v in lit.get("decimal", []) if v != v.to_integral_value()]
     out += list(lit.get("float", []))
-    out += list(plan.text_values)
+    out += list(plan.proof_text_values)
     return listed(plan, "loose", out, _Literal())
 
 
