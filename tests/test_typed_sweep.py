@@ -356,3 +356,29 @@ def test_a_weak_match_never_makes_a_store_hold_the_subject_for_the_positive_cont
     out = DeletionOutcome()
     _stores_control(specs, set(), subject, control, [], 1, out, Evidence("ccpa.delete.no-residual-data"))
     assert out.held == ["app"], out.held
+
+
+@pytest.mark.parametrize("encoding", ["UTF-8", "UTF-16le"])
+def test_every_proof_rendering_kept_as_a_whole_text_is_found_whatever_the_collation(tmp_path, encoding):
+    """SQLite tests a text column for the typed values' texts behind a range gate (the smallest to
+    the largest rendering, in byte order): the gate must let every rendering through, the two
+    ends included, in a column that sorts case-insensitively and in a UTF-16 database."""
+    from privacy_checks.observe.stores.base import Plan
+
+    needles = [n for s in (ADA, BOB) for n in s.needles()]
+    renderings = Plan(needles, ("exact",)).typed.proof_text_values
+    assert len(renderings) > 20 and min(renderings) != max(renderings)
+    path = tmp_path / "t.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA encoding = '{encoding}'")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT COLLATE NOCASE, w TEXT)")
+    rows = [(i, r, None) for i, r in enumerate(renderings)]
+    rows += [(1000 + i, None, r) for i, r in enumerate(renderings)]
+    rows += [(2000 + i, f"filler {i}", str(10 ** 9 + i)) for i in range(200)]
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+    conn.commit()
+    conn.close()
+    result = sweep([StoreSpec("app", url=f"sqlite:///{path}")], needles, forms=["exact"])
+    got = {h.row_key["id"] for h in result.hits if not h.weak}
+    assert got == {i for i, *_ in rows[:2 * len(renderings)]}
+    assert not result.unswept

@@ -378,8 +378,27 @@ def _whole_value_in(dialect: Dialect, col: _Column, text: sa.ColumnElement, plan
         if not values:
             return None
     if len(values) == 1:
-        # One value (a single weak field, exact forms): a plain comparison costs next to nothing.
+        # One value: a plain comparison costs next to nothing.
         test = text == _inline(values[0])
+    elif dialect.name == "sqlite" and (ranged := _ranged(values, plan)):
+        # Typed values' texts (card digits, epoch numbers, ISO instants) have sizes from 10 to
+        # 64 bytes, which opens a length gate for most stored values; all of them start with a
+        # digit, so a range between the smallest and the largest (under BINARY: byte order,
+        # which is code point order for ASCII in UTF-8 and UTF-16 alike) lets few values through.
+        # Measured on 300,000 rows (one subject, exact forms): text columns 1.31x the floor with
+        # the range, 1.66x with the length gate. Digests keep the length gate: their range spans
+        # every value starting with 0-9, A-F or a-f.
+        digests, others = ranged
+        tests = []
+        if digests:
+            listed = sql_typed.listed(plan, f"{name}_digests", digests, sa.Text())
+            tests.append(sa.and_(_length_in(dialect, text, byte_lengths(digests, plan.encodings)),
+                                 sql_typed.in_list(text, listed)))
+        listed = sql_typed.listed(plan, f"{name}_ranged", others, sa.Text())
+        binary = sa.collate(text, "BINARY")
+        tests.append(sa.and_(binary.between(_inline(min(others)), _inline(max(others))),
+                             sql_typed.in_list(text, listed)))
+        test = sa.or_(*tests)
     else:
         # Inline literals: a placeholder per value and per column would hit the drivers'
         # parameter limits with many subjects and wide tables. Testing the byte length first
@@ -388,6 +407,16 @@ def _whole_value_in(dialect: Dialect, col: _Column, text: sa.ColumnElement, plan
         listed = sql_typed.listed(plan, f"{name}{limit or ''}", values, sa.Text())
         test = sa.and_(_length_in(dialect, text, octets), sql_typed.in_list(text, listed))
     return test if guard is None else sa.and_(guard, test)
+
+
+def _ranged(values: list[str], plan: Plan) -> tuple[list[str], list[str]] | None:
+    """(digests, the rest) when the rest can be gated by a range: ASCII only (so byte order is the
+    same in every encoding SQLite stores), none of them a digest. None when there is no rest."""
+    digests = set(plan.digests) | {json.dumps(d) for d in plan.digests}
+    others = [v for v in values if v not in digests]
+    if not others or not all(v.isascii() for v in others):
+        return None
+    return [v for v in values if v in digests], others
 
 
 def _length_in(dialect: Dialect, text: sa.ColumnElement, octets: list[int]) -> sa.ColumnElement:
