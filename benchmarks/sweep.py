@@ -684,6 +684,7 @@ def plant_redis(client, keys: int, subjects, rng: random.Random) -> set[tuple[st
     values: dict[str, list[tuple[str, str, str, str]]] = {}
     for s in subjects:
         email, name = s["email"], s["full_name"]
+        named = ""
         token = base64.b64encode(json.dumps({"sub": email}).encode()).decode()
         for field, form, value in (("full_name", "exact", name), ("email", "exact", email),
                                    ("email", "casefold", f"reply to {email.upper()}"),
@@ -692,7 +693,10 @@ def plant_redis(client, keys: int, subjects, rng: random.Random) -> set[tuple[st
                                    ("email", "md5", hashlib.md5(email.encode()).hexdigest()),
                                    ("email", "sha256", hashlib.sha256(email.encode()).hexdigest()),
                                    ("phone", "exact", s["phone"])):
-            key = f"k:{rng.randrange(keys)}"
+            # the phone number (weak) beside proof: in the key that holds the subject's name
+            key = named if field == "phone" else f"k:{rng.randrange(keys)}"
+            if (field, form) == ("full_name", "exact"):
+                named = key
             values.setdefault(key, []).append((s["id"], field, form, value))
             expected.add((s["id"], field, form, key))
     pipe = client.pipeline(transaction=False)

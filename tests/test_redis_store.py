@@ -109,8 +109,14 @@ def test_large_collections_are_read_past_their_first_reply(server, r):
     for i in range(2500):
         r.xadd("big:stream", {"n": str(i)})
     r.xadd("big:stream", {"who": email})
+    # a sorted set is first read by rank (ZRANGE 0 99); one that fills that chunk is read again
+    # whole by ZSCAN, and a member it holds twice over is named once
+    r.zadd("big:zset", {f"z{i}": i for i in range(3000)} | {email: 1500.5})
+    r.zadd("small:zset", {f"z{i}": i for i in range(99)} | {email: 0.5})
     result = sweep([store(server, scan_count=100)], needles)
-    assert {h.table_or_path for h in result.hits} == {"big:hash", "big:set", "big:list", "big:stream"}
+    assert {h.table_or_path for h in result.hits} == {"big:hash", "big:set", "big:list", "big:stream", "big:zset",
+                                                      "small:zset"}
+    assert len([h for h in result.hits if h.table_or_path == "small:zset"]) == 1
     assert next(h for h in result.hits if h.table_or_path == "big:list").column_or_line == "index 2500"
     assert result.unswept == []
 
@@ -183,9 +189,24 @@ def test_server_side_search_finds_what_the_scan_finds(server, r):
     lua = sweep([store(server, search="lua")], needles)
     key = lambda h: (h.table_or_path, h.column_or_line, h.field, h.form)  # noqa: E731
     assert sorted(map(key, lua.hits)) == sorted(map(key, scan.hits))
-    assert len(scan.hits) == 5
-    # only the five candidate keys came back to be read; the other 500 were searched on the server
-    assert lua.examined["cache"]["keys"] == 5 and lua.examined["cache"]["keys searched on the server"] == 505
+    # the phone number alone in "weak" proves nothing and is not looked for (next test)
+    assert len(scan.hits) == 4
+    # only the four candidate keys came back to be read; the other 501 were searched on the server
+    assert lua.examined["cache"]["keys"] == 4 and lua.examined["cache"]["keys searched on the server"] == 505
+
+
+def test_a_weak_value_is_named_beside_proof_in_its_key_and_not_looked_for_alone(server, r):
+    """A key is a record: once one of its values holds proof the whole key is matched, and the
+    weak values in it are named beside the proof; a key holding only a weak value is not."""
+    _, email, _, needles = person()
+    phone = next(n.value for n in needles if n.weak)
+    r.hset("profile:1", mapping={"email": email, "phone": phone})
+    r.hset("profile:2", mapping={"email": "someone@example.org", "phone": phone})
+    r.rpush("calls", "x", phone)
+    for i in range(300):
+        r.set(f"n{i}", f"v{i}")
+    hits = {(h.table_or_path, h.column_or_line, h.field, h.weak) for h in sweep([store(server)], needles).hits}
+    assert hits == {("profile:1", "field email", "email", False), ("profile:1", "field phone", "phone", True)}
 
 
 def test_a_retention_exception_with_max_ttl_allows_only_keys_expiring_within_it(server, r):
@@ -211,3 +232,28 @@ def test_a_wrong_password_or_address_is_one_line_naming_the_store_without_the_se
     assert PASSWORD not in message and "not-the-password" not in message
     with pytest.raises(StoreError, match="store 'cache': cannot read redis://:\\*\\*\\*@127.0.0.1:1/0: ConnectionError"):
         sweep([store(server, url=f"redis://:{PASSWORD}@127.0.0.1:1/0")], needles, timeout_s=2)
+
+
+def test_the_page_gate_passes_exactly_the_values_the_proof_prefilter_passes():
+    """The sweep tests a page's values joined by newlines with bytes.find and one translate
+    (redis.py, _PageGate) instead of one regular expression per value: on values holding the
+    literal in any case and in UTF-16, digests, 31-digit hex runs, typed texts and near misses,
+    it must select exactly the values the plan's own expression selects."""
+    import random
+
+    from privacy_checks.observe.stores.base import Plan
+    from privacy_checks.observe.stores.redis import _PageGate
+    from privacy_checks.observe.typed import TypedNeedle
+
+    canary, email, name, needles = person()
+    needles.append(TypedNeedle("s1", "moment", "2026-11-29T10:11:12.739123Z", kind="timestamp"))
+    plan = Plan(needles, ("exact", "casefold", "urlencoded", "base64", "md5", "sha1", "sha256"))
+    digest = hashlib.md5(email.encode()).hexdigest()
+    rng = random.Random(3)
+    pieces = [email.upper(), canary.swapcase(), email.encode("utf-16-le").decode("latin-1"), digest, digest[:31],
+              "f" * 31 + "\n" + "0", "2026-11-29 10:11:12.739", "2026-11-29 10:11:12", "+1-555-0142",
+              base64.b64encode(email.encode()).decode(), "Q0N", "0nd", "plain words", ""]
+    chunks = [" ".join(rng.sample(pieces, rng.randint(0, 2))).encode("latin-1") for _ in range(400)]
+    expected = {i for i, c in enumerate(chunks) if plan.proof_prefilter.search(c)}
+    assert 50 < len(expected) < 350
+    assert _PageGate.of(plan).holding(chunks) == expected

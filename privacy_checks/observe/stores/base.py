@@ -299,6 +299,19 @@ class Plan:
     def prefilter(self) -> re.Pattern[bytes] | None:
         """Built when a kind that reads bytes first asks (SQL never does): with typed values it is
         an expression over thousands of renderings, which takes a while to compile."""
+        return self._byte_gate([*self.weak_values, *self.typed.text_values])
+
+    @cached_property
+    def proof_prefilter(self) -> re.Pattern[bytes] | None:
+        """``prefilter`` without the weak values: true of every text that can hold proof. For
+        kinds that, like rows, match a whole record (a Redis key) once one of its values holds
+        proof, and so name the weak values beside it without looking for them alone."""
+        return self._byte_gate(self.typed.proof_text_values)
+
+    def _byte_gate(self, words: list[str]) -> re.Pattern[bytes] | None:
+        """Patterns (UTF-8 and UTF-16), a 32-digit hex run when there are digests, and ``words``.
+        No alternative can match a newline, so one search over values joined by newlines finds
+        exactly the values a search of each would (redis.py relies on it)."""
         parts = []
         for pattern, ci in self.patterns:
             for raw in (pattern.encode("utf-8"), utf16_bytes(pattern)):
@@ -307,7 +320,6 @@ class Plan:
             parts.append(rb"[0-9A-Fa-f]{32}")
         # whole values and typed renderings as one prefix tree: a flat alternation of 2,600
         # renderings took 2.7 s to compile and is tried entry by entry at every byte
-        words = [*self.weak_values, *self.typed.text_values]
         if words:
             parts.append(trie_pattern(words).encode())
         return re.compile(b"|".join(parts)) if parts else None

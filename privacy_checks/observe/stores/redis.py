@@ -2,10 +2,12 @@
 
 Keys are listed with ``SCAN`` (never ``KEYS``, which blocks the server for the whole keyspace)
 and read page by page with two pipelined round trips: the types of the page's keys, then one
-read per key by type (``GETRANGE`` for strings, ``HSCAN``/``SSCAN``/``ZSCAN``, ``LRANGE``,
+read per key by type (``GETRANGE`` for strings, ``HSCAN``/``SSCAN``, ``ZRANGE`` (then ``ZSCAN`` for a
+sorted set that fills the first chunk), ``LRANGE``,
 ``XRANGE``, ``JSON.GET``). A collection too large for one reply is read on by its own cursor.
 That is the floor benchmarks/sweep.py measures (one SCAN and a pipelined read of every value);
-the sweep adds only the byte prefilter and the Matcher on the values, and a third round trip
+the sweep adds only one byte search per page (``_PageGate``) and the Matcher on the
+keys it selects (every value of such a key: a weak value is named beside proof), and a third round trip
 (``PTTL``, ``TYPE``) for the few keys that hold a needle, so a finding can say how long Redis
 will keep it.
 
@@ -26,6 +28,7 @@ else every database holding keys), ``include_keys``/``exclude_keys`` (globs on k
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import re
 import time
@@ -38,6 +41,8 @@ from redis.exceptions import RedisError
 
 from privacy_checks.errors import StoreError
 
+from ..forms import utf16_bytes
+from ..typed import trie_pattern
 from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, hits_in, tested_in_process
 
 _DEFAULT_CAP = 1 << 20
@@ -131,7 +136,7 @@ def _shown(opts: Options, db: int, plan: Plan) -> str:
     else:
         paging = f"db {db}: SCAN MATCH {patterns} COUNT {opts.scan_count}, every page"
     return (f"{paging}; per page one pipeline of TYPE and one of GETRANGE 0 {opts.max_value_bytes} / HSCAN / SSCAN / "
-            f"ZSCAN / LRANGE / XRANGE / JSON.GET by type (at most {opts.max_value_bytes} bytes a value); every key "
+            f"ZRANGE (ZSCAN past the first chunk) / LRANGE / XRANGE / JSON.GET by type (at most {opts.max_value_bytes} bytes a value); every key "
             f"name and value tested in this process for {tested_in_process(plan)}; PTTL of each key with a hit")
 
 
@@ -150,6 +155,8 @@ def _databases(store: StoreSpec, opts: Options, timeout_s: float) -> list[int]:
     return sorted(int(name[2:]) for name in keyspace if name.startswith("db")) or [0]
 
 
+_AGAIN = object()  # a zset's first chunk was full: read it whole by ZSCAN from cursor 0
+
 # How a collection is read a chunk at a time: (command, first cursor); see _Sweeper._read_chunks.
 _COLLECTIONS = ("hash", "set", "zset", "list", "stream")
 
@@ -160,7 +167,10 @@ class _Sweeper:
     def __init__(self, store: StoreSpec, plan: Plan, opts: Options, client: redis.Redis, db: int,
                  result: SweepResult) -> None:
         self.store, self.plan, self.opts, self.client, self.db, self.result = store, plan, opts, client, db, result
-        self.prefilter = plan.prefilter
+        # A key is a record, like a row: one whose values hold proof is matched whole, and the
+        # weak values in it are named there (docs/profile.md, "Typed values"); a key holding a
+        # weak value alone is not looked for. Without anything that proves, every key is matched.
+        self.gate = _PageGate.of(plan)
         self.seen: set[bytes] = set()
         self.candidates = 0
         self.chunk = max(1, opts.scan_count)
@@ -206,7 +216,7 @@ class _Sweeper:
             _first_read(pipe, key, kind, self.opts.max_value_bytes, self.chunk)
         replies = pipe.execute(raise_on_error=False)
         self.result.count(self.store.name, "keys", len(readers))
-        page: list[tuple[bytes, list[tuple[str, bytes]]]] = []
+        page: list[tuple[bytes, list[tuple[Any, bytes]]]] = []
         count = 0
         for (key, kind), reply in zip(readers, replies, strict=True):
             if isinstance(reply, Exception):
@@ -216,22 +226,21 @@ class _Sweeper:
             count += len(values) - 1
             page.append((key, values))
         self.result.count(self.store.name, "values", count)
-        # One prefilter pass over the whole page: almost every page holds no candidate, and one
-        # regex search over a joined page costs a fraction of one per value. Joining can only add
-        # matches (never hide one inside a value), so the gate stays looser than the per-value test.
-        if self.prefilter is not None and not self.prefilter.search(
-                b"\n".join(data for _, values in page for _, data in values)):
-            return
-        found: dict[bytes, list[tuple[str, bytes]]] = {}
-        for key, values in page:
-            hold = [(where, data) for where, data in values if self._candidate(data)]
-            if hold:
-                found[key] = hold
+        found = {page[i][0]: page[i][1] for i in self._holding(page)}
         if found:
             self._report(found)
 
-    def _candidate(self, data: bytes) -> bool:
-        return bool(data) and (self.prefilter is None or self.prefilter.search(data) is not None)
+    def _holding(self, page: list[tuple[bytes, list[tuple[Any, bytes]]]]) -> list[int]:
+        """Indexes of the keys of a page with a value the gate passes."""
+        if self.gate is None:
+            return list(range(len(page)))
+        owners: list[int] = []
+        chunks: list[bytes] = []
+        for i, (_, values) in enumerate(page):
+            for _, data in values:
+                owners.append(i)
+                chunks.append(data)
+        return sorted({owners[j] for j in self.gate.holding(chunks)})
 
     def _values(self, key: bytes, kind: str, reply) -> Any:
         """(where in the key, bytes) of every value the key holds, reading on past the first reply."""
@@ -251,6 +260,10 @@ class _Sweeper:
             return
         if kind == "list":
             reply = (0, reply)  # LRANGE's reply, with where it started
+        if kind == "zset":
+            # ZRANGE's first chunk, members only; a zset that fills it is read again whole by
+            # ZSCAN (which, unlike ranks, misses no member that stays while it runs)
+            reply = (_AGAIN if len(reply) >= self.chunk else 0, [(m, None) for m in reply])
         read = 0
         for where, data in _chunk_values(kind, reply):
             read += len(data)
@@ -266,8 +279,8 @@ class _Sweeper:
         """The members beyond the first reply, one chunk per round trip (large collections only)."""
         while True:
             if kind in ("hash", "set", "zset"):
-                cursor = int(reply[0])
-                if cursor == 0:
+                cursor = 0 if reply[0] is _AGAIN else int(reply[0])
+                if cursor == 0 and reply[0] is not _AGAIN:
                     return
                 command = {"hash": "HSCAN", "set": "SSCAN", "zset": "ZSCAN"}[kind]
                 reply = self.client.execute_command(command, key, cursor, "COUNT", self.chunk)
@@ -295,8 +308,8 @@ class _Sweeper:
             self.candidates += 1
             for where, data in values:
                 text = data.decode("utf-8", errors="replace")
-                if self.plan.find(text):
-                    hits.setdefault(key, []).append((where, text))
+                if self.plan.find(text) and (_label(where), text) not in hits.get(key, []):
+                    hits.setdefault(key, []).append((_label(where), text))
         if not hits:
             return
         pipe = self.client.pipeline(transaction=False)
@@ -331,6 +344,67 @@ class _Sweeper:
         return int(next_cursor), list(keys)
 
 
+# every hex digit to "x", every other byte to "."
+_HEX = bytes(ord("x") if chr(b) in "0123456789abcdefABCDEF" else ord(".") for b in range(256))
+_HEX_RUN = b"x" * 32
+
+
+class _PageGate:
+    """Which values of a page can hold proof: true of every value ``Plan.proof_prefilter`` passes
+    (the canary literal in any case, UTF-8 and UTF-16; other patterns; a 32-digit hex run when
+    there are digests; the typed values' proof texts), tested on the page's values joined by
+    newlines with the fastest primitive for each: ``bytes.find`` on the lower-cased page for
+    the literal, one ``translate`` and ``find`` for hex runs, a regular expression only for
+    typed texts. One regular expression of all of them over the page measured 13 ms a page of
+    1,000 keys; this a fraction of that. No searched string holds a newline (else the values
+    are searched one by one), so a match never spans two values."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.folded = [b for p, ci in plan.patterns if ci for b in dict.fromkeys(
+            (p.lower().encode("utf-8"), utf16_bytes(p.lower())))]
+        self.exact = [b for p, ci in plan.patterns if not ci for b in dict.fromkeys(
+            (p.encode("utf-8"), utf16_bytes(p)))]
+        self.hex = bool(plan.digests)
+        words = plan.typed.proof_text_values
+        self.words = re.compile(trie_pattern(words).encode()) if words else None
+        self.joinable = not any(b"\n" in b for b in self.folded + self.exact) and not (
+            self.words is not None and any("\n" in w for w in words))
+
+    @classmethod
+    def of(cls, plan: Plan) -> _PageGate | None:
+        gate = cls(plan)
+        return gate if gate.folded or gate.exact or gate.hex or gate.words is not None else None
+
+    def holding(self, chunks: list[bytes]) -> set[int]:
+        """Indexes of the chunks that pass."""
+        if not self.joinable:
+            return {i for i, c in enumerate(chunks) if self._starts(c)}
+        starts, at = [], 0
+        for c in chunks:
+            starts.append(at)
+            at += len(c) + 1
+        return {bisect.bisect_right(starts, i) - 1 for i in self._starts(b"\n".join(chunks))}
+
+    def _starts(self, blob: bytes) -> list[int]:
+        """Where a match starts (at least one per value that holds one)."""
+        out: list[int] = []
+        for text, needles in ((blob.lower() if self.folded else b"", self.folded), (blob, self.exact)):
+            for needle in needles:
+                i = text.find(needle)
+                while i != -1:
+                    out.append(i)
+                    i = text.find(needle, i + 1)
+        if self.hex:
+            marked = blob.translate(_HEX)
+            i = marked.find(_HEX_RUN)
+            while i != -1:
+                out.append(i)
+                i = marked.find(_HEX_RUN, i + 32)  # the run's next 31 starts are in the same value
+        if self.words is not None:
+            out += [m.start() for m in self.words.finditer(blob)]
+        return out
+
+
 def _hits(plan: Plan, text: str, store: str, key: str, where: str, row: dict, expires: float | None) -> list[Hit]:
     return hits_in(plan, text, store, "key", key, where, dict(row), expires)
 
@@ -341,16 +415,19 @@ def _matches(patterns: list[str], key: bytes) -> bool:
 
 
 def _first_read(pipe, key: bytes, kind: str, cap: int, chunk: int) -> None:
+    # Arguments as bytes: packing converts every int and str argument of 200,000 commands.
     if kind == "string":
-        pipe.getrange(key, 0, cap)  # one byte past the cap tells a cut value from one of exactly cap bytes
+        # one byte past the cap tells a cut value from one of exactly cap bytes
+        pipe.execute_command("GETRANGE", key, b"0", str(cap).encode())
     elif kind == "hash":
-        pipe.execute_command("HSCAN", key, 0, "COUNT", chunk)
+        pipe.execute_command("HSCAN", key, b"0", b"COUNT", str(chunk).encode())
     elif kind == "set":
-        pipe.execute_command("SSCAN", key, 0, "COUNT", chunk)
+        pipe.execute_command("SSCAN", key, b"0", b"COUNT", str(chunk).encode())
     elif kind == "zset":
-        pipe.execute_command("ZSCAN", key, 0, "COUNT", chunk)
+        # members without their scores (ZSCAN sends both, and each score is parsed as a float)
+        pipe.execute_command("ZRANGE", key, b"0", str(chunk - 1).encode())
     elif kind == "list":
-        pipe.execute_command("LRANGE", key, 0, chunk - 1)
+        pipe.execute_command("LRANGE", key, b"0", str(chunk - 1).encode())
     elif kind == "stream":
         pipe.xrange(key, count=chunk)
     elif kind == "ReJSON-RL":
@@ -360,13 +437,14 @@ def _first_read(pipe, key: bytes, kind: str, cap: int, chunk: int) -> None:
 
 
 def _chunk_values(kind: str, reply) -> Any:
+    # Where a value sits, as a template and its parts: formatted (``_label``) only for the few
+    # values with a hit, not for each of the 160,000 values of 100,000 keys.
     if kind == "hash":
         _, flat = reply
-        flat = list(flat.items()) if isinstance(flat, dict) else list(zip(flat[::2], flat[1::2], strict=True))
+        flat = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
         for name, value in flat:
-            label = name.decode("utf-8", errors="replace")
-            yield f"field name {label}", name
-            yield f"field {label}", value
+            yield ("field name {}", name), name
+            yield ("field {}", name), value
     elif kind == "set":
         for member in reply[1]:
             yield "member", member
@@ -377,15 +455,20 @@ def _chunk_values(kind: str, reply) -> Any:
             yield "member", member
     elif kind == "list":
         start, items = reply if isinstance(reply, tuple) else (0, reply)
-        for i, item in enumerate(items):
-            yield f"index {start + i}", item
+        for i, item in enumerate(items, start):
+            yield ("index {}", i), item
     elif kind == "stream":
         for entry_id, fields in reply:
-            eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             for name, value in fields.items():
-                label = name.decode("utf-8", errors="replace")
-                yield f"entry {eid} field name {label}", name
-                yield f"entry {eid} field {label}", value
+                yield ("entry {} field name {}", entry_id, name), name
+                yield ("entry {} field {}", entry_id, name), value
+
+
+def _label(where: str | tuple) -> str:
+    if isinstance(where, str):
+        return where
+    template, *parts = where
+    return template.format(*(p.decode("utf-8", errors="replace") if isinstance(p, bytes) else p for p in parts))
 
 
 def _literals(plan: Plan) -> tuple[list[str], list[str], list[str], bool]:
@@ -395,7 +478,8 @@ def _literals(plan: Plan) -> tuple[list[str], list[str], list[str], bool]:
     cs: list[str] = []
     for value, insensitive in plan.patterns:
         (ci if insensitive else cs).append(value.lower() if insensitive else value)
-    return ci, cs, list(plan.weak_values) + list(plan.typed.text_values), bool(plan.digests)
+    # weak values are named beside proof once the key is read (_Sweeper.gate): not searched here
+    return ci, cs, list(plan.typed.proof_text_values), bool(plan.digests)
 
 
 # ARGV: cursor, count, match, #ci, #cs, #whole, hex?, ci..., cs..., whole...
