@@ -255,8 +255,12 @@ def test_typed_columns_are_compared_in_their_own_type_never_cast_to_text(db):
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
     assert found(result)[("logins.at_ms", "moment")] == ("epoch ms", False)
     swept = [s for s in statements if "FROM logins" in s]
-    assert len(swept) == 1, statements  # one statement per table
-    sql = swept[0].upper()
+    # one scan per table, and one lookup per typed column an index starts with (the primary key)
+    scan = [s for s in swept if "LOGINS.AT_MS IN (" in s.upper()]
+    assert len(scan) == 1 and len(swept) == 2, statements
+    lookup = next(s for s in swept if s not in scan).upper()
+    assert "WHERE LOGINS.ID IN (" in lookup and "LOGINS.ID IN (" not in scan[0].upper()
+    sql = scan[0].upper()
     for column in ("at", "at_naive", "at_ms", "at_s", "user_id"):
         assert f"LOGINS.{column.upper()} IN (" in sql
         assert f"CAST(LOGINS.{column.upper()} " not in sql and f"LOGINS.{column.upper()}::" not in sql
@@ -382,3 +386,28 @@ def test_every_proof_rendering_kept_as_a_whole_text_is_found_whatever_the_collat
     got = {h.row_key["id"] for h in result.hits if not h.weak}
     assert got == {i for i, *_ in rows[:2 * len(renderings)]}
     assert not result.unswept
+
+
+def test_an_indexed_typed_column_is_compared_by_index_lookups_and_its_values_found(db):
+    """A typed column an index starts with (the primary key, an indexed card number) is not
+    tested row by row in the scan: a query of its own finds its rows through the index."""
+    kind, url = db
+    engine = sa.create_engine(url)
+    table = sa.Table("cards", sa.MetaData(), sa.Column("id", sa.BigInteger, primary_key=True),
+                     sa.Column("card", sa.BigInteger, index=True), sa.Column("note", sa.Text))
+    table.create(engine)
+    loyalty, card = int(ADA.fields["loyalty"]), int(ADA.fields["card_number"])
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": loyalty, "card": 1, "note": "x"},
+                                      {"id": 2, "card": card, "note": "y"},
+                                      {"id": 3, "card": int(BOB.fields["card_number"]), "note": "z"}]
+                     + [{"id": 10 + i, "card": 10**15 + i, "note": "filler"} for i in range(500)])
+        if kind == "sqlite":
+            statement = sa.select(table.c.id).where(table.c.card.in_([card, 5]))
+            plan = " ".join(str(r[-1]) for r in conn.execute(sa.text(
+                "EXPLAIN QUERY PLAN " + str(statement.compile(compile_kwargs={"literal_binds": True})))))
+            assert "SEARCH" in plan and "INDEX" in plan, plan
+    engine.dispose()
+    result = sweep([StoreSpec("app", url=url)], ADA.needles())
+    assert found(result) == {("cards.id", "loyalty"): ("integer", False), ("cards.card", "card_number"): ("integer", False)}
+    assert [t.candidates for t in result.timings if t.where == "cards"] == [2]

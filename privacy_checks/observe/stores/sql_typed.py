@@ -45,6 +45,9 @@ class TypedColumn:
     name: str
     family: str  # int | decimal | float | date | datetime | time | any
     type_: sa.types.TypeEngine
+    # the first column of the primary key or of an index: compared by index lookups in a query
+    # of its own, not value by value in the table's scan
+    indexed: bool = False
 
 
 def loose(dialect: Dialect) -> bool:
