@@ -280,6 +280,13 @@ def _gate_variants(pattern: str, ci: bool) -> list[str]:
     return sorted({piece.lower(), piece.upper()}) if piece else []
 
 
+def _caseless_char(pattern: str) -> str | None:
+    """The pattern's rarest ASCII character that has no letter case (a digit, a sign), which every
+    spelling of it in any letter case holds as it is; None if it has none."""
+    candidates = [ch for ch in pattern if ch.isascii() and not ch.isalpha() and ch.isprintable()]
+    return min(candidates, key=lambda ch: _share(ch, False)) if candidates else None
+
+
 def _strpos_any(text: sa.ColumnElement, pieces: list[str]) -> sa.ColumnElement:
     return sa.or_(*[sa.func.strpos(text, _inline(p)) > 0 for p in pieces])
 
@@ -311,7 +318,16 @@ def _contains(dialect: Dialect, col: _Column, text: sa.ColumnElement, pattern: s
         pieces = _gate_variants(pattern, ci)
         gate = _strpos_any(text, pieces) if pieces else None
         full = text.ilike(_like(pattern), escape="\\")
-        return full if gate is None or col.kind != "text" else sa.and_(gate, full)
+        if gate is None or col.kind != "text":
+            return full
+        caseless = _caseless_char(pattern)
+        if caseless is not None:
+            # A character without case ('0' of q0nd) first: strpos of one character is a memchr,
+            # where the pair of two-character searches costs a search setup each. Measured on
+            # 300,000 rows (11 text columns): the pair and ILIKE 1.86x the floor, with the digit
+            # in front 1.19x.
+            gate = sa.and_(sa.func.strpos(text, _inline(caseless)) > 0, gate)
+        return sa.and_(gate, full)
     if ci:
         return sa.func.lower(text).like(sa.func.lower(_like(pattern)), escape="\\")
     return text.like(_like(pattern), escape="\\")
