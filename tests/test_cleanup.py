@@ -24,12 +24,21 @@ ROOT = Path(__file__).resolve().parent.parent
 PROFILE = ROOT / "fixtures" / "targets" / "demo.yaml"
 
 
+def _interruptible() -> None:
+    """The run starts as one a user can interrupt: SIGINT at its default and not blocked. A child
+    inherits its parent thread's signal mask and ignored signals, and this test's parent is a
+    pytest-xdist worker: in parallel runs (never alone) the interrupted run went on for its whole
+    sleep, as if SIGINT had not arrived."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_sleeper(tmp_path, env, ledger_url, lease="3"):
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "tests/data/sleeper_check.py", "-q", "-s", "-p", "no:cacheprovider",
          "--target", str(PROFILE), "--ledger", ledger_url, "--lease-seconds", lease, "--privacy-results="],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, **env})
+        env={**os.environ, **env}, preexec_fn=_interruptible)
     deadline = time.monotonic() + 60
     out = []
     while time.monotonic() < deadline:
