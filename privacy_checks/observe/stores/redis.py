@@ -137,7 +137,8 @@ def _shown(opts: Options, db: int, plan: Plan) -> str:
         paging = f"db {db}: SCAN MATCH {patterns} COUNT {opts.scan_count}, every page"
     return (f"{paging}; per page one pipeline of TYPE and one of GETRANGE 0 {opts.max_value_bytes} / HSCAN / SSCAN / "
             f"ZRANGE (ZSCAN past the first chunk) / LRANGE / XRANGE / JSON.GET by type (at most {opts.max_value_bytes} bytes a value); every key "
-            f"name and value tested in this process for {tested_in_process(plan)}; PTTL of each key with a hit")
+            f"name and value tested in this process for {tested_in_process(plan)} (weak values only in a key "
+            f"with a value that proves the subject); PTTL of each key with a hit")
 
 
 def _databases(store: StoreSpec, opts: Options, timeout_s: float) -> list[int]:
