@@ -303,9 +303,9 @@ class Plan:
 
     @cached_property
     def proof_prefilter(self) -> re.Pattern[bytes] | None:
-        """``prefilter`` without the weak values: true of every text that can hold proof. For
-        kinds that, like rows, match a whole record (a Redis key) once one of its values holds
-        proof, and so name the weak values beside it without looking for them alone."""
+        """``prefilter`` without the weak values: true of every text that can hold proof. The
+        definition of what Redis's page gate (redis.py, ``_PageGate``, built from faster
+        primitives) must select; tests/test_redis_store.py compares the two."""
         return self._byte_gate(self.typed.proof_text_values)
 
     def _byte_gate(self, words: list[str]) -> re.Pattern[bytes] | None:
