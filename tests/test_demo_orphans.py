@@ -46,3 +46,35 @@ def test_a_killed_run_leaves_no_demo_cache_or_object_store_running():
     for p in left:  # never leave them to the next test
         os.kill(p, signal.SIGKILL)
     assert not left, f"still running after the run was killed: {left}"
+
+
+def test_a_demo_whose_owner_died_before_it_was_ready_stops_with_its_services(tmp_path):
+    """The race CI met: the owner killed between the demo's ready line and the demo reading its
+    parent's pid. The demo then read init's pid as its owner's and ran on. Here the owner named in
+    the environment is already gone (a reaped child's pid) before the demo starts."""
+    from privacy_checks.demo.services import owned_by
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    env = {**os.environ, "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": "t" * 24, **owned_by(gone.pid)}
+    demo = subprocess.Popen([sys.executable, "-m", "privacy_checks.demo", "--host", "127.0.0.1", "--port", "0",
+                             "--data-dir", str(tmp_path), "--exit-with-parent"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+                            start_new_session=True)
+    try:
+        ready = demo.stdout.readline()
+        assert ready.startswith("privacy-checks demo ready"), ready
+        children = [int(c) for c in open(f"/proc/{demo.pid}/task/{demo.pid}/children").read().split()]
+        code = demo.wait(timeout=30)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert code == 0
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in children if _alive(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"the demo's services still running: {left}"

@@ -16,6 +16,7 @@ from pathlib import Path
 from .faults import FAULTS, parse_faults
 from .flaws import FLAWS, parse_flaws
 from .server import DemoConfig, DemoServer
+from .services import owner_pid
 
 FLAWS_ENV = "PRIVACY_CHECKS_DEMO_FLAWS"
 TOKEN_ENV = "PRIVACY_CHECKS_DEMO_ADMIN_TOKEN"
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, on_ready=None) -> int:
     """Serve until SIGINT/SIGTERM; `on_ready(server)` runs once it listens (the ready line printed)."""
     args = build_parser().parse_args(argv)
+    owner = owner_pid()
     names = [part for value in args.flaw for part in value.split(",")]
     names += os.environ.get(FLAWS_ENV, "").split(",")
     try:
@@ -99,9 +101,8 @@ def main(argv: Sequence[str] | None = None, on_ready=None) -> int:
         print(server.ready_line(), flush=True)
         if on_ready is not None:
             on_ready(server)
-        parent = os.getppid()
         while not stopping.wait(0.5):
-            if args.exit_with_parent and os.getppid() != parent:
+            if args.exit_with_parent and os.getppid() != owner:
                 break  # reparented: whoever started us is gone
     finally:
         server.stop()

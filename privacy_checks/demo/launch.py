@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PrivacyChecksError
+from .services import owned_by
 
 READY = "privacy-checks demo ready"
 
@@ -66,6 +67,7 @@ class DemoProcess:
             argv += ["--smtp-url", self.smtp_url]
         env = {k: v for k, v in os.environ.items() if k != "PRIVACY_CHECKS_DEMO_FLAWS"}
         env["PRIVACY_CHECKS_DEMO_ADMIN_TOKEN"] = self.admin_token
+        env.update(owned_by(os.getpid()))
         # stderr into an unnamed file, not a pipe nobody reads after start: a long run's tracebacks
         # would fill a pipe and stall the demo mid-request
         self._stderr = tempfile.TemporaryFile(mode="w+")

@@ -26,6 +26,21 @@ from dataclasses import dataclass, field
 from ..errors import PrivacyChecksError
 
 S3_READY = "privacy-checks s3 ready"
+# The pid a started process follows: it stops once that process is gone. Named by the starter in
+# the environment, because a child that read its parent's pid only once it was ready could read
+# it after the parent had died (then it reads init's pid, and waits for init to die).
+OWNER_ENV = "PRIVACY_CHECKS_OWNER"
+
+
+def owner_pid() -> int:
+    """The process this one should stop with: the one its starter named, else its parent now."""
+    named = os.environ.get(OWNER_ENV, "")
+    return int(named) if named.isdigit() else os.getppid()
+
+
+def owned_by(owner: int) -> dict[str, str]:
+    """The environment entry that makes a started process stop with `owner`."""
+    return {OWNER_ENV: str(owner)}
 
 
 def free_port() -> int:
@@ -140,7 +155,8 @@ class S3Server:
         self._stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen([sys.executable, "-m", "privacy_checks.demo.services", "s3"],
                                      stdout=subprocess.PIPE, stderr=self._stderr, text=True,
-                                     stdin=subprocess.DEVNULL, env={**os.environ, **self.env})
+                                     stdin=subprocess.DEVNULL,
+                                     env={**os.environ, **self.env, **owned_by(os.getpid())})
         assert self.proc.stdout is not None
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
@@ -190,6 +206,8 @@ class S3Server:
 def _serve_s3() -> int:
     import logging
 
+    owner = owner_pid()
+
     from moto.server import ThreadedMotoServer
 
     # werkzeug logs every request; over a long run that is megabytes nobody reads
@@ -205,7 +223,7 @@ def _serve_s3() -> int:
     # the owner reads stdout only up to the ready line: nothing may be written there after it
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    while os.getppid() != 1:  # an orphan (its owner killed) stops too
+    while os.getppid() == owner:  # reparented (its owner killed): it stops too
         time.sleep(0.5)
     return 0
 
