@@ -2,8 +2,10 @@
 where — with each flaw on."""
 
 import pytest
+import yaml
 
 from privacy_checks.checks.access import UNDISTINGUISHED
+from tests.conftest import ROOT
 
 ACCESS = ("suites/ccpa/test_right_to_know.py", "suites/gdpr/test_right_of_access.py",
           "suites/gdpr/test_right_to_portability.py")
@@ -63,3 +65,24 @@ def test_each_access_or_correction_flaw_fails_exactly_its_checks_naming_where(su
     for check in could_not_judge:
         assert run.results[check]["outcome"] == "error", run.message(check)
         assert "no list of categories at 'categories'" in run.message(check)
+
+
+def test_a_store_never_seen_holding_the_subject_makes_the_correction_checks_errors_not_passes(
+        suite_runner, standalone_demo, tmp_path):
+    """A declared store that never shows the subject is a blind observer: an old value reaching it
+    after the correction would go unseen. The correction checks must then say they could not be
+    made (as deletion does), never pass on the stores that did show it."""
+    blind = tmp_path / "blind"
+    blind.mkdir()
+    (blind / "app.log").write_text("a log the target never writes to\n")
+    data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
+    data["stores"].append({"name": "blind", "files": [str(blind / "*.log")]})
+    data["timeouts"]["propagation"] = 3
+    profile = tmp_path / "demo-blind-store.yaml"
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    run = suite_runner(*CORRECTION, args=("--target", str(profile)), env=standalone_demo)
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert {run.results[c]["outcome"] for c in REPLACED} == {"error"}, run.outcomes()
+    for check in REPLACED:
+        message = run.message(check)
+        assert "positive control failed" in message and "never seen in store(s) blind within 3 s" in message, message

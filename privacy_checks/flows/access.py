@@ -525,19 +525,34 @@ def _correction(run, test_id: str, evidence, out: CorrectionOutcome) -> None:
     new_needles = [Needle(subject.id, n, v) for n, v in new_values.items()]
     out.fields = {n: (subject.fields[n], new_values[n]) for n in names}
 
-    # -- positive control: the old values are where we will later look -------------------------
+    # -- positive control: the subject is in every store that must hold it, and the old values
+    # are where we will later look. A store must show the subject (any of its proof), not the
+    # fields to correct: a log holding the email but never the name is caught up as soon as the
+    # email is there; waiting for the name there would only wait out the whole window.
+    must = {s["name"] for s in profile.stores if s.get("expect_subject", True)}
+    looked_for = subject.needles(sorted(set(subject.strong_fields()) | set(names)))
     deadline = time.monotonic() + propagation
     while True:
-        hits = [h for h in sweep(specs, old_needles).hits if not h.weak]
+        res = sweep(specs, looked_for)
+        hits = [h for h in res.hits if not h.weak]
         out.old_seen = {}
         for h in hits:
-            # as the store names it ("file …/digest.mmdf, line 3", "table users, column email"),
-            # not "path.3", which reads like a rotated file's name
-            out.old_seen.setdefault(h.store, []).append(f"{h.place().split(': ', 1)[-1]} ({h.field})")
-        must = {s["name"] for s in profile.stores if s.get("expect_subject", True)}
-        if must <= set(out.old_seen) or time.monotonic() > deadline:
+            if h.field in names:
+                # as the store names it ("file …/digest.mmdf, line 3", "table users, column email"),
+                # not "path.3", which reads like a rotated file's name
+                out.old_seen.setdefault(h.store, []).append(f"{h.place().split(': ', 1)[-1]} ({h.field})")
+        unseen = sorted(must - {h.store for h in hits})
+        if not unseen or time.monotonic() > deadline:
             break
         time.sleep(0.3)
+    if unseen:
+        # As for deletion: a store never seen holding the subject is a blind observer; the old
+        # value arriving there after the correction would go unseen.
+        why = "; ".join(f"{u.store}: {u.where}: {u.reason}" for u in res.unswept if u.store in unseen)
+        raise ControlFailed(f"positive control failed: the subject {subject.canary} was never seen in store(s) "
+                            f"{', '.join(unseen)} within {propagation:.0f} s, so the old value's absence there "
+                            "after the correction would prove nothing (is the store declared correctly, and does "
+                            "create/activity reach it?)" + (f"; the sweep could not read: {why}" if why else ""))
     if not out.old_seen:
         raise ControlFailed(f"positive control failed: the values to correct ({', '.join(names)}) were never seen "
                             "in any store, so their absence afterwards would prove nothing")
