@@ -608,7 +608,9 @@ def _correction(run, test_id: str, evidence, out: CorrectionOutcome) -> None:
     barrier = run.create_subject(test_id, role="control")
     if target.has_operation("activity"):
         target.run("activity", barrier)
-    blind = _wait_in_stores(specs, set(out.old_seen), [barrier], propagation)
+    # every store that showed the subject, not only those that showed the old value: one that
+    # lags could still receive the old value after the final sweep
+    blind = _wait_in_stores(specs, must | set(out.old_seen), [barrier], propagation)
     if blind:
         raise ControlFailed(f"barrier failed: a write made after the correction was never seen: {'; '.join(blind)}")
 
