@@ -257,3 +257,48 @@ def test_the_page_gate_passes_exactly_the_values_the_proof_prefilter_passes():
     expected = {i for i, c in enumerate(chunks) if plan.proof_prefilter.search(c)}
     assert 50 < len(expected) < 350
     assert _PageGate.of(plan).holding(chunks) == expected
+
+
+@pytest.fixture(scope="module")
+def json_server(tmp_path_factory):
+    """A redis-server with a module whose data type is named as RedisJSON's ("ReJSON-RL") and
+    which answers JSON.SET/JSON.GET as RedisJSON documents them (tests/redis_modules/json_standin.c,
+    built here with the C compiler .ci/run installs): no RedisJSON build can be installed here."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from privacy_checks.demo.services import RedisServer
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.fail("no C compiler to build the RedisJSON stand-in module: install gcc (.ci/run does)")
+    source = Path(__file__).parent / "redis_modules" / "json_standin.c"
+    module = tmp_path_factory.mktemp("redis-module") / "json_standin.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(module), str(source)], check=True, timeout=120)
+    srv = RedisServer(password=PASSWORD, extra=["--loadmodule", str(module)]).start()
+    yield srv
+    srv.stop()
+
+
+def test_a_json_document_is_read_with_json_get_and_a_finding_names_key_type_and_ttl(json_server):
+    client = redis.Redis.from_url(json_server.url)
+    client.flushall()
+    _, email, name, needles = person()
+    doc = json.dumps({"profile": {"name": name, "contact": {"email": base64.b64encode(email.encode()).decode()}}})
+    client.execute_command("JSON.SET", "account:7", "$", doc)
+    client.expire("account:7", 3600)
+    client.execute_command("JSON.SET", "account:8", "$", json.dumps({"profile": {"name": "someone else"}}))
+    client.execute_command("JSON.SET", "big", "$", json.dumps({"pad": "x" * 5000, "email": email}))
+    assert client.type("account:7") == b"ReJSON-RL"  # what TYPE answers under RedisJSON
+    for search in ("scan", "lua"):
+        result = sweep([store(json_server, search=search, max_value_bytes=1000)], needles)
+        got = {(h.table_or_path, h.column_or_line, h.row_key["type"], h.field, h.form) for h in result.hits}
+        # the big document's email lies past the cap: not found, and the cut is reported
+        assert got == {("account:7", "document", "ReJSON-RL", "full_name", "exact"),
+                       ("account:7", "document", "ReJSON-RL", "email", "base64")}, (search, got)
+        hit = next(h for h in result.hits if h.field == "full_name")
+        assert "cache: db 0, key account:7 (ReJSON-RL), document, held for 59 min" in hit.place(), hit.place()
+        assert [(u.where, "JSON document larger than max_value_bytes (1000)" in u.reason)
+                for u in result.unswept] == [("db 0 key big", True)], (search, result.unswept)
+    client.close()

@@ -254,7 +254,14 @@ class _Sweeper:
             yield "value", reply
             return
         if kind == "ReJSON-RL":
-            yield "document", reply if isinstance(reply, bytes) else str(reply).encode()
+            doc = reply if isinstance(reply, bytes) else str(reply).encode()
+            if len(doc) > cap:
+                # JSON.GET has no range: the document came whole, only its first bytes are searched,
+                # as for a string, so the cap bounds the search the same way for every type
+                self._unswept(key, f"JSON document larger than max_value_bytes ({cap}): only the first {cap} "
+                                   "bytes were searched")
+                doc = doc[:cap]
+            yield "document", doc
             return
         if kind not in _COLLECTIONS:
             self._unswept(key, f"type {kind} is not read by the sweep")
