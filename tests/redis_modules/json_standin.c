@@ -11,11 +11,11 @@
  * keys, not its compatibility with every RedisJSON version.
  *
  * The few module API entry points used are declared here and resolved by name through the
- * server's RedisModule_GetApi, which is how every module binds to the API.
+ * server's RedisModule_GetApi, which is how every module binds to the API. No header is
+ * included, so a bare compiler builds it (no C library headers needed).
  */
-#include <stddef.h>
-#include <stdint.h>
-#include <string.h>
+typedef __SIZE_TYPE__ size_t;
+#define NULL ((void *)0)
 
 #define OK 0
 #define ERR 1
@@ -30,7 +30,7 @@ typedef struct Key Key;
 typedef struct Type Type;
 
 typedef struct {
-    uint64_t version; /* 1: only the members below are read */
+    unsigned long long version; /* 1: only the members below are read */
     void *rdb_load;
     void *rdb_save;
     void *aof_rewrite;
@@ -82,7 +82,7 @@ static int json_set(Ctx *ctx, Str **argv, int argc) {
     }
     Doc *doc = Alloc(sizeof(Doc) + len);
     doc->len = len;
-    memcpy(doc->text, text, len);
+    __builtin_memcpy(doc->text, text, len);
     ModuleTypeSetValue(key, json_type, doc); /* frees a previous document through doc_free */
     CloseKey(key);
     return ReplyWithSimpleString(ctx, "OK");
