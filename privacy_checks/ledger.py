@@ -163,9 +163,10 @@ class Ledger:
                 return self._open_once(sa)
             except LedgerError:
                 raise
-            except sa.exc.OperationalError as exc:
+            except (sa.exc.OperationalError, sa.exc.IntegrityError) as exc:
                 # Two processes creating a fresh ledger race between "does the table exist" and
-                # "create it"; the loser simply finds the tables on the next try.
+                # "create it", and between "is the schema version written" and "write it"; the
+                # loser simply finds the tables and the version on the next try.
                 if attempt == 2:
                     raise LedgerError(f"ledger {self._safe_url()} cannot be opened: {exc.orig}") from None
                 time.sleep(0.2 * (attempt + 1))
@@ -182,6 +183,8 @@ class Ledger:
             if "already exists" in str(exc.orig) or "locked" in str(exc.orig):
                 raise
             raise LedgerError(f"ledger {self._safe_url()} cannot be opened: {exc.orig}") from None
+        except sa.exc.IntegrityError:
+            raise  # another process wrote the schema version first: _open reads it on the next try
         except sa.exc.DatabaseError as exc:
             raise LedgerError(f"ledger {self._safe_url()} is unreadable or corrupt: {exc.orig}") from None
         except sa.exc.SQLAlchemyError as exc:

@@ -60,3 +60,32 @@ def test_four_workers_agree_with_a_serial_run_when_a_flaw_is_on(tmp_path):
     for check, outcome in serial.outcomes().items():
         if outcome == "failed":
             assert "app: table users" in parallel.message(check), parallel.message(check)
+
+
+
+def test_two_processes_opening_a_fresh_ledger_at_once_both_get_it(tmp_path):
+    """xdist workers open one fresh ledger at the same moment. One of them read "no schema
+    version yet" just before the other wrote it, and its own write then broke the unique key:
+    all that worker's checks became errors ("unreadable or corrupt") in a CI run. Forced here
+    by letting a second opener finish between the first one's read and its write."""
+    import sqlalchemy as sa
+
+    from privacy_checks.ledger import SCHEMA_VERSION
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    raced: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO PC_META") and not raced:
+            raced.append("other opener")
+            Ledger(url)  # the other worker wins: its version row is committed first
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", before)
+    try:
+        first = Ledger(url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", before)
+    assert raced, "the interleaving was not forced: the first opener never wrote the version"
+    with first.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(sa.select(first.meta.c.key, first.meta.c.value))]
+    assert rows == [("schema_version", str(SCHEMA_VERSION))]
