@@ -91,6 +91,20 @@ def test_an_unreadable_file_is_unswept_and_an_empty_glob_is_reported(tmp_path):
     assert result.empty_globs == [("lake", str(tmp_path / "none" / "*.parquet"))]
 
 
+def test_a_json_lines_key_first_seen_after_duckdbs_schema_sample_is_still_read(tmp_path):
+    # DuckDB infers a JSON file's columns from its first 20,480 records by default and drops,
+    # silently, every top-level key first seen later (duckdb/duckdb#25826): the sweep would read
+    # the file and find nothing, although the subject's email is there.
+    email, _, needles = person()
+    with open(tmp_path / "events.jsonl", "w") as f:
+        for i in range(25_000):
+            f.write(json.dumps({"i": i, "kind": "view"}) + "\n")
+        f.write(json.dumps({"i": 25_000, "kind": "signup", "contact": email}) + "\n")
+    result = sweep([StoreSpec("lake", lake=[str(tmp_path / "events.jsonl")])], needles)
+    assert not result.unswept
+    assert {(h.row_key["row"], h.column_or_line, h.field) for h in result.hits} == {(25_001, "contact", "email")}
+
+
 # -- typed values (issue 15): numbers, dates and instants in their own column types ---------------
 
 def typed_subjects():
