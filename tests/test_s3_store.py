@@ -138,6 +138,19 @@ def test_objects_over_a_cap_are_reported_unswept_unless_excluded(server, bucket)
     assert [u.reason for u in budget.unswept] == ["not read: the store's max_store_bytes (5010) was reached"]
 
 
+def test_an_object_with_corrupt_gzip_data_is_unswept_and_the_others_still_read(server, bucket):
+    client, name = bucket
+    _, email, _, needles = person()
+    good = gzip.compress(("line\n" * 1000 + email + "\n").encode())
+    # a sound gzip header over corrupt compressed data: zlib.error, which is not an OSError
+    client.put_object(Bucket=name, Key="logs/a.log.gz", Body=good[:10] + bytes(b ^ 0xFF for b in good[10:40]) + good[40:])
+    client.put_object(Bucket=name, Key="logs/b.log", Body=email.encode())
+    result = sweep([store(server, f"s3://{name}/logs/")], needles)
+    assert [(u.where.split(" ")[0], u.reason.split(":")[0]) for u in result.unswept] == [
+        (f"s3://{name}/logs/a.log.gz", "unreadable")]
+    assert {h.table_or_path for h in result.hits} == {f"s3://{name}/logs/b.log"}
+
+
 def test_a_wrong_bucket_or_endpoint_is_one_line_naming_the_store(server, bucket):
     _, _, _, needles = person()
     with pytest.raises(StoreError, match=r"^store 'objects': cannot list s3://no-such-bucket-x at http://127.0.0.1:\d+: "

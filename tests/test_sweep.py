@@ -649,6 +649,21 @@ def test_unreadable_files_are_listed(tmp_path):
     assert [(os.path.basename(h.table_or_path), h.form) for h in result.hits] == [("d.log", "exact")]
 
 
+def corrupt_deflate(text: str) -> bytes:
+    """A gzip file whose header is sound and whose compressed data is not: zlib, not the gzip
+    module, notices (``zlib.error``, which is not an OSError)."""
+    good = gzip.compress(text.encode())
+    return good[:10] + bytes(b ^ 0xFF for b in good[10:40]) + good[40:]
+
+
+def test_a_gzip_file_with_corrupt_compressed_data_is_unswept_not_a_crash(tmp_path):
+    (tmp_path / "a.log.1.gz").write_bytes(corrupt_deflate("line\n" * 1000 + f"mail {EMAIL}\n"))
+    (tmp_path / "b.log").write_text(f"ok {EMAIL}\n")
+    result = sweep([StoreSpec("logs", files=[str(tmp_path / "*.log*")])], NEEDLES)
+    assert [(os.path.basename(u.where), u.reason.split(":")[0]) for u in result.unswept] == [("a.log.1.gz", "unreadable")]
+    assert [os.path.basename(h.table_or_path) for h in result.hits] == ["b.log"]
+
+
 def test_directories_a_glob_matches_are_walked(tmp_path):
     """Issue 14 (14): "logs/**" matches directories too; each is walked, not reported unswept,
     and a file both the glob and a walk reach is swept once. A link to a directory is not

@@ -11,6 +11,7 @@ import glob
 import gzip
 import os
 import time
+import zlib
 from collections.abc import Iterator
 
 from privacy_checks.observe.forms import Needle, texts_of_bytes
@@ -130,7 +131,7 @@ def _sweep_file(store: StoreSpec, plan: Plan, path: str, result: SweepResult) ->
                         continue
                     seen.add((number, m.needle, m.form))
                     hits.append(make_hit(store.name, "file", path, number, None, m, text))
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: corrupt compressed data (not an OSError)
         # Hits before the failure stand; the rest of the file is unknown.
         result.unswept.append(Unswept(store.name, path, f"unreadable: {type(e).__name__}: {e}"))
     result.hits += hits

@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,7 +156,7 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
         t0 = time.perf_counter()
         try:
             n = _sweep_object(s3, bucket, v, where, row, store, plan, part, lake)
-        except (ClientError, BotoCoreError, OSError, EOFError) as e:
+        except (ClientError, BotoCoreError, OSError, EOFError, zlib.error) as e:  # zlib: corrupt gzip data
             reason = e.response.get("Error", {}).get("Code") if isinstance(e, ClientError) else type(e).__name__
             part.unswept.append(Unswept(store.name, label, f"unreadable: {reason}: {_scrub(str(e), opts)}"))
             return part
