@@ -91,6 +91,14 @@ def test_an_unreadable_file_is_unswept_and_an_empty_glob_is_reported(tmp_path):
     assert result.empty_globs == [("lake", str(tmp_path / "none" / "*.parquet"))]
 
 
+def test_a_lake_whose_globs_match_no_file_is_unswept_not_clean(tmp_path):
+    _, _, needles = person()
+    (tmp_path / "exports").mkdir()
+    result = sweep([StoreSpec("lake", lake=[str(tmp_path / "export/*.parquet")])], needles)
+    assert [(u.store, u.where) for u in result.unswept] == [("lake", str(tmp_path / "export/*.parquet"))]
+    assert result.unswept[0].reason.startswith("no file matches the store's globs: nothing was read")
+
+
 def test_a_json_lines_key_first_seen_after_duckdbs_schema_sample_is_still_read(tmp_path):
     # DuckDB infers a JSON file's columns from its first 20,480 records by default and drops,
     # silently, every top-level key first seen later (duckdb/duckdb#25826): the sweep would read

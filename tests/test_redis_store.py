@@ -99,6 +99,20 @@ def test_every_database_holding_keys_is_swept_unless_the_url_names_one(server, r
     assert [(h.row_key["db"], h.table_or_path) for h in chosen.hits] == [(0, "a")]
 
 
+def test_a_database_or_key_filter_holding_no_key_is_unswept_not_clean(server, r):
+    _, email, _, needles = person()
+    r.set("user:1", email)
+    empty = sweep([store(server, url=server.url + "/2")], needles)
+    assert [(u.where, u.reason.split(": nothing")[0]) for u in empty.unswept] == [("db 2", "no key in the database(s)")]
+    for search in ("scan", "lua"):
+        filtered = sweep([store(server, databases=[0], include_keys=["users:*"], search=search)], needles)
+        assert [(u.where, u.reason.split(": nothing")[0]) for u in filtered.unswept] == [
+            ("db 0", "no key matching users:* in the database(s)")], search
+        assert not sweep([store(server, databases=[0], include_keys=["user:*"], search=search)], needles).unswept
+    left = sweep([store(server, exclude_keys=["user:*"])], needles)
+    assert [u.reason.split(": nothing")[0] for u in left.unswept] == ["no key that exclude_keys leaves in the database(s)"]
+
+
 def test_large_collections_are_read_past_their_first_reply(server, r):
     _, email, _, needles = person()
     # Beyond 128 entries a hash, set and sorted set leave their compact encoding: HSCAN/SSCAN/ZSCAN

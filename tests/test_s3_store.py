@@ -124,6 +124,19 @@ def test_only_the_prefix_and_the_keys_asked_for_are_swept(server, bucket):
     assert sorted(h.table_or_path for h in kept.hits) == [f"s3://{name}/exports/c.txt", f"s3://{name}/uploads/a.txt"]
 
 
+def test_a_prefix_or_key_filter_holding_no_object_is_unswept_not_clean(server, bucket):
+    client, name = bucket
+    _, email, _, needles = person()
+    client.put_object(Bucket=name, Key="avatars/1.svg", Body=email.encode())
+    empty = sweep([store(server, f"s3://{name}/avatar/")], needles)
+    assert [(u.where, u.reason.split(":")[0]) for u in empty.unswept] == [
+        (f"s3://{name}/avatar/", "ListObjectVersions lists no object under the prefix")]
+    filtered = sweep([store(server, f"s3://{name}/avatars/", include_keys=["avatars/*.png"])], needles)
+    assert [(u.where, u.reason.split(":")[0]) for u in filtered.unswept] == [
+        (f"s3://{name}/avatars/", "include_keys / exclude_keys leave none of the 1 object(s) under the prefix")]
+    assert not empty.hits and not filtered.hits
+
+
 def test_objects_over_a_cap_are_reported_unswept_unless_excluded(server, bucket):
     client, name = bucket
     _, email, _, needles = person()

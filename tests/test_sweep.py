@@ -649,6 +649,32 @@ def test_unreadable_files_are_listed(tmp_path):
     assert [(os.path.basename(h.table_or_path), h.form) for h in result.hits] == [("d.log", "exact")]
 
 
+def test_a_file_store_whose_globs_match_no_file_is_unswept_not_clean(tmp_path):
+    # A log store is usually expect_subject: false, so no positive control would notice that its
+    # globs match nothing: "no hits" there must not read as "no trace left".
+    (tmp_path / "logs").mkdir()
+    result = sweep([StoreSpec("logs", files=[str(tmp_path / "log/*.log"), str(tmp_path / "logs/*.log.gz")])],
+                   NEEDLES)
+    assert [(u.store, u.where) for u in result.unswept] == [
+        ("logs", f"{tmp_path / 'log/*.log'}, {tmp_path / 'logs/*.log.gz'}")]
+    assert result.unswept[0].reason.startswith("no file matches the store's globs: nothing was read")
+
+
+def test_a_database_whose_table_filters_leave_no_table_is_unswept_not_clean(tmp_path):
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)")
+    conn.execute("INSERT INTO users (email) VALUES (?)", (EMAIL,))
+    conn.commit()
+    conn.close()
+    result = sweep([StoreSpec("app", url=f"sqlite:///{path}", include_tables=["user"])], NEEDLES)
+    assert not result.hits
+    assert [(u.store, u.where) for u in result.unswept] == [("app", "every table")]
+    assert result.unswept[0].reason.startswith("no table to sweep (schemas: all but the system ones; "
+                                               "include_tables: user): nothing was read")
+    assert not sweep([StoreSpec("app", url=f"sqlite:///{path}", include_tables=["user*"])], NEEDLES).unswept
+
+
 def corrupt_deflate(text: str) -> bytes:
     """A gzip file whose header is sound and whose compressed data is not: zlib, not the gzip
     module, notices (``zlib.error``, which is not an OSError)."""

@@ -75,10 +75,7 @@ def store_sink_hits(profile, sink: dict, needles: list[Needle], *, timeout_s: fl
         # A Redis stream or list, or an S3 prefix, standing for what went to this recipient.
         spec.options["include_keys"] = [sink["key"]]
     result = sweep([spec], needles, timeout_s=timeout_s)
-    if result.unswept:
-        first = result.unswept[0]
-        # an unreadable record of deliveries would otherwise read as "nothing was sent"
-        raise PrivacyChecksError(f"sink {name!r}: cannot read {first.where} in store {first.store}: {first.reason}")
+    # a store with nothing to read is named first, in the sink's own terms (what it asked for)
     if kind == "sql" and not any(t.where for t in result.timings):
         raise PrivacyChecksError(f"sink {name!r}: no table matching {spec.include_tables or '*'} "
                                  f"in store {spec.name!r}")
@@ -88,6 +85,10 @@ def store_sink_hits(profile, sink: dict, needles: list[Needle], *, timeout_s: fl
     if result.empty_globs:
         raise PrivacyChecksError(f"sink {name!r}: no file matches {result.empty_globs[0][1]} "
                                  f"in store {spec.name!r}")
+    if result.unswept:
+        first = result.unswept[0]
+        # an unreadable record of deliveries would otherwise read as "nothing was sent"
+        raise PrivacyChecksError(f"sink {name!r}: cannot read {first.where} in store {first.store}: {first.reason}")
     hits = []
     for h in result.hits:
         if h.location_kind == "table":

@@ -147,6 +147,14 @@ class Unswept:
     reason: str
 
 
+def nothing_to_sweep(result: SweepResult, store: str, where: str, what: str) -> None:
+    """A store whose sweep found nothing to read (no file, object, key or table): unswept, so an
+    absence check over it is an error naming it, never a pass that rests on nothing read. Only a
+    positive control guards a store otherwise, and a store with ``expect_subject: false`` has none."""
+    result.unswept.append(Unswept(store, where, f"{what}: nothing was read, so nothing is proven absent here "
+                                                "(a misspelt name or filter, or nothing written yet)"))
+
+
 @dataclass(frozen=True)
 class Timing:
     store: str

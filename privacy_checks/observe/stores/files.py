@@ -16,7 +16,18 @@ from collections.abc import Iterator
 
 from privacy_checks.observe.forms import Needle, texts_of_bytes
 
-from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, dedup, make_hit, tested_in_process
+from .base import (
+    Hit,
+    Plan,
+    StoreSpec,
+    SweepResult,
+    Timing,
+    Unswept,
+    dedup,
+    make_hit,
+    nothing_to_sweep,
+    tested_in_process,
+)
 
 _FILE_PIECE = 1 << 20  # a line longer than this is read in pieces
 _PIECE_OVERLAP = 512  # longer than any form of a canary-bearing value we expect
@@ -80,6 +91,9 @@ def _sweep_files(store: StoreSpec, plan: Plan, result: SweepResult) -> None:
             n = _sweep_file(store, plan, path, result)
             result.count(store.name, "files")
             result.timings.append(Timing(store.name, path, time.perf_counter() - t0, n))
+    if not done:
+        # one glob of several may match nothing (rotated logs not there yet); all of them, never
+        nothing_to_sweep(result, store.name, ", ".join(store.files or []), "no file matches the store's globs")
 
 
 def _pieces(stream) -> Iterator[tuple[int, bytes]]:

@@ -49,6 +49,7 @@ from .base import (
     hits_in,
     last_four_hits,
     matches,
+    nothing_to_sweep,
     typed_hits,
 )
 from .sql import _gate_variants  # the rarest-letter choice, shared with the SQL predicates
@@ -86,12 +87,14 @@ def lake_format(name: str) -> str | None:
 
 def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResult) -> None:
     """Sweep every file the store's ``lake`` globs match into ``result``."""
+    found = False
     with Lake(plan, timeout_s) as lake:
         for pattern in store.lake or []:
             paths = sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p))
             if not paths:
                 result.empty_globs.append((store.name, pattern))
                 continue
+            found = True
             for path in paths:
                 fmt = lake_format(path)
                 if fmt is None:
@@ -101,6 +104,8 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
                 n = lake.sweep_file(store.name, path, fmt, result, exclude_columns=store.exclude_columns,
                                     locate=lambda row, col, p=path: ("row", p, col, {"row": row}))
                 result.timings.append(Timing(store.name, path, time.perf_counter() - t0, n))
+    if not found:
+        nothing_to_sweep(result, store.name, ", ".join(store.lake or []), "no file matches the store's globs")
 
 
 class Lake:

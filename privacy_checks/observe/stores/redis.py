@@ -43,7 +43,17 @@ from privacy_checks.errors import StoreError
 
 from ..forms import utf16_bytes
 from ..typed import trie_pattern
-from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, hits_in, tested_in_process
+from .base import (
+    Hit,
+    Plan,
+    StoreSpec,
+    SweepResult,
+    Timing,
+    Unswept,
+    hits_in,
+    nothing_to_sweep,
+    tested_in_process,
+)
 
 _DEFAULT_CAP = 1 << 20
 
@@ -114,16 +124,24 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
     opts = Options.of(store)
     try:
         databases = _databases(store, opts, timeout_s)
+        listed = 0
         for db in databases:
             t0 = time.perf_counter()
             client = connect(store, timeout_s, db)
             result.queries.append(f"{store.name}: {_shown(opts, db, plan)}")
             try:
-                n = _Sweeper(store, plan, opts, client, db, result).run()
+                sweeper = _Sweeper(store, plan, opts, client, db, result)
+                n = sweeper.run()
+                listed += sweeper.listed
             finally:
                 client.close()
             result.timings.append(Timing(store.name, f"db {db}", time.perf_counter() - t0, n))
         result.count(store.name, "databases", len(databases))
+        if not listed:
+            keys = f" matching {', '.join(opts.include_keys)}" if opts.include_keys else ""
+            left = " that exclude_keys leaves" if opts.exclude_keys else ""
+            nothing_to_sweep(result, store.name, "db " + ", ".join(map(str, databases)),
+                             f"no key{keys}{left} in the database(s)")
     except RedisError as e:
         raise store_error(store, e) from None
 
@@ -174,6 +192,7 @@ class _Sweeper:
         self.gate = _PageGate.of(plan)
         self.seen: set[bytes] = set()
         self.candidates = 0
+        self.listed = 0  # keys SCAN returned that exclude_keys leaves (search: lua: keys the server searched)
         self.chunk = max(1, opts.scan_count)
         self._lua = None
 
@@ -202,6 +221,8 @@ class _Sweeper:
             if self.opts.exclude_keys and _matches(self.opts.exclude_keys, key):
                 continue
             fresh.append(key)
+        if self.opts.search != "lua":  # the script's pages hold only candidates: it counts what it scanned
+            self.listed += len(fresh)
         if not fresh:
             return
         pipe = self.client.pipeline(transaction=False)
@@ -349,6 +370,7 @@ class _Sweeper:
         next_cursor, keys, scanned = self._lua(keys=[], args=args)
         # Keys the script found nothing in were swept on the server: count them as examined there.
         self.result.count(self.store.name, "keys searched on the server", int(scanned))
+        self.listed += int(scanned)
         return int(next_cursor), list(keys)
 
 

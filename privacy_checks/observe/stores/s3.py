@@ -43,7 +43,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from privacy_checks.errors import StoreError
 
-from .base import Hit, Plan, StoreSpec, SweepResult, Timing, Unswept, hits_in, tested_in_process
+from .base import (
+    Hit,
+    Plan,
+    StoreSpec,
+    SweepResult,
+    Timing,
+    Unswept,
+    hits_in,
+    nothing_to_sweep,
+    tested_in_process,
+)
 
 _MiB = 1 << 20
 _READERS = 8  # object versions read at the same time
@@ -128,11 +138,13 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
         f"{tested_in_process(plan)}, Parquet/CSV/JSON Lines objects searched by DuckDB as a lake store")
     budget = opts.max_store_bytes
     reads: list[tuple[_Version, str, str, dict]] = []
+    selected = 0
     for v in versions:
         if opts.include_keys and not _matches(opts.include_keys, v.key):
             continue
         if _matches(opts.exclude_keys, v.key):
             continue
+        selected += 1
         where = f"s3://{bucket}/{v.key}"
         label = where + (f" (version {v.version_id})" if v.version_id else "")
         row = {"version_id": v.version_id, "latest": v.latest}
@@ -148,6 +160,10 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
             continue
         budget -= v.size
         reads.append((v, where, label, row))
+    if not selected:
+        nothing_to_sweep(result, store.name, f"s3://{bucket}/{prefix}",
+                         f"include_keys / exclude_keys leave none of the {len(versions)} object(s) under the prefix"
+                         if versions else f"{listing} lists no object under the prefix")
     lake = _SharedLake(plan, timeout_s)
 
     def read(item: tuple[_Version, str, str, dict]) -> SweepResult:

@@ -44,6 +44,7 @@ from .base import (
     dedup,
     last_four_hits,
     make_hit,
+    nothing_to_sweep,
     typed_hits,
 )
 from .base import matches as _matches
@@ -528,8 +529,11 @@ def _sweep_sql(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResu
                 conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
             conn.commit()
             plan.set_encodings(_store_encodings(conn))
+            reported = len(result.unswept)
             tables = _tables(conn, store, result, typed=bool(plan.typed))
             conn.rollback()  # reflection autobegan a transaction; each table gets its own
+            if not tables and len(result.unswept) == reported:
+                nothing_to_sweep(result, store.name, "every table", f"no table to sweep ({_filters(store)})")
             result.count(store.name, "tables", len(tables))
             result.count(store.name, "columns", sum(len(t.columns) for t in tables))
             if plan.typed:
@@ -550,6 +554,13 @@ def _sweep_sql(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResu
                 result.budget.table_done(store.name, table.where, done, len(tables), rows)
     finally:
         engine.dispose()
+
+
+def _filters(store: StoreSpec) -> str:
+    """The settings that choose a store's tables, as the profile gives them."""
+    return "; ".join([f"schemas: {', '.join(store.schemas) if store.schemas is not None else 'all but the system ones'}",
+                      f"include_tables: {', '.join(store.include_tables) if store.include_tables is not None else '*'}"]
+                     + ([f"exclude_tables: {', '.join(store.exclude_tables)}"] if store.exclude_tables else []))
 
 
 @dataclass
