@@ -77,6 +77,21 @@ def test_a_missing_table_or_path_is_unswept_not_clean(tmp_path):
     assert all(u.reason.startswith("cannot read: ") for u in result.unswept)
 
 
+def test_a_csv_row_with_more_fields_than_the_header_is_unswept_not_dropped(tmp_path):
+    # Spark's default CSV mode (PERMISSIVE) drops, without a word, every field past the header's
+    # count: the email in the third field was never read, and the file swept clean.
+    email, _, needles = person()
+    (tmp_path / "contacts.csv").write_text(f"id,name\n1,x\n2,x,{email}\n3,x\n")
+    (tmp_path / "ok.csv").write_text(f"id,name\n1,{email}\n")
+    store = StoreSpec("warehouse", url="local[2]", options={"paths": [str(tmp_path / "contacts.csv"),
+                                                                      str(tmp_path / "ok.csv")]})
+    result = sweep([store], needles, timeout_s=120)
+    assert [u.where for u in result.unswept] == [str(tmp_path / "contacts.csv")]
+    reason = result.unswept[0].reason
+    assert "MALFORMED_CSV_RECORD" in reason and email not in reason, reason  # why, without the record
+    assert [h.table_or_path for h in result.hits] == [str(tmp_path / "ok.csv")]
+
+
 def test_typed_values_are_compared_in_their_own_spark_types_and_a_file_without_them_gives_none(tmp_path):
     """Issue 15 in Spark: a card number as BIGINT, a birth date as DATE, an instant as TIMESTAMP
     (an instant) and TIMESTAMP_NTZ, an amount as DECIMAL and DOUBLE; the same session as above."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import tempfile
 import threading
 import time
@@ -133,7 +134,9 @@ def _read(spark, path: str):
     fmt = next((f for suffix, f in _FORMATS.items() if base.endswith(suffix)), "parquet")
     reader = spark.read
     if fmt == "csv":
-        reader = reader.option("header", "true")
+        # FAILFAST: by default (PERMISSIVE) Spark drops every field of a row past the header's
+        # count without a word, so a value there would sweep clean; failing makes the path unswept.
+        reader = reader.option("header", "true").option("mode", "FAILFAST")
     return reader.format(fmt).load(path)
 
 
@@ -277,5 +280,18 @@ def _collect(spark, frame, timeout_s: float, store: StoreSpec, name: str, result
 
 
 def _first_line(e: Exception) -> str:
+    """What went wrong, in one line. A job that failed in the JVM comes as py4j's "An error
+    occurred while calling o37.collectToPython." over Java's stack: the line under it names the
+    error, and the error classes of its causes say why (MALFORMED_CSV_RECORD) — their messages
+    are left out, as they quote the stored record."""
     text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
+    if not text:
+        return type(e).__name__
+    lines = text.splitlines()
+    first = lines[0]
+    if first.startswith("An error occurred while calling") and len(lines) > 1:
+        first = re.sub(r"^[:\s]*[\w.$]+(Exception|Error): ", "", lines[1]).strip()
+        causes = re.findall(r"^Caused by: [\w.$]+: \[([A-Z_.]+)\]", text, re.MULTILINE)
+        if causes:
+            first += f" (caused by {', '.join(dict.fromkeys(causes))})"
+    return first[:300]
