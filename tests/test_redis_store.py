@@ -209,6 +209,19 @@ def test_server_side_search_finds_what_the_scan_finds(server, r):
     assert lua.examined["cache"]["keys"] == 4 and lua.examined["cache"]["keys searched on the server"] == 505
 
 
+def test_a_value_stored_as_utf16_is_found_by_the_scan_and_by_the_server_side_search(server, r):
+    # Redis keeps bytes: a value a Windows program wrote in UTF-16 holds the canary as UTF-16, which
+    # the page gate passed but the Matcher, reading it as UTF-8, never saw.
+    _, email, _, needles = person()
+    r.set("profile:7", ("contact: " + email).encode("utf-16-le"))
+    r.hset("h", "note", ("EMAIL " + email.upper()).encode("utf-16-le"))
+    r.set("other", "v")
+    for search in ("scan", "lua"):
+        result = sweep([store(server, search=search)], needles)
+        assert sorted((h.table_or_path, h.column_or_line, h.field, h.form) for h in result.hits) == [
+            ("h", "field note", "email", "casefold"), ("profile:7", "value", "email", "exact")], search
+
+
 def test_a_weak_value_is_named_beside_proof_in_its_key_and_not_looked_for_alone(server, r):
     """A key is a record: once one of its values holds proof the whole key is matched, and the
     weak values in it are named beside the proof; a key holding only a weak value is not."""

@@ -41,7 +41,7 @@ from redis.exceptions import RedisError
 
 from privacy_checks.errors import StoreError
 
-from ..forms import utf16_bytes
+from ..forms import texts_of_bytes, utf16_bytes
 from ..typed import trie_pattern
 from .base import (
     Hit,
@@ -336,9 +336,10 @@ class _Sweeper:
         for key, values in found.items():
             self.candidates += 1
             for where, data in values:
-                text = data.decode("utf-8", errors="replace")
-                if self.plan.find(text) and (_label(where), text) not in hits.get(key, []):
-                    hits.setdefault(key, []).append((_label(where), text))
+                # UTF-8, and UTF-16 where a canary is in it (Redis keeps whatever bytes it is given)
+                for text in texts_of_bytes(data):
+                    if self.plan.find(text) and (_label(where), text) not in hits.get(key, []):
+                        hits.setdefault(key, []).append((_label(where), text))
         if not hits:
             return
         pipe = self.client.pipeline(transaction=False)
@@ -501,13 +502,16 @@ def _label(where: str | tuple) -> str:
     return template.format(*(p.decode("utf-8", errors="replace") if isinstance(p, bytes) else p for p in parts))
 
 
-def _literals(plan: Plan) -> tuple[list[str], list[str], list[str], bool]:
+def _literals(plan: Plan) -> tuple[list[bytes], list[bytes], list[str], bool]:
     """What a server-side search tests, from the plan: case-insensitive and case-sensitive
-    substrings, whole values, and whether a 32-digit hex run makes a candidate (digests)."""
-    ci: list[str] = []
-    cs: list[str] = []
+    substrings (each in UTF-8 and UTF-16, as the page gate tests them; Lua's string.lower folds
+    the ASCII letters of either), whole values, and whether a 32-digit hex run makes a candidate
+    (digests)."""
+    ci: list[bytes] = []
+    cs: list[bytes] = []
     for value, insensitive in plan.patterns:
-        (ci if insensitive else cs).append(value.lower() if insensitive else value)
+        text = value.lower() if insensitive else value
+        (ci if insensitive else cs).extend(dict.fromkeys((text.encode("utf-8"), utf16_bytes(text))))
     # weak values are named beside proof once the key is read (_Sweeper.gate): not searched here
     return ci, cs, list(plan.typed.proof_text_values), bool(plan.digests)
 
