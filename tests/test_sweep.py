@@ -675,6 +675,38 @@ def test_a_database_whose_table_filters_leave_no_table_is_unswept_not_clean(tmp_
     assert not sweep([StoreSpec("app", url=f"sqlite:///{path}", include_tables=["user*"])], NEEDLES).unswept
 
 
+@pytest.mark.parametrize("pattern", ["logs/**/*.log", "logs/*/*.log", "logs", "logs/**"])
+def test_a_link_to_a_directory_is_unswept_whatever_the_glob_that_reaches_it(tmp_path, pattern):
+    # Links to directories are not followed (one may lead back up the tree); what is behind one
+    # is then unread, and must be said to be, or a log kept there sweeps clean.
+    (tmp_path / "logs" / "real").mkdir(parents=True)
+    (tmp_path / "logs" / "real" / "a.log").write_text("nothing here\n")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "b.log").write_text(f"mail {EMAIL}\n")
+    (tmp_path / "logs" / "link").symlink_to(tmp_path / "elsewhere")
+    result = sweep([StoreSpec("logs", files=[str(tmp_path / pattern)])], NEEDLES)
+    assert [(u.where, u.reason) for u in result.unswept] == [
+        (str(tmp_path / "logs" / "link"), "is a link to a directory (not followed)")]
+
+
+def test_a_directory_that_cannot_be_listed_is_unswept_not_skipped(tmp_path, monkeypatch):
+    # os.walk drops a directory it cannot list unless asked; a sweep account without the right to
+    # list one (EACCES) would then sweep clean what is in it. The tests run as root, who may list
+    # anything, so the error here is another the same call gives: a path longer than PATH_MAX.
+    monkeypatch.chdir(tmp_path)
+    os.mkdir("dumps")
+    os.chdir("dumps")
+    for _ in range(18):  # 18 x 251 characters: past Linux's 4,096, built one relative step at a time
+        os.mkdir("d" * 250)
+        os.chdir("d" * 250)
+    with open("deep.log", "w") as f:
+        f.write(f"mail {EMAIL}\n")
+    os.chdir(tmp_path)
+    result = sweep([StoreSpec("dumps", files=[str(tmp_path / "dumps")])], NEEDLES)
+    assert [u.reason for u in result.unswept] == ["cannot list the directory: OSError: File name too long"]
+    assert result.unswept[0].where.startswith(str(tmp_path / "dumps" / ("d" * 250)))
+
+
 def corrupt_deflate(text: str) -> bytes:
     """A gzip file whose header is sound and whose compressed data is not: zlib, not the gzip
     module, notices (``zlib.error``, which is not an OSError)."""

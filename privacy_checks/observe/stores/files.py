@@ -46,27 +46,33 @@ def _literal_root(pattern: str) -> str:
     return os.path.dirname(pattern)
 
 
-def _through_link(path: str, root: str) -> bool:
-    """Does ``path`` pass through a link to a directory below the glob's literal ``root``?
-    (``**`` follows such links, and a link back up the tree repeats the tree many times.)"""
+def _through_link(path: str, root: str) -> str | None:
+    """The link to a directory below the glob's literal ``root`` that ``path`` passes through,
+    if any. (Globs follow such links, and a link back up the tree repeats the tree many times.)"""
     current = root
     for part in os.path.relpath(path, root).split(os.sep)[:-1]:
         current = os.path.join(current, part)
         if os.path.islink(current):
-            return True
-    return False
+            return current
+    return None
 
 
-def _walk(paths: list[str]) -> Iterator[str]:
+def _walk(paths: list[str], unlisted: list[tuple[str, str]]) -> Iterator[str]:
     """Every file the glob's matches name: a matched directory is walked (``**`` matches
     directories too, and a directory of dumps is a place data rests), without following links
-    to directories, so a link loop cannot walk forever."""
+    to directories, so a link loop cannot walk forever. A link to a directory is yielded as it
+    is (``_sweep_file`` lists it as unswept); a directory that cannot be listed goes to
+    ``unlisted`` with its error."""
     for path in paths:
         if os.path.isdir(path) and not os.path.islink(path):
-            for root, dirs, files in os.walk(path):
+            def fail(e: OSError, top: str = path) -> None:
+                unlisted.append((e.filename or top, f"cannot list the directory: {type(e).__name__}: {e.strerror}"))
+
+            for root, dirs, files in os.walk(path, onerror=fail):
                 dirs.sort()
                 for name in sorted(files):
                     yield os.path.join(root, name)
+                yield from (os.path.join(root, d) for d in dirs if os.path.islink(os.path.join(root, d)))
         else:
             yield path
 
@@ -76,11 +82,19 @@ def _sweep_files(store: StoreSpec, plan: Plan, result: SweepResult) -> None:
     for pattern in store.files or []:
         expanded = os.path.expanduser(pattern)
         root = _literal_root(expanded)
-        paths = sorted(p for p in glob.glob(expanded, recursive=True) if not _through_link(p, root))
+        matched = glob.glob(expanded, recursive=True)
+        links = {p: _through_link(p, root) for p in matched}
+        # what lies behind a link to a directory is not read: the link is (listed as unswept)
+        paths = sorted({p for p, link in links.items() if link is None} | {link for link in links.values() if link})
         if not paths:
             result.empty_globs.append((store.name, pattern))
             continue
-        files = list(_walk(paths))
+        unlisted: list[tuple[str, str]] = []
+        files = list(_walk(paths, unlisted))
+        for where, reason in unlisted:
+            if where not in done:
+                done.add(where)
+                result.unswept.append(Unswept(store.name, where, reason))
         result.queries.append(f"{store.name}: every line of the {len(files)} file(s) {pattern} matches (gzip read "
                               f"through), tested in this process for {tested_in_process(plan)}")
         for path in files:
