@@ -143,9 +143,10 @@ class Lake:
         display = display or path
         source, row_expr = _reader(path, fmt)
         try:
-            described = self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+            # bounded like the scan: a JSON file's columns are inferred from every record (_reader)
+            described = self._run(f"DESCRIBE SELECT * FROM {source}")
         except duckdb.Error as e:
-            result.unswept.append(Unswept(store, display, f"unreadable as {fmt}: {_first_line(e)}"))
+            result.unswept.append(Unswept(store, display, f"unreadable as {fmt}: {self._reason(e)}"))
             return 0
         columns, typed = [], []
         for name, type_, *_ in described:
@@ -190,8 +191,7 @@ class Lake:
                                                lambda c, n=number: locate(n, c))
                 hits += row_hits
         except duckdb.Error as e:
-            reason = f"timed out after {self.timeout_s:g}s" if "interrupt" in str(e).lower() else _first_line(e)
-            result.unswept.append(Unswept(store, display, f"unreadable as {fmt}: {reason}"))
+            result.unswept.append(Unswept(store, display, f"unreadable as {fmt}: {self._reason(e)}"))
         result.hits += hits
         return candidates
 
@@ -203,6 +203,9 @@ class Lake:
                 where = where.replace(listed, f"(?, … {listed.count(', ') + 1} {fam} values)")
         where = where.replace("ESCAPE '\\'", "ESCAPE pcq_escape")
         return re.sub(r"'(?:[^']|'')*'", "?", where).replace("ESCAPE pcq_escape", "ESCAPE '\\'")
+
+    def _reason(self, e: duckdb.Error) -> str:
+        return f"timed out after {self.timeout_s:g}s" if "interrupt" in str(e).lower() else _first_line(e)
 
     def _run(self, query: str) -> list[tuple[Any, ...]]:
         # DuckDB has no statement timeout: interrupt the connection from a timer instead.
