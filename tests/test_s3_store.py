@@ -164,6 +164,20 @@ def test_an_object_with_corrupt_gzip_data_is_unswept_and_the_others_still_read(s
     assert {h.table_or_path for h in result.hits} == {f"s3://{name}/logs/b.log"}
 
 
+def test_an_object_compressed_with_bzip2_or_xz_is_read_through(server, bucket):
+    import bz2
+    import lzma
+
+    client, name = bucket
+    _, email, _, needles = person()
+    client.put_object(Bucket=name, Key="logs/a.log.bz2", Body=bz2.compress(("x\n" * 50 + email + "\n").encode()))
+    client.put_object(Bucket=name, Key="logs/b.log.xz", Body=lzma.compress(("x\n" * 50 + email + "\n").encode()))
+    result = sweep([store(server, f"s3://{name}/logs/")], needles)
+    assert not result.unswept
+    assert {(h.table_or_path, h.column_or_line) for h in result.hits if h.field == "email"} == {
+        (f"s3://{name}/logs/a.log.bz2", "line 51"), (f"s3://{name}/logs/b.log.xz", "line 51")}
+
+
 def test_a_wrong_bucket_or_endpoint_is_one_line_naming_the_store(server, bucket):
     _, _, _, needles = person()
     with pytest.raises(StoreError, match=r"^store 'objects': cannot list s3://no-such-bucket-x at http://127.0.0.1:\d+: "

@@ -707,6 +707,24 @@ def test_a_directory_that_cannot_be_listed_is_unswept_not_skipped(tmp_path, monk
     assert result.unswept[0].where.startswith(str(tmp_path / "dumps" / ("d" * 250)))
 
 
+def test_logs_compressed_with_bzip2_or_xz_are_read_through_and_other_compressions_are_unswept(tmp_path):
+    # logrotate's compresscmd may be bzip2 or xz: read as raw bytes such a log held no canary and
+    # swept clean. A compression the sweep cannot read (zstd, here by its magic number) is unswept.
+    import bz2
+    import lzma
+
+    text = "line\n" * 100 + f"mail {EMAIL}\n"
+    (tmp_path / "app.log.2.bz2").write_bytes(bz2.compress(text.encode()))
+    (tmp_path / "app.log.3.xz").write_bytes(lzma.compress(text.encode()))
+    (tmp_path / "app.log.4.zst").write_bytes(b"\x28\xb5\x2f\xfd" + os.urandom(64))
+    (tmp_path / "app.log.5.xz").write_bytes(lzma.compress(b"line\n" * 100)[:-20])  # cut short
+    result = sweep([StoreSpec("logs", files=[str(tmp_path / "app.log*")])], NEEDLES)
+    assert sorted((os.path.basename(h.table_or_path), h.column_or_line) for h in result.hits) == [
+        ("app.log.2.bz2", 101), ("app.log.3.xz", 101)]
+    assert sorted((os.path.basename(u.where), u.reason.split(":")[0]) for u in result.unswept) == [
+        ("app.log.4.zst", "compressed with zstd, which the sweep cannot read"), ("app.log.5.xz", "unreadable")]
+
+
 def corrupt_deflate(text: str) -> bytes:
     """A gzip file whose header is sound and whose compressed data is not: zlib, not the gzip
     module, notices (``zlib.error``, which is not an OSError)."""

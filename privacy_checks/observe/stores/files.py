@@ -1,4 +1,4 @@
-"""File stores (log files, exports, dumps; plain or gzip): read line by line, prefiltered by bytes.
+"""File stores (log files, exports, dumps; plain, gzip, bzip2 or xz): read line by line, prefiltered by bytes.
 
 A line is decoded and matched only when one byte pattern of the plan's (the canary literal in any
 case, in UTF-8 or UTF-16; a 32-digit hex run; a weak value) occurs in it; a line longer than
@@ -7,9 +7,12 @@ case, in UTF-8 or UTF-16; a 32-digit hex run; a weak value) occurs in it; a line
 
 from __future__ import annotations
 
+import bz2
 import glob
 import gzip
+import lzma
 import os
+import re
 import time
 import zlib
 from collections.abc import Iterator
@@ -30,6 +33,40 @@ from .base import (
 )
 
 _FILE_PIECE = 1 << 20  # a line longer than this is read in pieces
+# What a file or object may be compressed with, by its first bytes: read through, or (None) named
+# as unreadable. Raw bytes of a compressed log hold no canary, so reading them would sweep it clean.
+_COMPRESSED: list[tuple[re.Pattern[bytes], str, object]] = [
+    (re.compile(rb"\x1f\x8b"), "gzip", gzip.GzipFile),
+    (re.compile(rb"BZh[1-9]1AY&SY"), "bzip2", bz2.BZ2File),
+    (re.compile(rb"\xfd7zXZ\x00"), "xz", lzma.LZMAFile),
+    (re.compile(rb"\x5d\x00\x00"), "lzma", lzma.LZMAFile),  # legacy .lzma: its magic is weak, so by name too
+    (re.compile(rb"\x28\xb5\x2f\xfd"), "zstd", None),
+    (re.compile(rb"\x04\x22\x4d\x18"), "lz4", None),
+    (re.compile(rb"PK\x03\x04"), "zip", None),
+    (re.compile(rb"7z\xbc\xaf\x27\x1c"), "7z", None),
+]
+# errors of reading compressed data that are not OSError: corrupt deflate or xz data
+UNREADABLE = (OSError, EOFError, zlib.error, lzma.LZMAError)
+
+
+class Unreadable(Exception):
+    """A file or object in a form the sweep cannot read (a compression it has no reader for)."""
+
+
+def decompressed(stream, name: str):
+    """``stream`` (buffered: it can ``peek``) read through the compression its first bytes name
+    (gzip also by a ``.gz`` name); ``Unreadable`` for one the sweep cannot read."""
+    head = stream.peek(16)[:16]
+    if name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=stream)
+    for magic, what, reader in _COMPRESSED:
+        if what == "lzma" and not name.endswith(".lzma"):
+            continue
+        if magic.match(head):
+            if reader is None:
+                raise Unreadable(f"compressed with {what}, which the sweep cannot read")
+            return reader(stream)
+    return stream
 _PIECE_OVERLAP = 512  # longer than any form of a canary-bearing value we expect
 
 
@@ -149,9 +186,7 @@ def _sweep_file(store: StoreSpec, plan: Plan, path: str, result: SweepResult) ->
     seen: set[tuple[int, Needle, str]] = set()
     try:
         with open(path, "rb") as raw:
-            gz = raw.read(2) == b"\x1f\x8b" or path.endswith(".gz")
-            raw.seek(0)
-            stream = gzip.GzipFile(fileobj=raw) if gz else raw
+            stream = decompressed(raw, path)
             for number, text in candidate_lines(plan, stream):
                 candidates += 1
                 for m in dedup(plan.find(text)):
@@ -159,7 +194,9 @@ def _sweep_file(store: StoreSpec, plan: Plan, path: str, result: SweepResult) ->
                         continue
                     seen.add((number, m.needle, m.form))
                     hits.append(make_hit(store.name, "file", path, number, None, m, text))
-    except (OSError, EOFError, zlib.error) as e:  # zlib.error: corrupt compressed data (not an OSError)
+    except Unreadable as e:
+        result.unswept.append(Unswept(store.name, path, str(e)))
+    except UNREADABLE as e:
         # Hits before the failure stand; the rest of the file is unknown.
         result.unswept.append(Unswept(store.name, path, f"unreadable: {type(e).__name__}: {e}"))
     result.hits += hits

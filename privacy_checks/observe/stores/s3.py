@@ -7,7 +7,8 @@ listing, not from the bucket). Contents are streamed, never held whole:
 
 - Parquet, CSV, JSON Lines (.jsonl, .ndjson; optionally .gz), by name: through the lake reader (``lake.py``, DuckDB
   with the predicates in its scan), so a finding names the row and column;
-- anything else (text, JSON, logs, binaries; gzip by name or magic bytes): line by line (long
+- anything else (text, JSON, logs, binaries; gzip by name or magic bytes, bzip2 and xz by magic
+  bytes; another compression is unswept): line by line (long
   lines in overlapping pieces) behind the plan's byte prefilter, as file stores are read, so a
   binary is searched for the canary's bytes.
 
@@ -25,14 +26,12 @@ false lists current objects only, for stores that do not support version listing
 from __future__ import annotations
 
 import fnmatch
-import gzip
 import io
 import os
 import tempfile
 import threading
 import time
 import urllib.parse
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +53,7 @@ from .base import (
     nothing_to_sweep,
     tested_in_process,
 )
+from .files import UNREADABLE, Unreadable
 
 _MiB = 1 << 20
 _READERS = 8  # object versions read at the same time
@@ -172,7 +172,10 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
         t0 = time.perf_counter()
         try:
             n = _sweep_object(s3, bucket, v, where, row, store, plan, part, lake)
-        except (ClientError, BotoCoreError, OSError, EOFError, zlib.error) as e:  # zlib: corrupt gzip data
+        except Unreadable as e:
+            part.unswept.append(Unswept(store.name, label, str(e)))
+            return part
+        except (ClientError, BotoCoreError, *UNREADABLE) as e:  # UNREADABLE: corrupt compressed data too
             reason = e.response.get("Error", {}).get("Code") if isinstance(e, ClientError) else type(e).__name__
             part.unswept.append(Unswept(store.name, label, f"unreadable: {reason}: {_scrub(str(e), opts)}"))
             return part
@@ -284,11 +287,9 @@ class _Raw(io.RawIOBase):
 
 def _sweep_stream(body, v: _Version, where: str, row: dict, store: StoreSpec, plan: Plan,
                   result: SweepResult) -> int:
-    from .files import candidate_lines
+    from .files import candidate_lines, decompressed
 
-    stream: Any = io.BufferedReader(_Raw(body), 1 << 16)
-    if v.key.endswith(".gz") or stream.peek(2)[:2] == b"\x1f\x8b":
-        stream = gzip.GzipFile(fileobj=stream)
+    stream: Any = decompressed(io.BufferedReader(_Raw(body), 1 << 16), v.key)
     hits: list[Hit] = []
     candidates = 0
     for number, text in candidate_lines(plan, stream):
