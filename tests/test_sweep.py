@@ -667,11 +667,13 @@ def test_a_database_whose_table_filters_leave_no_table_is_unswept_not_clean(tmp_
     conn.execute("INSERT INTO users (email) VALUES (?)", (EMAIL,))
     conn.commit()
     conn.close()
-    result = sweep([StoreSpec("app", url=f"sqlite:///{path}", include_tables=["user"])], NEEDLES)
+    result = sweep([StoreSpec("app", url=f"sqlite:///{path}", exclude_tables=["users"])], NEEDLES)
     assert not result.hits
     assert [(u.store, u.where) for u in result.unswept] == [("app", "every table")]
     assert result.unswept[0].reason.startswith("no table to sweep (schemas: all but the system ones; "
-                                               "include_tables: user): nothing was read")
+                                               "include_tables: *; exclude_tables: users): nothing was read")
+    misspelt = sweep([StoreSpec("app", url=f"sqlite:///{path}", include_tables=["user"])], NEEDLES)
+    assert [(u.where, u.reason) for u in misspelt.unswept] == [("include_tables user", "matches no table in schema(s) main")]
     assert not sweep([StoreSpec("app", url=f"sqlite:///{path}", include_tables=["user*"])], NEEDLES).unswept
 
 
@@ -723,6 +725,21 @@ def test_logs_compressed_with_bzip2_or_xz_are_read_through_and_other_compression
         ("app.log.2.bz2", 101), ("app.log.3.xz", 101)]
     assert sorted((os.path.basename(u.where), u.reason.split(":")[0]) for u in result.unswept) == [
         ("app.log.4.zst", "compressed with zstd, which the sweep cannot read"), ("app.log.5.xz", "unreadable")]
+
+
+def test_a_listed_schema_or_include_tables_entry_that_matches_nothing_is_unswept(db_url):
+    # Each entry says "sweep this": one that names nothing (a typo, a table since renamed) left
+    # that data unread while the rest of the store swept clean.
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)")
+        conn.exec_driver_sql("CREATE TABLE contacts (id INTEGER PRIMARY KEY, email TEXT)")
+        default = sa.inspect(conn).default_schema_name
+    engine.dispose()
+    store = StoreSpec("app", url=db_url, schemas=[default, "audti"], include_tables=["users", "contact_archive", "cont*"])
+    result = sweep([store], NEEDLES)
+    assert sorted(u.where for u in result.unswept) == ["include_tables contact_archive", "schema audti"]
+    assert not sweep([StoreSpec("app", url=db_url, include_tables=["users", "cont*"])], NEEDLES).unswept
 
 
 def corrupt_deflate(text: str) -> bytes:

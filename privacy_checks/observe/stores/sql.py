@@ -672,6 +672,15 @@ def _tables(conn: Connection, store: StoreSpec, result: SweepResult, typed: bool
             if s.lower() not in _SYSTEM_SCHEMAS and not s.lower().startswith("pg_")
         ]
     kinds = sa.engine.reflection.ObjectKind.TABLE | sa.engine.reflection.ObjectKind.MATERIALIZED_VIEW
+    if store.schemas is not None:
+        # PostgreSQL reflects a schema that does not exist as one without tables: say so instead
+        existing = set(inspector.get_schema_names())
+        for name in [s for s in schemas if s not in existing]:
+            result.unswept.append(Unswept(store.name, f"schema {name}", "no such schema in the database "
+                                          f"(it has {', '.join(sorted(existing))})"))
+        schemas = [s for s in schemas if s in existing]
+    # an include_tables entry that names no table leaves what it meant unread: reported below
+    unmatched = list(dict.fromkeys(store.include_tables or []))
     for schema_name in schemas:
         schema = None if schema_name == default else schema_name
         try:
@@ -688,6 +697,7 @@ def _tables(conn: Connection, store: StoreSpec, result: SweepResult, typed: bool
             qualified = f"{schema_name}.{table}"
             if store.include_tables is not None and not _matches(store.include_tables, table, qualified):
                 continue
+            unmatched = [p for p in unmatched if not _matches([p], table, qualified)]
             if _matches(store.exclude_tables, table, qualified) or table in shadows:
                 continue
             columns: list[_Column] = []
@@ -720,6 +730,8 @@ def _tables(conn: Connection, store: StoreSpec, result: SweepResult, typed: bool
                 continue
             key, key_kind = _row_key(inspector, dialect, schema, table, reflected, pks, uniques, indexes)
             out.append(_Table(schema, table, columns, key, key_kind, typed=typed_columns))
+    result.unswept += [Unswept(store.name, f"include_tables {p}", f"matches no table in schema(s) {', '.join(schemas)}")
+                       for p in unmatched]
     return out
 
 
