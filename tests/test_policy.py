@@ -126,6 +126,29 @@ def test_recipients_are_held_to_the_categories_disclosed_for_a_business_purpose(
         judge(_received("geolocation"), load_policy(_write(tmp_path, data)))
 
 
+def test_what_the_stores_hold_is_not_judged_complete_over_parts_the_sweep_could_not_read():
+    """The disclosure checks claim an absence (no category the policy denies, none it does not
+    disclose, no field outside its lists): a place the sweep could not read may hold exactly
+    that, so the checks are errors naming it, never passes; what was found still fails."""
+    from privacy_checks.checks import policy as judge
+    from privacy_checks.flows.disclosure import DisclosureOutcome, Held
+    from privacy_checks.outcomes import CheckError, PromiseBroken
+
+    policy = load_policy(MEDIAPRO)
+    unread = "uploads: s3://b/scans/big.bin: 5000 bytes, larger than max_object_bytes (4000)"
+
+    def outcome(*held):
+        return DisclosureOutcome(subject="pcqzexample000", unswept=[unread],
+                                 held=[Held(c, f, "app: table users, column " + f, "exact") for c, f in held],
+                                 fields_held={f: ["app: table users, column " + f] for _, f in held})
+
+    for check in (judge.no_undisclosed_category, judge.categories_collected_disclosed, judge.fields_in_policy_lists):
+        with pytest.raises(CheckError, match=re.escape(unread)):
+            check(outcome(("A", "email")), policy)
+    with pytest.raises(PromiseBroken, match="marks G"):
+        judge.no_undisclosed_category(outcome(("A", "email"), ("G", "geolocation")), policy)
+
+
 # -- the policy's own contradictions -------------------------------------------------------------
 
 def test_mediapro_s_own_contradictions_are_findings_about_the_policy():

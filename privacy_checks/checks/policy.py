@@ -28,6 +28,14 @@ def _held_lines(outcome, categories) -> list[str]:
 
 # -- disclosures -------------------------------------------------------------------------------
 
+def _swept_whole(outcome) -> None:
+    """Each disclosure check claims an absence over what the stores hold: a place the sweep
+    could not read may hold exactly what it looks for, so the claim cannot be made over it."""
+    if outcome.unswept:
+        raise CheckError("parts of the stores could not be swept, so what they hold is unknown there:\n  "
+                         + "\n  ".join(outcome.unswept))
+
+
 def no_undisclosed_category(outcome, policy) -> None:
     """Promise kept: the target holds nothing in a category the policy says it does not collect."""
     _usable(outcome)
@@ -36,6 +44,7 @@ def no_undisclosed_category(outcome, policy) -> None:
         names = ", ".join(f"{c} ({policy.category_title(c)})" for c in sorted(denied))
         raise PromiseBroken(f"the policy marks {names} not collected, yet the target holds subject "
                             f"{outcome.subject}'s data in it:" + _lines(_held_lines(outcome, denied)))
+    _swept_whole(outcome)
     examined("places holding the subject, classified", outcome.held)
 
 
@@ -53,6 +62,7 @@ def categories_collected_disclosed(outcome, policy) -> None:
         raise PromiseBroken(f"the target holds categories its policy does not disclose as collected — {names}; "
                             "the privacy policy must list every category collected in the preceding 12 months "
                             "(Cal. Civ. Code §1798.130(a)(5)(B)(i)):" + _lines(_held_lines(outcome, undisclosed)))
+    _swept_whole(outcome)
     examined("places holding the subject, classified", outcome.held)
 
 
@@ -68,6 +78,7 @@ def fields_in_policy_lists(outcome, policy) -> None:
         lists = ", ".join(lst["id"] for lst in policy.field_lists())
         raise PromiseBroken(f"the target stores subject {outcome.subject}'s fields that none of the policy's "
                             f"field lists ({lists}) mention:" + _lines(lines))
+    _swept_whole(outcome)
     examined("fields the target stores", outcome.fields_held)
 
 
