@@ -92,6 +92,25 @@ def test_a_csv_row_with_more_fields_than_the_header_is_unswept_not_dropped(tmp_p
     assert [h.table_or_path for h in result.hits] == [str(tmp_path / "ok.csv")]
 
 
+def test_a_corrupt_file_is_unswept_even_where_the_cluster_is_set_to_skip_corrupt_files(tmp_path):
+    # Data-lake clusters often run with spark.sql.files.ignoreCorruptFiles on (here from the
+    # profile's conf, as a cluster's spark-defaults would): Spark then skips a file it cannot read
+    # without an error, and the path swept clean. The sweep turns it off for its own reads.
+    email, _, needles = person()
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT 1 AS id, 'nobody' AS email) TO '{lake / 'a.parquet'}' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT 2 AS id, '{email}' AS email) TO '{lake / 'b.parquet'}' (FORMAT parquet)")
+    con.close()
+    data = (lake / "b.parquet").read_bytes()
+    (lake / "b.parquet").write_bytes(data[:4] + b"\0" * (len(data) - 8) + data[-4:])  # the footer's length gone
+    store = StoreSpec("warehouse", url="local[2]", options={
+        "paths": [str(lake)], "conf": {"spark.sql.files.ignoreCorruptFiles": "true"}})
+    result = sweep([store], needles, timeout_s=120)
+    assert [u.where for u in result.unswept] == [str(lake)], result.unswept
+
+
 def test_typed_values_are_compared_in_their_own_spark_types_and_a_file_without_them_gives_none(tmp_path):
     """Issue 15 in Spark: a card number as BIGINT, a birth date as DATE, an instant as TIMESTAMP
     (an instant) and TIMESTAMP_NTZ, an amount as DECIMAL and DOUBLE; the same session as above."""

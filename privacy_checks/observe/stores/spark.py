@@ -56,6 +56,7 @@ _SESSION: dict[str, Any] = {}
 _LOCK = threading.Lock()
 _MAX_CANDIDATES = 100_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NEVER_SKIP = ("spark.sql.files.ignoreCorruptFiles", "spark.sql.files.ignoreMissingFiles")
 _FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
 
 
@@ -64,6 +65,10 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
     if unknown:
         raise StoreError(f"store {store.name!r}: unknown Spark setting(s) {', '.join(unknown)}")
     spark = session(store)
+    # A cluster (or the profile's conf) may skip files it cannot read without an error; the
+    # sweep must hear of them, or their path sweeps clean: its reads never skip.
+    for key in _NEVER_SKIP:
+        spark.conf.set(key, "false")
     sources = [("table", t) for t in store.options.get("tables") or []]
     sources += [("path", p) for p in store.options.get("paths") or []]
     if not sources:
