@@ -86,3 +86,19 @@ def test_a_store_never_seen_holding_the_subject_makes_the_correction_checks_erro
     for check in REPLACED:
         message = run.message(check)
         assert "positive control failed" in message and "never seen in store(s) blind within 3 s" in message, message
+
+
+def test_with_no_store_showing_the_subject_completeness_is_an_error_not_a_pass(suite_runner, standalone_demo,
+                                                                               tmp_path):
+    """What the export owes is what the stores were seen holding. A profile whose stores show
+    none of the subject's values (here: none declared) gives nothing to compare the export
+    with, so completeness cannot be judged: an error saying so, never a pass over 0 fields."""
+    data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
+    for key in ("stores", "identifiers", "retention_exceptions"):
+        data.pop(key, None)
+    profile = tmp_path / "demo-no-stores.yaml"
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    run = suite_runner(ACCESS[1], args=("--target", str(profile)), env=standalone_demo)
+    complete = "gdpr.access.copy-complete"
+    assert run.results[complete]["outcome"] == "error", run.outcomes()
+    assert "no store was seen holding any of the subject's values" in run.message(complete), run.message(complete)

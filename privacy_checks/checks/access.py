@@ -30,6 +30,13 @@ def specific_pieces_complete(outcome: AccessOutcome) -> None:
             problems.append("not judged on their own, since every value they hold is held elsewhere too: "
                             + "; ".join(outcome.places_undistinguished))
         raise PromiseBroken("\n".join(problems) + f" (export: {_source(outcome)})")
+    if not outcome.expected:
+        # what the export owes is what the stores were seen holding: with nothing seen, an
+        # export holding nothing would look complete too
+        raise ControlFailed("positive control failed: no store was seen holding any of the subject's values before "
+                            "the request (declare the stores the target keeps it in, with expect_subject: true), so "
+                            "what the export owes is unknown and its completeness cannot be judged "
+                            f"(export: {_source(outcome)})")
     examined("fields the target holds for the subject, looked for in the export", outcome.expected)
     examined("places the subject was seen in, each shown in the export by a value only it holds", outcome.places)
     # A pass must not read as if every place was shown to be in the export: a place holding only
