@@ -80,13 +80,16 @@ def suite_runner(tmp_path):
 
 
 @pytest.fixture
-def standalone_demo(tmp_path):
+def standalone_demo(tmp_path, request):
     data = tmp_path / "demo-data"
     token = "standalone-admin-token"
+    # flaws, when a test asks (parametrize indirect=True with a tuple of flaw names)
+    flaws = [f"--flaw={name}" for name in getattr(request, "param", ())]
     # started as a user would by hand: its printed export lines say where the run's capture
     # servers must listen for the demo's deliveries and mail
     proc = subprocess.Popen([sys.executable, "-m", "privacy_checks.cli", "demo", "--data-dir", str(data),
-                             "--admin-token", token], stdout=subprocess.PIPE, text=True, start_new_session=True)
+                             "--admin-token", token, *flaws], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
     line = proc.stdout.readline()
     assert "ready" in line, line
     env = {"PRIVACY_CHECKS_DEMO_ADMIN_TOKEN": token}

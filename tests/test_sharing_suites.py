@@ -3,10 +3,12 @@
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 
 from privacy_checks.checks import sharing
 from privacy_checks.flows.sharing import CensusOutcome, ChoiceOutcome, Delivery
 from privacy_checks.outcomes import PromiseBroken
+from tests.conftest import ROOT
 
 SUITES = ("suites/ccpa/test_opt_out.py", "suites/ccpa/test_global_privacy_control.py",
           "suites/ccpa/test_right_to_limit.py", "suites/ccpa/test_no_sale.py",
@@ -119,3 +121,45 @@ def test_a_choice_that_took_effect_states_the_delay_and_passes():
     outcome.shared_after = [late, Delivery(**{**late.__dict__, "field": "full_name"})]
     with pytest.raises(PromiseBroken, match=r"(?s)within 0\.4 s .*fields email \(exact\), full_name \(exact\)"):
         sharing.sharing_stops(outcome)
+
+
+def test_a_restricted_recipient_that_never_received_the_subject_makes_sharing_checks_errors_not_passes(
+        suite_runner, standalone_demo, tmp_path):
+    """A third party the profile says receives every subject, but which the observer never sees
+    receive this one, is a blind spot: data still reaching it after the opt-out would go unseen.
+    The sharing checks must say they could not be made (as deletion's recipients control does),
+    never pass on the recipients that were seen."""
+    data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
+    data["sinks"].append({"name": "adnetwork", "path": "/adnetwork/", "role": "third_party",
+                          "purpose": "marketing audiences"})
+    data["timeouts"]["propagation"] = 3
+    profile = tmp_path / "demo-blind-recipient.yaml"
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    run = suite_runner(*SUITES[:2], SUITES[3], SUITES[5], args=("--target", str(profile)), env=standalone_demo)
+    assert run.returncode == 1, run.stdout[-3000:]
+    # the census behind no-sale and undeclared-recipient waits for every expected recipient too
+    for check in (OPT_OUT, GPC, OBJECT, WITHDRAW, NO_SALE, UNDECLARED):
+        assert run.results[check]["outcome"] == "error", run.outcomes()
+        message = run.message(check)
+        assert "positive control failed" in message and "adnetwork never received the subject" in message, message
+    # whether the request needed verification does not depend on what the recipients received
+    assert run.results[NO_VERIFICATION]["outcome"] == "passed", run.outcomes()
+
+
+@pytest.mark.parametrize("standalone_demo", [("mail_undeclared_recipient",)], indirect=True)
+def test_a_restricted_recipient_fed_only_at_signup_is_seen_so_not_an_error_and_named_as_not_judged(
+        suite_runner, standalone_demo, tmp_path):
+    """The flaw mails every signup, and only signups, to an archive; declared here as a third
+    party. The observer sees it receive the subject, so it is no blind spot, but the rounds repeat
+    the activity, which never reaches it: the check passes on the recipients the activity reaches
+    and says beside the verdict which one it could not judge."""
+    data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
+    data["sinks"].append({"name": "archive", "mailbox": "*@archive.mediapro-backup.example",
+                          "role": "third_party", "purpose": "archive of signups"})
+    data["timeouts"]["propagation"] = 3
+    profile = tmp_path / "demo-signup-feed.yaml"
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    run = suite_runner(SUITES[0], args=("--target", str(profile)), env=standalone_demo)
+    assert run.outcomes()[OPT_OUT] == "passed", run.outcomes()
+    assert any("not judged: archive received the subject, but not its activity" in r
+               for r in run.results[OPT_OUT]["remarks"]), run.results[OPT_OUT]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from privacy_checks.demo.launch import DemoProcess
+from tests.conftest import ROOT
 
 SUITES = ("suites/transport/test_encryption_in_transit.py", "suites/transport/test_secrets_at_rest.py")
 IN_TRANSIT = {
@@ -90,3 +92,23 @@ def test_read_only_checks_are_marked_and_create_no_subject(suite_runner, tmp_pat
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         subjects = db.execute("SELECT count(*) FROM subjects").fetchone()[0] if "subjects" in tables else 0
     assert subjects == 0
+
+
+def test_a_recipient_never_seen_receiving_the_subject_makes_the_delivery_check_an_error(suite_runner,
+                                                                                        standalone_demo, tmp_path):
+    """A recipient the profile says receives every subject, never seen receiving this one, is a
+    blind spot: a cleartext delivery to it would go unseen. transport.recipients.https must say
+    it could not be made (as deletion's recipients control does), never pass on the others."""
+    data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
+    data["sinks"].append({"name": "adnetwork", "path": "/adnetwork/", "role": "third_party",
+                          "purpose": "marketing audiences"})
+    data["timeouts"]["propagation"] = 3
+    profile = tmp_path / "demo-blind-recipient.yaml"
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    run = suite_runner(SUITES[0], args=("--target", str(profile)), env=standalone_demo)
+    check = "transport.recipients.https"
+    assert run.results[check]["outcome"] == "error", run.outcomes()
+    message = run.message(check)
+    assert "positive control failed" in message and "adnetwork never received the subject" in message, message
+    # the other in-transit checks do not judge the recipients
+    assert {k for k, v in run.outcomes().items() if v != "passed"} == {check}, run.outcomes()

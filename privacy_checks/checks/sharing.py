@@ -10,7 +10,7 @@ from urllib.parse import urljoin
 from ..deadlines import CCPA_LIMIT, CCPA_OPT_OUT
 from ..findings import from_deliveries
 from ..flows.sharing import DEADLINES, CensusOutcome, ChoiceOutcome, QuoteOutcome, group
-from ..outcomes import NotApplicable, PromiseBroken, examined
+from ..outcomes import NotApplicable, PromiseBroken, examined, remark
 from .common import lines as _lines
 from .common import needs_stage
 from .common import usable as _usable
@@ -50,6 +50,9 @@ def sharing_stops(outcome: ChoiceOutcome) -> None:
     needs_stage(outcome, "recipients")
     examined("restricted recipients judged behind a barrier", outcome.judged)
     examined("rounds after the request", outcome.rounds)
+    if outcome.not_reached_by_activity:
+        remark(f"not judged: {', '.join(outcome.not_reached_by_activity)} received the subject, but not its "
+               "activity, which the rounds after the request repeat")
 
 
 def no_verification_needed(outcome: ChoiceOutcome) -> None:

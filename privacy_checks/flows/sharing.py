@@ -114,6 +114,7 @@ class ChoiceOutcome:
     fields: list[str] = field(default_factory=list)
     recipients_before: dict[str, str] = field(default_factory=dict)
     judged: list[str] = field(default_factory=list)
+    not_reached_by_activity: list[str] = field(default_factory=list)  # restricted, seen only before the activity
     shared_after: list[Delivery] = field(default_factory=list)
     failed_stages: dict[str, str] = field(default_factory=dict)  # "recipients" -> why it failed
     evidence: Any = None
@@ -203,8 +204,8 @@ def _run_choice(run, test_id: str, evidence, out: ChoiceOutcome, choice: Choice)
     # request is another: whether a request needs verification is judged even when the
     # recipients could not be observed.
     with stage(out, "recipients"):
-        _recipients_before(target, capture, choice, restricted, fields, mine, ctrl, seq0, propagation, out,
-                           evidence, subject, control)
+        _recipients_before(run, choice, restricted, fields, ctrl, seq0, propagation, out, evidence, subject,
+                           control)
 
     # -- 3. the request ---------------------------------------------------------------------
     out.requested_at = datetime.now(UTC)
@@ -228,8 +229,9 @@ def _run_choice(run, test_id: str, evidence, out: ChoiceOutcome, choice: Choice)
                        **out.failed_stages)
 
 
-def _recipients_before(target, capture, choice: Choice, restricted: dict, fields, mine, ctrl, seq0: int,
-                       propagation: float, out: ChoiceOutcome, evidence, subject, control) -> None:
+def _recipients_before(run, choice: Choice, restricted: dict, fields, ctrl, seq0: int, propagation: float,
+                       out: ChoiceOutcome, evidence, subject, control) -> None:
+    target, capture = run.target, run.capture
     sinks = target.profile.sinks
     if not restricted:
         raise ControlFailed(f"the profile declares no {choice.recipients} recipient (sinks), so there is nothing "
@@ -237,10 +239,18 @@ def _recipients_before(target, capture, choice: Choice, restricted: dict, fields
     if not fields:
         raise ControlFailed("the subject has no sensitive field (per privacy_checks/data/field_categories.yaml) "
                             "to follow; add one (e.g. geolocation) to the profile's subject.fields")
+    # A restricted recipient expected to receive every subject must be seen receiving this one
+    # (any of its values proves the observer sees it there): one never seen is a blind spot where
+    # data still arriving after the choice would go unnoticed, not a recipient to leave unjudged.
+    expected = sorted(n for n, s in restricted.items() if s.get("expect_subject", True))
+    every = subject.needles(subject.strong_fields())
+
+    def since(seq: int) -> set[str]:
+        return {d.sink for d in _deliveries(capture.captures(seq), every, sinks)}
 
     # -- 2. positive control -----------------------------------------------------------------
-    def later(since: int, targets=None):
-        return _later(capture, mine, ctrl, sinks, since, targets)
+    def later(since: int):
+        return _later(capture, every, ctrl, sinks, since)
 
     # Signups settle first (the control's delivery follows the subject's wherever the subject
     # went), so a late signup delivery cannot pass for the activity round below.
@@ -250,20 +260,38 @@ def _recipients_before(target, capture, choice: Choice, restricted: dict, fields
     round_seq = capture.last_seq()
     target.run("activity", subject)
     target.run("activity", control)
+    seen: list[Delivery] = []
 
     def restricted_round():
-        subj = [d for d in later(round_seq) or [] if d is not None and d.sink in restricted]
-        return subj or None
+        seen[:] = [d for d in later(round_seq) or [] if d is not None and d.sink in restricted]
+        carrying = any(d.field in fields for d in seen)
+        return seen if carrying and set(expected) <= {d.sink for d in seen} else None
 
-    before = sink_obs.wait_for(restricted_round, timeout=propagation)
+    sink_obs.wait_for(restricted_round, timeout=propagation)
+    before = [d for d in seen if d.field in fields]
+    in_round = {d.sink for d in seen}
+    blind = [name for name in expected if name not in in_round and name not in since(seq0)]
+    if blind:
+        raise ControlFailed(f"positive control failed: {choice.recipients} recipient(s) {', '.join(blind)} never "
+                            f"received the subject {subject.canary} within {propagation:.0f} s, so data still "
+                            f"reaching them after the {choice.label} would go unseen; {run.capture_where()} — is "
+                            "the target configured to deliver there? (a recipient that does not receive every "
+                            "subject is declared with expect_subject: false)")
     if not before:
         raise ControlFailed(f"positive control failed: no {choice.recipients} recipient "
                             f"({', '.join(sorted(restricted))}) received the subject's {', '.join(fields)} "
                             f"followed by a later delivery for the control within {propagation:.0f} s, so an "
                             f"absence after the {choice.label} would prove nothing")
-    out.recipients_before = {d.sink: d.role for d in before}
+    # Every restricted recipient the activity reached is judged behind the barrier, including one
+    # that received none of the fields followed (a limit's sensitive ones): it must stay so. One
+    # that received the subject but not its activity (a signup feed) cannot be exercised by the
+    # rounds, and is named beside the verdict.
+    out.recipients_before = {d.sink: d.role for d in seen}
     out.judged = sorted(out.recipients_before)
-    evidence.stage("positive control: recipients", received=[d.describe() for d in before[:10]])
+    out.not_reached_by_activity = [name for name in expected if name not in in_round]
+    evidence.stage("positive control: recipients", expected=expected,
+                   received=[d.describe() for d in before[:10]], judged=out.judged,
+                   received_the_subject_but_not_its_activity=out.not_reached_by_activity)
 
 
 def _later(capture, mine, ctrl, sinks, since: int, targets=None):
@@ -378,15 +406,30 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
     mine = subject.needles(subject.strong_fields())
     ctrl = control.needles(control.strong_fields())
 
+    # every recipient expected to receive each subject must be seen receiving this one: where the
+    # observer is blind, what else the target sends cannot be judged either
+    expected = sorted(s["name"] for s in sinks if s.get("expect_subject", True))
+    seen: set[str] = set()
+
     def caught_up():
         caps = capture.captures(seq0)
         last_subj = _latest([d for d in _deliveries(caps, mine, sinks) if d.role != "undeclared"])
         last_ctrl = _latest(_deliveries(caps, ctrl, sinks))
-        if not last_subj or any(last_ctrl.get(s, 0) <= n for s, n in last_subj.items()):
+        seen.clear()
+        seen.update(last_subj)
+        if not last_subj or any(last_ctrl.get(s, 0) <= n for s, n in last_subj.items()) \
+                or not set(expected) <= seen:
             return None
         return sorted(last_subj)
 
     barrier = sink_obs.wait_for(caught_up, timeout=propagation)
+    blind = [name for name in expected if name not in seen]
+    if seen and blind:
+        raise ControlFailed(f"positive control failed: declared recipient(s) {', '.join(blind)} never received the "
+                            f"subject {subject.canary} within {propagation:.0f} s, so what the target sends "
+                            f"beyond the recipients seen cannot be judged; {run.capture_where()} — is the target "
+                            "configured to deliver there? (a recipient that does not receive every subject is "
+                            "declared with expect_subject: false)")
     if not barrier:
         raise ControlFailed(f"observer blind: within {propagation:.0f} s no declared recipient received the "
                             "subject's data followed by a later delivery for the control, so what recipients "

@@ -121,9 +121,13 @@ def _run(run, test_id: str, evidence, out: Traffic) -> None:
         return {h.sink: h.role for h in sink_obs.find_in_captures(capture.captures(seq0), needles, profile.sinks)}
 
     if profile.sinks:
+        # a recipient expected to receive every subject but never seen receiving this one is a
+        # blind spot (a cleartext delivery to it would go unseen), as in deletion's control
+        expected = {s["name"] for s in profile.sinks if s.get("expect_subject", True)}
+
         def caught_up():
             mine, theirs = delivered(strong), delivered(ctrl)
-            return mine if mine and set(mine) <= set(theirs) else None
+            return mine if mine and expected <= set(mine) and set(mine) <= set(theirs) else None
 
         # only the deliveries check judges this stage; the stores and logs do not wait on it
         with stage(out, "recipients"):
@@ -132,6 +136,13 @@ def _run(run, test_id: str, evidence, out: Traffic) -> None:
                 # nothing delivered at all is for the webhook check to report; a late control is not
                 mine, theirs = delivered(strong), delivered(ctrl)
                 out.recipients = mine
+                never = sorted(expected - set(mine))
+                if mine and never:
+                    raise _control_failed(
+                        f"positive control failed: declared recipient(s) {', '.join(never)} never received the "
+                        f"subject {subject.canary} within {propagation:.0f} s, so a delivery to them in cleartext "
+                        f"would go unseen; {run.capture_where()} — is the target configured to deliver there? (a "
+                        "recipient that does not receive every subject is declared with expect_subject: false)")
                 late = sorted(set(mine) - set(theirs))
                 if late:
                     raise _control_failed(f"barrier failed: recipient(s) {', '.join(late)} never received the "
