@@ -132,6 +132,9 @@ def test_a_restricted_recipient_that_never_received_the_subject_makes_sharing_ch
     data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
     data["sinks"].append({"name": "adnetwork", "path": "/adnetwork/", "role": "third_party",
                           "purpose": "marketing audiences"})
+    # described through the store that records what the target sent: not read by these checks
+    data["sinks"].append({"name": "audiences", "store": "app", "table": "outbound_queue", "role": "third_party",
+                          "purpose": "marketing audiences"})
     data["timeouts"]["propagation"] = 3
     profile = tmp_path / "demo-blind-recipient.yaml"
     profile.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -141,7 +144,9 @@ def test_a_restricted_recipient_that_never_received_the_subject_makes_sharing_ch
     for check in (OPT_OUT, GPC, OBJECT, WITHDRAW, NO_SALE, UNDECLARED):
         assert run.results[check]["outcome"] == "error", run.outcomes()
         message = run.message(check)
-        assert "positive control failed" in message and "adnetwork never received the subject" in message, message
+        assert "positive control failed" in message and "adnetwork, audiences never received the subject" in message
+        assert "audiences is declared through a store (sinks[].store), which the recipient checks do not read yet" \
+            in message, message
     # whether the request needed verification does not depend on what the recipients received
     assert run.results[NO_VERIFICATION]["outcome"] == "passed", run.outcomes()
 

@@ -297,7 +297,7 @@ def _recipients_control(run, sinks, subject, control, recipients, propagation, o
             f"positive control failed: declared recipient(s) {', '.join(missing)} never received the subject "
             f"{subject.canary} within {propagation:.0f} s, so whether they are told to delete it cannot be judged; "
             f"{run.capture_where()} — is the target configured to deliver there? (a recipient that does not "
-            "receive every subject is declared with expect_subject: false)")
+            "receive every subject is declared with expect_subject: false)" + sink_obs.store_backed_note(sinks, missing))
 
 
 def _store_barrier(specs, barrier, propagation, out: DeletionOutcome, evidence) -> None:

@@ -276,7 +276,7 @@ def _recipients_before(run, choice: Choice, restricted: dict, fields, ctrl, seq0
                             f"received the subject {subject.canary} within {propagation:.0f} s, so data still "
                             f"reaching them after the {choice.label} would go unseen; {run.capture_where()} — is "
                             "the target configured to deliver there? (a recipient that does not receive every "
-                            "subject is declared with expect_subject: false)")
+                            "subject is declared with expect_subject: false)" + sink_obs.store_backed_note(sinks, blind))
     if not before:
         raise ControlFailed(f"positive control failed: no {choice.recipients} recipient "
                             f"({', '.join(sorted(restricted))}) received the subject's {', '.join(fields)} "
@@ -429,7 +429,7 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
                             f"subject {subject.canary} within {propagation:.0f} s, so what the target sends "
                             f"beyond the recipients seen cannot be judged; {run.capture_where()} — is the target "
                             "configured to deliver there? (a recipient that does not receive every subject is "
-                            "declared with expect_subject: false)")
+                            "declared with expect_subject: false)" + sink_obs.store_backed_note(sinks, blind))
     if not barrier:
         raise ControlFailed(f"observer blind: within {propagation:.0f} s no declared recipient received the "
                             "subject's data followed by a later delivery for the control, so what recipients "

@@ -142,7 +142,8 @@ def _run(run, test_id: str, evidence, out: Traffic) -> None:
                         f"positive control failed: declared recipient(s) {', '.join(never)} never received the "
                         f"subject {subject.canary} within {propagation:.0f} s, so a delivery to them in cleartext "
                         f"would go unseen; {run.capture_where()} — is the target configured to deliver there? (a "
-                        "recipient that does not receive every subject is declared with expect_subject: false)")
+                        "recipient that does not receive every subject is declared with expect_subject: false)"
+                        + sink_obs.store_backed_note(profile.sinks, never))
                 late = sorted(set(mine) - set(theirs))
                 if late:
                     raise _control_failed(f"barrier failed: recipient(s) {', '.join(late)} never received the "

@@ -327,6 +327,16 @@ def browser_delivery(cap: Capture, profile) -> bool:
     return bool(host) and any(host == d or host.endswith("." + d) for d in domains)
 
 
+def store_backed_note(sinks: list[dict], names) -> str:
+    """Said beside 'never received the subject': a sink declared through a store is not read by
+    the recipient checks (observe/store_sink.py has no caller among the procedures yet)."""
+    backed = sorted(s["name"] for s in sinks if s.get("name") in set(names) and s.get("store"))
+    if not backed:
+        return ""
+    return (f"; {', '.join(backed)} {'is' if len(backed) == 1 else 'are'} declared through a store (sinks[].store), "
+            "which the recipient checks do not read yet: they observe only the capture servers")
+
+
 def wait_for(predicate, *, timeout: float, interval: float = 0.2):
     """Poll `predicate` until it returns something truthy or `timeout` passes; return its last value."""
     deadline = time.monotonic() + timeout
