@@ -99,6 +99,19 @@ def test_a_lake_whose_globs_match_no_file_is_unswept_not_clean(tmp_path):
     assert result.unswept[0].reason.startswith("no file matches the store's globs: nothing was read")
 
 
+def test_a_value_in_a_column_name_is_found_as_row_0(tmp_path):
+    # DuckDB takes a CSV's first line for its header when every column is text (the sweep reads
+    # CSV as text), so a headerless export's first record became column names, never searched;
+    # a JSON object keyed by an email makes that email a column's name too.
+    email, name, needles = person()
+    (tmp_path / "export.csv").write_text(f"{email},{name}\nbob@example.org,Bob Smith\n")
+    (tmp_path / "by_mail.jsonl").write_text(json.dumps({email: {"plan": "pro"}}) + "\n")
+    result = sweep([StoreSpec("lake", lake=[str(tmp_path / "*")])], needles)
+    assert not result.unswept
+    assert {(h.table_or_path.rsplit("/", 1)[1], h.row_key["row"], h.field) for h in result.hits if not h.weak} == {
+        ("export.csv", 0, "email"), ("export.csv", 0, "full_name"), ("by_mail.jsonl", 0, "email")}
+
+
 def test_a_json_lines_key_first_seen_after_duckdbs_schema_sample_is_still_read(tmp_path):
     # DuckDB infers a JSON file's columns from its first 20,480 records by default and drops,
     # silently, every top-level key first seen later (duckdb/duckdb#25826): the sweep would read

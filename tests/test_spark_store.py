@@ -92,6 +92,15 @@ def test_a_csv_row_with_more_fields_than_the_header_is_unswept_not_dropped(tmp_p
     assert [h.table_or_path for h in result.hits] == [str(tmp_path / "ok.csv")]
 
 
+def test_a_headerless_csv_s_first_record_is_searched_as_row_0(tmp_path):
+    # Read with header on, a headerless export's first line became the column names: never searched.
+    email, _, needles = person()
+    (tmp_path / "export.csv").write_text(f"{email},pro\nbob@example.org,free\n")
+    store = StoreSpec("warehouse", url="local[2]", options={"paths": [str(tmp_path / "export.csv")]})
+    result = sweep([store], needles, timeout_s=120)
+    assert [(h.row_key["row"], h.column_or_line, h.field) for h in result.hits] == [(0, email, "email")]
+
+
 def test_a_corrupt_file_is_unswept_even_where_the_cluster_is_set_to_skip_corrupt_files(tmp_path):
     # Data-lake clusters often run with spark.sql.files.ignoreCorruptFiles on (here from the
     # profile's conf, as a cluster's spark-defaults would): Spark then skips a file it cannot read

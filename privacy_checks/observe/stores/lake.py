@@ -150,7 +150,13 @@ class Lake:
             return 0
         columns, typed = [], []
         for name, type_, *_ in described:
-            if name in ("file_row_number", "ordinality") or matches(exclude_columns or [], name):
+            if name in ("file_row_number", "ordinality"):
+                continue
+            # A column's name is data too: a CSV's first line, which DuckDB takes for the header
+            # when every column is text (a headerless export's first record), or a JSON key. Found
+            # there, a value is named as row 0.
+            result.hits += hits_in(self.plan, name, store, *locate(0, name))
+            if matches(exclude_columns or [], name):
                 continue
             if not type_.upper().startswith(_NOT_TEXT):
                 columns.append((name, type_))

@@ -157,6 +157,11 @@ def _sweep_frame(spark, store: StoreSpec, plan: Plan, timeout_s: float, frame, k
                  result: SweepResult) -> int:
     from pyspark.sql import functions as F
 
+    # A column's name is data too: with header on, a headerless CSV's first record is read as the
+    # names; a JSON key may be a value (an email keying an object). Found there: row 0.
+    for f in frame.schema.fields:
+        result.hits += hits_in(plan, f.name, store.name, "row", name, f.name,
+                               {"row": 0, "file": None, **({"table": True} if kind == "table" else {})})
     columns = [f.name for f in frame.schema.fields
                if type(f.dataType).__name__ in _TEXT_TYPES and not matches(store.exclude_columns, f.name)]
     typed = [(f.name, _FAMILY[type(f.dataType).__name__]) for f in frame.schema.fields
