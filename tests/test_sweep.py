@@ -742,6 +742,16 @@ def test_a_listed_schema_or_include_tables_entry_that_matches_nothing_is_unswept
     assert not sweep([StoreSpec("app", url=db_url, include_tables=["users", "cont*"])], NEEDLES).unswept
 
 
+def test_a_fifo_among_the_logs_is_unswept_not_waited_on(tmp_path):
+    # Opening a FIFO waits for a writer that may never come: the sweep hung for good.
+    os.mkfifo(tmp_path / "app.log.pipe")
+    (tmp_path / "app.log").write_text(f"mail {EMAIL}\n")
+    result = sweep([StoreSpec("logs", files=[str(tmp_path / "app.log*")])], NEEDLES)
+    assert [(os.path.basename(u.where), u.reason) for u in result.unswept] == [
+        ("app.log.pipe", "not a regular file (a FIFO): not read")]
+    assert [os.path.basename(h.table_or_path) for h in result.hits] == ["app.log"]
+
+
 def corrupt_deflate(text: str) -> bytes:
     """A gzip file whose header is sound and whose compressed data is not: zlib, not the gzip
     module, notices (``zlib.error``, which is not an OSError)."""

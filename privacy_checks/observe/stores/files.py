@@ -13,6 +13,7 @@ import gzip
 import lzma
 import os
 import re
+import stat
 import time
 import zlib
 from collections.abc import Iterator
@@ -180,6 +181,16 @@ def _sweep_file(store: StoreSpec, plan: Plan, path: str, result: SweepResult) ->
     if os.path.isdir(path):
         # A link to a directory: not followed (it may lead back up the tree).
         result.unswept.append(Unswept(store.name, path, "is a link to a directory (not followed)"))
+        return 0
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        result.unswept.append(Unswept(store.name, path, f"unreadable: {type(e).__name__}: {e}"))
+        return 0
+    if not stat.S_ISREG(mode):
+        # a FIFO waits for a writer that may never come, a device may never end
+        what = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        result.unswept.append(Unswept(store.name, path, f"not a regular file ({what}): not read"))
         return 0
     candidates = 0
     hits: list[Hit] = []
