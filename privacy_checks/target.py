@@ -374,7 +374,10 @@ class Target:
         url = urljoin(self.base_url, path.lstrip("/")) if not re.match(r"^https?://", path) else path
         query = {k: self.render(v, ctx) for k, v in (step.get("query") or {}).items()}
         headers = {k: str(self.render(v, ctx)) for k, v in (step.get("headers") or {}).items()}
-        headers.update(extra_headers)
+        for key, value in extra_headers.items():
+            headers = {k: v for k, v in headers.items() if k.lower() != key.lower()}
+            if value is not None:  # None takes the step's header away (GPC's positive control)
+                headers[key] = value
         ip_header = (self.profile.subject or {}).get("ip_header")
         if ip_header and subject is not None and subject.fields.get("ip_address") \
                 and ip_header.lower() not in {k.lower() for k in headers}:

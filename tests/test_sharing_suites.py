@@ -168,3 +168,28 @@ def test_a_restricted_recipient_fed_only_at_signup_is_seen_so_not_an_error_and_n
     assert run.outcomes()[OPT_OUT] == "passed", run.outcomes()
     assert any("not judged: archive received the subject, but not its activity" in r
                for r in run.results[OPT_OUT]["remarks"]), run.results[OPT_OUT]
+
+
+_PRICE_READ = {"method": "GET", "path": "/api/price", "auth": "subject", "headers": {"Sec-GPC": "1"}, "expect": [200]}
+
+
+@pytest.mark.parametrize(("step", "said"), [
+    # an operation that shares nothing whatever the signal: its silence proves nothing about GPC
+    (_PRICE_READ, "from its gpc_activity without Sec-GPC"),
+    # the activity without the signal: the target would be blamed for sharing it was never asked to stop
+    ("unsignalled", "operation 'gpc_activity' did not send Sec-GPC: 1 on POST /api/users/"),
+])
+def test_a_gpc_activity_that_is_not_the_activity_with_the_signal_makes_the_gpc_check_an_error(
+        suite_runner, standalone_demo, tmp_path, step, said):
+    """The rounds judge `gpc_activity`; its positive control is the same operation without the
+    signal, and every request it makes must carry the signal."""
+    data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
+    if step == "unsignalled":
+        step = {**data["operations"]["gpc_activity"]["steps"][0]}
+        step["headers"] = {k: v for k, v in step["headers"].items() if k != "Sec-GPC"}
+    data["operations"]["gpc_activity"] = {"steps": [step]}
+    profile = tmp_path / "demo-gpc-variant.yaml"
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    run = suite_runner(SUITES[1], args=("--target", str(profile)), env=standalone_demo)
+    assert run.results[GPC]["outcome"] == "error", run.outcomes()
+    assert said in run.message(GPC), run.message(GPC)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import PollTimeout, UnexpectedStatus
 from ..findings import from_deliveries
@@ -115,6 +116,7 @@ class ChoiceOutcome:
     recipients_before: dict[str, str] = field(default_factory=dict)
     judged: list[str] = field(default_factory=list)
     not_reached_by_activity: list[str] = field(default_factory=list)  # restricted, seen only before the activity
+    control_action: str = "activity"  # what the subject did in the positive control's round
     shared_after: list[Delivery] = field(default_factory=list)
     failed_stages: dict[str, str] = field(default_factory=dict)  # "recipients" -> why it failed
     evidence: Any = None
@@ -258,7 +260,14 @@ def _recipients_before(run, choice: Choice, restricted: dict, fields, ctrl, seq0
         raise ControlFailed(f"observer blind: within {propagation:.0f} s no declared recipient received the "
                             "subject's data followed by a later delivery for the control")
     round_seq = capture.last_seq()
-    target.run("activity", subject)
+    if choice.operation is None and _recipe(target, choice.activity):
+        # A signal riding on the subject's own requests: its positive control is those very
+        # requests without it, so that what the signalled ones do not share is the signal's doing
+        # (an operation that shares nothing anyway would otherwise pass).
+        target.run(choice.activity, subject, extra_headers={"Sec-GPC": None})
+        out.control_action = f"{choice.activity} without Sec-GPC"
+    else:
+        target.run("activity", subject)
     target.run("activity", control)
     seen: list[Delivery] = []
 
@@ -279,9 +288,9 @@ def _recipients_before(run, choice: Choice, restricted: dict, fields, ctrl, seq0
                             "subject is declared with expect_subject: false)" + sink_obs.store_backed_note(sinks, blind))
     if not before:
         raise ControlFailed(f"positive control failed: no {choice.recipients} recipient "
-                            f"({', '.join(sorted(restricted))}) received the subject's {', '.join(fields)} "
-                            f"followed by a later delivery for the control within {propagation:.0f} s, so an "
-                            f"absence after the {choice.label} would prove nothing")
+                            f"({', '.join(sorted(restricted))}) received the subject's {', '.join(fields)} from "
+                            f"its {out.control_action}, followed by a later delivery for the control, within "
+                            f"{propagation:.0f} s, so an absence after the {choice.label} would prove nothing")
     # Every restricted recipient the activity reached is judged behind the barrier, including one
     # that received none of the fields followed (a limit's sensitive ones): it must stay so. One
     # that received the subject but not its activity (a signup feed) cannot be exercised by the
@@ -289,9 +298,26 @@ def _recipients_before(run, choice: Choice, restricted: dict, fields, ctrl, seq0
     out.recipients_before = {d.sink: d.role for d in seen}
     out.judged = sorted(out.recipients_before)
     out.not_reached_by_activity = [name for name in expected if name not in in_round]
-    evidence.stage("positive control: recipients", expected=expected,
+    evidence.stage("positive control: recipients", subject_did=out.control_action, expected=expected,
                    received=[d.describe() for d in before[:10]], judged=out.judged,
                    received_the_subject_but_not_its_activity=out.not_reached_by_activity)
+
+
+def _recipe(target, name: str) -> bool:
+    """An operation the profile's steps make (an adapter's own method takes no header changes)."""
+    adapter = getattr(target, "adapter", None)
+    return target.profile.operation(name) is not None and (
+        adapter is None or type(adapter).__dict__.get(name) is None)
+
+
+def _signalled(choice: Choice, acted) -> None:
+    """Every request of the signalled operation carried Sec-GPC: 1 (a profile that forgot the
+    header would blame the target for sharing it was never asked to stop)."""
+    bare = [f"{e.method} {urlsplit(e.url).path}" for e in getattr(acted, "exchanges", None) or []
+            if {k.lower(): v for k, v in e.request_headers.items()}.get("sec-gpc") != "1"]
+    if bare:
+        raise ControlFailed(f"operation {choice.activity!r} did not send Sec-GPC: 1 on {', '.join(bare)}, so the "
+                            "target was never given the signal; add the header to its steps")
 
 
 def _later(capture, mine, ctrl, sinks, since: int, targets=None):
@@ -319,7 +345,9 @@ def _rounds(target, capture, choice: Choice, restricted: dict, mine, ctrl, sinks
         round_seq = capture.last_seq()
         round_started = datetime.now(UTC)
         out.rounds += 1
-        target.run(choice.activity, subject)
+        acted = target.run(choice.activity, subject)
+        if choice.operation is None and out.rounds == 1:
+            _signalled(choice, acted)
         target.run("activity", control)
         if sink_obs.wait_for(lambda since=round_seq: later(since, judged), timeout=BARRIER_TIMEOUT) is None:
             raise ControlFailed(f"barrier failed (observer blind: the control was never delivered): the control's "
