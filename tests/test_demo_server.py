@@ -466,3 +466,36 @@ def test_choice_flaws(demo_proc: Callable[..., Demo], sink: Sink) -> None:
         demo.call("POST", f"/api/users/{person['id']}/activity", token=person["token"], json={"course": "c"})
         sink.wait_for("/partner/leads", person["email"], count=2)
     assert sink.at("/partner/leads", bob["email"])[-1].payload["phone"] == bob["phone"]
+
+
+def test_the_demo_writes_its_lake_export_where_the_profiles_lake_glob_never_sees_it_half_written(tmp_path, monkeypatch):
+    """The demo rewrites its Parquet export through a temporary file. Named `*.tmp.parquet`, it
+    matched the demo profile's `lake/**/*.parquet`: a sweep could read it half-written, or list it
+    just before the rename and find it gone, and report the lake unswept (a flaky error)."""
+    import glob
+    from types import SimpleNamespace
+
+    import yaml
+
+    from privacy_checks.demo import copies
+
+    data = tmp_path / "demo-data"
+    lake = data / "lake" / "analytics" / "events.parquet"
+    lake.parent.mkdir(parents=True)
+    profile = yaml.safe_load((Path(copies.__file__).parents[1] / "profiles" / "demo.yaml").read_text())
+    pattern = next(s["lake"][0] for s in profile["stores"] if s.get("lake"))
+    pattern = pattern.replace("${PRIVACY_CHECKS_DEMO_DATA}", str(data))
+    seen: list[list[str]] = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        seen.append(sorted(glob.glob(pattern, recursive=True)))  # the writer's file is complete, not yet renamed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(copies.os, "replace", replace)
+    writer = SimpleNamespace(lake=lake, flaws=frozenset())
+    event = (1, 1, "a@example.test", "login", "c", "127.0.0.1", "2026-11-30T00:00:00", None, None)
+    copies.Copies._write_lake(writer, [event])
+    copies.Copies._write_lake(writer, [event])
+    assert seen == [[], [str(lake)]], seen
+    assert sorted(glob.glob(pattern, recursive=True)) == [str(lake)]

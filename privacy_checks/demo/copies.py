@@ -162,7 +162,9 @@ class Copies:
     def _write_lake(self, events: list[tuple]) -> None:
         import duckdb
 
-        tmp = self.lake.with_suffix(".tmp.parquet")
+        # a name no lake glob matches (the demo profile sweeps lake/**/*.parquet): a sweep must not
+        # read the half-written file, or list it just before the rename and find it gone
+        tmp = self.lake.with_name(f".{self.lake.name}.partial")
         con = duckdb.connect()
         try:
             # typed columns: what a deleted subject leaves here is not only text
