@@ -222,6 +222,41 @@ def test_a_value_stored_as_utf16_is_found_by_the_scan_and_by_the_server_side_sea
             ("h", "field note", "email", "casefold"), ("profile:7", "value", "email", "exact")], search
 
 
+def test_a_compressed_value_is_inflated_and_searched_by_the_scan_and_by_the_server_side_search(server, r):
+    """Caches compress what they keep (Rails' cache store deflates entries over 1 KiB; django-redis
+    has zlib and gzip compressors): the canary is then nowhere in the raw bytes, and such a key
+    swept clean while holding the subject."""
+    import gzip
+    import pickle
+    import zlib
+
+    _, email, name, needles = person()
+    entry = pickle.dumps({"email": email, "bio": "x" * 2000})  # a serialised object, as caches keep
+    r.set("views/profile/7", zlib.compress(entry))
+    r.hset("session:9", "data", b"\x04\x08" + zlib.compress(("user " + name).encode()))  # a serialiser's own prefix
+    r.rpush("mailq", gzip.compress(email.upper().encode()))
+    r.set("big", zlib.compress(("Ada " + email + " " + "y" * 5000).encode()))
+    r.set("cut", zlib.compress(("Ada " + email + " " + "z" * 5000).encode())[:60])
+    r.set("plain", zlib.compress(b"nothing of anyone"))
+    r.set("text", "x^ looks like a zlib header and is not one")
+    r.set("zstd", b"\x28\xb5\x2f\xfd" + b"\x00" * 40)  # a frame the standard library cannot read
+    for search in ("scan", "lua"):
+        result = sweep([store(server, search=search, max_value_bytes=4096)], needles)
+        hits = sorted((h.table_or_path, h.column_or_line, h.field, h.form) for h in result.hits)
+        assert hits == [
+            ("big", "value (zlib-compressed)", "email", "exact"),
+            ("cut", "value (zlib-compressed)", "email", "exact"),
+            ("mailq", "index 0 (gzip-compressed)", "email", "casefold"),
+            ("session:9", "field data (zlib-compressed)", "full_name", "exact"),
+            ("views/profile/7", "value (zlib-compressed)", "email", "exact"),
+        ], search
+        unswept = sorted((u.where, u.reason.split(":")[0]) for u in result.unswept)
+        assert [w for w, _ in unswept] == ["db 0 key big", "db 0 key cut", "db 0 key zstd"], (search, result.unswept)
+        assert "zstd data cannot be inflated" in " ".join(u.reason for u in result.unswept)
+        assert "inflates past max_value_bytes (4096)" in " ".join(u.reason for u in result.unswept)
+        assert "ends before its stream does" in " ".join(u.reason for u in result.unswept)
+
+
 def test_a_weak_value_is_named_beside_proof_in_its_key_and_not_looked_for_alone(server, r):
     """A key is a record: once one of its values holds proof the whole key is matched, and the
     weak values in it are named beside the proof; a key holding only a weak value is not."""

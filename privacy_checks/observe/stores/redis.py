@@ -16,6 +16,11 @@ may return one twice: keys are deduplicated per database, and a key that vanishe
 round trips (type ``none``) is skipped. A value larger than ``max_value_bytes`` is read up to
 the cap and reported as unswept (the rest is unknown), which makes an absence check an error.
 
+Caches often compress what they keep (Rails' cache store deflates entries over 1 KiB, django-redis
+has zlib and gzip compressors): a value whose first bytes hold a zlib or gzip header is inflated
+(up to the cap) and searched as well as its raw bytes; a finding there is labelled
+"(zlib-compressed)" or "(gzip-compressed)". A stream that cannot be inflated to its end is unswept.
+
 ``search: lua`` runs one Lua script per SCAN page that tests every value on the server and
 returns only candidate keys (measured 0.58x the floor's time in the issue), but blocks the
 server while it runs (~13 ms per page of 1000 keys): for non-production targets only, never
@@ -33,6 +38,7 @@ import fnmatch
 import re
 import time
 import urllib.parse
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,11 +252,28 @@ class _Sweeper:
                 continue
             values = [("key name", key), *self._values(key, kind, reply)]
             count += len(values) - 1
+            values += self._inflated(key, values)
             page.append((key, values))
         self.result.count(self.store.name, "values", count)
         found = {page[i][0]: page[i][1] for i in self._holding(page)}
         if found:
             self._report(found)
+
+    def _inflated(self, key: bytes, values: list[tuple[Any, bytes]]) -> list[tuple[Any, bytes]]:
+        """The compressed values among ``values``, inflated (searched beside their raw bytes)."""
+        out = []
+        for where, data in values:
+            if not _COMPRESSED_START.search(data[:_HEADER_SCAN]):
+                continue  # most values: one search of a few bytes
+            found = _inflate(data, self.opts.max_value_bytes)
+            if found is None:
+                continue
+            how, text, problem = found
+            if problem:
+                self._unswept(key, f"{_label(where)}: {how} data {problem}")
+            if text:
+                out.append((("{} ({}-compressed)", _label(where), how), text))
+        return out
 
     def _holding(self, page: list[tuple[bytes, list[tuple[Any, bytes]]]]) -> list[int]:
         """Indexes of the keys of a page with a value the gate passes."""
@@ -373,6 +396,36 @@ class _Sweeper:
         self.result.count(self.store.name, "keys searched on the server", int(scanned))
         self.listed += int(scanned)
         return int(next_cursor), list(keys)
+
+
+# A zlib stream starts with 0x78 and a byte making the pair a multiple of 31 (RFC 1950); a gzip
+# member with 1f 8b 08 (RFC 1952). Serialisers put a few bytes of their own before it (a version,
+# a flag): the header is looked for in a value's first bytes, and tried where it is found.
+_COMPRESSED_START = re.compile(rb"\x78[\x01\x5e\x9c\xda]|\x1f\x8b\x08|\x28\xb5\x2f\xfd|\x04\x22\x4d\x18")
+# frames the sweep cannot inflate (no decoder in the standard library): reported, never passed over
+_UNREAD = {b"\x28\xb5\x2f\xfd": "zstd", b"\x04\x22\x4d\x18": "lz4"}
+_HEADER_SCAN = 8
+
+
+def _inflate(data: bytes, cap: int) -> tuple[str, bytes, str] | None:
+    """(zlib | gzip, what the first stream in ``data`` inflates to, a problem or "") or None when
+    no header in the first bytes starts a stream. Output past ``cap`` is cut and is a problem: the
+    rest of the value was not searched."""
+    for m in _COMPRESSED_START.finditer(data[:_HEADER_SCAN]):
+        if m.group() in _UNREAD:
+            return _UNREAD[m.group()], b"", "cannot be inflated by the sweep: its content was not searched"
+        how = "gzip" if m.group().startswith(b"\x1f") else "zlib"
+        inflater = zlib.decompressobj(wbits=31 if how == "gzip" else 15)
+        try:
+            text = inflater.decompress(data[m.start():], cap + 1)
+        except zlib.error:
+            continue  # a header by chance (text may start "x^"): the raw bytes are searched anyway
+        if len(text) > cap:
+            return how, text[:cap], f"inflates past max_value_bytes ({cap}): only the first {cap} bytes were searched"
+        if not inflater.eof:
+            return how, text, "ends before its stream does: what it inflates to was searched, the rest is unknown"
+        return how, text, ""
+    return None
 
 
 # every hex digit to "x", every other byte to "."
@@ -531,6 +584,9 @@ local hexrun = string.rep('%x', 32)
 local function hit(v)
   if type(v) ~= 'string' or v == '' then return false end
   if whole[v] then return true end
+  -- a zlib or gzip header in the first bytes: the client inflates and searches it (_inflate)
+  local head = string.sub(v, 1, 8)
+  if string.find(head, '\\120[\\1\\94\\156\\218]') or string.find(head, '\\31\\139\\8', 1, true) or string.find(head, '\\40\\181\\47\\253', 1, true) or string.find(head, '\\4\\34\\77\\24', 1, true) then return true end
   local lower = nil
   for _, p in ipairs(ci) do
     lower = lower or string.lower(v)
