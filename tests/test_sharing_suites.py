@@ -193,3 +193,19 @@ def test_a_gpc_activity_that_is_not_the_activity_with_the_signal_makes_the_gpc_c
     run = suite_runner(SUITES[1], args=("--target", str(profile)), env=standalone_demo)
     assert run.results[GPC]["outcome"] == "error", run.outcomes()
     assert said in run.message(GPC), run.message(GPC)
+
+
+def test_a_price_operation_that_quotes_nothing_makes_the_equal_treatment_check_an_error(
+        suite_runner, standalone_demo, tmp_path):
+    """Two empty quotes are equal whatever the target charges: a `price` operation pointed at
+    something that answers 200 with nothing in it (here an empty message list) passed the
+    non-discrimination check before it had compared anything."""
+    data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
+    data["operations"]["price"] = {"steps": [{"method": "GET", "path": "/api/outbox", "auth": "admin",
+                                              "query": {"to": "nobody@example.invalid"}, "expect": [200]}]}
+    profile = tmp_path / "demo-empty-quote.yaml"
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    run = suite_runner("suites/ccpa/test_non_discrimination.py", args=("--target", str(profile)),
+                       env=standalone_demo)
+    assert run.outcomes() == {EQUAL: "error"}, run.outcomes()
+    assert "quoted nothing to compare" in run.message(EQUAL), run.message(EQUAL)

@@ -509,6 +509,16 @@ def _own_values(subject) -> set[str]:
     return {str(v) for v in list(subject.captured.values()) + list(subject.fields.values()) if v is not None}
 
 
+def _comparable(quote: Any, own: set[str]) -> bool:
+    """Whether a quote holds any value to compare: one that is not empty and not only the
+    subject's own (an id, an email). Two empty quotes are equal whatever the target charges."""
+    if isinstance(quote, dict):
+        return any(_comparable(v, own) for v in quote.values())
+    if isinstance(quote, list):
+        return any(_comparable(v, own) for v in quote)
+    return quote is not None and str(quote).strip() != "" and str(quote) not in own
+
+
 def _differences(a: Any, b: Any, ignore_a: set[str], ignore_b: set[str], path: str = "") -> list[str]:
     """Where two quotes differ, leaving out values that only identify their own subject."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -544,6 +554,12 @@ def _run_non_discrimination(run, test_id: str, evidence, out: QuoteOutcome) -> N
     mine, theirs = _own_values(subject), _own_values(control)
     before_s, out.where = _quote(target, subject)
     before_c, _ = _quote(target, control)
+    # a quote with nothing in it is equal to every other: the comparison would pass on nothing
+    if not (_comparable(before_s, mine) and _comparable(before_c, theirs)):
+        raise ControlFailed(f"positive control failed: {out.where} quoted nothing to compare ({before_s!r} and "
+                            f"{before_c!r}: empty, or only the subject's own identifiers), so equal treatment "
+                            "after an opt-out cannot be judged; point the 'price' operation at what the target "
+                            "quotes a subject (a price, a plan, a service level)")
     # positive control: identical people get identical quotes before anyone exercises a right
     if _differences(before_s, before_c, mine, theirs):
         raise ControlFailed(f"positive control failed: {out.where} quotes two subjects differently before either "
