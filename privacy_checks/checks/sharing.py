@@ -68,6 +68,8 @@ def no_verification_needed(outcome: ChoiceOutcome) -> None:
 def _census_examined(outcome: CensusOutcome) -> None:
     examined("recipients behind the barrier", outcome.barrier)
     examined("deliveries read", outcome.deliveries_read)
+    if outcome.store_sinks_read:
+        examined("sinks read through their store", outcome.store_sinks_read)
 
 
 def no_sale(outcome: CensusOutcome) -> None:

@@ -30,6 +30,7 @@ from ..errors import PollTimeout, UnexpectedStatus
 from ..findings import from_deliveries
 from ..observe import sinks as sink_obs
 from ..observe.forms import CANARY_RE, excerpt
+from ..observe.store_sink import store_sink_hits
 from ..outcomes import ControlFailed, NotVerified, not_offered, recipients_declared, settle, stage
 
 LEGAL_MAXIMUM = "15 business days (11 CCR §7026(f))"
@@ -386,6 +387,7 @@ class CensusOutcome:
     error: str | None = None
     skip: Exception | None = None
     deliveries_read: int = 0  # every capture of this run, each read for canaries
+    store_sinks_read: list[str] = field(default_factory=list)  # sinks read through their store
     sale_declared: list[str] = field(default_factory=list)
     sold: list[str] = field(default_factory=list)
     undeclared: list[str] = field(default_factory=list)
@@ -438,17 +440,34 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
     # observer is blind, what else the target sends cannot be judged either
     expected = sorted(s["name"] for s in sinks if s.get("expect_subject", True))
     seen: set[str] = set()
+    # Sinks declared through a store (the target's own record of what went out): read whole on
+    # each poll. Rows carry no delivery order, so the barrier there is the control's data being
+    # recorded too (it acted after the subject).
+    stored = [s for s in sinks if s.get("store")]
+    store_hits: dict[str, list] = {}
+    timeout = float(profile.timeouts.get("request", 30))
+
+    def read_stores() -> dict[str, tuple[bool, bool]]:
+        found = {}
+        for sink in stored:
+            hits = store_sink_hits(profile, sink, mine + ctrl, timeout_s=timeout)
+            store_hits[sink["name"]] = hits
+            ids = {h.subject_id for h in hits}
+            found[sink["name"]] = (subject.id in ids, control.id in ids)
+        return found
 
     def caught_up():
         caps = capture.captures(seq0)
         last_subj = _latest([d for d in _deliveries(caps, mine, sinks) if d.role != "undeclared"])
         last_ctrl = _latest(_deliveries(caps, ctrl, sinks))
+        in_stores = read_stores()
         seen.clear()
         seen.update(last_subj)
-        if not last_subj or any(last_ctrl.get(s, 0) <= n for s, n in last_subj.items()) \
-                or not set(expected) <= seen:
+        seen.update(name for name, (subj, _) in in_stores.items() if subj)
+        if not seen or any(last_ctrl.get(s, 0) <= n for s, n in last_subj.items()) \
+                or any(subj and not ctl for subj, ctl in in_stores.values()) or not set(expected) <= seen:
             return None
-        return sorted(last_subj)
+        return sorted(seen)
 
     barrier = sink_obs.wait_for(caught_up, timeout=propagation)
     blind = [name for name in expected if name not in seen]
@@ -457,7 +476,10 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
                             f"subject {subject.canary} within {propagation:.0f} s, so what the target sends "
                             f"beyond the recipients seen cannot be judged; {run.capture_where()} — is the target "
                             "configured to deliver there? (a recipient that does not receive every subject is "
-                            "declared with expect_subject: false)" + sink_obs.store_backed_note(sinks, blind))
+                            "declared with expect_subject: false)"
+                            + ("" if not [n for n in blind if n in store_hits] else
+                               f"; {', '.join(n for n in blind if n in store_hits)} read through its store, "
+                               "which recorded nothing of the subject"))
     if not barrier:
         raise ControlFailed(f"observer blind: within {propagation:.0f} s no declared recipient received the "
                             "subject's data followed by a later delivery for the control, so what recipients "
@@ -482,6 +504,14 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
         found = _canary_finding(cap, name, _deliveries([cap], needles, sinks))
         if found:
             (out.sold if sink else out.undeclared).append(found)
+    read_stores()  # once more: what a store recorded since the barrier counts too
+    out.store_sinks_read = sorted(store_hits)
+    for sink in stored:
+        if sink.get("role") != "sale":
+            continue
+        for hit in store_hits[sink["name"]]:
+            out.sold.append(f"{sink['name']} (sale) via store {hit.store}: {hit.location}: {hit.field} "
+                            f"({hit.form}); {hit.excerpt}")
     evidence.stage("recipients read", sale_recipients=out.sale_declared, sold=out.sold[:20],
                    undeclared=out.undeclared[:20], received=group(out.received)[:20])
 

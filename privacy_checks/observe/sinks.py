@@ -328,13 +328,15 @@ def browser_delivery(cap: Capture, profile) -> bool:
 
 
 def store_backed_note(sinks: list[dict], names) -> str:
-    """Said beside 'never received the subject': a sink declared through a store is not read by
-    the recipient checks (observe/store_sink.py has no caller among the procedures yet)."""
+    """Said beside 'never received the subject': a sink declared through a store is read only by
+    the census behind the sale and undeclared-recipient checks (flows/sharing.py), not yet by the
+    procedures that compare delivery order at the capture servers."""
     backed = sorted(s["name"] for s in sinks if s.get("name") in set(names) and s.get("store"))
     if not backed:
         return ""
     return (f"; {', '.join(backed)} {'is' if len(backed) == 1 else 'are'} declared through a store (sinks[].store), "
-            "which the recipient checks do not read yet: they observe only the capture servers")
+            "which this check does not read yet: it observes only the capture servers (only "
+            "ccpa.sale.nothing-sold and ccpa.share.no-undeclared-recipient read store-backed sinks)")
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.2):
