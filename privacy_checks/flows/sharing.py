@@ -471,15 +471,15 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
 
     barrier = sink_obs.wait_for(caught_up, timeout=propagation)
     blind = [name for name in expected if name not in seen]
+    read_blind = [name for name in blind if name in store_hits]  # read through its store, never showing the subject
     if seen and blind:
         raise ControlFailed(f"positive control failed: declared recipient(s) {', '.join(blind)} never received the "
                             f"subject {subject.canary} within {propagation:.0f} s, so what the target sends "
                             f"beyond the recipients seen cannot be judged; {run.capture_where()} — is the target "
                             "configured to deliver there? (a recipient that does not receive every subject is "
                             "declared with expect_subject: false)"
-                            + ("" if not [n for n in blind if n in store_hits] else
-                               f"; {', '.join(n for n in blind if n in store_hits)} read through its store, "
-                               "which recorded nothing of the subject"))
+                            + (f"; {', '.join(read_blind)} read through its store, which recorded nothing of "
+                               "the subject" if read_blind else ""))
     if not barrier:
         raise ControlFailed(f"observer blind: within {propagation:.0f} s no declared recipient received the "
                             "subject's data followed by a later delivery for the control, so what recipients "
