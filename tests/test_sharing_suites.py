@@ -132,8 +132,8 @@ def test_a_restricted_recipient_that_never_received_the_subject_makes_sharing_ch
     data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
     data["sinks"].append({"name": "adnetwork", "path": "/adnetwork/", "role": "third_party",
                           "purpose": "marketing audiences"})
-    # described through the store that records what the target sent: read by the census only
-    data["sinks"].append({"name": "audiences", "store": "app", "table": "outbound_queue", "role": "third_party",
+    # described through the store that records what the target sent, where the demo records nothing
+    data["sinks"].append({"name": "audiences", "store": "cache", "key": "sent:audiences", "role": "third_party",
                           "purpose": "marketing audiences"})
     data["timeouts"]["propagation"] = 3
     profile = tmp_path / "demo-blind-recipient.yaml"
@@ -145,15 +145,14 @@ def test_a_restricted_recipient_that_never_received_the_subject_makes_sharing_ch
         assert run.results[check]["outcome"] == "error", run.outcomes()
         message = run.message(check)
         assert "positive control failed" in message and "adnetwork, audiences never received the subject" in message
-        assert "audiences is declared through a store (sinks[].store), which this check does not read yet" \
+        # the record was read, and why it showed nothing is said
+        assert "read through its store: sink 'audiences': nothing matching sent:audiences in store 'cache'" \
             in message, message
-    # the census reads the store-backed sink (the demo's queue holds a delivery only until it is
-    # sent, so whether it showed the subject varies); adnetwork alone makes it blind
     for check in (NO_SALE, UNDECLARED):
         assert run.results[check]["outcome"] == "error", run.outcomes()
         message = run.message(check)
-        assert "positive control failed" in message and "adnetwork" in message, message
-        assert "which this check does not read yet" not in message, message
+        assert "positive control failed" in message and "adnetwork, audiences never received" in message, message
+        assert "nothing matching sent:audiences in store 'cache'" in message, message
     # whether the request needed verification does not depend on what the recipients received
     assert run.results[NO_VERIFICATION]["outcome"] == "passed", run.outcomes()
 
@@ -224,7 +223,7 @@ _BROKER_RECORD = {"name": "broker-record", "role": "sale", "purpose": "data sale
 
 @pytest.mark.parametrize(("sink", "outcome", "said"), [
     # the target's own record of a sale holds the subject: sold, named by store, table, column and row
-    ({**_BROKER_RECORD, "table": "users"}, "failed", "broker-record (sale) via store app: table users column email row"),
+    ({**_BROKER_RECORD, "table": "users"}, "failed", "broker-record (sale) via store app: table users, column email, row id="),
     # a record that holds nothing of anyone, and is not expected to: read, nothing sold
     ({**_BROKER_RECORD, "query": "SELECT 'no sale recorded' AS payload", "expect_subject": False}, "passed", ""),
     # expected to receive every subject, but its record never showed this one: blind, an error
@@ -245,3 +244,79 @@ def test_the_sale_census_reads_a_recipient_declared_through_a_store(suite_runner
     assert said in run.message(NO_SALE), run.message(NO_SALE)
     if outcome == "passed":
         assert run.results[NO_SALE]["examined"]["sinks read through their store"] == 1, run.results[NO_SALE]
+
+
+def _partner_through_its_record(tmp_path):
+    """The demo profile with the partner described only by the target's record of what it sent
+    there (the demo's Redis stream sent:partner), as for a target that cannot be pointed at the
+    capture server: nothing the capture server sees counts for the partner."""
+    data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
+    partner = next(s for s in data["sinks"] if s["name"] == "partner")
+    feed = {k: v for k, v in partner.items() if k not in ("path", "deletion_notice")}
+    data["sinks"] = [s for s in data["sinks"] if s["name"] != "partner"] + [
+        {**feed, "name": "partner-record", "store": "cache", "key": "sent:partner"}]
+    profile = tmp_path / "demo-partner-record.yaml"
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    return profile
+
+
+RECORD = "partner-record (third_party) via store cache: db 0, key sent:partner (stream), entry "
+_CHOICES = (SUITES[0], SUITES[1], SUITES[2], SUITES[5])
+
+
+def test_a_recipient_seen_only_through_its_delivery_record_is_judged_by_every_choice(
+        suite_runner, standalone_demo, tmp_path):
+    """Opt-out, GPC, limit, objection and withdrawal read a store-backed sink's record between
+    rounds: an entry new since the round began is a delivery, the control's new entry the barrier."""
+    run = suite_runner(*_CHOICES, args=("--target", str(_partner_through_its_record(tmp_path))),
+                       env=standalone_demo)
+    assert run.returncode == 0, run.stdout[-3000:]
+    for check in (OPT_OUT, GPC, LIMIT, OBJECT, WITHDRAW):
+        assert run.results[check]["outcome"] == "passed", run.outcomes()
+        examined = run.results[check]["examined"]
+        assert examined["sinks read through their store"] == 1, run.results[check]
+        # the record is judged, not only read: it is among the recipients behind the barrier
+        assert examined["restricted recipients judged behind a barrier"] >= 1, run.results[check]
+
+
+@pytest.mark.parametrize(("standalone_demo", "failing"), [
+    (("ignore_opt_out",), {OPT_OUT}),
+    (("ignore_objection",), {OBJECT, WITHDRAW}),
+], indirect=["standalone_demo"])
+def test_sharing_after_a_choice_is_found_in_the_targets_delivery_record_naming_the_entry(
+        suite_runner, standalone_demo, tmp_path, failing):
+    run = suite_runner(SUITES[0], SUITES[5], args=("--target", str(_partner_through_its_record(tmp_path))),
+                       env=standalone_demo)
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert run.failing() == failing, run.outcomes()
+    for check in failing:
+        message = run.message(check)
+        assert RECORD in message and "field payload, first seen" in message, message
+
+
+def test_a_recipient_declared_through_a_store_is_named_as_not_judged_by_the_https_check(
+        suite_runner, standalone_demo, tmp_path):
+    """A record says what was sent, not how it travelled: the https check judges the recipients at
+    the capture servers and names the store-backed one beside its verdict (before, it was an error
+    whatever the target did)."""
+    https = "transport.recipients.https"
+    run = suite_runner("suites/transport/test_encryption_in_transit.py", "-k", "recipients",
+                       args=("--target", str(_partner_through_its_record(tmp_path))), env=standalone_demo)
+    assert run.outcomes() == {https: "passed"}, (run.outcomes(), run.message(https))
+    assert any("not judged: partner-record, declared through a store" in r for r in run.results[https]["remarks"]), \
+        run.results[https]
+    assert run.results[https]["examined"]["recipients that received the subject"] >= 1, run.results[https]
+
+
+def test_a_recipient_declared_through_a_store_makes_the_deletion_notice_check_an_error_saying_why(
+        suite_runner, standalone_demo, tmp_path):
+    """A deletion notice is recognised by its request at the capture servers; a recipient known
+    only through a store's record cannot be shown to have been told, so that check cannot be made
+    — while the residual-data checks of the same run are still judged."""
+    notified = "ccpa.delete.recipients-notified"
+    run = suite_runner("suites/ccpa/test_right_to_delete.py",
+                       args=("--target", str(_partner_through_its_record(tmp_path))), env=standalone_demo)
+    assert run.results[notified]["outcome"] == "error", run.outcomes()
+    message = run.message(notified)
+    assert "partner-record is declared through a store (sinks[].store), which this check does not read" in message
+    assert run.results["ccpa.delete.no-residual-data"]["outcome"] == "passed", run.outcomes()

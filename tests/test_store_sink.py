@@ -102,7 +102,7 @@ def test_a_file_store_sink_reads_the_log(world):
     profile, needles = world
     hits = store_sink_hits(profile, sink(profile, "webhook-log"), needles)
     assert [(h.sink, h.subject_id) for h in hits] == [("webhook-log", "s1")]
-    assert "webhooks.log line 1" in hits[0].where()
+    assert "webhooks.log, line 1" in hits[0].where()
 
 
 def test_a_sink_table_that_does_not_exist_is_an_error_never_a_clean_result(world):
@@ -174,3 +174,54 @@ sinks:
     finally:
         cache.stop()
         bucket.stop()
+
+
+def test_the_delivery_log_of_a_store_backed_sink_numbers_what_appears_between_reads(tmp_path):
+    """What the sharing procedures use between rounds: an entry new or changed since the last read
+    is a delivery numbered after everything before; one unchanged (a TTL ticking down included)
+    is not; the control's entry seen in the same read is numbered after the subject's."""
+    import redis
+
+    from privacy_checks.demo.services import RedisServer
+    from privacy_checks.observe.store_sink import StoreSinkLog
+
+    cache = RedisServer().start()
+    try:
+        path = tmp_path / "p.yaml"
+        path.write_text(f"""
+name: a delivery log
+base_url: https://127.0.0.1:9
+allowed_hosts: [127.0.0.1]
+stores:
+  - name: queue
+    url: {cache.url}
+sinks:
+  - {{name: partner, role: third_party, purpose: marketing, store: queue, key: "sent:*"}}
+""")
+        profile = load_profile(path)
+        mine, theirs = canary(), canary()
+        needles = [Needle("s", "custom_field", mine), Needle("c", "custom_field", theirs)]
+        log = StoreSinkLog(profile, profile.sinks, needles, ["s", "c"])
+        start = log.poll()
+        # nothing recorded yet is no error while waiting; why is kept for the verdict
+        assert "nothing matching sent:* in store 'queue'" in log.empty["partner"]
+        client = redis.Redis.from_url(cache.url)
+        client.xadd("sent:partner", {"payload": theirs})  # the control's entry written first ...
+        client.xadd("sent:partner", {"payload": mine})
+        after = log.poll()
+        assert not log.empty
+        got = {r.hit.subject_id: r.seq for r in log.since(start, needles)}
+        # ... is still numbered after the subject's seen in the same read: the control acts last
+        assert start < got["s"] < got["c"] == after, got
+        client.expire("sent:partner", 3600)  # a TTL changes nothing delivered
+        assert log.poll() == after and log.since(after, needles) == []
+        client.set("sent:once", mine)
+        first = log.poll()
+        assert [r.hit.entry for r in log.since(after, needles)] == ["value"]
+        client.delete("sent:once")
+        assert log.poll() == first
+        client.set("sent:once", mine)  # gone and written again: a delivery again
+        again = log.poll()
+        assert again > first and [(r.hit.subject_id, r.seq) for r in log.since(first, needles)] == [("s", again)]
+    finally:
+        cache.stop()

@@ -50,6 +50,8 @@ def sharing_stops(outcome: ChoiceOutcome) -> None:
     needs_stage(outcome, "recipients")
     examined("restricted recipients judged behind a barrier", outcome.judged)
     examined("rounds after the request", outcome.rounds)
+    if outcome.store_sinks_read:
+        examined("sinks read through their store", outcome.store_sinks_read)
     if outcome.not_reached_by_activity:
         remark(f"not judged: {', '.join(outcome.not_reached_by_activity)} received the subject, but not its "
                "activity, which the rounds after the request repeat")

@@ -13,7 +13,7 @@ from ..findings import from_hits, listing, summary
 from ..flows.deletion import describe_hit
 from ..flows.transport import Traffic, no_https_reason
 from ..observe import transport as obs
-from ..outcomes import CheckError, ControlFailed, NotApplicable, NotVerified, PromiseBroken, examined
+from ..outcomes import CheckError, ControlFailed, NotApplicable, NotVerified, PromiseBroken, examined, remark
 from ..proxy import Proxy
 from .common import needs_stage, recipients_declared, usable
 
@@ -241,8 +241,12 @@ def deliveries_over_https(traffic: Traffic, profile, evidence) -> None:
     recipients_declared(len(profile.sinks), profile.lacks.get("recipients"), "sent deliveries over https")
     needs_stage(traffic, "recipients")
     if not traffic.recipients:
+        stored = (f"; {', '.join(traffic.through_stores)} {'is' if len(traffic.through_stores) == 1 else 'are'} "
+                  "declared through a store, whose record does not say how a delivery travelled"
+                  if traffic.through_stores else "")
         raise ControlFailed(f"positive control failed: no recipient received the subject "
-                            f"{traffic.subject.canary} within the propagation timeout, so no delivery was seen")
+                            f"{traffic.subject.canary} within the propagation timeout, so no delivery was seen"
+                            + stored)
     from ..observe.sinks import classify
 
     plain = []
@@ -260,6 +264,9 @@ def deliveries_over_https(traffic: Traffic, profile, evidence) -> None:
                             "in cleartext:\n  " + "\n  ".join(plain))
     examined("recipients that received the subject", traffic.recipients)
     examined("deliveries inspected", traffic.captures)
+    if traffic.through_stores:
+        remark(f"not judged: {', '.join(traffic.through_stores)}, declared through a store (sinks[].store): its "
+               "record says what was sent, not whether it travelled over https")
 
 
 # -- at rest ------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .copies import CACHED as CONTACT_FIELDS
 from .copies import Copies
 from .store import Store
 
@@ -857,12 +858,17 @@ class DemoApp:
         return json.dumps({**json.loads(row["payload"]), **extra}) if extra else row["payload"]
 
     def delivery_done(self, row: sqlite3.Row, ok: bool) -> None:
+        sent = (self.payload_of(row) if ok and self.copies and row["user_id"] is not None
+                and row["path"].startswith("/") else None)
         if ok or row["attempts"] + 1 >= MAX_DELIVERY_ATTEMPTS:
             with self._transit_lock:
                 self._in_transit.pop(row["id"], None)
         with self.store.transaction() as db:
             if ok:
                 db.execute("DELETE FROM outbound_queue WHERE id = ?", (row["id"],))
+                user = self._user_row(db, row["user_id"], live=True) if sent is not None else None
+                if user is not None and _current(sent, user):
+                    self.copies.delivered(row["user_id"], row["recipient"], row["path"], sent)
                 if row["user_id"] is not None:
                     # the user may have been deleted while the POST was in flight
                     db.execute(
@@ -1066,6 +1072,7 @@ class DemoApp:
         user = self._user_row(db, user_id)
         if self.copies:
             self.copies.user_written(user)
+            self.copies.forget_deliveries(user_id)
         if not (correction and "partial_correction" in self.flaws):
             self._reindex(db, user_id)
         db.execute("UPDATE analytics.events SET email = ? WHERE user_id = ?", (user["email"], user_id))
@@ -1274,3 +1281,13 @@ class _savepoint:
             self.db.execute("ROLLBACK TO correction")
         self.db.execute("RELEASE correction")
 
+
+def _current(payload: str, user: sqlite3.Row) -> bool:
+    """Whether a delivery's body holds only the account's current values (one queued before an
+    update and sent after it holds the old ones: the delivery record does not keep it)."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return True
+    return not isinstance(body, dict) or all(
+        str(user[k]) == str(v) for k, v in body.items() if k in CONTACT_FIELDS and user[k] is not None)

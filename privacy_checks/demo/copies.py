@@ -2,6 +2,11 @@
 
 - **Redis cache** (``redis-server`` on loopback): ``profile:<id>`` (a hash of the account's
   contact fields, expiring after an hour) and ``session:<digest of the token>`` (who a session belongs to).
+- **Delivery record** ``sent:<recipient>`` (a Redis stream): every HTTP delivery made to a recipient
+  on a user's behalf (fields ``user_id``, ``path``, ``payload``, the body sent), as targets keep an
+  outbound log a profile can declare as a store-backed sink (``sinks[].store`` with ``key``).
+  A deletion or an update removes the user's entries; a delivery whose values the user changed
+  while it was in flight is sent but not recorded.
 - **S3 bucket** ``privacy-checks-demo`` (moto's server on loopback, versioning on):
   ``avatars/<id>.svg`` (an avatar rendered with the account's name, replaced when it changes)
   and ``exports/accounts.jsonl.gz`` (the nightly account export).
@@ -40,6 +45,7 @@ EXPORTS_KEY = "exports/accounts.jsonl.gz"
 PROFILE_TTL = 3600
 SESSION_TTL = 86400
 KEPT_TTL = 7 * 86400  # cache_ttl_7_days
+SENT_MAXLEN = 10_000  # entries kept per recipient's delivery record
 EXPORT_INTERVAL = 0.3
 CACHED = ("full_name", "email", "username", "company", "department", "phone")
 EXPORTED = ("id", "full_name", "email", "username", "company", "created_at")
@@ -95,10 +101,28 @@ class Copies:
         self.redis.sadd(f"sessions:{user_id}", key)
         self.redis.expire(f"sessions:{user_id}", SESSION_TTL)
 
+    def delivered(self, user_id: int, recipient: str, path: str, payload: str) -> None:
+        """A delivery made on a user's behalf. Called inside the store transaction that saw the user
+        still there, so a deletion (another transaction, which purges this record) comes wholly
+        before or after it."""
+        self.redis.xadd(f"sent:{recipient}", {"user_id": str(user_id), "path": path, "payload": payload},
+                        maxlen=SENT_MAXLEN, approximate=True)
+
+    def forget_deliveries(self, user_id: int) -> None:
+        """Remove a user's entries from the delivery record: on deletion, and on an update (the
+        record would otherwise keep values the user corrected). Called inside the store
+        transaction that changes the user, as ``delivered`` is."""
+        for stream in self.redis.scan_iter(match="sent:*", count=1000):
+            mine = [entry for entry, fields in self.redis.xrange(stream)
+                    if fields.get(b"user_id") == str(user_id).encode()]
+            if mine:
+                self.redis.xdel(stream, *mine)
+
     def user_deleted(self, user_id: int, *, purge: bool = False) -> None:
         """A deletion (``purge``: the framework's own cleanup, which no flaw holds back)."""
         keys = self.redis.smembers(f"sessions:{user_id}")
         self.redis.delete(*keys, f"sessions:{user_id}")
+        self.forget_deliveries(user_id)
         profile = f"profile:{user_id}"
         if purge or not {"keep_in_cache", "cache_ttl_7_days"} & self.flaws:
             self.redis.delete(profile)

@@ -33,6 +33,7 @@ from ..observe import exports as ex
 from ..observe import sinks as sink_obs
 from ..observe.forms import Needle
 from ..observe.password_hashes import hash_scheme
+from ..observe.store_sink import NothingRecorded, store_sink_hits
 from ..observe.stores import sweep
 from ..operations import shared_fields
 from ..outcomes import ControlFailed, NotVerified, settle, stage
@@ -557,10 +558,23 @@ def _correction(run, test_id: str, evidence, out: CorrectionOutcome) -> None:
         raise ControlFailed(f"positive control failed: the values to correct ({', '.join(names)}) were never seen "
                             "in any store, so their absence afterwards would prove nothing")
 
+    stored = [s for s in profile.sinks if s.get("store")]
+    timeout = float(profile.timeouts.get("request", 30))
+
     def recipients(needles, since=0) -> dict[str, list[str]]:
         got: dict[str, list[str]] = {}
         for h in sink_obs.find_in_captures(capture.captures(since), needles, profile.sinks):
             got.setdefault(h.sink, []).append(h.field)
+        # A store-backed sink's whole record (it carries no delivery order): the old values held
+        # there were received; a corrected value is new to this run, so holding it means it was
+        # passed on after the correction.
+        for sink in stored:
+            try:
+                hits = store_sink_hits(profile, sink, needles, timeout_s=timeout)
+            except NothingRecorded:  # a stream or a log may appear only with the first delivery
+                hits = []
+            for h in hits:
+                got.setdefault(h.sink, []).append(h.field)
         return got
 
     if profile.sinks:

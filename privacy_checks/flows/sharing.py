@@ -30,7 +30,7 @@ from ..errors import PollTimeout, UnexpectedStatus
 from ..findings import from_deliveries
 from ..observe import sinks as sink_obs
 from ..observe.forms import CANARY_RE, excerpt
-from ..observe.store_sink import store_sink_hits
+from ..observe.store_sink import NothingRecorded, StoreSinkLog, store_sink_hits
 from ..outcomes import ControlFailed, NotVerified, not_offered, recipients_declared, settle, stage
 
 LEGAL_MAXIMUM = "15 business days (11 CCR §7026(f))"
@@ -94,10 +94,15 @@ class Delivery:
     field: str
     form: str
     excerpt: str
+    subject_id: str = ""
+
+    def head(self) -> str:
+        """Recipient, request (or the store entry that records it) and when it arrived or was seen."""
+        when = f", {self.received_at}" if self.method == "via store" else f" at {self.received_at}"
+        return f"{self.sink} ({self.role}) {self.method} {self.path}{when}"
 
     def describe(self) -> str:
-        return (f"{self.sink} ({self.role}) {self.method} {self.path} at {self.received_at}: "
-                f"field {self.field} ({self.form}) {self.excerpt}")
+        return f"{self.head()}: field {self.field} ({self.form}) {self.excerpt}"
 
 
 @dataclass
@@ -120,6 +125,7 @@ class ChoiceOutcome:
     control_action: str = "activity"  # what the subject did in the positive control's round
     shared_after: list[Delivery] = field(default_factory=list)
     failed_stages: dict[str, str] = field(default_factory=dict)  # "recipients" -> why it failed
+    store_sinks_read: list[str] = field(default_factory=list)  # sinks read through their store
     evidence: Any = None
 
 
@@ -142,8 +148,48 @@ def _deliveries(captures, needles, sinks: list[dict]) -> list[Delivery]:
             if own is not None and m.needle.subject_id == own:
                 continue
             out.append(Delivery(name, role, cap.method, cap.path, cap.received_at, cap.seq, m.needle.field,
-                                m.form, redact_text(excerpt(text, m.start, m.end))))
+                                m.form, redact_text(excerpt(text, m.start, m.end)), m.needle.subject_id))
     return out
+
+
+class Recipients:
+    """What the declared recipients received since a mark: the capture servers' deliveries, and
+    the entries that appeared in the records of sinks declared through a store (sinks[].store),
+    read again on every look (observe/store_sink.StoreSinkLog says how their order is known)."""
+
+    def __init__(self, run, sinks: list[dict], needles, order: list[str]) -> None:
+        self.capture = run.capture
+        self.sinks = sinks
+        stored = [s for s in sinks if s.get("store")]
+        timeout = float(run.profile.timeouts.get("request", 30))
+        self.log = StoreSinkLog(run.profile, stored, needles, order, timeout_s=timeout) if stored else None
+
+    def mark(self) -> tuple[int, int]:
+        """Everything received so far: a later `since` returns only what came after."""
+        return self.capture.last_seq(), self.log.poll() if self.log else 0
+
+    def since(self, mark: tuple[int, int], needles) -> list[Delivery]:
+        from ..evidence import redact_text
+
+        out = _deliveries(self.capture.captures(mark[0]), needles, self.sinks)
+        if self.log:
+            self.log.poll()
+            for r in self.log.since(mark[1], needles):
+                h = r.hit
+                out.append(Delivery(h.sink, h.role, "via store", f"{h.store}: {h.container}",
+                                    f"{h.entry}, first seen {r.seen_at}", r.seq, h.field, h.form,
+                                    redact_text(h.excerpt), h.subject_id))
+        return out
+
+    def why_unread(self, names) -> str:
+        """Said beside recipients never seen: what their store held when last read."""
+        if not self.log:
+            return ""
+        said = [self.log.empty[n] for n in names if n in self.log.empty]
+        return f"; read through its store: {'; '.join(said)}" if said else ""
+
+    def read_through_stores(self) -> list[str]:
+        return sorted(self.log.read) if self.log else []
 
 
 def group(deliveries: list[Delivery]) -> list[str]:
@@ -155,7 +201,7 @@ def group(deliveries: list[Delivery]) -> list[str]:
     for items in by_seq.values():
         d = items[0]
         fields = ", ".join(dict.fromkeys(f"{i.field} ({i.form})" for i in items))
-        out.append(f"{d.sink} ({d.role}) {d.method} {d.path} at {d.received_at}: fields {fields}; {d.excerpt}")
+        out.append(f"{d.head()}: fields {fields}; {d.excerpt}")
     return out
 
 
@@ -203,12 +249,13 @@ def _run_choice(run, test_id: str, evidence, out: ChoiceOutcome, choice: Choice)
     mine = subject.needles(fields)
     ctrl = control.needles(control.strong_fields())
     evidence.stage("subjects created", subject=subject.canary, control=control.canary, fields=fields)
+    rec = Recipients(run, sinks, subject.needles(subject.strong_fields()) + ctrl, [subject.id, control.id])
     # What the recipients receive is one stage (positive control, rounds behind a barrier); the
     # request is another: whether a request needs verification is judged even when the
     # recipients could not be observed.
     with stage(out, "recipients"):
-        _recipients_before(run, choice, restricted, fields, ctrl, seq0, propagation, out, evidence, subject,
-                           control)
+        _recipients_before(run, rec, choice, restricted, fields, ctrl, (seq0, 0), propagation, out, evidence,
+                           subject, control)
 
     # -- 3. the request ---------------------------------------------------------------------
     out.requested_at = datetime.now(UTC)
@@ -225,17 +272,17 @@ def _run_choice(run, test_id: str, evidence, out: ChoiceOutcome, choice: Choice)
                                if k.endswith("request_id") and k.startswith(choice.operation)), None)
     if "recipients" not in out.failed_stages:
         with stage(out, "recipients"):
-            _rounds(target, capture, choice, restricted, mine, ctrl, sinks, t_request, propagation, out, evidence,
-                    subject, control)
+            _rounds(target, rec, choice, restricted, mine, ctrl, t_request, propagation, out, evidence, subject,
+                    control)
+    out.store_sinks_read = rec.read_through_stores()
     if out.failed_stages:
         evidence.stage("stages that could not be completed (each voids only the checks that need it)",
                        **out.failed_stages)
 
 
-def _recipients_before(run, choice: Choice, restricted: dict, fields, ctrl, seq0: int, propagation: float,
-                       out: ChoiceOutcome, evidence, subject, control) -> None:
-    target, capture = run.target, run.capture
-    sinks = target.profile.sinks
+def _recipients_before(run, rec: Recipients, choice: Choice, restricted: dict, fields, ctrl, start: tuple[int, int],
+                       propagation: float, out: ChoiceOutcome, evidence, subject, control) -> None:
+    target = run.target
     if not restricted:
         raise ControlFailed(f"the profile declares no {choice.recipients} recipient (sinks), so there is nothing "
                             f"the {choice.label} could be shown to stop")
@@ -248,19 +295,19 @@ def _recipients_before(run, choice: Choice, restricted: dict, fields, ctrl, seq0
     expected = sorted(n for n, s in restricted.items() if s.get("expect_subject", True))
     every = subject.needles(subject.strong_fields())
 
-    def since(seq: int) -> set[str]:
-        return {d.sink for d in _deliveries(capture.captures(seq), every, sinks)}
+    def since(mark) -> set[str]:
+        return {d.sink for d in rec.since(mark, every)}
 
     # -- 2. positive control -----------------------------------------------------------------
-    def later(since: int):
-        return _later(capture, every, ctrl, sinks, since)
+    def later(mark):
+        return _later(rec, every, ctrl, mark)
 
     # Signups settle first (the control's delivery follows the subject's wherever the subject
     # went), so a late signup delivery cannot pass for the activity round below.
-    if sink_obs.wait_for(lambda: later(seq0), timeout=propagation) is None:
+    if sink_obs.wait_for(lambda: later(start), timeout=propagation) is None:
         raise ControlFailed(f"observer blind: within {propagation:.0f} s no declared recipient received the "
                             "subject's data followed by a later delivery for the control")
-    round_seq = capture.last_seq()
+    round_mark = rec.mark()
     if choice.operation is None and _recipe(target, choice.activity):
         # A signal riding on the subject's own requests: its positive control is those very
         # requests without it, so that what the signalled ones do not share is the signal's doing
@@ -273,20 +320,20 @@ def _recipients_before(run, choice: Choice, restricted: dict, fields, ctrl, seq0
     seen: list[Delivery] = []
 
     def restricted_round():
-        seen[:] = [d for d in later(round_seq) or [] if d is not None and d.sink in restricted]
+        seen[:] = [d for d in later(round_mark) or [] if d is not None and d.sink in restricted]
         carrying = any(d.field in fields for d in seen)
         return seen if carrying and set(expected) <= {d.sink for d in seen} else None
 
     sink_obs.wait_for(restricted_round, timeout=propagation)
     before = [d for d in seen if d.field in fields]
     in_round = {d.sink for d in seen}
-    blind = [name for name in expected if name not in in_round and name not in since(seq0)]
+    blind = [name for name in expected if name not in in_round and name not in since(start)]
     if blind:
         raise ControlFailed(f"positive control failed: {choice.recipients} recipient(s) {', '.join(blind)} never "
                             f"received the subject {subject.canary} within {propagation:.0f} s, so data still "
                             f"reaching them after the {choice.label} would go unseen; {run.capture_where()} — is "
                             "the target configured to deliver there? (a recipient that does not receive every "
-                            "subject is declared with expect_subject: false)" + sink_obs.store_backed_note(sinks, blind))
+                            "subject is declared with expect_subject: false)" + rec.why_unread(blind))
     if not before:
         raise ControlFailed(f"positive control failed: no {choice.recipients} recipient "
                             f"({', '.join(sorted(restricted))}) received the subject's {', '.join(fields)} from "
@@ -321,41 +368,41 @@ def _signalled(choice: Choice, acted) -> None:
                             "target was never given the signal; add the header to its steps")
 
 
-def _later(capture, mine, ctrl, sinks, since: int, targets=None):
-    """The subject's deliveries since `since`, once the control's latest follows them everywhere."""
-    caps = capture.captures(since)
-    subj = _deliveries(caps, mine, sinks)
-    last_subj, last_ctrl = _latest(subj), _latest(_deliveries(caps, ctrl, sinks))
+def _later(rec: Recipients, mine, ctrl, mark: tuple[int, int], targets=None):
+    """The subject's deliveries since `mark`, once the control's latest follows them everywhere."""
+    ids = {n.subject_id for n in mine}
+    everything = rec.since(mark, mine + ctrl)
+    subj = [d for d in everything if d.subject_id in ids]
+    last_subj, last_ctrl = _latest(subj), _latest([d for d in everything if d.subject_id not in ids])
     wanted = set(targets) if targets is not None else {s for s in last_subj if s != "UNDECLARED"}
     if not wanted or any(last_ctrl.get(s, 0) <= last_subj.get(s, 0) for s in wanted):
         return None
     return subj or [None]
 
 
-def _rounds(target, capture, choice: Choice, restricted: dict, mine, ctrl, sinks, t_request: float,
+def _rounds(target, rec: Recipients, choice: Choice, restricted: dict, mine, ctrl, t_request: float,
             propagation: float, out: ChoiceOutcome, evidence, subject, control) -> None:
     judged = out.judged
 
-    def later(since: int, targets=None):
-        return _later(capture, mine, ctrl, sinks, since, targets)
+    def later(mark, targets=None):
+        return _later(rec, mine, ctrl, mark, targets)
 
     # -- 4. rounds behind a barrier ---------------------------------------------------------
     deadline = t_request + propagation
     dirty: list[Delivery] = []
     while True:
-        round_seq = capture.last_seq()
+        round_mark = rec.mark()
         round_started = datetime.now(UTC)
         out.rounds += 1
         acted = target.run(choice.activity, subject)
         if choice.operation is None and out.rounds == 1:
             _signalled(choice, acted)
         target.run("activity", control)
-        if sink_obs.wait_for(lambda since=round_seq: later(since, judged), timeout=BARRIER_TIMEOUT) is None:
+        if sink_obs.wait_for(lambda mark=round_mark: later(mark, judged), timeout=BARRIER_TIMEOUT) is None:
             raise ControlFailed(f"barrier failed (observer blind: the control was never delivered): the control's "
                                 f"activity after the {choice.label} never reached {', '.join(judged)} within "
                                 f"{BARRIER_TIMEOUT:.0f} s, so an absence there cannot be judged")
-        caps = capture.captures(round_seq)
-        dirty = [d for d in _deliveries(caps, mine, sinks) if d.sink in restricted]
+        dirty = [d for d in rec.since(round_mark, mine) if d.sink in restricted]
         if not dirty:
             out.effective_by = round_started
             break
@@ -365,8 +412,7 @@ def _rounds(target, capture, choice: Choice, restricted: dict, mine, ctrl, sinks
     if out.effective_by is not None:
         out.delay_s = round((out.effective_by - out.requested_at).total_seconds(), 2)
         # anything that still reached a restricted recipient since the clean round began
-        late = capture.captures(round_seq)
-        out.shared_after = [d for d in _deliveries(late, mine, sinks) if d.sink in restricted]
+        out.shared_after = [d for d in rec.since(round_mark, mine) if d.sink in restricted]
     else:
         out.shared_after = dirty
     evidence.stage("propagation", requested_at=out.requested_at.isoformat(),
@@ -445,12 +491,19 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
     # recorded too (it acted after the subject).
     stored = [s for s in sinks if s.get("store")]
     store_hits: dict[str, list] = {}
+    empty: dict[str, str] = {}
     timeout = float(profile.timeouts.get("request", 30))
 
     def read_stores() -> dict[str, tuple[bool, bool]]:
         found = {}
         for sink in stored:
-            hits = store_sink_hits(profile, sink, mine + ctrl, timeout_s=timeout)
+            try:
+                hits = store_sink_hits(profile, sink, mine + ctrl, timeout_s=timeout)
+            except NothingRecorded as e:  # a stream or a log may appear only with the first delivery
+                empty[sink["name"]] = str(e)
+                hits = []
+            else:
+                empty.pop(sink["name"], None)
             store_hits[sink["name"]] = hits
             ids = {h.subject_id for h in hits}
             found[sink["name"]] = (subject.id in ids, control.id in ids)
@@ -479,7 +532,8 @@ def _run_census(run, test_id: str, evidence, out: CensusOutcome) -> None:
                             "configured to deliver there? (a recipient that does not receive every subject is "
                             "declared with expect_subject: false)"
                             + (f"; {', '.join(read_blind)} read through its store, which recorded nothing of "
-                               "the subject" if read_blind else ""))
+                               "the subject" if read_blind else "")
+                            + "".join(f" ({why})" for name, why in empty.items() if name in read_blind))
     if not barrier:
         raise ControlFailed(f"observer blind: within {propagation:.0f} s no declared recipient received the "
                             "subject's data followed by a later delivery for the control, so what recipients "

@@ -328,15 +328,15 @@ def browser_delivery(cap: Capture, profile) -> bool:
 
 
 def store_backed_note(sinks: list[dict], names) -> str:
-    """Said beside 'never received the subject': a sink declared through a store is read only by
-    the census behind the sale and undeclared-recipient checks (flows/sharing.py), not yet by the
-    procedures that compare delivery order at the capture servers."""
+    """Said beside 'never received the subject' by the deletion procedure, whose notices are
+    recognised by their request at the capture servers: a sink declared through a store is read
+    by the sharing, sale and correction procedures, not by this one."""
     backed = sorted(s["name"] for s in sinks if s.get("name") in set(names) and s.get("store"))
     if not backed:
         return ""
     return (f"; {', '.join(backed)} {'is' if len(backed) == 1 else 'are'} declared through a store (sinks[].store), "
-            "which this check does not read yet: it observes only the capture servers (only "
-            "ccpa.sale.nothing-sold and ccpa.share.no-undeclared-recipient read store-backed sinks)")
+            "which this check does not read: a deletion notice is recognised by its request at the capture "
+            "servers (the sharing, sale and correction checks do read such sinks)")
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.2):
