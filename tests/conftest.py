@@ -145,3 +145,20 @@ def new_database(request):
         return sa.make_url(url).set(database=name).render_as_string(hide_password=False)
 
     return make
+
+
+@pytest.fixture
+def budget_runs_out(monkeypatch):
+    """``budget_runs_out(after=n)``: the sweep's time budget (timeouts.sweep) runs out at its
+    check number n + 1 (``sweep()`` checks once before each store, each kind between its units:
+    pages, objects, files, tables). Deterministic where a tiny real budget would race the clock;
+    the reason the sweep reports is the budget's own. Give ``sweep()`` a ``budget_s``."""
+    import itertools
+
+    from privacy_checks.observe.stores.progress import Budget
+
+    def arm(after: int) -> None:
+        checks = itertools.count(1)
+        monkeypatch.setattr(Budget, "exceeded", lambda self: next(checks) > after)
+
+    return arm

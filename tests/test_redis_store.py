@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import threading
 
@@ -364,3 +365,36 @@ def test_a_json_document_is_read_with_json_get_and_a_finding_names_key_type_and_
         assert [(u.where, "JSON document larger than max_value_bytes (1000)" in u.reason)
                 for u in result.unswept] == [("db 0 key big", True)], (search, result.unswept)
     client.close()
+
+
+def test_a_budget_that_runs_out_between_scan_pages_names_the_database_and_cursor_left(server, r, budget_runs_out):
+    canary, email, name, needles = person()
+    r.set("profile:1", email)
+    r.execute_command("SELECT", 1)
+    for i in range(200):  # every key holds the subject: each one read must come back as a hit
+        r.set(f"session:{i}", f"{name} {i}")
+    r.execute_command("SELECT", 0)
+    spec = store(server, databases=[0, 1], scan_count=10)
+    full = sweep([spec], needles, budget_s=60)
+    assert not full.unswept and len({(h.row_key["db"], h.table_or_path) for h in full.hits}) == 201
+
+    # checks: before the store, before db 0's only page, before db 1's first page; then it is out
+    budget_runs_out(after=3)
+    result = sweep([spec], needles, budget_s=60)
+    keys = {(h.row_key["db"], h.table_or_path) for h in result.hits}
+    assert (0, "profile:1") in keys
+    first_page = {k for db, k in keys if db == 1}
+    # the page SCAN returned was searched whole, and no further page was asked for
+    assert 0 < len(first_page) < 200 and result.examined["cache"]["keys"] == 1 + len(first_page)
+    [left] = result.unswept
+    assert re.fullmatch(r"db 1: the keys SCAN had not returned when the sweep stopped at cursor [1-9]\d* "
+                        r"\(how many is unknown\)", left.where), left.where
+    assert left.reason.startswith("not swept: the sweep's time budget (timeouts.sweep: 60 s)")
+
+    # out before any page: each database says SCAN never started (not "no key", which is a
+    # different finding)
+    budget_runs_out(after=1)
+    result = sweep([store(server, databases=[0, 1], include_keys=["session:*"])], needles, budget_s=60)
+    assert not result.hits
+    assert [u.where for u in result.unswept] == ["db 0: every key matching session:* (SCAN not started)",
+                                                 "db 1: every key matching session:* (SCAN not started)"]

@@ -214,3 +214,41 @@ def test_the_s3_server_keeps_answering_however_much_it_has_logged(server):
             client.head_object(Bucket="noisy-log", Key=f"{long_key}{i}")
     client.put_object(Bucket="noisy-log", Key="after", Body=b"still answering")
     assert client.get_object(Bucket="noisy-log", Key="after")["Body"].read() == b"still answering"
+
+
+def test_a_budget_that_runs_out_between_objects_names_the_objects_left(server, bucket, budget_runs_out):
+    client, name = bucket
+    canary, email, full_name, needles = person()
+    for i in range(1, 31):  # object 0001 is read first (listing order); every one holds the subject
+        client.put_object(Bucket=name, Key=f"notes/{i:04}.txt", Body=f"write to {email}\n".encode())
+    spec = store(server, f"s3://{name}/notes/")
+    full = sweep([spec], needles, budget_s=60)
+    assert not full.unswept and len({h.table_or_path for h in full.hits}) == 30
+
+    budget_runs_out(after=2)  # sweep()'s check before the store, then the one before the first object
+    result = sweep([spec], needles, budget_s=60)
+    assert {h.table_or_path for h in result.hits} == {f"s3://{name}/notes/0001.txt"}
+    assert result.examined["objects"]["objects"] == 1
+    versions = {v["Key"]: v["VersionId"] for v in client.list_object_versions(Bucket=name)["Versions"]}
+    label = lambda i: f"s3://{name}/notes/{i:04}.txt (version {versions[f'notes/{i:04}.txt']})"  # noqa: E731
+    assert [u.where for u in result.unswept] == [
+        *(label(i) for i in range(2, 22)), f"9 more object version(s) after {label(21)}, the last of them {label(30)}"]
+    assert all(u.reason.startswith("not swept: the sweep's time budget (timeouts.sweep: 60 s)")
+               for u in result.unswept)
+
+
+def test_a_budget_that_runs_out_while_listing_names_where_the_listing_stopped(server, bucket, budget_runs_out):
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, name = bucket
+    canary, email, full_name, needles = person()
+    with ThreadPoolExecutor(8) as pool:  # two pages of ListObjectVersions (1,000 a page)
+        list(pool.map(lambda i: client.put_object(Bucket=name, Key=f"k/{i:05}", Body=b"x"), range(1001)))
+    budget_runs_out(after=1)  # sweep()'s check passes; the one after the listing's first page does not
+    result = sweep([store(server, f"s3://{name}/")], needles, budget_s=60)
+    assert result.unswept[0].where == (f"s3://{name}/: the objects listed after k/00999 (the listing stopped there: "
+                                       "how many is unknown)")
+    # the 1,000 versions listed were not read either (the budget had run out): none counts as examined
+    assert [u.where.split(" (version")[0] for u in result.unswept[1:21]] == [f"s3://{name}/k/{i:05}" for i in range(20)]
+    assert result.unswept[-1].where.startswith(f"980 more object version(s) after s3://{name}/k/00019 (version ")
+    assert len(result.unswept) == 22 and result.examined == {}

@@ -165,3 +165,21 @@ def test_typed_values_are_compared_in_their_own_spark_types_and_a_file_without_t
     assert {t.where.rsplit("/", 1)[-1]: t.candidates for t in result.timings if t.where} == {
         "ada.parquet": 2, "bob.parquet": 0, "visits": 1}
     assert result.examined["warehouse"]["typed columns"] > 0
+
+
+def test_a_budget_that_runs_out_between_tables_and_paths_names_those_left(tmp_path, budget_runs_out):
+    email, _, needles = person()
+    paths = []
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.csv").write_text(f"id,email\n1,x@example.org\n2,{email}\n")
+        paths.append(str(tmp_path / f"{name}.csv"))
+    store = StoreSpec("warehouse", url="local[2]", options={"paths": paths})
+    full = sweep([store], needles, timeout_s=120, budget_s=600)
+    assert not full.unswept and {h.table_or_path for h in full.hits} == set(paths)
+
+    budget_runs_out(after=2)  # sweep()'s check before the store, then the one before a.csv
+    result = sweep([store], needles, timeout_s=120, budget_s=600)
+    assert [h.table_or_path for h in result.hits] == [paths[0]]
+    assert [u.where for u in result.unswept] == paths[1:]
+    assert all(u.reason.startswith("not swept: the sweep's time budget (timeouts.sweep: 600 s)")
+               for u in result.unswept)

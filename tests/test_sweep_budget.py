@@ -107,3 +107,47 @@ def test_under_xdist_each_workers_progress_reaches_the_terminal_with_its_id(tmp_
     assert {w for w, _, _ in shown} <= {"gw0", "gw1"}
     quiet = run("-q")
     assert quiet.returncode == 0 and "sweep app:" not in quiet.stdout, quiet.stdout
+
+
+def _reasons_are_the_budgets(unswept) -> bool:
+    return bool(unswept) and all(u.reason.startswith("not swept: the sweep's time budget (timeouts.sweep: 60 s)")
+                                 for u in unswept)
+
+
+def test_a_budget_that_runs_out_inside_a_file_store_names_the_files_and_globs_left(tmp_path, budget_runs_out):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_text(f"login {ADA.fields['email']}\n")
+    for i in range(25):  # more than are named one by one
+        (logs / f"b{i:02}.log").write_text(f"login {ADA.fields['email']} again\n")
+    (tmp_path / "later").mkdir()
+    (tmp_path / "later" / "x.log").write_text(f"{ADA.fields['email']}\n")
+    store = StoreSpec("logs", files=[str(logs / "*.log"), str(tmp_path / "later" / "*.log")])
+    full = sweep([store], ADA.needles(), budget_s=60)
+    assert not full.unswept and len({h.table_or_path for h in full.hits}) == 27
+
+    budget_runs_out(after=2)  # sweep()'s check before the store, then the one before a.log
+    result = sweep([store], ADA.needles(), budget_s=60)
+    assert {h.table_or_path for h in result.hits} == {str(logs / "a.log")}  # what was read keeps its hit
+    assert result.examined["logs"] == {"files": 1}
+    assert [u.where for u in result.unswept] == [
+        *(str(logs / f"b{i:02}.log") for i in range(20)),
+        f"5 more file(s) after {logs / 'b19.log'}, the last of them {logs / 'b24.log'}",
+        f"every file matching {tmp_path / 'later' / '*.log'} (not listed)"]
+    assert _reasons_are_the_budgets(result.unswept)
+
+
+def test_a_budget_that_runs_out_inside_a_lake_store_names_the_files_left(tmp_path, budget_runs_out):
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.csv").write_text(f"id,email\n1,x@example.com\n2,{ADA.fields['email']}\n")
+    (tmp_path / "more").mkdir()
+    store = StoreSpec("lake", lake=[str(tmp_path / "*.csv"), str(tmp_path / "more" / "*.parquet")])
+    full = sweep([store], ADA.needles(), budget_s=60)
+    assert not full.unswept and len({h.table_or_path for h in full.hits}) == 3
+    budget_runs_out(after=2)
+    result = sweep([store], ADA.needles(), budget_s=60)
+    assert {(h.table_or_path, h.row_key["row"]) for h in result.hits} == {(str(tmp_path / "a.csv"), 2)}
+    assert [u.where for u in result.unswept] == [
+        str(tmp_path / "b.csv"), str(tmp_path / "c.csv"),
+        f"every file matching {tmp_path / 'more' / '*.parquet'} (not listed)"]
+    assert _reasons_are_the_budgets(result.unswept)

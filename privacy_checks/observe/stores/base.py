@@ -155,6 +155,30 @@ def nothing_to_sweep(result: SweepResult, store: str, where: str, what: str) -> 
                                                 "(a misspelt name or filter, or nothing written yet)"))
 
 
+# What a sweep's time budget left unread is named one by one up to this many places; the rest of
+# them are counted in one more entry (a bucket can leave a million objects unread).
+NAMED_UNREACHED = 20
+
+
+def not_reached(result: SweepResult, store: str, left: Sequence[str], unit: str) -> None:
+    """The places (files, objects, tables) the sweep's time budget (``timeouts.sweep``) left
+    unread, in the order they would have been read, as unswept with the budget's reason: an
+    absence check over them is an error naming them, never a pass on what was not read."""
+    reason = result.budget.reason()
+    result.unswept += [Unswept(store, where, reason) for where in left[:NAMED_UNREACHED]]
+    if len(left) > NAMED_UNREACHED:
+        more = len(left) - NAMED_UNREACHED
+        result.unswept.append(Unswept(store, f"{more} more {unit} after {left[NAMED_UNREACHED - 1]}, the last of "
+                                             f"them {left[-1]}", reason))
+
+
+def files_not_reached(result: SweepResult, store: str, files: Sequence[str], globs: Sequence[str]) -> None:
+    """The files (file and lake stores) and the globs after them that the budget left unread;
+    a glob not reached was never listed, so which files it matches is not known."""
+    not_reached(result, store, list(dict.fromkeys(files)), "file(s)")
+    not_reached(result, store, [f"every file matching {g} (not listed)" for g in globs], "glob(s)")
+
+
 @dataclass(frozen=True)
 class Timing:
     store: str

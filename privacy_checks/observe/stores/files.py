@@ -28,6 +28,7 @@ from .base import (
     Timing,
     Unswept,
     dedup,
+    files_not_reached,
     make_hit,
     nothing_to_sweep,
     tested_in_process,
@@ -117,7 +118,8 @@ def _walk(paths: list[str], unlisted: list[tuple[str, str]]) -> Iterator[str]:
 
 def _sweep_files(store: StoreSpec, plan: Plan, result: SweepResult) -> None:
     done: set[str] = set()
-    for pattern in store.files or []:
+    patterns = store.files or []
+    for p, pattern in enumerate(patterns):
         expanded = os.path.expanduser(pattern)
         root = _literal_root(expanded)
         matched = glob.glob(expanded, recursive=True)
@@ -135,9 +137,12 @@ def _sweep_files(store: StoreSpec, plan: Plan, result: SweepResult) -> None:
                 result.unswept.append(Unswept(store.name, where, reason))
         result.queries.append(f"{store.name}: every line of the {len(files)} file(s) {pattern} matches (gzip read "
                               f"through), tested in this process for {tested_in_process(plan)}")
-        for path in files:
+        for i, path in enumerate(files):
             if path in done:
                 continue  # "logs/**" matches a directory and every file under it
+            if result.budget.exceeded():  # between files: a file begun is read to its end
+                files_not_reached(result, store.name, [f for f in files[i:] if f not in done], patterns[p + 1:])
+                return
             done.add(path)
             t0 = time.perf_counter()
             n = _sweep_file(store, plan, path, result)

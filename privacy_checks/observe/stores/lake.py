@@ -46,6 +46,7 @@ from .base import (
     Timing,
     Unswept,
     as_text,
+    files_not_reached,
     hits_in,
     last_four_hits,
     matches,
@@ -88,14 +89,19 @@ def lake_format(name: str) -> str | None:
 def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResult) -> None:
     """Sweep every file the store's ``lake`` globs match into ``result``."""
     found = False
+    patterns = store.lake or []
     with Lake(plan, timeout_s) as lake:
-        for pattern in store.lake or []:
+        for g, pattern in enumerate(patterns):
             paths = sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p))
             if not paths:
                 result.empty_globs.append((store.name, pattern))
                 continue
             found = True
-            for path in paths:
+            for i, path in enumerate(paths):
+                # between files (one DuckDB scan each): a file begun is read to its end
+                if result.budget.exceeded():
+                    files_not_reached(result, store.name, paths[i:], patterns[g + 1:])
+                    return
                 fmt = lake_format(path)
                 if fmt is None:
                     result.unswept.append(Unswept(store.name, path, "not a Parquet, CSV or JSON Lines file"))

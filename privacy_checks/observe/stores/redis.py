@@ -11,6 +11,11 @@ keys it selects (every value of such a key: a weak value is named beside proof),
 (``PTTL``, ``TYPE``) for the few keys that hold a needle, so a finding can say how long Redis
 will keep it.
 
+The sweep's time budget (``timeouts.sweep``) is checked between SCAN pages: once it has run out,
+the database is reported unswept from the cursor SCAN had reached (a position in the server's
+hash table, not a count: how many keys are left is unknown), and each later database as not
+started. A page SCAN returned is always read and searched whole.
+
 ``SCAN`` guarantees every key present for the whole iteration is returned at least once, and
 may return one twice: keys are deduplicated per database, and a key that vanished between two
 round trips (type ``none``) is skipped. A value larger than ``max_value_bytes`` is read up to
@@ -131,6 +136,7 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
     try:
         databases = _databases(store, opts, timeout_s)
         listed = 0
+        stopped = False  # by the sweep's time budget: each database then names what it left (_Sweeper.run)
         for db in databases:
             t0 = time.perf_counter()
             client = connect(store, timeout_s, db)
@@ -139,11 +145,12 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
                 sweeper = _Sweeper(store, plan, opts, client, db, result)
                 n = sweeper.run()
                 listed += sweeper.listed
+                stopped = stopped or sweeper.stopped
             finally:
                 client.close()
             result.timings.append(Timing(store.name, f"db {db}", time.perf_counter() - t0, n))
         result.count(store.name, "databases", len(databases))
-        if not listed:
+        if not listed and not stopped:  # a budget that ran out has named what it left
             keys = f" matching {', '.join(opts.include_keys)}" if opts.include_keys else ""
             left = " that exclude_keys leaves" if opts.exclude_keys else ""
             nothing_to_sweep(result, store.name, "db " + ", ".join(map(str, databases)),
@@ -201,12 +208,17 @@ class _Sweeper:
         self.listed = 0  # keys SCAN returned that exclude_keys leaves (search: lua: keys the server searched)
         self.chunk = max(1, opts.scan_count)
         self._lua = None
+        self.stopped = False  # the sweep's time budget ran out before SCAN finished
 
     def run(self) -> int:
         patterns = self.opts.include_keys or ["*"]
-        for pattern in patterns:
+        for i, pattern in enumerate(patterns):
             cursor = 0
             while True:
+                # between pages: a page SCAN returned is always read and searched whole
+                if self.result.budget.exceeded():
+                    self._out_of_time(cursor, patterns[i:])
+                    return self.candidates
                 if self.opts.search == "lua":
                     cursor, keys = self._lua_page(cursor, pattern)
                 else:
@@ -216,6 +228,23 @@ class _Sweeper:
                 if cursor == 0:
                     break
         return self.candidates
+
+    def _out_of_time(self, cursor: int, patterns: list[str]) -> None:
+        """What SCAN had not returned when the budget ran out. SCAN's cursor is a position in the
+        server's hash table, not a count: how many keys are left is unknown, so none is named."""
+        self.stopped = True
+        reason = self.result.budget.reason()
+
+        def matching(pattern: str) -> str:
+            return "" if pattern == "*" else f" matching {pattern}"
+
+        first, *rest = patterns
+        where = (f"db {self.db}: every key{matching(first)} (SCAN not started)" if cursor == 0 else
+                 f"db {self.db}: the keys{matching(first)} SCAN had not returned when the sweep stopped at cursor "
+                 f"{cursor} (how many is unknown)")
+        self.result.unswept.append(Unswept(self.store.name, where, reason))
+        self.result.unswept += [Unswept(self.store.name, f"db {self.db}: every key{matching(p)} (SCAN not started)",
+                                        reason) for p in rest]
 
     # -- one SCAN page ---------------------------------------------------------------------------
     def _page(self, keys: list[bytes]) -> None:

@@ -16,6 +16,10 @@ Caps: ``max_object_bytes`` per object version (default 100 MiB) and ``max_store_
 sweep (default 10 GiB); what a cap skips is reported unswept, which makes an absence check an
 error unless ``exclude_keys`` leaves that prefix out on purpose.
 
+The sweep's time budget (``timeouts.sweep``) is checked between pages of the listing and before
+each object version's read starts (a read started runs to its end): the versions not read are
+unswept by name, and a listing cut short says after which key it stopped.
+
 Profile keys (besides ``url``): ``endpoint_url``, ``region``, ``access_key_id``,
 ``secret_access_key``, ``session_token`` (secrets from ``${ENV}`` only; without them boto3's own
 chain applies: environment, config files, instance roles), ``include_keys``/``exclude_keys``
@@ -32,7 +36,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,10 +54,12 @@ from .base import (
     Timing,
     Unswept,
     hits_in,
+    not_reached,
     nothing_to_sweep,
     tested_in_process,
 )
 from .files import UNREADABLE, Unreadable
+from .progress import Budget
 
 _MiB = 1 << 20
 _READERS = 8  # object versions read at the same time
@@ -127,16 +133,20 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
     bucket, prefix = bucket_and_prefix(store.url)
     s3 = client(store, timeout_s, opts)
     try:
-        versions = list(_listing(s3, bucket, prefix, opts))
+        versions, cut = _listing(s3, bucket, prefix, opts, result.budget)
     except (ClientError, BotoCoreError) as e:
         raise _error(store, opts, "list", e) from None
+    if cut:
+        after = f"after {versions[-1].key}" if versions else "(none was listed)"
+        result.unswept.append(Unswept(store.name, f"s3://{bucket}/{prefix}: the objects listed {after} (the "
+                                      "listing stopped there: how many is unknown)", result.budget.reason()))
     listing = "ListObjectVersions" if opts.versions else "ListObjectsV2"
     result.queries.append(
         f"{store.name}: {listing} Bucket={bucket} Prefix={prefix or '(none)'}, every page ({len(versions)} "
         f"{'versions' if opts.versions else 'objects'}); GetObject of each (streamed; at most {opts.max_object_bytes} "
         f"bytes an object, {opts.max_store_bytes} for the store): keys and text tested in this process for "
         f"{tested_in_process(plan)}, Parquet/CSV/JSON Lines objects searched by DuckDB as a lake store")
-    budget = opts.max_store_bytes
+    room = opts.max_store_bytes
     reads: list[tuple[_Version, str, str, dict]] = []
     selected = 0
     for v in versions:
@@ -148,19 +158,20 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
         where = f"s3://{bucket}/{v.key}"
         label = where + (f" (version {v.version_id})" if v.version_id else "")
         row = {"version_id": v.version_id, "latest": v.latest}
-        result.count(store.name, "objects" if v.latest else "noncurrent versions")
         result.hits += hits_in(plan, v.key, store.name, "object", where, "key name", dict(row))
+        if v.size > opts.max_object_bytes or v.size > room:
+            result.count(store.name, _unit(v))
         if v.size > opts.max_object_bytes:
             result.unswept.append(Unswept(store.name, label, f"{v.size} bytes, larger than max_object_bytes "
                                           f"({opts.max_object_bytes}); exclude_keys can leave it out on purpose"))
             continue
-        if v.size > budget:
+        if v.size > room:
             result.unswept.append(Unswept(store.name, label, f"not read: the store's max_store_bytes "
                                           f"({opts.max_store_bytes}) was reached"))
             continue
-        budget -= v.size
+        room -= v.size
         reads.append((v, where, label, row))
-    if not selected:
+    if not selected and not cut:
         nothing_to_sweep(result, store.name, f"s3://{bucket}/{prefix}",
                          f"include_keys / exclude_keys leave none of the {len(versions)} object(s) under the prefix"
                          if versions else f"{listing} lists no object under the prefix")
@@ -184,9 +195,21 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
         return part
 
     try:
-        # Object reads wait on the network: a few at a time (boto3 clients are thread-safe).
+        # Object reads wait on the network: a few at a time (boto3 clients are thread-safe). Each
+        # is started only while the sweep's time budget lasts; one started is read to its end.
+        parts: list[Future[SweepResult]] = []
         with ThreadPoolExecutor(max_workers=_READERS) as pool:
-            for part in pool.map(read, reads):
+            running: set[Future[SweepResult]] = set()
+            for i, item in enumerate(reads):
+                if len(running) >= _READERS:
+                    _, running = wait(running, return_when=FIRST_COMPLETED)
+                if result.budget.exceeded():
+                    not_reached(result, store.name, [label for _, _, label, _ in reads[i:]], "object version(s)")
+                    break
+                result.count(store.name, _unit(item[0]))  # counted once its read starts
+                parts.append(pool.submit(read, item))
+                running.add(parts[-1])
+            for part in (f.result() for f in parts):  # in listing order
                 result.hits += part.hits
                 result.unswept += part.unswept
                 result.timings += part.timings
@@ -216,17 +239,26 @@ class _SharedLake:
             self._lake.__exit__()
 
 
-def _listing(s3, bucket: str, prefix: str, opts: Options):
-    if opts.versions:
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+def _listing(s3, bucket: str, prefix: str, opts: Options, budget: Budget) -> tuple[list[_Version], bool]:
+    """Every object (version) under the prefix, in key order, and whether the sweep's time budget
+    ran out between two pages of the listing (the versions listed until then come back)."""
+    out: list[_Version] = []
+    operation = "list_object_versions" if opts.versions else "list_objects_v2"
+    for page in s3.get_paginator(operation).paginate(Bucket=bucket, Prefix=prefix):
+        if opts.versions:
             for v in page.get("Versions", []):
                 vid = v.get("VersionId")
-                yield _Version(v["Key"], None if vid in (None, "null") else vid, bool(v.get("IsLatest")),
-                               int(v.get("Size", 0)))
-    else:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for o in page.get("Contents", []):
-                yield _Version(o["Key"], None, True, int(o.get("Size", 0)))
+                out.append(_Version(v["Key"], None if vid in (None, "null") else vid, bool(v.get("IsLatest")),
+                                    int(v.get("Size", 0))))
+        else:
+            out += [_Version(o["Key"], None, True, int(o.get("Size", 0))) for o in page.get("Contents", [])]
+        if page.get("IsTruncated") and budget.exceeded():
+            return out, True
+    return out, False
+
+
+def _unit(v: _Version) -> str:
+    return "objects" if v.latest else "noncurrent versions"
 
 
 def _matches(patterns: list[str], key: str) -> bool:

@@ -49,6 +49,7 @@ from .base import (
     hits_in,
     last_four_hits,
     matches,
+    not_reached,
     typed_hits,
 )
 
@@ -73,7 +74,11 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
     sources += [("path", p) for p in store.options.get("paths") or []]
     if not sources:
         raise StoreError(f"store {store.name!r}: name the tables or paths Spark should sweep")
-    for kind, name in sources:
+    for i, (kind, name) in enumerate(sources):
+        # between sources (one Spark job each): a job started runs to its end or its timeout
+        if result.budget.exceeded():
+            not_reached(result, store.name, [n for _, n in sources[i:]], "table(s) and path(s)")
+            return
         t0 = time.perf_counter()
         try:
             frame = spark.table(name) if kind == "table" else _read(spark, name)
