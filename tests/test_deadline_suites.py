@@ -66,6 +66,9 @@ def test_a_request_passes_as_pending_on_one_day_and_fails_as_overdue_on_a_later_
     first = run_suites(tmp_path, SUITES[0], env=standalone_demo.env(),
                        args=("--target", str(demo_profile_path()), f"--privacy-reports={reports}"))
     assert first.outcomes()[RESPOND] == "passed", first.stdout[-3000:]
+    # the pass says what it rests on: requests not late yet, not requests answered in time
+    assert any("still inside their deadline (pending): not late yet, not shown answered in time" in r
+               for r in first.results[RESPOND]["remarks"]), first.results[RESPOND]
     ledger = Ledger(f"sqlite:///{ledger_file}")
     pending = [r for r in ledger.open_requests("demo") if r["kind"] == "access"]
     assert len(pending) == 1, pending

@@ -7,7 +7,7 @@ ledger keeps it and a later run judges it again.
 from __future__ import annotations
 
 from ..flows.deadlines import ACK_CHECK, OPT_OUT_CHECK, RESPOND_CHECK, DeadlineOutcome, Verdict
-from ..outcomes import CheckError, ControlFailed, PromiseBroken, examined, not_offered
+from ..outcomes import CheckError, ControlFailed, PromiseBroken, examined, not_offered, remark
 from .common import usable
 
 
@@ -30,6 +30,12 @@ def _judge(outcome: DeadlineOutcome, check: str, evidence, promise: str) -> None
         raise CheckError(f"no request to judge for '{promise}': none was filed by the framework or listed by the "
                          "target, so the deadline cannot be shown to hold")
     examined("requests judged", verdicts)
+    if by["pending"]:
+        # a pass here says nothing is late yet, not that these were answered in time
+        settled = len(verdicts) - len(by["pending"])
+        remark(f"{len(by['pending'])} of {len(verdicts)} request(s) are still inside their deadline (pending): "
+               f"not late yet, not shown answered in time; the ledger keeps them and a later run judges them"
+               + ("" if settled else " — no request judged by this run has reached its deadline"))
 
 
 def acknowledged_in_time(outcome: DeadlineOutcome, evidence=None) -> None:
