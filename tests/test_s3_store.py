@@ -252,3 +252,20 @@ def test_a_budget_that_runs_out_while_listing_names_where_the_listing_stopped(se
     assert [u.where.split(" (version")[0] for u in result.unswept[1:21]] == [f"s3://{name}/k/{i:05}" for i in range(20)]
     assert result.unswept[-1].where.startswith(f"980 more object version(s) after s3://{name}/k/00019 (version ")
     assert len(result.unswept) == 22 and result.examined == {}
+
+
+def test_a_budget_that_runs_out_inside_one_big_object_names_the_lines_left(server, bucket, budget_runs_out):
+    client, name = bucket
+    canary, email, full_name, needles = person()
+    body = f"login {email}\n" + "".join(f"request {i}\n" for i in range(2, 9000)) + f"logout {email}\n"
+    client.put_object(Bucket=name, Key="logs/app.log.gz", Body=gzip.compress(body.encode()))
+    spec = store(server, f"s3://{name}/logs/")
+    assert {h.column_or_line for h in sweep([spec], needles, budget_s=60).hits} == {"line 1", "line 9000"}
+
+    budget_runs_out(after=2)  # before the store, before the object; the look at line 4,096 finds it out
+    result = sweep([spec], needles, budget_s=60)
+    assert {h.column_or_line for h in result.hits} == {"line 1"}
+    [left] = result.unswept
+    version = client.list_object_versions(Bucket=name)["Versions"][0]["VersionId"]
+    assert left.where == f"s3://{name}/logs/app.log.gz (version {version}), from line 4096 on"
+    assert left.reason.startswith("not swept: the sweep's time budget (timeouts.sweep: 60 s)")

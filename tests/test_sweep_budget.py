@@ -151,3 +151,25 @@ def test_a_budget_that_runs_out_inside_a_lake_store_names_the_files_left(tmp_pat
         str(tmp_path / "b.csv"), str(tmp_path / "c.csv"),
         f"every file matching {tmp_path / 'more' / '*.parquet'} (not listed)"]
     assert _reasons_are_the_budgets(result.unswept)
+
+
+def test_a_budget_that_runs_out_inside_one_big_file_names_the_lines_left(tmp_path, budget_runs_out):
+    """A single file can outlast the whole budget: it is looked at every 4,096 lines, and what
+    was read before it ran out keeps its hits."""
+    email = ADA.fields["email"]
+    with open(tmp_path / "big.log", "w") as f:
+        f.write(f"login {email}\n")
+        f.writelines(f"request {i}\n" for i in range(2, 9000))
+        f.write(f"logout {email}\n")  # line 9000
+    (tmp_path / "next.log").write_text(f"{email}\n")
+    store = StoreSpec("logs", files=[str(tmp_path / "*.log")])
+    full = sweep([store], ADA.needles(), budget_s=60)
+    assert not full.unswept and {(h.table_or_path, h.column_or_line) for h in full.hits} == {
+        (str(tmp_path / "big.log"), 1), (str(tmp_path / "big.log"), 9000), (str(tmp_path / "next.log"), 1)}
+
+    budget_runs_out(after=2)  # before the store, before big.log; the look at line 4,096 finds it out
+    result = sweep([store], ADA.needles(), budget_s=60)
+    assert {(h.table_or_path, h.column_or_line) for h in result.hits} == {(str(tmp_path / "big.log"), 1)}
+    assert [u.where for u in result.unswept] == [f"{tmp_path / 'big.log'}, from line 4096 on",
+                                                 str(tmp_path / "next.log")]
+    assert _reasons_are_the_budgets(result.unswept)

@@ -3,6 +3,10 @@
 A line is decoded and matched only when one byte pattern of the plan's (the canary literal in any
 case, in UTF-8 or UTF-16; a 32-digit hex run; a weak value) occurs in it; a line longer than
 ``_FILE_PIECE`` is read in overlapping pieces so no value is cut in two unseen.
+
+The sweep's time budget (``timeouts.sweep``) is looked at before each file and every
+``_BUDGET_EVERY`` lines inside one; once it has run out, the rest of the file (from its line
+number on), the files after it and the globs not yet listed are unswept.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from .base import (
     nothing_to_sweep,
     tested_in_process,
 )
+from .progress import Budget
 
 _FILE_PIECE = 1 << 20  # a line longer than this is read in pieces
 # What a file or object may be compressed with, by its first bytes: read through, or (None) named
@@ -70,6 +75,8 @@ def decompressed(stream, name: str):
             return reader(stream)
     return stream
 _PIECE_OVERLAP = 512  # longer than any form of a canary-bearing value we expect
+# Lines (or pieces) read between two looks at the sweep's time budget: a look costs a clock read.
+_BUDGET_EVERY = 4096
 
 
 def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepResult) -> None:
@@ -153,11 +160,25 @@ def _sweep_files(store: StoreSpec, plan: Plan, result: SweepResult) -> None:
         nothing_to_sweep(result, store.name, ", ".join(store.files or []), "no file matches the store's globs")
 
 
-def _pieces(stream) -> Iterator[tuple[int, bytes]]:
-    """(line number, piece): whole lines, or overlapping pieces of a line too long to hold."""
+class OutOfTime(Exception):
+    """The sweep's time budget ran out inside a file or object: from line ``line`` on, not read."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def _pieces(stream, budget: Budget | None = None) -> Iterator[tuple[int, bytes]]:
+    """(line number, piece): whole lines, or overlapping pieces of a line too long to hold.
+    ``budget``: looked at every ``_BUDGET_EVERY`` pieces; ``OutOfTime`` once it has run out
+    (every piece yielded before was searched: nothing read is lost)."""
     number = 1
     tail = b""
+    count = 0
     while True:
+        count += 1
+        if budget is not None and count % _BUDGET_EVERY == 0 and budget.exceeded():
+            raise OutOfTime(number)
         piece = stream.readline(_FILE_PIECE)
         if not piece:
             return
@@ -170,12 +191,13 @@ def _pieces(stream) -> Iterator[tuple[int, bytes]]:
             tail = piece[-_PIECE_OVERLAP:]
 
 
-def candidate_lines(plan: Plan, stream) -> Iterator[tuple[int, str]]:
+def candidate_lines(plan: Plan, stream, budget: Budget | None = None) -> Iterator[tuple[int, str]]:
     """(line number, decoded text) of every line (or piece of a long line) the plan's byte
     prefilter lets through, read as UTF-8 and, where a canary occurs in UTF-16, as UTF-16 too
     (so a line may come twice, once per reading); the Matcher then decides. Shared with object
-    stores (s3.py)."""
-    for number, piece in _pieces(stream):
+    stores (s3.py). Raises ``OutOfTime`` when ``budget`` runs out (a big file is one unit of a
+    store, and may take longer than the whole budget)."""
+    for number, piece in _pieces(stream, budget):
         if plan.prefilter is None or not plan.prefilter.search(piece):
             continue
         for text in texts_of_bytes(piece.rstrip(b"\r\n")):
@@ -203,13 +225,15 @@ def _sweep_file(store: StoreSpec, plan: Plan, path: str, result: SweepResult) ->
     try:
         with open(path, "rb") as raw:
             stream = decompressed(raw, path)
-            for number, text in candidate_lines(plan, stream):
+            for number, text in candidate_lines(plan, stream, result.budget):
                 candidates += 1
                 for m in dedup(plan.find(text)):
                     if (number, m.needle, m.form) in seen:
                         continue
                     seen.add((number, m.needle, m.form))
                     hits.append(make_hit(store.name, "file", path, number, None, m, text))
+    except OutOfTime as e:  # hits before it stand; the rest of the file is unknown
+        result.unswept.append(Unswept(store.name, f"{path}, from line {e.line} on", result.budget.reason()))
     except Unreadable as e:
         result.unswept.append(Unswept(store.name, path, str(e)))
     except UNREADABLE as e:

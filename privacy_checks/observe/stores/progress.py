@@ -2,10 +2,11 @@
 
 A sweep over a large store can take minutes. The budget bounds one sweep (every store of one
 ``sweep()`` call): ``sweep()`` checks it before each store, and each kind between its own units
-of work (SQL tables, Redis SCAN pages, S3 object versions, files, Spark tables and paths), never
-inside one: a unit begun is read and searched whole. What is not reached before it runs out is
-listed as unswept, each with the reason (``base.not_reached`` names the places), so an absence
-check over them is an error naming them, never a pass.
+of work (SQL tables, Redis SCAN pages, S3 object versions, files, Spark tables and paths; in a
+log file or text object, every 4,096 lines too): what was read is always searched whole, and
+what is not reached before it runs out is listed as unswept, each with the reason
+(``base.not_reached`` names the places), so an absence check over them is an error naming them,
+never a pass.
 
 Progress goes to the stream the run configures (the terminal), only for a sweep that has run
 longer than ``SHOW_AFTER_S`` (the many short sweeps of polling loops stay silent): the store,

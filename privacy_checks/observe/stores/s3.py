@@ -17,8 +17,9 @@ sweep (default 10 GiB); what a cap skips is reported unswept, which makes an abs
 error unless ``exclude_keys`` leaves that prefix out on purpose.
 
 The sweep's time budget (``timeouts.sweep``) is checked between pages of the listing and before
-each object version's read starts (a read started runs to its end): the versions not read are
-unswept by name, and a listing cut short says after which key it stopped.
+each object version's read starts, and every 4,096 lines inside a text object (a table object is
+read to its end): the versions not read are unswept by name, a text object stopped inside says
+from which line on, and a listing cut short says after which key it stopped.
 
 Profile keys (besides ``url``): ``endpoint_url``, ``region``, ``access_key_id``,
 ``secret_access_key``, ``session_token`` (secrets from ``${ENV}`` only; without them boto3's own
@@ -58,7 +59,7 @@ from .base import (
     nothing_to_sweep,
     tested_in_process,
 )
-from .files import UNREADABLE, Unreadable
+from .files import UNREADABLE, OutOfTime, Unreadable
 from .progress import Budget
 
 _MiB = 1 << 20
@@ -179,10 +180,13 @@ def sweep_store(store: StoreSpec, plan: Plan, timeout_s: float, result: SweepRes
 
     def read(item: tuple[_Version, str, str, dict]) -> SweepResult:
         v, where, label, row = item
-        part = SweepResult()
+        part = SweepResult(budget=result.budget)
         t0 = time.perf_counter()
         try:
             n = _sweep_object(s3, bucket, v, where, row, store, plan, part, lake)
+        except OutOfTime as e:  # inside a text object: its hits before that line stand
+            part.unswept.append(Unswept(store.name, f"{label}, from line {e.line} on", result.budget.reason()))
+            return part
         except Unreadable as e:
             part.unswept.append(Unswept(store.name, label, str(e)))
             return part
@@ -324,8 +328,10 @@ def _sweep_stream(body, v: _Version, where: str, row: dict, store: StoreSpec, pl
     stream: Any = decompressed(io.BufferedReader(_Raw(body), 1 << 16), v.key)
     hits: list[Hit] = []
     candidates = 0
-    for number, text in candidate_lines(plan, stream):
-        candidates += 1
-        hits += hits_in(plan, text, store.name, "object", where, f"line {number}", dict(row))
-    result.hits += hits
+    try:
+        for number, text in candidate_lines(plan, stream, result.budget):
+            candidates += 1
+            hits += hits_in(plan, text, store.name, "object", where, f"line {number}", dict(row))
+    finally:  # the lines read before an error or the budget's end keep their hits
+        result.hits += hits
     return candidates
