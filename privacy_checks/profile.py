@@ -522,8 +522,8 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
                 if isinstance(path, str) and re.match(r"https?://", path):
                     check_host((*where, "path"), path)
             if "sql" in step and isinstance(step.get("store"), str):
-                out += _store_reference((*where, "store"), step["store"], stores, "url",
-                                        "an SQL step needs a database store (one with a url)")
+                out += _store_reference((*where, "store"), step["store"], stores, "sql",
+                                        "an SQL step needs a database store (an SQLAlchemy url)")
             for key, source in _as_dict(step.get("capture")).items():
                 if isinstance(source, str) and source.startswith("regex:"):
                     try:
@@ -541,9 +541,13 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
             sink_names.add(name)
         check_condition(("sinks", i, "deletion_notice"), sink.get("deletion_notice"))
         if isinstance(sink.get("store"), str):
-            reads_sql = "table" in sink or "query" in sink
-            out += _store_reference(("sinks", i, "store"), sink["store"], stores, "url" if reads_sql else None,
-                                    "a sink's 'table' or 'query' is in a database store (one with a url)")
+            if "table" in sink or "query" in sink:
+                need, why = "sql", "a sink's 'table' or 'query' is in a database store (an SQLAlchemy url)"
+            elif "key" in sink:
+                need, why = "keyed", "a sink's 'key' names Redis keys or S3 objects (a redis:// or s3:// url)"
+            else:
+                need, why = None, ""
+            out += _store_reference(("sinks", i, "store"), sink["store"], stores, need, why)
         elif "table" in sink or "query" in sink or "key" in sink:
             out.append((("sinks", i), "'table', 'query' and 'key' need the sink's 'store'"))
 
@@ -605,7 +609,7 @@ def _semantic_problems(data: dict, raw: dict, unresolved: set[JsonPath]) -> list
             elif "file" in exc:
                 need, why = ("files", "lake"), "a 'file' is in a file or lake store (one with files or lake)"
             elif "key" in exc:
-                need, why = "url", "a 'key' is in a Redis or S3 store (one with a url)"
+                need, why = "keyed", "a 'key' is in a Redis or S3 store (a redis:// or s3:// url)"
             else:
                 need, why = None, ""
             out += _store_reference(("retention_exceptions", i, "store"), exc["store"], stores, need, why)
@@ -653,8 +657,8 @@ def _identifier_problems(data: dict, stores: dict[str, dict]) -> list[Problem]:
             out.append((("identifiers", i, "captured"), f"no operation captures {name!r} ({known}){_did_you_mean(name, sorted(captured))}"))
         for j, store in enumerate(_as_list(ident.get("stores"))):
             if isinstance(store, str):
-                out += _store_reference(("identifiers", i, "stores", j), store, stores, "url",
-                                        "identifier columns are in a database store (one with a url)")
+                out += _store_reference(("identifiers", i, "stores", j), store, stores, "sql",
+                                        "identifier columns are in a database store (an SQLAlchemy url)")
     return out
 
 
@@ -664,9 +668,23 @@ def _store_reference(path: JsonPath, name: str, stores: dict[str, dict], need: s
         declared = f"declared: {', '.join(stores)}" if stores else "no stores are declared"
         return [(path, f"no store named {name!r} ({declared})")]
     needs = (need,) if isinstance(need, str) else need
-    if needs and not any(n in stores[name] for n in needs):
+    if needs and not any(_fits(stores[name], n) for n in needs):
         return [(path, f"store {name!r} does not fit: {why}")]
     return []
+
+
+def _fits(store: dict, need: str) -> bool:
+    """Whether a declared store is of the kind a reference needs: a key it has ("url", "files",
+    "lake"), or the kind its url's scheme chooses ("sql"; "keyed": Redis or S3), as the run would."""
+    if need not in ("sql", "keyed"):
+        return need in store
+    url = store.get("url")
+    if not isinstance(url, str) or "lake" in store or "files" in store:
+        return False
+    from .observe.stores import StoreSpec, kind_of
+
+    kind = kind_of(StoreSpec(name="?", url=url))
+    return kind == "sql" if need == "sql" else kind in ("redis", "s3")
 
 
 def _hide_password(url: str) -> str:

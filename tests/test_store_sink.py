@@ -225,3 +225,31 @@ sinks:
         assert again > first and [(r.hit.subject_id, r.seq) for r in log.since(first, needles)] == [("s", again)]
     finally:
         cache.stop()
+
+
+@pytest.mark.parametrize(("sink", "said"), [
+    # a key names Redis keys or S3 objects: an SQL store has none (the run refused it; now lint does)
+    ("{name: k, role: third_party, purpose: p, store: app, key: 'sent:*'}",
+     "sinks[0].store: store 'app' does not fit: a sink's 'key' names Redis keys or S3 objects"),
+    # a table or a query is SQL: a Redis store has a url too, but no tables
+    ("{name: t, role: third_party, purpose: p, store: cache, table: outbound}",
+     "sinks[0].store: store 'cache' does not fit: a sink's 'table' or 'query' is in a database store"),
+])
+def test_lint_rejects_a_sink_whose_store_is_of_the_wrong_kind_as_the_run_would(tmp_path, sink, said):
+    from privacy_checks.profile import lint
+
+    path = tmp_path / "p.yaml"
+    path.write_text(f"""
+name: kinds
+base_url: https://127.0.0.1:9
+allowed_hosts: [127.0.0.1]
+stores:
+  - {{name: app, url: "sqlite:///{tmp_path}/app.sqlite"}}
+  - {{name: cache, url: "redis://127.0.0.1:9/0"}}
+sinks:
+  - {sink}
+""")
+    problems = lint(path, {})
+    assert any(said in p for p in problems), problems
+    with pytest.raises(ProfileError, match="does not fit"):
+        load_profile(path)
