@@ -46,8 +46,7 @@ def test_clean_demo_passes_every_access_and_correction_check(suite_runner):
                                                     "which only that place holds)"),
     ("export_includes_password", KNOW, {"ccpa.know.nothing-forbidden-disclosed"}, "key user.password_hash"),
     ("export_categories_incomplete", KNOW, {"ccpa.know.categories-disclosed"},
-     # (drivers_license and postal_address join them once the partner's lead is in the delivery record)
-     "category B (held as card_number, company, department, "),
+     "category B (held as card_number, company, department, full_name"),
     ("skip_verification", KNOW, {"ccpa.know.verified-requester-only"}, "was accepted"),
     ("refuse_second_access", KNOW, {"ccpa.know.second-request-honoured"}, "(status denied) delivered no export"),
     ("partial_correction", CORRECTION, REPLACED, "old value still held at search: table documents, column title"),

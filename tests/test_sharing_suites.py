@@ -266,12 +266,16 @@ _CHOICES = (SUITES[0], SUITES[1], SUITES[2], SUITES[5])
 
 def test_a_recipient_seen_only_through_its_delivery_record_is_judged_by_every_choice(
         suite_runner, standalone_demo, tmp_path):
-    """Opt-out, GPC, limit, objection and withdrawal read a store-backed sink's record between
-    rounds: an entry new since the round began is a delivery, the control's new entry the barrier."""
+    """Opt-out, GPC, objection and withdrawal read a store-backed sink's record between rounds: an
+    entry new since the round began is a delivery, the control's new entry the barrier."""
     run = suite_runner(*_CHOICES, args=("--target", str(_partner_through_its_record(tmp_path))),
                        env=standalone_demo)
-    assert run.returncode == 0, run.stdout[-3000:]
-    for check in (OPT_OUT, GPC, LIMIT, OBJECT, WITHDRAW):
+    # the demo's record keeps a delivery as queued, without the sensitive values that pass through
+    # in memory only: it cannot show a limit on them honoured, and says so rather than passing
+    assert run.results[LIMIT]["outcome"] == "error", run.outcomes()
+    assert "positive control failed: no third-party or sale recipient (partner-record) received the subject's" \
+        in run.message(LIMIT), run.message(LIMIT)
+    for check in (OPT_OUT, GPC, OBJECT, WITHDRAW):
         assert run.results[check]["outcome"] == "passed", run.outcomes()
         examined = run.results[check]["examined"]
         assert examined["sinks read through their store"] == 1, run.results[check]

@@ -3,7 +3,8 @@
 - **Redis cache** (``redis-server`` on loopback): ``profile:<id>`` (a hash of the account's
   contact fields, expiring after an hour) and ``session:<digest of the token>`` (who a session belongs to).
 - **Delivery record** ``sent:<recipient>`` (a Redis stream): every HTTP delivery made to a recipient
-  on a user's behalf (fields ``user_id``, ``path``, ``payload``, the body sent), as targets keep an
+  on a user's behalf (fields ``user_id``, ``path``, ``payload``: the body as queued, without what
+  passes through in memory only, which the demo never stores), as targets keep an
   outbound log a profile can declare as a store-backed sink (``sinks[].store`` with ``key``).
   A deletion or an update removes the user's entries; a delivery whose values the user changed
   while it was in flight is sent but not recorded.
