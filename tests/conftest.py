@@ -162,3 +162,19 @@ def budget_runs_out(monkeypatch):
         monkeypatch.setattr(Budget, "exceeded", lambda self: next(checks) > after)
 
     return arm
+
+
+def demo_with_recipient_record(tmp_path: Path, recipient: str) -> Path:
+    """The demo profile with `recipient` described only by the demo's record of what it sent there
+    (the Redis stream sent:<recipient>), as for a target that cannot be pointed at the capture
+    server: nothing the capture server sees counts for it. The sink is named <recipient>-record."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
+    sink = next(s for s in data["sinks"] if s["name"] == recipient)
+    record = {k: v for k, v in sink.items() if k not in ("path", "deletion_notice")}
+    data["sinks"] = [s for s in data["sinks"] if s["name"] != recipient] + [
+        {**record, "name": f"{recipient}-record", "store": "cache", "key": f"sent:{recipient}"}]
+    profile = tmp_path / f"demo-{recipient}-record.yaml"
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    return profile

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from privacy_checks.checks.access import UNDISTINGUISHED
-from tests.conftest import ROOT
+from tests.conftest import ROOT, demo_with_recipient_record
 
 ACCESS = ("suites/ccpa/test_right_to_know.py", "suites/gdpr/test_right_of_access.py",
           "suites/gdpr/test_right_to_portability.py")
@@ -111,15 +111,7 @@ def test_a_recipient_seen_only_through_its_delivery_record_is_judged_on_the_corr
     """The crm described only by the target's record of what it sent there (the demo's Redis
     stream sent:crm): the old values found in the record are what it received, the corrected one
     appearing there is the correction passed on."""
-    import yaml
-
-    data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
-    crm = next(s for s in data["sinks"] if s["name"] == "crm")
-    record = {k: v for k, v in crm.items() if k not in ("path", "deletion_notice")}
-    data["sinks"] = [s for s in data["sinks"] if s["name"] != "crm"] + [
-        {**record, "name": "crm-record", "store": "cache", "key": "sent:crm"}]
-    profile = tmp_path / "demo-crm-record.yaml"
-    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    profile = demo_with_recipient_record(tmp_path, "crm")
     run = suite_runner(CORRECTION[0], args=("--target", str(profile)), env=standalone_demo)
     check = "ccpa.correct.recipients-notified"
     assert run.results[check]["outcome"] == outcome, (run.outcomes(), run.message(check))

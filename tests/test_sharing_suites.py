@@ -8,7 +8,7 @@ import yaml
 from privacy_checks.checks import sharing
 from privacy_checks.flows.sharing import CensusOutcome, ChoiceOutcome, Delivery
 from privacy_checks.outcomes import PromiseBroken
-from tests.conftest import ROOT
+from tests.conftest import ROOT, demo_with_recipient_record
 
 SUITES = ("suites/ccpa/test_opt_out.py", "suites/ccpa/test_global_privacy_control.py",
           "suites/ccpa/test_right_to_limit.py", "suites/ccpa/test_no_sale.py",
@@ -247,17 +247,7 @@ def test_the_sale_census_reads_a_recipient_declared_through_a_store(suite_runner
 
 
 def _partner_through_its_record(tmp_path):
-    """The demo profile with the partner described only by the target's record of what it sent
-    there (the demo's Redis stream sent:partner), as for a target that cannot be pointed at the
-    capture server: nothing the capture server sees counts for the partner."""
-    data = yaml.safe_load((ROOT / "fixtures" / "targets" / "demo.yaml").read_text())
-    partner = next(s for s in data["sinks"] if s["name"] == "partner")
-    feed = {k: v for k, v in partner.items() if k not in ("path", "deletion_notice")}
-    data["sinks"] = [s for s in data["sinks"] if s["name"] != "partner"] + [
-        {**feed, "name": "partner-record", "store": "cache", "key": "sent:partner"}]
-    profile = tmp_path / "demo-partner-record.yaml"
-    profile.write_text(yaml.safe_dump(data, sort_keys=False))
-    return profile
+    return demo_with_recipient_record(tmp_path, "partner")
 
 
 RECORD = "partner-record (third_party) via store cache: db 0, key sent:partner (stream), entry "
