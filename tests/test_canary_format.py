@@ -238,3 +238,40 @@ def test_legacy_canaries_in_the_ledger_are_still_found(tmp_path):
         ("u", "v", (("id", 2),), "email", "base64", False),
         ("u", "v", (("id", 3),), "canary", "token", False),
     }
+
+
+def test_base64_lookup_from_the_literal_finds_what_a_search_for_every_core_finds():
+    """The matcher finds base64 cores from where the literal occurs (one lookup per core offset
+    and length) instead of searching the text for each core: on many subjects' values, encoded at
+    every alignment, several to a text, wrapped or not, legacy-format values beside them, both
+    find the same places."""
+    from privacy_checks.observe.forms import TOKEN_FIELD, Matcher, base64_cores
+
+    rng = random.Random("b64-lookup")
+    needles = []
+    for i in range(30):
+        canary = make_canary(rng, LEGACY_MARKER if i % 10 == 9 else MARKER)
+        values = {"email": f"p{i}.{canary}@example.com", "full_name": f"Person {i} {canary}"}
+        needles += [Needle(f"s{i}", f, v) for f, v in values.items()] + canary_needles(f"s{i}", values.values())
+    matcher = Matcher(needles, ["base64"])
+    cores = [(n, c) for n in needles for c in base64_cores(n.value.encode())]
+    checked = 0
+    for _ in range(300):
+        chosen = rng.sample(needles, 3)
+        parts = [base64.b64encode(b"x" * rng.randrange(3) + n.value.encode()).decode() for n in chosen]
+        text = " ".join(parts + [base64.b64encode(rng.randbytes(30)).decode()])
+        if rng.random() < 0.3:
+            text = "\n".join(textwrap.wrap(text, 64))
+        want = set()
+        for view in {text, text.replace("\n", "")}:
+            for n, c in cores:
+                if c in view:
+                    want.add((n.subject_id, n.field))
+        found = {(m.needle.subject_id, m.needle.field) for m in matcher.find(text) if m.form == "base64"}
+        # a canary alone inside a value found whole is not reported again (Matcher.find)
+        values = {k for k in want if k[1] != TOKEN_FIELD}
+        assert {k for k in found if k[1] != TOKEN_FIELD} == values, text
+        alone = {(n.subject_id, n.field) for n in chosen if n.field == TOKEN_FIELD}
+        assert alone <= found <= want, text
+        checked += len(want)
+    assert checked > 300  # the texts held what the comparison is about

@@ -311,6 +311,8 @@ class Plan:
         # proof comes back whole, where the matcher names the weak values beside it. Testing them
         # in the engine only found the uncorroborated ones, at the cost of one more test per
         # column (SQLite: "exact" 1.53x the floor with it, ~1.0x without; benchmarks/sweep.py).
+        # as text, and as a JSON document's text (quoted): built once, not per column
+        self.digest_spellings = frozenset(self.digests) | {json.dumps(d) for d in self.digests}
         self.whole_values = self.digests + self.typed.proof_text_values
         self.json_whole_values = self.whole_values + [
             json.dumps(v, ensure_ascii=False) for v in self.whole_values

@@ -430,7 +430,7 @@ def _whole_value_in(dialect: Dialect, col: _Column, text: sa.ColumnElement, plan
 def _ranged(values: list[str], plan: Plan) -> tuple[list[str], list[str]] | None:
     """(digests, the rest) when the rest can be gated by a range: ASCII only (so byte order is the
     same in every encoding SQLite stores), none of them a digest. None when there is no rest."""
-    digests = set(plan.digests) | {json.dumps(d) for d in plan.digests}
+    digests = plan.digest_spellings
     others = [v for v in values if v not in digests]
     if not others or not all(v.isascii() for v in others):
         return None
@@ -639,10 +639,16 @@ def _index_leaders(pks: dict, uniques: dict, indexes: dict, schema: str | None, 
     return {cols[0] for cols in lists if cols and isinstance(cols[0], str)}
 
 
-def _reflect(inspector: Inspector, schema: str | None, kinds) -> tuple[dict, dict, dict, dict]:
+def _reflect(inspector: Inspector, schema: str | None, kinds, typed: bool) -> tuple[dict, dict, dict, dict]:
     columns = inspector.get_multi_columns(schema=schema, kind=kinds)
     found = []
     for method in ("get_multi_pk_constraint", "get_multi_unique_constraints", "get_multi_indexes"):
+        if found and not typed and all((found[0].get(t) or {}).get("constrained_columns") for t in columns):
+            # Every table has a primary key to name its rows, and no typed column wants an index:
+            # the other catalogue queries (each a visible share of a small database's sweep on
+            # PostgreSQL) would change nothing.
+            found.append({})
+            continue
         # An index on an expression (lower(email)) cannot name a row, and SQLAlchemy says so with
         # a warning per index; the key chosen below never needs it, so the warning is only noise
         # in the user's pytest summary.
@@ -684,7 +690,7 @@ def _tables(conn: Connection, store: StoreSpec, result: SweepResult, typed: bool
     for schema_name in schemas:
         schema = None if schema_name == default else schema_name
         try:
-            all_columns, pks, uniques, indexes = _reflect(inspector, schema, kinds)
+            all_columns, pks, uniques, indexes = _reflect(inspector, schema, kinds, typed)
             fts = _sqlite_fts(conn, schema) if dialect.name == "sqlite" else {}
         except Exception as e:  # noqa: BLE001 - a schema we cannot read is reported, not fatal
             result.unswept.append(

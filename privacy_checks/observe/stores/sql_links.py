@@ -99,7 +99,7 @@ def link_columns(specs: list[StoreSpec], identifiers: list[dict]) -> list[LinkCo
                     schema = None if schema_name == default else schema_name
                     # rows are named as the sweep names them (sql._row_key): a finding here and
                     # there points at the same row by the same key
-                    columns_of, pks, uniques, indexes = _reflect(inspector, schema, sa.engine.reflection.ObjectKind.TABLE)
+                    columns_of, pks, uniques, indexes = _reflect(inspector, schema, sa.engine.reflection.ObjectKind.TABLE, typed=True)
                     for table in inspector.get_table_names(schema=schema):
                         qualified = f"{schema_name}.{table}"
                         if spec.include_tables is not None and not _matches(spec.include_tables, table, qualified):
