@@ -91,6 +91,9 @@ class _Values:
     # family -> the Python values a column of that family is compared with
     literals: dict[str, list[Any]] = field(default_factory=dict)
     texts: dict[str, list[Meaning]] = field(default_factory=dict)
+    # family -> the same values as a dict, for membership: a list searched per value made a
+    # plan of 50 subjects' values (2,100 literals) quadratic
+    _seen: dict[str, dict[Any, None]] = field(default_factory=dict)
 
     def add(self, family: str, value: Any, meaning: Meaning) -> None:
         key = key_of(value)
@@ -99,9 +102,10 @@ class _Values:
         found = self.by_key.setdefault(key, [])
         if meaning not in found:
             found.append(meaning)
-        values = self.literals.setdefault(family, [])
-        if value not in values:
-            values.append(value)
+        seen = self._seen.setdefault(family, {})
+        if value not in seen:
+            seen[value] = None
+            self.literals.setdefault(family, []).append(value)
 
     def text(self, rendering: str, meaning: Meaning) -> None:
         found = self.texts.setdefault(rendering, [])
