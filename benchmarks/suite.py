@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# As a user's machine would: with cached bytecode (a machine that sets PYTHONDONTWRITEBYTECODE
+# would otherwise charge every run the package's compilation).
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 QUIET = ["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--no-privacy-allure"]
 
 
@@ -34,7 +37,7 @@ def _pytest(args: list[str], workdir: Path, env: dict | None = None, timeout: fl
             f"--privacy-reports={workdir / 'reports'}", f"--ledger=sqlite:///{workdir / 'ledger.sqlite'}"]
     t0 = time.perf_counter()
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})})
+                          env={**CHILD_ENV, **(env or {})})
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1):
         raise SystemExit(f"pytest {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
