@@ -162,7 +162,7 @@ def _access(run, test_id: str, evidence, out: AccessOutcome, parts: frozenset[st
                             f"{propagation:.0f} s: {'; '.join(missing)}")
     census_result = sweep(specs, subject.needles(subject.strong_fields()) + (decoy.needles(shared) if shared else []))
     census = census_result.hits
-    evidence.stage("stores read before the request", queries=census_result.queries)
+    evidence.stage("stores read before the request", queries=census_result.shown_queries())
     observed = {h.field for h in census if h.subject_id == subject.id}
     places = Places.of(census, subject.id)
     decoy_shared_seen = sorted({h.field for h in census if decoy is not None and h.subject_id == decoy.id})
@@ -636,7 +636,7 @@ def _correction(run, test_id: str, evidence, out: CorrectionOutcome) -> None:
     out.old_places = from_hits(bad, file_roots(profile.stores))
     out.allowed = [f"{describe_hit(h)} — allowed: {e.describe()}" for h, e in allowed]
     evidence.stage("sweep after correction", residual=out.old_residual, allowed=out.allowed, unswept=out.unswept,
-                   new_missing=out.new_missing, queries=final.queries)
+                   new_missing=out.new_missing, queries=final.shown_queries())
 
     # -- recipients of the old values must be told the new ones (GDPR Art. 19) -----------------
     def untold() -> set[str]:

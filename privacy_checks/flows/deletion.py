@@ -347,7 +347,7 @@ def _final_sweep(run, specs, subject, control, exceptions, out: DeletionOutcome,
     evidence.stage("sweep after deletion", swept=out.swept, residual=[describe_hit(h) for h in out.residual],
                    weak=[describe_hit(h) for h in out.weak_residual],
                    allowed=[f"{describe_hit(h)} — allowed: {e.describe()}" for h, e in out.allowed],
-                   unswept=out.unswept, queries=final.queries)
+                   unswept=out.unswept, queries=final.shown_queries())
     for h in out.residual:
         place, where, _ = locate(h, out.file_roots)
         evidence.finding(kind="residual data", place=place, where=where, store=h.store, location=h.table_or_path,

@@ -199,8 +199,13 @@ class SweepResult:
     # the time budget of this sweep and its progress display (progress.py)
     budget: Budget = field(default_factory=lambda: Budget(None))
     # The SQL statements the sweep ran ("store: SELECT …"), with the plan's values left as bind
-    # placeholders: the evidence shows how each table was searched, never what for.
-    queries: list[str] = field(default_factory=list)
+    # placeholders: the evidence shows how each table was searched, never what for. An entry may
+    # be a function giving the text: rendering a statement for the evidence costs as much as
+    # compiling it, and most sweeps (polls, controls, barriers) never show theirs.
+    queries: list[str | Callable[[], str]] = field(default_factory=list)
+
+    def shown_queries(self) -> list[str]:
+        return [q() if callable(q) else q for q in self.queries]
 
     def count(self, store: str, unit: str, n: int = 1) -> None:
         per = self.examined.setdefault(store, {})

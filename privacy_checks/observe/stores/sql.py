@@ -14,6 +14,7 @@ benchmarks/sweep.py measures each choice against the floor (one read of every te
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -224,6 +225,7 @@ def _share(ch: str, ci: bool) -> float:
     return 1.0 if ch in " .,-/:_@" else 0.2
 
 
+@functools.lru_cache(maxsize=4096)  # the same patterns, for every column of every table
 def _anchor(pattern: str, ci: bool) -> str:
     """The suffix of ``pattern`` (two characters at least) that starts at its rarest character.
 
@@ -243,6 +245,7 @@ def _anchor(pattern: str, ci: bool) -> str:
 _UNSAFE_CI = set("iks")
 
 
+@functools.lru_cache(maxsize=4096)
 def _one_letter_piece(pattern: str, ci: bool) -> str | None:
     """The longest piece of ``pattern`` with exactly one ASCII letter and two characters at least,
     the rest digits (so its lower- and upper-case spellings are all its spellings): a pair of
@@ -262,6 +265,7 @@ def _one_letter_piece(pattern: str, ci: bool) -> str | None:
     return best
 
 
+@functools.lru_cache(maxsize=4096)
 def _gate_char(pattern: str, ci: bool) -> str | None:
     """The pattern's rarest ASCII letter or digit (None if it has none)."""
     candidates = [ch for ch in pattern if ch.isascii() and ch.isalnum() and not (ci and ch.lower() in _UNSAFE_CI)]
@@ -281,6 +285,7 @@ def _gate_variants(pattern: str, ci: bool) -> list[str]:
     return sorted({piece.lower(), piece.upper()}) if piece else []
 
 
+@functools.lru_cache(maxsize=4096)
 def _caseless_char(pattern: str) -> str | None:
     """The pattern's rarest ASCII character that has no letter case (a digit, a sign), which every
     spelling of it in any letter case holds as it is; None if it has none."""
@@ -863,7 +868,7 @@ def _query_table(
     if not queries:
         return 0
     for query in queries:
-        result.queries.append(f"{store.name}: {_as_run(query, conn.dialect)}")
+        result.queries.append(lambda q=query, d=conn.dialect, n=store.name: f"{n}: {_as_run(q, d)}")
     key = table.key
     hits: list[Hit] = []
     candidates = 0
