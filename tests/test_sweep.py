@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql
 
 from privacy_checks.errors import StoreError
 from privacy_checks.observe.forms import (
+    ALL_FORMS,
     LEGACY_MARKER,
     LITERAL,
     MARKER,
@@ -489,6 +490,41 @@ def test_unreachable_postgres_names_store_and_hides_password(pg_url):
     assert "warehouse" in message and "auditor:***@127.0.0.1" in message and "s3cr3t-pw" not in message
     with pytest.raises(StoreError, match="store 'typo'.*postgresq://u:\\*\\*\\*@"):
         sweep([StoreSpec("typo", url="postgresq://u:s3cr3t-pw@127.0.0.1/x")], NEEDLES)
+
+
+@pytest.mark.parametrize("forms", [("exact",), ALL_FORMS])
+def test_a_column_test_built_once_per_shape_is_the_test_built_for_each_column(db_url, monkeypatch, forms):
+    """The sweep renders one test per shape of column (kind and type) and puts each column in;
+    every table's statement must say what the one built column by column says (the same text but
+    for grouping parentheses) and return the same rows."""
+    from privacy_checks.observe.stores import sql
+    from privacy_checks.observe.stores.base import Plan, SweepResult
+
+    populate(db_url)
+    plan = Plan(NEEDLES, forms)
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        tables = sql._tables(conn, StoreSpec("app", url=db_url), SweepResult())
+        conn.rollback()
+
+        def run() -> tuple[list[str], list[list[tuple]]]:
+            queries = [sql.sweep_query(conn.dialect, plan, t, t.columns) for t in tables]
+            texts = [str(q.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})) for q in queries]
+            rows = [sorted(tuple(map(repr, r)) for r in conn.execute(q)) for q in queries]
+            conn.rollback()
+            return texts, rows
+
+        cached, cached_rows = run()
+        monkeypatch.setattr(sql, "_column_test", sql._predicate)
+        built, built_rows = run()
+    engine.dispose()
+    assert len(tables) >= 4 and sum(len(t.columns) for t in tables) > len(tables)  # shapes shared
+    assert cached_rows == built_rows and any(cached_rows)
+
+    def bare(q: str) -> str:
+        return q.replace("(", "").replace(")", "")
+
+    assert [bare(q) for q in cached] == [bare(q) for q in built]
 
 
 # --- traps real PostgreSQL databases set (issue 22) ---------------------------------------------

@@ -20,6 +20,7 @@ import os
 import re
 import time
 import warnings
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.engine.reflection import Inspector
+from sqlalchemy.ext.compiler import compiles
 
 from privacy_checks.errors import StoreError
 from privacy_checks.observe.forms import byte_patterns, mask, utf16_bytes
@@ -489,6 +491,55 @@ def _predicate(dialect: Dialect, col: _Column, plan: Plan) -> sa.ColumnElement |
     return sa.or_(*preds) if preds else None
 
 
+# A column's test depends on the plan, the dialect and the column's kind and type, not on its name:
+# the tables of one sweep share a handful of shapes (text, JSON, varchar(n), blob). Building and
+# compiling the SQLAlchemy expression per column cost more than running it on the demo's tables
+# (a deletion suite run: about a quarter of its time, most of it in SQLAlchemy's compiler). The
+# expression is built and rendered once per shape, with a stand-in column, and the column put in.
+_STAND_IN = "pcq_stand_in_column"
+_TESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # plan -> {shape: (expr, {dialect: sql})}
+
+
+class _ColumnTest(sa.ColumnElement):
+    """The sweep's test of one column, rendered from its shape's cached SQL. The evidence
+    (compiled with ``pcq_evidence``) renders the column's own expression, values as placeholders."""
+
+    inherit_cache = False
+    type = sa.types.NullType()
+
+    def __init__(self, shape: tuple, plan: Plan, col: _Column, dialect: Dialect):
+        self.shape, self.plan, self.col, self.dialect = shape, plan, col, dialect
+
+
+@compiles(_ColumnTest)
+def _render_column_test(element: _ColumnTest, compiler, **kw) -> str:
+    if kw.get("pcq_evidence"):
+        return compiler.process(_predicate(element.dialect, element.col, element.plan), **kw)
+    expr, rendered = _TESTS[element.plan][element.shape]
+    name = compiler.dialect.name
+    if name not in rendered:
+        kw = {k: v for k, v in kw.items() if k != "literal_binds"}
+        rendered[name] = compiler.process(expr, literal_binds=True, **kw)
+    # in parentheses: the test is whole whatever the operators around it
+    return "(" + rendered[name].replace(compiler.preparer.quote(_STAND_IN), compiler.process(element.col.column, **kw)) + ")"
+
+
+def _column_test(dialect: Dialect, col: _Column, plan: Plan) -> sa.ColumnElement | None:
+    """``_predicate`` for ``col``, built once per plan and shape of column. Not for binary
+    columns: their byte literals cannot be rendered inline (SQLite would get text with NULs)."""
+    if col.kind == "binary":
+        return _predicate(dialect, col, plan)
+    shape = (dialect.name, col.kind, repr(col.type_), type(col.type_).__name__)
+    shapes = _TESTS.setdefault(plan, {})
+    if shape not in shapes:
+        stand_in = _Column(_STAND_IN, col.kind, col.type_)
+        stand_in.column = sa.column(_STAND_IN, col.type_)
+        shapes[shape] = (_predicate(dialect, stand_in, plan), {})
+    if shapes[shape][0] is None:
+        return None
+    return _ColumnTest(shape, plan, col, dialect)
+
+
 def _selected(dialect: Dialect, col: _Column) -> sa.ColumnElement:
     if col.kind == "binary":
         return col.column  # bytes, read as UTF-8 and UTF-16 in Python: a CAST could fail on them
@@ -838,7 +889,7 @@ def sweep_query(dialect: Dialect, plan: Plan, table: _Table, columns: list[_Colu
         test = sql_typed.predicate(dialect, source.c[lookup.name], lookup, plan.typed)
         preds = [test] if test is not None else []
     else:
-        preds = [p for p in (_predicate(dialect, c, plan) for c in columns) if p is not None]
+        preds = [p for p in (_column_test(dialect, c, plan) for c in columns) if p is not None]
         preds += [p for p in (sql_typed.predicate(dialect, ref, t, plan.typed)
                               for ref, t in zip(typed_refs, typed, strict=True) if not t.indexed) if p is not None]
     if not preds:
