@@ -123,7 +123,9 @@ class Lake:
         self.con = duckdb.connect(":memory:")
         self.con.execute("CREATE TEMP TABLE pcq_whole (v VARCHAR)")
         if plan.whole_values:
-            self.con.executemany("INSERT INTO pcq_whole VALUES (?)", [[v] for v in plan.whole_values])
+            # One statement: DuckDB's executemany runs one per value (0.30 s for the 900 digests of
+            # 50 subjects, against 5 ms for this).
+            self.con.execute("INSERT INTO pcq_whole SELECT unnest($1::VARCHAR[])", [list(plan.whole_values)])
         # family -> the SQL its column is compared with: "(c1, c2, ...)" or "(SELECT v FROM pcq_t_<family>)"
         self.typed_sets: dict[str, str] = {}
         for fam, type_ in _TABLE_TYPE.items():
@@ -134,7 +136,7 @@ class Lake:
                 self.typed_sets[fam] = "(" + ", ".join(_constant(fam, v) for v in values) + ")"
             else:
                 self.con.execute(f"CREATE TEMP TABLE pcq_t_{fam} (v {type_})")
-                self.con.executemany(f"INSERT INTO pcq_t_{fam} VALUES (?)", [[v] for v in values])
+                self.con.execute(f"INSERT INTO pcq_t_{fam} VALUES " + ", ".join(f"({_constant(fam, v)})" for v in values))
                 self.typed_sets[fam] = f"(SELECT v FROM pcq_t_{fam})"
 
     def __enter__(self) -> Lake:
