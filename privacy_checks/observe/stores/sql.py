@@ -496,8 +496,10 @@ def _predicate(dialect: Dialect, col: _Column, plan: Plan) -> sa.ColumnElement |
 # compiling the SQLAlchemy expression per column cost more than running it on the demo's tables
 # (a deletion suite run: about a quarter of its time, most of it in SQLAlchemy's compiler). The
 # expression is built and rendered once per shape, with a stand-in column, and the column put in.
+# The stand-in's name cannot occur in what else the test renders: the run's own literals (the
+# canary literal, digests, the subjects' generated values) and the engine's functions.
 _STAND_IN = "pcq_stand_in_column"
-_TESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # plan -> {shape: (expr, {dialect: sql})}
+_TESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # plan -> {shape: [expr, its SQL or None]}
 
 
 class _ColumnTest(sa.ColumnElement):
@@ -515,13 +517,11 @@ class _ColumnTest(sa.ColumnElement):
 def _render_column_test(element: _ColumnTest, compiler, **kw) -> str:
     if kw.get("pcq_evidence"):
         return compiler.process(_predicate(element.dialect, element.col, element.plan), **kw)
-    expr, rendered = _TESTS[element.plan][element.shape]
-    name = compiler.dialect.name
-    if name not in rendered:
-        kw = {k: v for k, v in kw.items() if k != "literal_binds"}
-        rendered[name] = compiler.process(expr, literal_binds=True, **kw)
+    cached = _TESTS[element.plan][element.shape]  # the shape names the dialect it was built for
+    if cached[1] is None:
+        cached[1] = compiler.process(cached[0], **{**kw, "literal_binds": True})
     # in parentheses: the test is whole whatever the operators around it
-    return "(" + rendered[name].replace(compiler.preparer.quote(_STAND_IN), compiler.process(element.col.column, **kw)) + ")"
+    return "(" + cached[1].replace(compiler.preparer.quote(_STAND_IN), compiler.process(element.col.column, **kw)) + ")"
 
 
 def _column_test(dialect: Dialect, col: _Column, plan: Plan) -> sa.ColumnElement | None:
@@ -529,12 +529,12 @@ def _column_test(dialect: Dialect, col: _Column, plan: Plan) -> sa.ColumnElement
     columns: their byte literals cannot be rendered inline (SQLite would get text with NULs)."""
     if col.kind == "binary":
         return _predicate(dialect, col, plan)
-    shape = (dialect.name, col.kind, repr(col.type_), type(col.type_).__name__)
+    shape = (dialect.name, col.kind, repr(col.type_))  # repr: the type's class, length, collation
     shapes = _TESTS.setdefault(plan, {})
     if shape not in shapes:
         stand_in = _Column(_STAND_IN, col.kind, col.type_)
         stand_in.column = sa.column(_STAND_IN, col.type_)
-        shapes[shape] = (_predicate(dialect, stand_in, plan), {})
+        shapes[shape] = [_predicate(dialect, stand_in, plan), None]
     if shapes[shape][0] is None:
         return None
     return _ColumnTest(shape, plan, col, dialect)
