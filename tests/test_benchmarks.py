@@ -100,3 +100,64 @@ def test_the_predicate_benchmark_times_each_predicate_and_the_full_one_finds_eve
     assert measured["LIKE + length gate + whole list"][1] == len(plants), run.stdout
     assert len(expected) == 50 * 10  # ten forms per subject were planted
     assert all(ratio > 0 for ratio, _ in measured.values())
+
+
+def test_the_typed_predicate_benchmark_selects_every_row_holding_a_literal_or_a_typed_proof():
+    """benchmarks/predicates.py --typed (the README's lower bound for issue 15's typed part): the
+    typed columns' list is the sweep's own, and with it the statements select exactly the rows
+    holding the literal or a subject's proving typed value (card, loyalty number, instant), so the
+    figures time a working test, not an empty one."""
+    import random
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import sweep as bench
+
+    rows = 3000
+    rng = random.Random(7)
+    subjects = bench.make_subjects(50, rng)
+    typed = bench.typed_values(subjects, random.Random("7-typed"))
+    _, expected = bench.plan_plants(subjects, bench.sizes_for(rows), rng, typed)
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "predicates.py"), "--typed", "--db", "sqlite",
+                          "--rows", str(rows), "--repeat", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    measured = {m.group(1).strip(): int(m.group(2))
+                for m in re.finditer(r"^sqlite    (.{44}) +\d+\.\d\d +-?\d+\.\d\d +(\d+)$", run.stdout, re.M)}
+    assert len(measured) == 5, run.stdout
+    assert "sqlite    8 typed columns tested" in run.stdout
+
+    def rows_holding(forms_of_subject) -> int:
+        return len({(t, r) for s, f, form, t, _, r in expected if forms_of_subject(s, f, form)})
+
+    literal = rows_holding(lambda s, f, form: form in ("exact", "casefold", "urlencoded", "base64") and f != "phone")
+    proof = ("card_number", "loyalty_number", "moment")
+    assert measured["literal only (no typed test)"] == literal > 0
+    assert measured["+ t IS NULL"] == measured["+ t = one value (one comparison)"] == literal
+    one, many = "+ t IN (the sweep's list, 1 subject)", "+ t IN (the sweep's list, 50 subjects)"
+    literal_forms = ("exact", "casefold", "urlencoded", "base64")
+    assert measured[one] == rows_holding(
+        lambda s, f, form: (form in literal_forms and f != "phone") or (s == "s000" and f in proof))
+    assert measured[many] == rows_holding(lambda s, f, form: (form in literal_forms and f != "phone") or f in proof)
+
+
+def test_the_sweep_test_benchmark_times_the_sweeps_own_tests_and_all_forms_find_every_planted_row():
+    """benchmarks/predicates.py --sweep-tests (the README's floor for issue 22's all forms): the
+    statements are the sweep's own column tests, and with all forms they select every row
+    benchmarks/sweep.py planted a subject's value in, and no other."""
+    import random
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import sweep as bench
+
+    rows = 3000
+    rng = random.Random(7)
+    subjects = bench.make_subjects(50, rng)
+    _, expected = bench.plan_plants(subjects, bench.sizes_for(rows), rng)
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "predicates.py"), "--sweep-tests", "--db", "sqlite",
+                          "--rows", str(rows), "--repeat", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    measured = {m.group(1).strip(): int(m.group(2))
+                for m in re.finditer(r"^sqlite    (.{44}) +\d+\.\d\d +(\d+)$", run.stdout, re.M)}
+    assert len(measured) == 3, run.stdout
+    assert measured["all forms (the literal + digests)"] == len({(t, r) for *_, t, _, r in expected})
+    assert 0 < measured["the literal (exact forms)"] == measured["the literal + one comparison"] \
+        < measured["all forms (the literal + digests)"]
