@@ -155,6 +155,7 @@ def sweep_tests_main(args: argparse.Namespace) -> int:
     forms (the literal beside the digests' whole-value test), against the floor."""
     import sqlalchemy as sa
 
+    from privacy_checks.observe.forms import check_forms
     from privacy_checks.observe.stores.base import Plan
 
     rng = random.Random(7)
@@ -162,7 +163,7 @@ def sweep_tests_main(args: argparse.Namespace) -> int:
     sizes = bench.sizes_for(args.rows)
     plants, _ = bench.plan_plants(subjects, sizes, rng)
     needles = bench.needles_of(subjects)
-    plans = {"exact": Plan(needles, ("exact",)), "all": Plan(needles, sql_forms_all())}
+    plans = {"exact": Plan(needles, ("exact",)), "all": Plan(needles, check_forms(None))}
     results = []
     stops: list = []
     with tempfile.TemporaryDirectory(prefix="pcq-pred-") as tmp:
@@ -209,12 +210,6 @@ def _sweep_test_statements(engine, plans) -> dict[str, list[str]]:
                        sa.or_(*(make(c) for c in t.columns if c.name != "id"))).compile(
                            dialect=dialect, compile_kwargs={"literal_binds": True})) for t in meta.sorted_tables]
             for name, make in variants.items()}
-
-
-def sql_forms_all() -> tuple[str, ...]:
-    from privacy_checks.observe.forms import check_forms
-
-    return check_forms(None)
 
 
 def typed_main(args: argparse.Namespace) -> int:

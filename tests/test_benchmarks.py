@@ -117,23 +117,19 @@ def test_the_typed_predicate_benchmark_selects_every_row_holding_a_literal_or_a_
     subjects = bench.make_subjects(50, rng)
     typed = bench.typed_values(subjects, random.Random("7-typed"))
     _, expected = bench.plan_plants(subjects, bench.sizes_for(rows), rng, typed)
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "predicates.py"), "--typed", "--db", "sqlite",
-                          "--rows", str(rows), "--repeat", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    measured = {m.group(1).strip(): int(m.group(2))
-                for m in re.finditer(r"^sqlite    (.{44}) +\d+\.\d\d +-?\d+\.\d\d +(\d+)$", run.stdout, re.M)}
-    assert len(measured) == 5, run.stdout
-    assert "sqlite    8 typed columns tested" in run.stdout
+    stdout, measured = _sqlite_rows_selected("--typed", rows)
+    assert len(measured) == 5, stdout
+    assert "sqlite    8 typed columns tested" in stdout
 
     def rows_holding(forms_of_subject) -> int:
         return len({(t, r) for s, f, form, t, _, r in expected if forms_of_subject(s, f, form)})
 
-    literal = rows_holding(lambda s, f, form: form in ("exact", "casefold", "urlencoded", "base64") and f != "phone")
+    literal_forms = ("exact", "casefold", "urlencoded", "base64")
+    literal = rows_holding(lambda s, f, form: form in literal_forms and f != "phone")
     proof = ("card_number", "loyalty_number", "moment")
     assert measured["literal only (no typed test)"] == literal > 0
     assert measured["+ t IS NULL"] == measured["+ t = one value (one comparison)"] == literal
     one, many = "+ t IN (the sweep's list, 1 subject)", "+ t IN (the sweep's list, 50 subjects)"
-    literal_forms = ("exact", "casefold", "urlencoded", "base64")
     assert measured[one] == rows_holding(
         lambda s, f, form: (form in literal_forms and f != "phone") or (s == "s000" and f in proof))
     assert measured[many] == rows_holding(lambda s, f, form: (form in literal_forms and f != "phone") or f in proof)
@@ -152,12 +148,19 @@ def test_the_sweep_test_benchmark_times_the_sweeps_own_tests_and_all_forms_find_
     rng = random.Random(7)
     subjects = bench.make_subjects(50, rng)
     _, expected = bench.plan_plants(subjects, bench.sizes_for(rows), rng)
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "predicates.py"), "--sweep-tests", "--db", "sqlite",
-                          "--rows", str(rows), "--repeat", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    measured = {m.group(1).strip(): int(m.group(2))
-                for m in re.finditer(r"^sqlite    (.{44}) +\d+\.\d\d +(\d+)$", run.stdout, re.M)}
-    assert len(measured) == 3, run.stdout
+    stdout, measured = _sqlite_rows_selected("--sweep-tests", rows)
+    assert len(measured) == 3, stdout
     assert measured["all forms (the literal + digests)"] == len({(t, r) for *_, t, _, r in expected})
     assert 0 < measured["the literal (exact forms)"] == measured["the literal + one comparison"] \
         < measured["all forms (the literal + digests)"]
+
+
+def _sqlite_rows_selected(mode: str, rows: int) -> tuple[str, dict[str, int]]:
+    """Run benchmarks/predicates.py in ``mode`` on SQLite, one round: its output and, per measured
+    line, the rows that line's statements selected."""
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "predicates.py"), mode, "--db", "sqlite",
+                          "--rows", str(rows), "--repeat", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    # "sqlite    <name, 44 wide>  <x floor>  [<adds>]  <rows>"
+    line = re.compile(r"^sqlite    (.{44}) +\d+\.\d\d +(?:-?\d+\.\d\d +)?(\d+)$", re.M)
+    return run.stdout, {m.group(1).strip(): int(m.group(2)) for m in line.finditer(run.stdout)}
